@@ -1,0 +1,1 @@
+"""Platform data: the synthetic generator, the importer, bulk loading and profiling."""

@@ -1,0 +1,86 @@
+"""Database access: engines for both profiles, schema creation and migration."""
+
+from __future__ import annotations
+
+import logging
+from functools import lru_cache
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy.exc import OperationalError
+
+from ownlens_ml.errors import DatabaseUnavailableError, MissingTableError
+from ownlens_ml.settings import Settings
+
+log = logging.getLogger(__name__)
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+@lru_cache(maxsize=8)
+def _engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url)
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record):  # noqa: ANN001
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 5})
+
+
+def get_engine(settings: Settings) -> Engine:
+    """The OwnLens database engine; raises a one-line error if it cannot be reached."""
+    if not settings.is_production:
+        settings.home.mkdir(parents=True, exist_ok=True)
+    engine = _engine(settings.sqlalchemy_url)
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except OperationalError as exc:
+        raise DatabaseUnavailableError(_describe_unreachable(engine, exc)) from None
+    return engine
+
+
+def _describe_unreachable(engine: Engine, exc: OperationalError) -> str:
+    url = engine.url
+    reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+    if url.get_backend_name() == "sqlite":
+        return f"cannot open the local database {url.database}: {reason}"
+    return (
+        f"cannot connect to PostgreSQL at {url.host or 'localhost'}:{url.port or 5432} "
+        f"(database {url.database!r}): {reason}; check OWNLENS_DATABASE_URL"
+    )
+
+
+def alembic_config(engine: Engine) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["engine"] = engine
+    return cfg
+
+
+def init_db(settings: Settings) -> str:
+    """Create or migrate the schema to the newest revision; safe to run again.
+
+    Returns:
+        The schema revision now in force.
+    """
+    engine = get_engine(settings)
+    command.upgrade(alembic_config(engine), "head")
+    with engine.connect() as conn:
+        return conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one()
+
+
+def require_tables(engine: Engine, *names: str) -> None:
+    """Raise ``MissingTableError`` naming the first table that does not exist."""
+    existing = set(inspect(engine).get_table_names())
+    for name in names:
+        if name not in existing:
+            raise MissingTableError(f"table {name!r} does not exist; run `ownlens-ml db init` first")

@@ -1,0 +1,16 @@
+"""Alembic environment: runs migrations on the engine handed over by ownlens_ml.db."""
+
+from alembic import context
+
+from ownlens_ml.db.schema import metadata
+
+engine = context.config.attributes["engine"]
+with engine.begin() as connection:
+    context.configure(
+        connection=connection,
+        target_metadata=metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()

