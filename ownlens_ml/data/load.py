@@ -58,7 +58,7 @@ def _insert_sqlite(conn: Connection, table: Table, frame: pd.DataFrame) -> None:
         elif pd.api.types.is_datetime64_dtype(col.dtype):
             out[name] = col.dt.strftime("%Y-%m-%d").where(col.notna(), None)
     # An object array holds plain Python values, which sqlite3 binds directly.
-    rows = out.astype(object).where(out.notna(), None).to_numpy(dtype=object).tolist()
+    rows = list(map(tuple, out.astype(object).where(out.notna(), None).to_numpy(dtype=object).tolist()))
     placeholders = ", ".join("?" for _ in frame.columns)
     cols = ", ".join(f'"{c}"' for c in frame.columns)
     conn.exec_driver_sql(f'INSERT INTO "{table.name}" ({cols}) VALUES ({placeholders})', rows)
