@@ -1,0 +1,38 @@
+"""Batch and push sources. Only these bindings differ by profile (OWNLENS_PROFILE):
+parquet files under OWNLENS_HOME/offline locally, PostgreSQL tables in production."""
+
+import os
+from pathlib import Path
+
+from feast import FileSource, PushSource
+from feast.infra.offline_stores.contrib.postgres_offline_store.postgres_source import PostgreSQLSource
+
+from ownlens_ml.features.snapshots import READER_ACTIVITY_QUERY
+
+PRODUCTION = os.environ.get("OWNLENS_PROFILE", "local") == "production"
+OFFLINE_DIR = Path(os.environ.get("OWNLENS_HOME", Path(__file__).resolve().parent.parent / ".ownlens")) / "offline"
+
+
+def _source(table: str, description: str, query: str | None = None):
+    name = f"{table}_source"
+    if PRODUCTION:
+        return PostgreSQLSource(name=name, table=None if query else table, query=query,
+                                timestamp_field="event_timestamp", description=description)
+    return FileSource(name=name, path=str(OFFLINE_DIR / f"{table}.parquet"),
+                      timestamp_field="event_timestamp", description=description)
+
+
+customer_user_features_source = _source(
+    "customer_user_features", "Daily reader snapshots built by `ownlens-ml features build`")
+editorial_article_features_source = _source(
+    "editorial_article_features", "Article content at publish, early performance at +1h, +6h, +24h")
+editorial_author_features_source = _source(
+    "editorial_author_features", "Daily author track-record snapshots")
+reader_activity_source = _source(
+    "reader_activity", "Page views (latest article read per reader)", query=READER_ACTIVITY_QUERY)
+
+reader_activity_push_source = PushSource(
+    name="reader_activity_push_source",
+    batch_source=reader_activity_source,
+    description="Real-time page views pushed by the tracking pipeline",
+)

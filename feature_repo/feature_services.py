@@ -1,0 +1,62 @@
+"""One feature service per model version: a model names exactly the features it was trained
+on. A change of a model's inputs is a new ``_vN``; old versions stay reproducible."""
+
+from feast import FeatureService
+
+from customer_features import (
+    user_daily_behaviour_fv,
+    user_daily_engagement_fv,
+    user_daily_geography_fv,
+    user_daily_recency_fv,
+    user_daily_subscription_fv,
+    user_realtime_activity_fv,
+)
+from editorial_features import article_early_performance_fv, article_publish_content_fv, author_daily_track_record_fv
+from on_demand_features import article_request_context, user_engagement_ratios
+
+churn_v1 = FeatureService(
+    name="churn_v1",
+    features=[user_daily_engagement_fv, user_daily_behaviour_fv, user_daily_recency_fv,
+              user_daily_subscription_fv, user_engagement_ratios],
+    description="Will an active reader stop visiting for 30 days?",
+    owner="customer-analytics@ownlens.example",
+    tags={"model": "churn"},
+)
+
+conversion_v1 = FeatureService(
+    name="conversion_v1",
+    features=[user_daily_engagement_fv, user_daily_recency_fv, user_daily_subscription_fv,
+              user_daily_behaviour_fv[["shares_30d", "comments_30d", "category_diversity_30d"]],
+              user_engagement_ratios],
+    description="Will a free reader subscribe within 30 days?",
+    owner="customer-analytics@ownlens.example",
+    tags={"model": "conversion"},
+)
+
+segmentation_v1 = FeatureService(
+    name="segmentation_v1",
+    features=[user_daily_engagement_fv[["sessions_30d", "pageviews_30d", "engaged_minutes_30d", "active_days_30d"]],
+              user_daily_behaviour_fv, user_daily_recency_fv[["weekend_share_30d", "morning_share_30d"]],
+              user_daily_subscription_fv[["newsletter_subscriber"]], user_engagement_ratios],
+    description="Reader habits that define interpretable segments",
+    owner="customer-analytics@ownlens.example",
+    tags={"model": "segmentation"},
+)
+
+recommendation_v1 = FeatureService(
+    name="recommendation_v1",
+    features=[user_realtime_activity_fv, user_daily_geography_fv[["brand_id"]],
+              user_daily_engagement_fv[["pageviews_30d"]]],
+    description="What the recommender needs at request time: the latest read, the brand, activity level",
+    owner="customer-analytics@ownlens.example",
+    tags={"model": "recommendation"},
+)
+
+article_performance_v1 = FeatureService(
+    name="article_performance_v1",
+    features=[article_publish_content_fv, article_early_performance_fv, author_daily_track_record_fv,
+              article_request_context],
+    description="How many readers will an article reach in its first week, from its first day?",
+    owner="editorial-analytics@ownlens.example",
+    tags={"model": "article_performance"},
+)

@@ -1,0 +1,1 @@
+"""Features: snapshot tables, the Feast store, training sets, online vectors, quality checks."""

@@ -1,0 +1,257 @@
+"""The feature store as the models see it: apply, materialize, training sets, online vectors.
+
+Every function takes ``Settings`` and works the same in both profiles; only
+``feature_repo/``'s bindings differ. Feast objects are looked up by feature service, so a
+model asks for exactly the features it was trained on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+from feast import FeatureService, FeatureStore
+from feast.errors import FeatureServiceNotFoundException
+from feast.feature_view import DUMMY_ENTITY_ID
+
+from ownlens_ml.errors import UnknownFeatureServiceError, ValidationError
+from ownlens_ml.settings import Settings
+
+log = logging.getLogger(__name__)
+REQUEST_TIME = "request_time_epoch"
+"""The request field on-demand views read; filled from ``event_timestamp`` when absent."""
+
+
+def _export_env(settings: Settings) -> None:
+    # feature_store*.yaml and feature_repo/data_sources.py read these variables.
+    os.environ.update(settings.feast_env())
+
+
+_stores: dict[Settings, FeatureStore] = {}
+
+
+def feature_store(settings: Settings) -> FeatureStore:
+    """The Feast ``FeatureStore`` for these settings (one per settings, reused)."""
+    store = _stores.get(settings)
+    if store is None:
+        _export_env(settings)
+        store = FeatureStore(repo_path=str(settings.feature_repo), fs_yaml_file=settings.feature_store_yaml)
+        _stores[settings] = store
+    return store
+
+
+@contextlib.contextmanager
+def _repo_imports(repo: Path):
+    """Import the repo's modules fresh, as ``feast apply`` does from inside the repo."""
+    names = {p.stem for p in repo.glob("*.py")}
+    for name in names:
+        sys.modules.pop(name, None)
+    cwd = os.getcwd()
+    sys.path.insert(0, str(repo))
+    os.chdir(repo)
+    try:
+        yield
+    finally:
+        os.chdir(cwd)
+        sys.path.remove(str(repo))
+        for name in names:
+            sys.modules.pop(name, None)
+
+
+def apply_repo(settings: Settings) -> list[str]:
+    """Register every object of ``feature_repo/`` (what ``feast apply`` does).
+
+    Returns:
+        Names of the feature services now registered.
+    """
+    from feast.repo_operations import parse_repo
+
+    store = feature_store(settings)
+    _export_env(settings)
+    with _repo_imports(settings.feature_repo):
+        repo = parse_repo(settings.feature_repo)
+    objects = [*repo.entities, *repo.data_sources, *repo.feature_views,
+               *repo.on_demand_feature_views, *repo.feature_services]
+    store.apply(objects)
+    return sorted(fs.name for fs in repo.feature_services)
+
+
+def feature_service(settings: Settings, name: str) -> FeatureService:
+    """A registered feature service; an unknown name lists the known ones."""
+    store = feature_store(settings)
+    try:
+        return store.get_feature_service(name)
+    except FeatureServiceNotFoundException:
+        known = sorted(fs.name for fs in store.list_feature_services())
+        raise UnknownFeatureServiceError(
+            f"no feature service {name!r}; known: {', '.join(known) or 'none (run `ownlens-ml features apply`)'}"
+        ) from None
+
+
+def _service_views(store: FeatureStore, service: FeatureService) -> list:
+    views = []
+    for projection in service.feature_view_projections:
+        try:
+            views.append(store.get_feature_view(projection.name))
+        except Exception:  # an on-demand view
+            views.append(store.get_on_demand_feature_view(projection.name))
+    return views
+
+
+def service_definition_hash(settings: Settings, service: FeatureService) -> str:
+    """SHA-256 of the service's spec and of every view it reads (metadata excluded)."""
+    digest = hashlib.sha256(service.to_proto().spec.SerializeToString(deterministic=True))
+    for view in _service_views(feature_store(settings), service):
+        digest.update(view.to_proto().spec.SerializeToString(deterministic=True))
+    return digest.hexdigest()
+
+
+def join_keys(settings: Settings, service: FeatureService) -> list[str]:
+    """The entity join keys a service's entity frame must carry, in a stable order."""
+    store = feature_store(settings)
+    keys: list[str] = []
+    for view in _service_views(store, service):
+        for column in getattr(view, "entity_columns", []):
+            if column.name not in keys and column.name != DUMMY_ENTITY_ID:
+                keys.append(column.name)
+    return keys
+
+
+def _needs_request_time(service: FeatureService) -> bool:
+    return any(p.name == "article_request_context" for p in service.feature_view_projections)
+
+
+def _check_entity_frame(entity_df: pd.DataFrame, keys: list[str]) -> None:
+    if "event_timestamp" not in entity_df.columns:
+        raise ValidationError("entity frame has no 'event_timestamp' column (the label time of each row)")
+    ts = entity_df["event_timestamp"]
+    if not isinstance(ts.dtype, pd.DatetimeTZDtype):
+        raise ValidationError(
+            f"entity frame 'event_timestamp' must be timezone-aware (UTC); got dtype {ts.dtype}. "
+            "Use pd.to_datetime(..., utc=True)"
+        )
+    if ts.isna().any():
+        raise ValidationError(f"entity frame 'event_timestamp' has {int(ts.isna().sum())} missing values")
+    missing = [k for k in keys if k not in entity_df.columns]
+    if missing:
+        raise ValidationError(f"entity frame lacks join key column(s) {missing}; it needs {keys}")
+    if entity_df.empty:
+        raise ValidationError("entity frame is empty")
+
+
+@dataclass(frozen=True)
+class TrainingSet:
+    """A point-in-time-correct frame and its lineage."""
+
+    frame: pd.DataFrame
+    feature_service: str
+    features: list[str]
+    fingerprint: str
+    definition_hash: str
+
+
+def entity_fingerprint(entity_df: pd.DataFrame) -> str:
+    """SHA-256 of an entity frame's rows, in order, independent of pandas' memory layout."""
+    values = pd.util.hash_pandas_object(entity_df.reset_index(drop=True), index=False).to_numpy()
+    digest = hashlib.sha256(",".join(entity_df.columns).encode())
+    digest.update(values.tobytes())
+    return digest.hexdigest()
+
+
+def feature_names(service: FeatureService) -> list[str]:
+    """Output column names of a service, in service order."""
+    return [f.name for p in service.feature_view_projections for f in p.features]
+
+
+def training_set(settings: Settings, service_name: str, entity_df: pd.DataFrame) -> TrainingSet:
+    """Point-in-time-correct features for ``entity_df`` from a feature service.
+
+    Args:
+        settings: profile and locations.
+        service_name: e.g. ``churn_v1``.
+        entity_df: join keys, a timezone-aware ``event_timestamp`` per row (the label time),
+            and any label columns; extra columns pass through.
+
+    Returns:
+        The frame in the input's row order with the service's features appended, plus a
+        fingerprint of the entity frame and the service definition for lineage.
+    """
+    service = feature_service(settings, service_name)
+    keys = join_keys(settings, service)
+    _check_entity_frame(entity_df, keys)
+    entities = entity_df.reset_index(drop=True)
+    if _needs_request_time(service) and REQUEST_TIME not in entities.columns:
+        entities = entities.assign(**{REQUEST_TIME: entities["event_timestamp"].astype("int64") // 10**9})
+    started = time.perf_counter()
+    store = feature_store(settings)
+    frame = store.get_historical_features(entity_df=entities.assign(_row=range(len(entities))),
+                                          features=service).to_df()
+    frame = frame.sort_values("_row").drop(columns="_row").reset_index(drop=True)
+    stamps = frame["event_timestamp"]
+    # Feast's PostgreSQL store hands timestamps back naive (in UTC), DuckDB's aware.
+    frame["event_timestamp"] = stamps.dt.tz_localize("UTC") if stamps.dt.tz is None else stamps.dt.tz_convert("UTC")
+    log.info("training set %s: %d rows in %.2fs", service_name, len(frame), time.perf_counter() - started)
+    definition = service_definition_hash(settings, service)
+    fingerprint = hashlib.sha256((entity_fingerprint(entity_df) + definition).encode()).hexdigest()
+    return TrainingSet(frame, service_name, feature_names(service), fingerprint, definition)
+
+
+@dataclass(frozen=True)
+class OnlineVectors:
+    """Feature vectors read from the online store and the age of each view's values."""
+
+    frame: pd.DataFrame
+    """One row per entity: join keys then features (None where the store has no value)."""
+    staleness_seconds: pd.DataFrame
+    """One row per entity, one column per feature view: seconds since that view's value was stamped."""
+
+
+def online_features(settings: Settings, service_name: str, entity_rows: dict[str, list],
+                    request_time: datetime | None = None) -> OnlineVectors:
+    """A service's feature vectors for one or many entities, from the online store.
+
+    Args:
+        settings: profile and locations.
+        service_name: e.g. ``churn_v1``.
+        entity_rows: join key -> list of ids, e.g. ``{"user_id": [1, 2]}``.
+        request_time: "now" for request-time features and staleness; default: the clock.
+    """
+    service = feature_service(settings, service_name)
+    keys = join_keys(settings, service)
+    missing = [k for k in keys if k not in entity_rows]
+    if missing:
+        raise ValidationError(f"entity rows lack {missing}; {service_name} needs {keys}")
+    for key in keys:
+        bad = [v for v in entity_rows[key] if not isinstance(v, int) or isinstance(v, bool)]
+        if bad:
+            raise ValidationError(f"{key} must be integers; got {bad[0]!r} ({type(bad[0]).__name__})")
+    now = request_time or datetime.now(timezone.utc)
+    rows = {k: list(entity_rows[k]) for k in keys}
+    if _needs_request_time(service):
+        rows[REQUEST_TIME] = [int(now.timestamp())] * len(rows[keys[0]])
+    response = feature_store(settings).get_online_features(features=service, entity_rows=_as_rows(rows))
+    values = response.to_dict(include_event_timestamps=True)
+    frame = pd.DataFrame({k: values[k] for k in keys + feature_names(service)})
+    staleness = {}
+    for projection in service.feature_view_projections:
+        stamp = values.get(f"{projection.features[0].name}__ts")
+        if stamp is not None:
+            staleness[projection.name] = [now.timestamp() - s if s else None for s in stamp]
+    return OnlineVectors(frame, pd.DataFrame(staleness))
+
+
+def _as_rows(columns: dict[str, list]) -> list[dict]:
+    return [dict(zip(columns, values)) for values in zip(*columns.values())]
+
+
+def materialize(settings: Settings, start: datetime, end: datetime) -> None:
+    """Load the latest feature values stamped in [start, end] into the online store."""
+    feature_store(settings).materialize(start_date=start, end_date=end)
