@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import sys
-from datetime import date
+import warnings
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -106,6 +107,104 @@ def data_profile(
     console.print(f"report: {path}")
 
 
+# --- features ------------------------------------------------------------------------
+
+
+def _day(value: Optional[str]) -> Optional[date]:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a date like 2026-03-01") from None
+
+
+@features_app.command("build")
+def features_build(
+    start: Annotated[Optional[str], typer.Option(help="First snapshot day (YYYY-MM-DD); default: day after the first event.")] = None,
+    end: Annotated[Optional[str], typer.Option(help="Last snapshot day; default: day after the last event.")] = None,
+    check: Annotated[bool, typer.Option(help="Run the data quality checks afterwards.")] = True,
+) -> None:
+    """Compute the daily reader, author and article feature snapshots (idempotent)."""
+    from ownlens_ml.features.quality import check_snapshots
+    from ownlens_ml.features.snapshots import build_snapshots
+
+    with console.status("building feature snapshots"):
+        summary = build_snapshots(settings(), _day(start), _day(end))
+    for table, rows in summary.rows.items():
+        console.print(f"{table}: {rows:,} rows for {summary.start}..{summary.end}")
+    if check:
+        check_snapshots(settings(), expected_newest=summary.end).raise_for_problems()
+        console.print("data quality checks passed")
+
+
+@features_app.command("check")
+def features_check(
+    newest: Annotated[Optional[str], typer.Option(help="Snapshot day the daily tables must have reached.")] = None,
+) -> None:
+    """Run the data quality checks on the snapshot tables; exit 1 with a report on failure."""
+    from ownlens_ml.features.quality import check_snapshots
+
+    report = check_snapshots(settings(), expected_newest=_day(newest))
+    for table, rows in report.checked.items():
+        console.print(f"{table}: {rows:,} rows checked")
+    report.raise_for_problems()
+    console.print("data quality checks passed")
+
+
+@features_app.command("apply")
+def features_apply() -> None:
+    """Register feature_repo/ in the profile's Feast registry (as `feast apply` does)."""
+    from ownlens_ml.features.store import apply_repo
+
+    with console.status("applying feature repository"):
+        services = apply_repo(settings())
+    console.print(f"feature services: {', '.join(services)}")
+
+
+@features_app.command("materialize")
+def features_materialize(
+    start: Annotated[Optional[str], typer.Option(help="Window start (YYYY-MM-DD); default: 30 days before --end.")] = None,
+    end: Annotated[Optional[str], typer.Option(help="Window end (YYYY-MM-DD, 00:00 UTC); default: the newest snapshot.")] = None,
+) -> None:
+    """Check the snapshots, then load the latest values in the window into the online store."""
+    from ownlens_ml.features.quality import check_snapshots, newest_snapshot, utc_midnight
+    from ownlens_ml.features.store import materialize
+
+    report = check_snapshots(settings())
+    report.raise_for_problems()
+    end_day = _day(end) or newest_snapshot(settings())
+    start_day = _day(start) or end_day - timedelta(days=30)
+    with console.status(f"materializing {start_day}..{end_day}"):
+        materialize(settings(), utc_midnight(start_day), utc_midnight(end_day))
+    console.print(f"online store holds the latest values up to {end_day}")
+
+
+@features_app.command("env")
+def features_env() -> None:
+    """Print `export` lines for the plain Feast CLI: eval "$(ownlens-ml features env)"."""
+    import shlex
+
+    for key, value in settings().feast_env().items():
+        print(f"export {key}={shlex.quote(value)}")
+
+
+@features_app.command("online")
+def features_online(
+    service: Annotated[str, typer.Argument(help="Feature service, e.g. churn_v1.")],
+    ids: Annotated[list[int], typer.Argument(help="Entity ids.")],
+) -> None:
+    """Print a feature service's online vectors for some entities."""
+    from ownlens_ml.features.store import join_keys, feature_service, online_features
+
+    keys = join_keys(settings(), feature_service(settings(), service))
+    if len(keys) != 1:
+        raise typer.BadParameter(f"{service} needs several keys ({keys}); use the Python API")
+    vectors = online_features(settings(), service, {keys[0]: ids})
+    console.print(vectors.frame.T.to_string())
+    console.print("staleness (s):", vectors.staleness_seconds.to_dict("records"))
+
+
 # --- demo ----------------------------------------------------------------------------
 
 
@@ -123,6 +222,10 @@ def demo(
 
 def main() -> None:
     """Console-script entry point: user errors become one line and exit code 1."""
+    # Library chatter (deprecations inside Feast's dependencies, the "experimental"
+    # on-demand view notice) is not for the user of a command.
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", message="On demand feature view is an experimental feature")
     try:
         app()
     except OwnLensError as exc:

@@ -95,3 +95,9 @@ def any_settings(request) -> Settings:
     """The same test in both profiles."""
     name = "local_settings" if request.param == "local" else "production_settings"
     return request.getfixturevalue(name)
+
+
+# tests import helpers such as tiny_platform from this folder
+import sys as _sys
+
+_sys.path.insert(0, str(Path(__file__).parent))

@@ -1,0 +1,180 @@
+"""Data quality checks on the snapshot tables before they feed training or materialization.
+
+Per table and day: row counts (no empty or collapsed day), null rates (only columns that
+are null by design may be null), value ranges, and freshness of the newest snapshot. The
+aggregates run where the data lives (PostgreSQL, or DuckDB over the local parquet files);
+only one row per table-day comes back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+
+import duckdb
+import pandas as pd
+from sqlalchemy import Table
+
+from ownlens_ml.db import get_engine
+from ownlens_ml.db.schema import FEATURE_TABLES
+from ownlens_ml.errors import DataQualityError, MissingTableError
+from ownlens_ml.settings import Settings
+
+NULL_BY_DESIGN = {
+    "avg_scroll_depth_30d", "mobile_share_30d", "weekend_share_30d", "morning_share_30d",
+    "days_since_last_visit", "author_pageviews_per_article_30d", "pageviews_1h", "pageviews_6h",
+    "pageviews_24h", "engaged_minutes_24h", "shares_24h",
+}
+"""Columns whose null means "nothing to measure yet" (documented in their descriptions)."""
+
+FRACTIONS = {"avg_scroll_depth_30d", "mobile_share_30d", "weekend_share_30d", "morning_share_30d"}
+FLAGS = {"is_subscriber", "newsletter_subscriber", "is_premium", "has_video"}
+BOUNDS = {"session_trend_7d": (-1.0, 1.0), "publish_hour": (0.0, 23.0)}
+DAILY = {"customer_user_features", "editorial_author_features"}
+MIN_DAY_SHARE = 0.5
+"""A day with fewer rows than this share of the median day is reported as collapsed."""
+
+
+def _bounds(column: str) -> tuple[float, float]:
+    if column in FRACTIONS or column in FLAGS:
+        return 0.0, 1.0
+    return BOUNDS.get(column, (0.0, float("inf")))
+
+
+@dataclass(frozen=True)
+class Problem:
+    table: str
+    column: str | None
+    day: date | None
+    message: str
+
+    def __str__(self) -> str:
+        where = ".".join(p for p in (self.table, self.column) if p)
+        return f"{where} on {self.day}: {self.message}" if self.day else f"{where}: {self.message}"
+
+
+@dataclass
+class QualityReport:
+    """Problems found; empty means every check passed."""
+
+    checked: dict[str, int] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def raise_for_problems(self, limit: int = 10) -> None:
+        if self.problems:
+            shown = "; ".join(str(p) for p in self.problems[:limit])
+            more = f" (+{len(self.problems) - limit} more)" if len(self.problems) > limit else ""
+            raise DataQualityError(f"{len(self.problems)} data quality problem(s): {shown}{more}")
+
+
+def _profile_sql(table: Table, source: str) -> str:
+    parts = ["date_trunc('day', event_timestamp) AS day", "COUNT(*) AS n_rows"]
+    for column in table.columns:
+        if column.primary_key:
+            continue
+        parts.append(f"COUNT({column.name}) AS {column.name}__n")
+        if column.name not in ("country_code", "primary_device"):
+            parts += [f"MIN({column.name}) AS {column.name}__min", f"MAX({column.name}) AS {column.name}__max"]
+    return f"SELECT {', '.join(parts)} FROM {source} GROUP BY 1 ORDER BY 1"
+
+
+def _profiles(settings: Settings) -> dict[str, pd.DataFrame]:
+    out = {}
+    if settings.is_production:
+        engine = get_engine(settings)
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SET TIME ZONE 'UTC'")
+            for table in FEATURE_TABLES:
+                out[table.name] = pd.read_sql_query(_profile_sql(table, table.name), conn)
+    else:
+        con = duckdb.connect()
+        con.execute("SET TimeZone = 'UTC'")
+        for table in FEATURE_TABLES:
+            path = settings.offline_dir / f"{table.name}.parquet"
+            if not path.exists():
+                raise MissingTableError(f"snapshot file {path} does not exist; run `ownlens-ml features build`")
+            out[table.name] = con.sql(_profile_sql(table, f"read_parquet('{path}')")).df()
+        con.close()
+    return out
+
+
+def check_snapshots(settings: Settings, expected_newest: date | None = None) -> QualityReport:
+    """Run every check on every snapshot table.
+
+    Args:
+        settings: profile and locations.
+        expected_newest: the snapshot day the daily tables must have reached (freshness);
+            default: skip the freshness check.
+    """
+    report = QualityReport()
+    for name, prof in _profiles(settings).items():
+        table = next(t for t in FEATURE_TABLES if t.name == name)
+        report.checked[name] = int(prof["n_rows"].sum()) if len(prof) else 0
+        if prof.empty:
+            report.problems.append(Problem(name, None, None, "no rows; run `ownlens-ml features build`"))
+            continue
+        days = pd.to_datetime(prof["day"], utc=True).dt.date
+        report.problems += _row_count_problems(name, days, prof["n_rows"])
+        for column in table.columns:
+            if column.primary_key:
+                continue
+            report.problems += _column_problems(name, column.name, days, prof)
+        if expected_newest and name in DAILY and max(days) < expected_newest:
+            report.problems.append(Problem(name, None, max(days),
+                                           f"newest snapshot is {max(days)}, expected {expected_newest}"))
+    return report
+
+
+def _row_count_problems(name: str, days: pd.Series, counts: pd.Series) -> list[Problem]:
+    problems = []
+    if name in DAILY:
+        present = set(days)
+        day, last = min(present), max(present)
+        while day <= last:
+            if day not in present:
+                problems.append(Problem(name, None, day, "no rows for this day"))
+            day += timedelta(days=1)
+        floor = MIN_DAY_SHARE * counts.median()
+        for d, n in zip(days, counts):
+            if n < floor:
+                problems.append(Problem(name, None, d, f"{n} rows, below half the median day ({counts.median():.0f})"))
+    return problems
+
+
+def _column_problems(name: str, column: str, days: pd.Series, prof: pd.DataFrame) -> list[Problem]:
+    problems = []
+    nulls = prof["n_rows"] - prof[f"{column}__n"]
+    if column not in NULL_BY_DESIGN:
+        for d, n, total in zip(days, nulls, prof["n_rows"]):
+            if n:
+                problems.append(Problem(name, column, d, f"{n} of {total} values are null"))
+    if f"{column}__min" in prof:
+        lo, hi = _bounds(column)
+        for d, vmin, vmax in zip(days, prof[f"{column}__min"], prof[f"{column}__max"]):
+            if pd.notna(vmin) and (vmin < lo or vmax > hi):
+                problems.append(Problem(name, column, d, f"values in [{vmin:g}, {vmax:g}] outside [{lo:g}, {hi:g}]"))
+    return problems
+
+
+def utc_midnight(day: date) -> datetime:
+    return datetime.combine(day, datetime.min.time(), timezone.utc)
+
+
+def newest_snapshot(settings: Settings) -> date:
+    """The newest day of the daily reader snapshots."""
+    sql = "SELECT MAX(event_timestamp) FROM {}"
+    if settings.is_production:
+        with get_engine(settings).connect() as conn:
+            newest = conn.exec_driver_sql(sql.format("customer_user_features")).scalar()
+    else:
+        path = settings.offline_dir / "customer_user_features.parquet"
+        if not path.exists():
+            raise MissingTableError(f"snapshot file {path} does not exist; run `ownlens-ml features build`")
+        newest = duckdb.sql(sql.format(f"read_parquet('{path}')")).fetchall()[0][0]
+    if newest is None:
+        raise MissingTableError("customer_user_features is empty; run `ownlens-ml features build`")
+    return pd.Timestamp(newest).tz_convert("UTC").date() if pd.Timestamp(newest).tzinfo else pd.Timestamp(newest).date()
