@@ -39,3 +39,19 @@ class UnknownModelError(OwnLensError):
 
 class DataQualityError(OwnLensError):
     """Snapshot tables failed their data quality checks."""
+
+
+class RegistryError(OwnLensError):
+    """A model registry operation cannot be carried out (bad alias, run state, artifact)."""
+
+
+class UnknownModelVersionError(RegistryError):
+    """A model name, version number or alias is not in the registry."""
+
+
+class ArtifactIntegrityError(RegistryError):
+    """A stored model artifact does not match its recorded SHA-256 checksum."""
+
+
+class UntrustedArtifactError(RegistryError):
+    """A model artifact names a type outside the registry's allowlist."""
