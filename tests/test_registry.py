@@ -21,6 +21,7 @@ from sklearn.neural_network import MLPRegressor
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sqlalchemy import func, select, text, update
+from sqlalchemy.exc import DBAPIError
 from xgboost import XGBClassifier
 
 from ownlens_ml import registry
@@ -85,6 +86,17 @@ def _champion_rows(settings, model_name="churn"):
     with get_engine(settings).connect() as conn:
         return conn.execute(select(ali.c.version, ali.c.previous_version).where(
             ali.c.model_name == model_name, ali.c.alias == "champion")).all()
+
+
+def _tamper(settings, **values):
+    """Rewrite version rows as someone with DDL rights could, past the immutability trigger."""
+    with get_engine(settings).begin() as conn:
+        postgres = conn.dialect.name == "postgresql"
+        conn.execute(text("ALTER TABLE ml_model_registry DISABLE TRIGGER ml_model_registry_immutable"
+                          if postgres else "DROP TRIGGER ml_model_registry_immutable"))
+        conn.execute(update(ml_model_registry).values(**values))
+        if postgres:
+            conn.execute(text("ALTER TABLE ml_model_registry ENABLE TRIGGER ml_model_registry_immutable"))
 
 
 def _version_count(settings, model_name="churn"):
@@ -155,10 +167,10 @@ def test_type_allowlist_is_precise(name, trusted):
 
 def test_tampered_artifact_refuses_to_load_naming_checksums(settings, sklearn_model):
     mv = _register(settings, sklearn_model)
-    with get_engine(settings).begin() as conn:
+    with get_engine(settings).connect() as conn:
         blob = bytearray(conn.execute(select(ml_model_registry.c.artifact)).scalar_one())
-        blob[len(blob) // 2] ^= 0xFF
-        conn.execute(update(ml_model_registry).values(artifact=bytes(blob)))
+    blob[len(blob) // 2] ^= 0xFF
+    _tamper(settings, artifact=bytes(blob))
     actual = hashlib.sha256(bytes(blob)).hexdigest()
     with pytest.raises(ArtifactIntegrityError) as err:
         registry.load_model(settings, "churn", 1)
@@ -169,8 +181,7 @@ def test_tampered_artifact_refuses_to_load_naming_checksums(settings, sklearn_mo
 def test_untrusted_artifact_in_database_is_refused(settings, sklearn_model):
     _register(settings, sklearn_model)
     blob = sio.dumps(Custom())
-    with get_engine(settings).begin() as conn:
-        conn.execute(update(ml_model_registry).values(artifact=blob, artifact_sha256=hashlib.sha256(blob).hexdigest()))
+    _tamper(settings, artifact=blob, artifact_sha256=hashlib.sha256(blob).hexdigest())
     with pytest.raises(UntrustedArtifactError, match=re.escape(f"{Custom.__module__}.Custom")):
         registry.load_model(settings, "churn")
 
@@ -369,9 +380,12 @@ def test_unknown_model_version_or_alias_lists_what_exists(settings, sklearn_mode
 
 
 def test_versions_are_immutable_rows(settings, sklearn_model):
-    """Registering again never rewrites an existing version's row."""
+    """Registering again adds a row; the database refuses to update an existing one."""
     first = _register(settings, sklearn_model)
     _register(settings, sklearn_model, metrics={"roc_auc": 0.9})
     assert registry.get_version(settings, "churn", 1) == first
-    with get_engine(settings).connect() as conn:
-        assert conn.execute(text("SELECT count(*) FROM ml_model_registry")).scalar_one() == 2
+    with pytest.raises(DBAPIError, match="model versions are immutable"):
+        with get_engine(settings).begin() as conn:
+            conn.execute(update(ml_model_registry).where(ml_model_registry.c.version == 1)
+                         .values(metrics={"roc_auc": 0.99}))
+    assert registry.get_version(settings, "churn", 1) == first

@@ -241,6 +241,7 @@ FEATURE_TABLES = (customer_user_features, editorial_article_features, editorial_
 
 ml_model_registry = Table(
     "ml_model_registry", metadata,
+    # Rows are immutable: migration 0002 adds a trigger that refuses any UPDATE.
     Column("model_name", String(60), primary_key=True),
     Column("version", Integer, primary_key=True, autoincrement=False),
     Column("created_at", TS, nullable=False),
