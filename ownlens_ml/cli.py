@@ -22,7 +22,9 @@ data_app = typer.Typer(help="Platform data: generate, import, profile.", no_args
 features_app = typer.Typer(help="Feature snapshots and the Feast repository.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(data_app, name="data")
+registry_app = typer.Typer(help="Registered model versions, aliases, promotion and rollback.", no_args_is_help=True)
 app.add_typer(features_app, name="features")
+app.add_typer(registry_app, name="registry")
 
 
 class State:
@@ -203,6 +205,125 @@ def features_online(
     vectors = online_features(settings(), service, {keys[0]: ids})
     console.print(vectors.frame.T.to_string())
     console.print("staleness (s):", vectors.staleness_seconds.to_dict("records"))
+
+
+# --- models --------------------------------------------------------------------------
+
+
+def _metrics_table(evaluation, names: tuple[str, ...]):
+    from rich.table import Table
+
+    table = Table("scorer", *names, title=f"{evaluation.model}: holdout of {evaluation.holdout}", title_justify="left")
+    for who, values in evaluation.metrics.items():
+        style = "bold" if who == "model" else "dim" if who == "oracle" else None
+        table.add_row(who, *(f"{values[m]:.4f}" for m in names), style=style)
+    return table
+
+
+@app.command()
+def train(
+    model: Annotated[str, typer.Argument(help="Model name, e.g. churn.")],
+    as_of: Annotated[Optional[str], typer.Option(help="Train as if it were this day (YYYY-MM-DD): only labels known by then.")] = None,
+    promote: Annotated[bool, typer.Option(help="Make the new version champion if it passes the gate.")] = True,
+) -> None:
+    """Train a model on point-in-time features, compare with baselines, register it."""
+    from ownlens_ml.features.quality import utc_midnight
+    from ownlens_ml.models import get_spec
+    from ownlens_ml.pipelines.training import train as run
+
+    spec = get_spec(model)
+    result = run(settings(), model, utc_midnight(_day(as_of)) if as_of else None, promote=promote, progress=True)
+    console.print(_metrics_table(result.evaluation, spec.metrics[:4]))
+    status = "champion" if result.promoted else "challenger"
+    console.print(f"registered {model} v{result.version.version} as {status}")
+    for refusal in result.refusals:
+        console.print(f"  [yellow]not promoted:[/] {refusal}")
+    console.print(f"report: {result.report}")
+
+
+@app.command()
+def evaluate(
+    model: Annotated[str, typer.Argument(help="Model name, e.g. churn.")],
+    version: Annotated[Optional[str], typer.Option(help="Version number or alias; default champion, else newest.")] = None,
+) -> None:
+    """Re-score a registered version on its holdout beside baselines and the oracle; write the report."""
+    from ownlens_ml.models import get_spec
+    from ownlens_ml.pipelines.training import evaluate as run
+
+    spec = get_spec(model)
+    evaluation, path = run(settings(), model, _version(version), progress=True)
+    console.print(_metrics_table(evaluation, spec.metrics[:4]))
+    for note in evaluation.notes:
+        console.print(f"  note: {note}")
+    console.print(f"report: {path}")
+
+
+def _version(value: Optional[str]) -> int | str | None:
+    return int(value) if value is not None and value.isdigit() else value
+
+
+@registry_app.command("list")
+def registry_list(model: Annotated[Optional[str], typer.Argument(help="Only this model.")] = None) -> None:
+    """Registered versions, newest first, with aliases and headline metrics."""
+    from rich.table import Table
+
+    from ownlens_ml import registry
+
+    table = Table("model", "version", "aliases", "created", "feature service", "roc_auc / r2", "sha256")
+    for v in registry.list_versions(settings(), model):
+        holdout = v.metrics.get("holdout", {}).get("model", {})
+        headline = holdout.get("roc_auc", holdout.get("r2"))
+        table.add_row(v.model_name, str(v.version), ", ".join(v.aliases), f"{v.created_at:%Y-%m-%d %H:%M}",
+                      v.feature_service, "" if headline is None else f"{headline:.4f}", v.artifact_sha256[:12])
+    console.print(table)
+
+
+@registry_app.command("show")
+def registry_show(
+    model: Annotated[str, typer.Argument()],
+    version: Annotated[Optional[str], typer.Argument(help="Version or alias; default newest.")] = None,
+) -> None:
+    """One version's lineage: feature service and hash, training-set fingerprint, window, params, metrics."""
+    import json
+
+    from ownlens_ml import registry
+
+    v = registry.get_version(settings(), model, _version(version))
+    console.print_json(json.dumps({
+        "model": v.model_name, "version": v.version, "aliases": list(v.aliases), "task": v.task,
+        "created_at": v.created_at.isoformat(), "feature_service": v.feature_service,
+        "feature_service_hash": v.feature_service_hash, "training_set_fingerprint": v.training_set_fingerprint,
+        "window": [v.window_start.isoformat() if v.window_start else None, v.window_end.isoformat() if v.window_end else None],
+        "code_version": v.code_version, "artifact": {"format": v.artifact_format, "sha256": v.artifact_sha256},
+        "params": v.params, "metrics": v.metrics,
+    }, default=str))
+
+
+@registry_app.command("promote")
+def registry_promote(
+    model: Annotated[str, typer.Argument()],
+    version: Annotated[int, typer.Argument()],
+    force: Annotated[bool, typer.Option(help="Skip the gate (beat the champion and every baseline on the holdout).")] = False,
+) -> None:
+    """Make a version champion if it passes the gate; otherwise say which metric and by how much."""
+    from ownlens_ml.pipelines.training import promote
+
+    with console.status(f"re-scoring {model} v{version} on its holdout"):
+        refusals = promote(settings(), model, version, force=force)
+    if refusals:
+        for refusal in refusals:
+            console.print(f"[red]refused:[/] {refusal}")
+        raise typer.Exit(1)
+    console.print(f"{model} v{version} is champion")
+
+
+@registry_app.command("rollback")
+def registry_rollback(model: Annotated[str, typer.Argument()]) -> None:
+    """Point champion back at the previous champion."""
+    from ownlens_ml import registry
+
+    v = registry.rollback(settings(), model)
+    console.print(f"{model} champion is v{v.version} again")
 
 
 # --- demo ----------------------------------------------------------------------------

@@ -55,3 +55,7 @@ class ArtifactIntegrityError(RegistryError):
 
 class UntrustedArtifactError(RegistryError):
     """A model artifact names a type outside the registry's allowlist."""
+
+
+class ModelValidationError(OwnLensError):
+    """A trained model failed a check that runs before registration (named in the message)."""

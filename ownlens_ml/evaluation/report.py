@@ -1,0 +1,141 @@
+"""Evaluation reports: a Markdown page with PNG plots, model vs baselines vs oracle."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from sklearn import metrics as skm  # noqa: E402
+
+from ownlens_ml.evaluation import calibration_table, gains_table  # noqa: E402
+
+MODEL_COLOR = "#1f5fa8"
+ORACLE_COLOR = "#2a2a2a"
+OTHER_COLORS = ("#d9822b", "#3c9d5d", "#a63d7a", "#8a8a8a")
+
+
+@dataclass
+class Evaluation:
+    """One model version scored on its holdout, beside its baselines and the oracle."""
+
+    model: str
+    version: int | None
+    task: str
+    feature_service: str
+    y: np.ndarray
+    scores: dict[str, np.ndarray]
+    """Scores on the holdout rows: "model", each baseline, "oracle" and "champion" where known."""
+    metrics: dict[str, dict[str, float]]
+    importance: pd.Series
+    holdout: str
+    """Which rows: e.g. "2026-03-02 as-of date, 1,234 readers"."""
+    notes: list[str] = field(default_factory=list)
+
+    def table(self, names: tuple[str, ...]) -> pd.DataFrame:
+        """Metrics side by side, one row per scorer."""
+        return pd.DataFrame({who: {m: values.get(m) for m in names} for who, values in self.metrics.items()}).T
+
+
+def _style(ax, title: str, xlabel: str, ylabel: str) -> None:
+    ax.set_title(title, fontsize=11, loc="left")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.25)
+    ax.spines[["top", "right"]].set_visible(False)
+
+
+def _color(i: int, who: str) -> str:
+    return MODEL_COLOR if who == "model" else ORACLE_COLOR if who == "oracle" else OTHER_COLORS[i % len(OTHER_COLORS)]
+
+
+def _curves(ev: Evaluation, folder: Path) -> list[str]:
+    files = []
+    fig, (roc, pr) = plt.subplots(1, 2, figsize=(11, 4.6))
+    for i, (who, p) in enumerate(ev.scores.items()):
+        fpr, tpr, _ = skm.roc_curve(ev.y, p)
+        precision, recall, _ = skm.precision_recall_curve(ev.y, p)
+        style = {"color": _color(i, who), "lw": 2.2 if who == "model" else 1.3,
+                 "ls": "--" if who == "oracle" else "-"}
+        roc.plot(fpr, tpr, label=f"{who} ({ev.metrics[who]['roc_auc']:.3f})", **style)
+        pr.plot(recall, precision, label=f"{who} ({ev.metrics[who]['pr_auc']:.3f})", **style)
+    roc.plot([0, 1], [0, 1], color="#bbbbbb", lw=1)
+    pr.axhline(ev.y.mean(), color="#bbbbbb", lw=1)
+    _style(roc, "ROC curve (AUC in legend)", "false positive rate", "true positive rate")
+    _style(pr, "Precision-recall (average precision in legend)", "recall", "precision")
+    roc.legend(fontsize=8, loc="lower right")
+    pr.legend(fontsize=8, loc="upper right")
+    fig.tight_layout()
+    fig.savefig(folder / "roc_pr.png", dpi=110)
+    files.append("roc_pr.png")
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    for i, who in enumerate(w for w in ev.scores if w in ("model", "oracle")):
+        table = calibration_table(ev.y, ev.scores[who])
+        ax.plot(table["predicted"], table["observed"], marker="o", color=_color(i, who), label=who)
+    ax.plot([0, 1], [0, 1], color="#bbbbbb", lw=1, label="perfect")
+    _style(ax, "Calibration (10 equal-count bins)", "mean predicted probability", "observed rate")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(folder / "calibration.png", dpi=110)
+    files.append("calibration.png")
+    plt.close(fig)
+    return files
+
+
+def _importance(ev: Evaluation, folder: Path) -> str:
+    top = ev.importance.sort_values().tail(20)
+    fig, ax = plt.subplots(figsize=(7, 0.3 * len(top) + 1.2))
+    ax.barh(top.index, top.values, color=MODEL_COLOR)
+    _style(ax, "Permutation importance on the holdout (share of the total)", "share of importance", "")
+    fig.tight_layout()
+    fig.savefig(folder / "feature_importance.png", dpi=110)
+    plt.close(fig)
+    return "feature_importance.png"
+
+
+def _comparison(ev: Evaluation, metric: str, folder: Path) -> str:
+    names = list(ev.metrics)
+    values = [ev.metrics[n][metric] for n in names]
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    bars = ax.bar(names, values, color=[_color(i, n) for i, n in enumerate(names)])
+    ax.bar_label(bars, fmt="%.3f", fontsize=8)
+    low = min(values)
+    ax.set_ylim(max(0.0, low - 0.1), min(1.0, max(values) + 0.05) if metric in ("roc_auc", "pr_auc") else None)
+    _style(ax, f"{metric} on the same holdout rows", "", metric)
+    fig.tight_layout()
+    fig.savefig(folder / "model_vs_baselines.png", dpi=110)
+    plt.close(fig)
+    return "model_vs_baselines.png"
+
+
+def write_report(ev: Evaluation, folder: Path, metrics: tuple[str, ...]) -> Path:
+    """Write ``report.md`` and its PNG plots into ``folder``; returns the report's path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    headline = metrics[0]
+    images = (_curves(ev, folder) if ev.task == "binary" else []) + [_importance(ev, folder), _comparison(ev, headline, folder)]
+    table = ev.table(metrics).map(lambda v: "" if v is None or pd.isna(v) else f"{v:.4f}")
+    lines = [
+        f"# {ev.model} v{ev.version}: evaluation" if ev.version else f"# {ev.model}: evaluation",
+        "",
+        f"Feature service `{ev.feature_service}`; holdout: {ev.holdout}.",
+        "Every scorer below is measured on the same holdout rows; baselines were fitted on the same training rows.",
+        "",
+        table.to_markdown(),
+        "",
+    ]
+    if ev.task == "binary":
+        gains = gains_table(ev.y, ev.scores["model"]).round(3)
+        lines += ["## Lift and gains by decile (model)", "", gains.to_markdown(), ""]
+    lines += [f"![{name}]({name})" for name in images]
+    if ev.notes:
+        lines += ["", "## Notes", ""] + [f"- {note}" for note in ev.notes]
+    path = folder / "report.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path

@@ -1,0 +1,17 @@
+"""Model specs by domain; ``get_spec`` looks one up by name."""
+
+from __future__ import annotations
+
+from ownlens_ml.errors import UnknownModelError
+from ownlens_ml.models.customer import churn
+from ownlens_ml.models.spec import ModelSpec
+
+SPECS: dict[str, ModelSpec] = {spec.name: spec for spec in (churn.SPEC,)}
+
+
+def get_spec(name: str) -> ModelSpec:
+    """The spec called ``name``; UnknownModelError lists the known ones."""
+    try:
+        return SPECS[name]
+    except KeyError:
+        raise UnknownModelError(f"no model {name!r}; known: {', '.join(sorted(SPECS))}") from None

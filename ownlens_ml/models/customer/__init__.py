@@ -1,0 +1,1 @@
+"""Customer models: readers' churn and conversion, segments, recommendations."""

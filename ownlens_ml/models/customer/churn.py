@@ -1,0 +1,45 @@
+"""Churn: will a reader active at T make no visit in the next 30 days?"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.pipeline import Pipeline
+from xgboost import XGBClassifier
+
+from ownlens_ml.models.baselines import preprocessing
+from ownlens_ml.models.customer.labels import lapsed_labels
+from ownlens_ml.models.spec import Gate, LabelWindow, ModelSpec
+from ownlens_ml.settings import Settings
+
+
+def churn_estimator(seed: int) -> Pipeline:
+    """Gradient-boosted trees; XGBoost handles missing values itself, so no imputation."""
+    return Pipeline([
+        ("prep", preprocessing(impute=False, scale=False)),
+        ("model", XGBClassifier(n_estimators=400, max_depth=4, learning_rate=0.05, subsample=0.8,
+                                colsample_bytree=0.8, min_child_weight=5, tree_method="hist",
+                                early_stopping_rounds=30, eval_metric="logloss", n_jobs=2, random_state=seed)),
+    ])
+
+
+def churn_oracle(settings: Settings, labels: pd.DataFrame, window: LabelWindow) -> np.ndarray:
+    """The generator's true probability of no visit in the window, given the latent state at T."""
+    from ownlens_ml.data.truth import oracle_churn_probability
+
+    return oracle_churn_probability(settings, labels["user_id"].to_numpy(), labels["event_timestamp"].to_numpy(),
+                                    window_days=window.window_days)
+
+
+SPEC = ModelSpec(
+    name="churn",
+    task="binary",
+    feature_service="churn_v1",
+    entity_key="user_id",
+    build_labels=lapsed_labels,
+    estimator=churn_estimator,
+    metrics=("roc_auc", "pr_auc", "log_loss", "brier", "calibration_error", "top_decile_lift"),
+    gate=Gate(metric="roc_auc", min_gain=0.0),
+    oracle=churn_oracle,
+    description="Will a reader active in the last 30 days stay away for the next 30?",
+)

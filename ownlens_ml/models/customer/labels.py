@@ -1,0 +1,66 @@
+"""Reader activity the customer labels are drawn from: which days each reader visited."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pandas as pd
+from sqlalchemy import func, select, text
+
+from ownlens_ml.db import get_engine, require_tables, schema
+from ownlens_ml.errors import EmptyWindowError
+from ownlens_ml.models.spec import LabelWindow
+from ownlens_ml.settings import Settings
+
+HISTORY_DAYS = 30
+"""A reader is active at T if they visited in the HISTORY_DAYS before T."""
+
+
+def visit_days(settings: Settings) -> pd.DataFrame:
+    """One row per (user_id, day) with at least one session; ``day`` is UTC midnight."""
+    engine = get_engine(settings)
+    require_tables(engine, schema.sessions.name)
+    s = schema.sessions.c
+    day = func.date(s.started_at).label("day")
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SET LOCAL TIME ZONE 'UTC'"))
+        rows = conn.execute(select(s.user_id, day).group_by(s.user_id, day)).all()
+    frame = pd.DataFrame(rows, columns=["user_id", "day"])
+    frame["day"] = pd.to_datetime(frame["day"].astype(str)).dt.tz_localize("UTC")
+    frame["user_id"] = frame["user_id"].astype("int64")
+    return frame
+
+
+def as_of_dates(visits: pd.DataFrame, window: LabelWindow, model: str) -> list[pd.Timestamp]:
+    """Midnights T with a full history before and a closed outcome window after, newest last."""
+    if visits.empty:
+        raise EmptyWindowError(f"{model}: no sessions; run `ownlens-ml data generate` or `data import` first")
+    first, last = visits["day"].min(), visits["day"].max()
+    data_end = last + pd.Timedelta(days=1)
+    cutoff = data_end if window.as_of is None else min(pd.Timestamp(window.as_of).tz_convert("UTC").floor("D"), data_end)
+    newest = cutoff - pd.Timedelta(days=window.window_days)
+    oldest = first + pd.Timedelta(days=HISTORY_DAYS)
+    dates = []
+    while newest >= oldest:
+        dates.append(newest)
+        newest -= pd.Timedelta(days=window.step_days)
+    if not dates:
+        raise EmptyWindowError(
+            f"{model}: sessions cover {first.date()}..{last.date()}; labels need {HISTORY_DAYS} days of history "
+            f"and a closed {window.window_days}-day outcome window before {cutoff.date()}")
+    return dates[::-1]
+
+
+def lapsed_labels(settings: Settings, window: LabelWindow) -> pd.DataFrame:
+    """Churn labels: for each as-of T, readers active in the 30 days before T; 1 if no visit in [T, T+window)."""
+    visits = visit_days(settings)
+    frames = []
+    for t in as_of_dates(visits, window, "churn"):
+        before = visits["day"].between(t - pd.Timedelta(days=HISTORY_DAYS), t, inclusive="left")
+        after = visits["day"].between(t, t + pd.Timedelta(days=window.window_days), inclusive="left")
+        active = visits.loc[before, "user_id"].unique()
+        returned = visits.loc[after, "user_id"].unique()
+        frames.append(pd.DataFrame({"user_id": active, "event_timestamp": t,
+                                    "label": (~pd.Index(active).isin(returned)).astype("int64")}))
+    return pd.concat(frames, ignore_index=True).sort_values(["event_timestamp", "user_id"], ignore_index=True)

@@ -1,0 +1,1 @@
+"""Pipelines: training (and, later, batch and real-time scoring) over every model spec."""
