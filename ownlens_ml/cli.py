@@ -345,8 +345,15 @@ def main() -> None:
     """Console-script entry point: user errors become one line and exit code 1."""
     # Library chatter (deprecations inside Feast's dependencies, the "experimental"
     # on-demand view notice) is not for the user of a command.
-    warnings.filterwarnings("ignore", category=DeprecationWarning)
-    warnings.filterwarnings("ignore", message="On demand feature view is an experimental feature")
+    # Feast re-installs "once" filters when imported, so filter at display time instead.
+    show = warnings.showwarning
+
+    def quiet(message, category, *args, **kwargs):
+        if issubclass(category, DeprecationWarning) or "experimental feature" in str(message):
+            return
+        show(message, category, *args, **kwargs)
+
+    warnings.showwarning = quiet
     try:
         app()
     except OwnLensError as exc:

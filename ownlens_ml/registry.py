@@ -186,10 +186,12 @@ def _trusted_type(name: str) -> bool:
 
 def _sklearn_class_ok(cls: type) -> bool:
     from sklearn.base import BaseEstimator
+    from sklearn.compose import make_column_selector
     from sklearn.neural_network._stochastic_optimizers import BaseOptimizer
     from sklearn.tree._tree import Tree
 
-    allowed: tuple[type, ...] = (BaseEstimator, BaseOptimizer, Tree)
+    # make_column_selector only holds a regex and dtype names: ColumnTransformers pick columns by dtype with it
+    allowed: tuple[type, ...] = (BaseEstimator, BaseOptimizer, Tree, make_column_selector)
     try:  # HistGradientBoosting* keep a loss object; private module, so optional
         from sklearn._loss.loss import BaseLoss
 

@@ -21,8 +21,8 @@ def preprocessing(*, impute: bool, scale: bool) -> ColumnTransformer:
     numeric = make_pipeline(*steps) if steps else "passthrough"
     categorical = OneHotEncoder(handle_unknown="infrequent_if_exist", min_frequency=20, sparse_output=False)
     return ColumnTransformer(
-        [("num", numeric, make_column_selector(dtype_include=np.number)),
-         ("cat", categorical, make_column_selector(dtype_include=object))],
+        [("num", numeric, make_column_selector(dtype_include="number")),
+         ("cat", categorical, make_column_selector(dtype_include="object"))],
         verbose_feature_names_out=False,
     )
 

@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from sklearn.base import clone
 from sklearn.inspection import permutation_importance
 
 from ownlens_ml import registry
@@ -258,7 +257,8 @@ def _lineage_params(prepared: Prepared, estimator) -> dict:
     return {
         "seed": SEED,
         "estimator": type(final).__name__,
-        "hyperparameters": {k: v for k, v in final.get_params().items() if isinstance(v, (bool, int, float, str))},
+        "hyperparameters": {k: v for k, v in final.get_params().items()
+                            if isinstance(v, (bool, int, str)) or (isinstance(v, float) and np.isfinite(v))},
         "as_of": pd.Timestamp(window.as_of).isoformat() if window.as_of is not None else None,
         "window_days": window.window_days,
         "step_days": window.step_days,
