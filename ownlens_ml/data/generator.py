@@ -1,0 +1,1018 @@
+"""Seeded synthetic publisher platform drawn from latent truth with planted, documented signals.
+
+``generate(settings, GeneratorConfig(users, days, brands, seed))`` writes every platform
+table (``schema.PLATFORM_TABLES``; COPY on PostgreSQL, one transaction that first clears
+the old platform and feature snapshots) and the latent truth under ``settings.truth_dir``
+(see ``ownlens_ml.data.truth``). Same config, same bytes: readers are simulated in fixed
+chunks of ``CHUNK_USERS`` with their own seeded streams. The latent process runs
+``burn_in_days`` before the first written day so the period opens in a lived-in state.
+
+Planted signals:
+1. Churn. Each day a healthy reader starts to disengage with the onset hazard (segment
+   base x ``onset_scale``, higher for young accounts); from then on engagement falls by a
+   per-reader ``decay`` each day, visits (Poisson, rate = visit rate x engagement x weekday)
+   fall with it, and the reader churns (never visits again) with daily hazard
+   ``churn_scale x (1 - engagement) ** churn_power``: churners fade before they go.
+2. Conversion. Free readers hit the paywall on premium pieces and beyond
+   ``free_reads_per_week`` metered reads; hits build a decaying pressure, and the daily
+   conversion hazard on a visiting day grows with pressure, engagement and the segment's
+   propensity. ``users.subscribed_at`` is the conversion time (``subscribe`` event) or the
+   signup time for readers paid from the start.
+3. Segments (``SEGMENTS``): news junkies, deep readers, casual skimmers, weekend readers,
+   newsletter loyalists, each with its own visit rate, hours, weekdays, devices, referrers,
+   dwell, scroll depth, sharing, newsletter and paywall behaviour.
+4. Reading choice: a per-reader category affinity (Dirichlet around the segment's taste),
+   then an article of that category in proportion to quality x recency (exp(-age/1.5 days)).
+5. Article performance: quality = exp(author + category + premium + publish-hour effects +
+   noise); ``article_daily_performance`` is the exact daily aggregate of the events.
+6. Topic bursts: a few topics get ``BURST_BOOST`` x reading weight inside known windows.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, timezone
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from sqlalchemy import text
+
+from ownlens_ml.data.load import copy_frame
+from ownlens_ml.db import get_engine, require_tables, schema
+from ownlens_ml.errors import ValidationError
+from ownlens_ml.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# --- segments and dynamics -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Segment:
+    """The habits of one latent reader segment (see the module docstring, signal 3)."""
+
+    name: str
+    share: float
+    visit_rate: float
+    pages_extra: float
+    engaged_seconds: float
+    scroll_beta: tuple[float, float]
+    scroll_rate: float
+    devices: tuple[float, float, float, float]
+    hour_peaks: tuple[tuple[float, float, float], ...]
+    weekday: tuple[float, float, float, float, float, float, float]
+    referrers: tuple[float, float, float, float]
+    share_rate: float
+    comment_rate: float
+    newsletter_initial: float
+    newsletter_signup: float
+    onset_hazard: float
+    premium_share: float
+    conversion: float
+    initial_paid: float
+    concentration: float
+
+
+SEGMENTS: tuple[Segment, ...] = (
+    Segment("news_junkie", share=0.14, visit_rate=1.4, pages_extra=2.0, engaged_seconds=35,
+            scroll_beta=(2.0, 3.0), scroll_rate=0.7, devices=(0.25, 0.40, 0.05, 0.30),
+            hour_peaks=((7, 1.0, 1.5), (12.5, 0.7, 1.5), (19, 0.8, 2.0), (22, 0.5, 1.5)),
+            weekday=(1.05, 1.05, 1.05, 1.05, 1.0, 0.9, 0.9), referrers=(0.70, 0.15, 0.10, 0.05),
+            share_rate=0.012, comment_rate=0.015, newsletter_initial=0.15, newsletter_signup=0.004,
+            onset_hazard=0.004, premium_share=0.12, conversion=1.0, initial_paid=0.08,
+            concentration=1.5),
+    Segment("deep_reader", share=0.14, visit_rate=0.55, pages_extra=1.4, engaged_seconds=120,
+            scroll_beta=(6.0, 2.0), scroll_rate=0.95, devices=(0.50, 0.20, 0.25, 0.05),
+            hour_peaks=((21, 1.0, 1.5), (7.5, 0.3, 1.0)),
+            weekday=(0.9, 0.9, 0.9, 0.9, 0.9, 1.25, 1.25), referrers=(0.45, 0.35, 0.10, 0.10),
+            share_rate=0.02, comment_rate=0.025, newsletter_initial=0.25, newsletter_signup=0.006,
+            onset_hazard=0.003, premium_share=0.22, conversion=1.6, initial_paid=0.15,
+            concentration=0.25),
+    Segment("casual_skimmer", share=0.38, visit_rate=0.2, pages_extra=0.35, engaged_seconds=18,
+            scroll_beta=(1.2, 4.0), scroll_rate=0.5, devices=(0.08, 0.82, 0.05, 0.05),
+            hour_peaks=((8, 0.8, 1.0), (12.5, 1.0, 1.2), (17.5, 0.9, 1.2)),
+            weekday=(1.05, 1.05, 1.05, 1.05, 1.1, 0.85, 0.85), referrers=(0.20, 0.35, 0.45, 0.0),
+            share_rate=0.004, comment_rate=0.002, newsletter_initial=0.03, newsletter_signup=0.001,
+            onset_hazard=0.005, premium_share=0.05, conversion=0.4, initial_paid=0.015,
+            concentration=0.6),
+    Segment("weekend_reader", share=0.16, visit_rate=0.3, pages_extra=1.6, engaged_seconds=80,
+            scroll_beta=(4.0, 2.5), scroll_rate=0.85, devices=(0.15, 0.30, 0.45, 0.10),
+            hour_peaks=((10, 1.0, 1.5), (15, 0.6, 2.0)),
+            weekday=(0.55, 0.55, 0.55, 0.55, 0.7, 2.05, 2.05), referrers=(0.50, 0.20, 0.20, 0.10),
+            share_rate=0.01, comment_rate=0.008, newsletter_initial=0.10, newsletter_signup=0.003,
+            onset_hazard=0.008, premium_share=0.12, conversion=0.8, initial_paid=0.05,
+            concentration=0.8),
+    Segment("newsletter_loyalist", share=0.18, visit_rate=0.45, pages_extra=0.9, engaged_seconds=55,
+            scroll_beta=(3.0, 2.5), scroll_rate=0.8, devices=(0.35, 0.50, 0.05, 0.10),
+            hour_peaks=((6.5, 1.0, 0.8), (12, 0.3, 1.5)),
+            weekday=(1.2, 1.2, 1.2, 1.2, 1.2, 0.5, 0.5), referrers=(0.25, 0.10, 0.05, 0.60),
+            share_rate=0.008, comment_rate=0.006, newsletter_initial=0.85, newsletter_signup=0.03,
+            onset_hazard=0.003, premium_share=0.15, conversion=1.3, initial_paid=0.10,
+            concentration=0.5),
+)
+SEGMENT_NAMES = tuple(s.name for s in SEGMENTS)
+
+
+@dataclass(frozen=True)
+class Dynamics:
+    """Parameters of the latent reader process shared by the generator and the oracles."""
+
+    visit_sigma: float = 0.4
+    decay_low: float = 0.9
+    decay_high: float = 0.95
+    churn_scale: float = 1.0
+    churn_power: float = 40.0
+    onset_scale: float = 2.0
+    visit_scale: float = 1.0
+    novelty_boost: float = 2.0
+    novelty_days: float = 21.0
+    free_reads_per_week: int = 8
+    pressure_decay: float = 0.85
+    pressure_scale: float = 6.0
+    conversion_base: float = 0.004
+    conversion_floor: float = 0.1
+    paid_premium_factor: float = 2.0
+    burn_in_days: int = 60
+
+
+DYNAMICS = Dynamics()
+
+
+def _weekday_matrix() -> np.ndarray:
+    w = np.array([s.weekday for s in SEGMENTS], dtype=float)
+    return w / w.mean(axis=1, keepdims=True)
+
+
+WEEKDAY = _weekday_matrix()
+PAGES_EXTRA = np.array([s.pages_extra for s in SEGMENTS])
+CONVERSION = np.array([s.conversion for s in SEGMENTS])
+NEWSLETTER_SIGNUP = np.array([s.newsletter_signup for s in SEGMENTS])
+
+
+# --- the latent step ---------------------------------------------------------------------
+
+
+@dataclass
+class Readers:
+    """Static latent parameters of a set of readers (one entry per reader or per path)."""
+
+    segment: np.ndarray
+    signup_day: np.ndarray
+    visit_rate: np.ndarray
+    decay: np.ndarray
+    onset_hazard: np.ndarray
+    premium_share: np.ndarray
+
+    def take(self, index: np.ndarray) -> Readers:
+        return Readers(**{k: v[index] for k, v in self.__dict__.items()})
+
+
+@dataclass
+class ReaderState:
+    """Mutable latent state at the end of a day."""
+
+    alive: np.ndarray
+    decaying: np.ndarray
+    engagement: np.ndarray
+    paid: np.ndarray
+    pressure: np.ndarray
+    meter: np.ndarray
+    newsletter: np.ndarray
+
+    @classmethod
+    def initial(cls, n: int, paid: np.ndarray, newsletter: np.ndarray) -> ReaderState:
+        return cls(alive=np.ones(n, bool), decaying=np.zeros(n, bool), engagement=np.ones(n),
+                   paid=paid.copy(), pressure=np.zeros(n), meter=np.zeros(n, np.int32),
+                   newsletter=newsletter.copy())
+
+    def take(self, index: np.ndarray) -> ReaderState:
+        return ReaderState(**{k: v[index].copy() for k, v in self.__dict__.items()})
+
+
+@dataclass
+class DayDraws:
+    """What the latent process did on one day, per reader."""
+
+    signed_up: np.ndarray
+    onset: np.ndarray
+    churned: np.ndarray
+    churn_hazard: np.ndarray
+    visit_probability: np.ndarray
+    sessions: np.ndarray
+    attempts: np.ndarray
+    premium: np.ndarray
+    metered: np.ndarray
+    paywall_hits: np.ndarray
+    conversion_hazard: np.ndarray
+    converted: np.ndarray
+    newsletter_signup: np.ndarray
+    was_paid: np.ndarray
+    was_newsletter: np.ndarray
+
+
+def onset_hazard_at(readers: Readers, day: int | np.ndarray, dyn: Dynamics = DYNAMICS) -> np.ndarray:
+    """Daily disengagement-onset hazard: base × (1 + boost·exp(-age/τ)) for young accounts."""
+    age = np.maximum(np.asarray(day) - readers.signup_day, 0)
+    return dyn.onset_scale * readers.onset_hazard * (1.0 + dyn.novelty_boost * np.exp(-age / dyn.novelty_days))
+
+
+def step(readers: Readers, state: ReaderState, day: int, weekday: int,
+         rng: np.random.Generator, dyn: Dynamics = DYNAMICS) -> DayDraws:
+    """Advance every reader by one day (in place on ``state``); the generator's only dynamics.
+
+    The order of the random draws is part of the contract: the generator and the Monte
+    Carlo oracles call this same function.
+    """
+    n = len(readers.segment)
+    signed = day >= readers.signup_day
+    live = signed & state.alive
+    u_onset = rng.random(n)
+    onset = live & ~state.decaying & (u_onset < onset_hazard_at(readers, day, dyn))
+    state.decaying |= onset
+    falling = live & state.decaying
+    state.engagement = np.where(falling, state.engagement * readers.decay, state.engagement)
+    churn_hazard = np.where(falling, dyn.churn_scale * (1.0 - state.engagement) ** dyn.churn_power, 0.0)
+    churned = live & (rng.random(n) < churn_hazard)
+    state.alive &= ~churned
+    live &= ~churned
+    rate = np.where(live, readers.visit_rate * state.engagement * WEEKDAY[readers.segment, weekday], 0.0)
+    sessions = rng.poisson(rate)
+    attempts = sessions + rng.poisson(PAGES_EXTRA[readers.segment] * state.engagement * sessions)
+    was_paid = state.paid.copy()
+    share = np.where(was_paid, np.minimum(readers.premium_share * dyn.paid_premium_factor, 0.6),
+                     readers.premium_share)
+    premium = rng.binomial(attempts, share)
+    if weekday == 0:
+        state.meter[:] = 0
+    free = ~was_paid
+    open_reads = attempts - premium
+    allowed = np.maximum(dyn.free_reads_per_week - state.meter, 0)
+    metered = np.where(free, np.maximum(open_reads - allowed, 0), 0)
+    state.meter += np.where(free, open_reads - metered, 0).astype(np.int32)
+    hits = np.where(free, premium + metered, 0)
+    state.pressure = dyn.pressure_decay * state.pressure + hits
+    drive = dyn.conversion_floor + 1.0 - np.exp(-state.pressure / dyn.pressure_scale)
+    conversion_hazard = np.where(
+        free & (sessions > 0),
+        -np.expm1(-dyn.conversion_base * CONVERSION[readers.segment] * state.engagement * drive), 0.0)
+    converted = rng.random(n) < conversion_hazard
+    state.paid |= converted
+    was_newsletter = state.newsletter.copy()
+    signup = ~was_newsletter & (sessions > 0) & (rng.random(n) < NEWSLETTER_SIGNUP[readers.segment])
+    state.newsletter |= signup
+    return DayDraws(signed_up=signed, onset=onset, churned=churned, churn_hazard=churn_hazard,
+                    visit_probability=-np.expm1(-rate), sessions=sessions, attempts=attempts,
+                    premium=premium, metered=metered, paywall_hits=hits,
+                    conversion_hazard=conversion_hazard, converted=converted,
+                    newsletter_signup=signup, was_paid=was_paid, was_newsletter=was_newsletter)
+
+
+# --- the platform around the readers ------------------------------------------------------
+
+CHUNK_USERS = 8192
+"""Readers simulated together; fixed so that the output never depends on memory or cores."""
+NEW_READER_SHARE = 0.3
+"""Share of readers who sign up inside the generated period (the rest are older accounts)."""
+COUNTRIES = (
+    ("DE", "Germany", "Europe", 0.30), ("AT", "Austria", "Europe", 0.10),
+    ("CH", "Switzerland", "Europe", 0.08), ("GB", "United Kingdom", "Europe", 0.14),
+    ("FR", "France", "Europe", 0.08), ("NL", "Netherlands", "Europe", 0.06),
+    ("US", "United States", "North America", 0.16), ("CA", "Canada", "North America", 0.08),
+)
+DEVICES = ("desktop", "mobile", "tablet", "app")
+REFERRERS = ("direct", "search", "social", "newsletter")
+CATEGORIES = ("politics", "business", "sport", "culture", "technology",
+              "science", "health", "travel", "food", "opinion")
+CATEGORY_EFFECT = np.array([0.3, 0.1, 0.25, -0.1, 0.15, -0.05, 0.05, -0.2, -0.15, 0.0])
+"""Log-popularity of each category (signal 5)."""
+TOPICS_PER_CATEGORY = 5
+ARTICLES_PER_BRAND_DAY = 24
+AUTHORS_PER_BRAND = 16
+PREMIUM_ARTICLE_SHARE = 0.3
+ARTICLE_LOOKBACK_DAYS = 10
+RECENCY_TAU_DAYS = 1.5
+BURSTS = 3
+BURST_BOOST = 5.0
+AD_CLICK_RATE = 0.01
+MS_DAY = 86_400_000
+EVENT_ORDER = {name: k for k, name in enumerate(schema.EVENT_TYPES)}
+
+
+def _hour_effect(hour: np.ndarray) -> np.ndarray:
+    """Log-popularity of the publish hour: morning and early-evening pieces do best (signal 5)."""
+    return 0.35 * np.exp(-((hour - 7.0) ** 2) / 4.0) + 0.25 * np.exp(-((hour - 18.0) ** 2) / 6.0) - 0.2
+
+
+def _peaks() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    k = max(len(s.hour_peaks) for s in SEGMENTS)
+    mu, w, sd = np.zeros((len(SEGMENTS), k)), np.zeros((len(SEGMENTS), k)), np.ones((len(SEGMENTS), k))
+    for i, s in enumerate(SEGMENTS):
+        for j, (m, weight, spread) in enumerate(s.hour_peaks):
+            mu[i, j], w[i, j], sd[i, j] = m, weight, spread
+    return mu, np.cumsum(w / w.sum(axis=1, keepdims=True), axis=1), sd
+
+
+PEAK_MU, PEAK_CDF, PEAK_SD = _peaks()
+DEVICE_CDF = np.cumsum([s.devices for s in SEGMENTS], axis=1)
+REFERRER_CDF = np.cumsum([s.referrers for s in SEGMENTS], axis=1)
+ENGAGED_SECONDS = np.array([s.engaged_seconds for s in SEGMENTS])
+SCROLL_A = np.array([s.scroll_beta[0] for s in SEGMENTS])
+SCROLL_B = np.array([s.scroll_beta[1] for s in SEGMENTS])
+SCROLL_RATE = np.array([s.scroll_rate for s in SEGMENTS])
+SHARE_RATE = np.array([s.share_rate for s in SEGMENTS])
+COMMENT_RATE = np.array([s.comment_rate for s in SEGMENTS])
+SEGMENT_CATEGORY_BASE = np.array([
+    # politics business sport culture tech science health travel food opinion
+    [3.0, 2.0, 1.5, 0.6, 1.0, 0.6, 0.5, 0.3, 0.3, 2.0],   # news_junkie
+    [1.5, 1.0, 0.3, 2.5, 1.2, 2.5, 1.0, 0.8, 0.6, 2.5],   # deep_reader
+    [0.8, 0.5, 3.0, 1.0, 1.0, 0.4, 1.0, 0.8, 1.2, 0.3],   # casual_skimmer
+    [0.5, 0.4, 1.5, 2.0, 0.6, 0.8, 1.2, 3.0, 3.0, 0.6],   # weekend_reader
+    [2.0, 2.5, 0.6, 1.0, 1.5, 1.0, 1.2, 0.5, 0.5, 1.5],   # newsletter_loyalist
+])
+"""Dirichlet means of the per-reader category affinity, by segment (signal 4)."""
+
+
+def _cdf_pick(cdf: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Row-wise inverse CDF: the first column whose cumulative weight exceeds ``u``."""
+    return np.minimum((u[:, None] >= cdf).sum(axis=1), cdf.shape[1] - 1)
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    """Scale and seed of a generated platform; the same config gives the same bytes.
+
+    Attributes:
+        users: number of readers (>= 1).
+        days: days of activity written to the tables (>= 1).
+        brands: number of brands (1..20).
+        seed: random seed.
+        start: first generated day (00:00 UTC).
+        dynamics: parameters of the latent reader process.
+    """
+
+    users: int = 2_000
+    days: int = 90
+    brands: int = 2
+    seed: int = 7
+    start: date = date(2026, 1, 1)
+    dynamics: Dynamics = DYNAMICS
+
+    def validate(self) -> None:
+        for name in ("users", "days", "brands"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValidationError(f"generator {name} must be a positive integer, got {value!r}")
+        if self.brands > 20:
+            raise ValidationError(f"generator brands must be at most 20, got {self.brands}")
+        if not isinstance(self.start, date):
+            raise ValidationError(f"generator start must be a date, got {self.start!r}")
+
+    @property
+    def start_ts(self) -> pd.Timestamp:
+        return pd.Timestamp(self.start, tz="UTC")
+
+
+# --- editorial: authors, articles, bursts -------------------------------------------------
+
+
+@dataclass
+class Editorial:
+    """Articles as arrays (index = position in ``frame``) plus the burst windows."""
+
+    authors: pd.DataFrame
+    frame: pd.DataFrame
+    brand: np.ndarray
+    category: np.ndarray
+    premium: np.ndarray
+    topic: np.ndarray
+    pub_ms: np.ndarray
+    pub_day: np.ndarray
+    quality: np.ndarray
+    bursts: pd.DataFrame
+    burst_boost: np.ndarray | None = None
+    """(articles, days) flags: the article's topic is bursting that day (signal 6)."""
+
+
+def _editorial(config: GeneratorConfig, rng: np.random.Generator) -> Editorial:
+    n_auth = AUTHORS_PER_BRAND * config.brands
+    author_brand = np.repeat(np.arange(1, config.brands + 1), AUTHORS_PER_BRAND)
+    author_effect = rng.normal(0.0, 0.35, n_auth)
+    author_main_category = rng.integers(0, len(CATEGORIES), n_auth)
+    joined_days = rng.integers(60, 2000, n_auth)
+    authors = pd.DataFrame({
+        "author_id": np.arange(1, n_auth + 1, dtype=np.int64),
+        "brand_id": author_brand,
+        "name": [f"Author {i}" for i in range(1, n_auth + 1)],
+        "joined_at": config.start_ts - pd.to_timedelta(joined_days, unit="D"),
+    })
+    first_day = -ARTICLE_LOOKBACK_DAYS
+    n_days = config.days - first_day
+    per_day = rng.poisson(ARTICLES_PER_BRAND_DAY, (n_days, config.brands))
+    n = int(per_day.sum())
+    day = np.repeat(np.repeat(np.arange(first_day, config.days), config.brands), per_day.ravel())
+    brand = np.repeat(np.tile(np.arange(1, config.brands + 1), n_days), per_day.ravel())
+    author = (brand - 1) * AUTHORS_PER_BRAND + rng.integers(0, AUTHORS_PER_BRAND, n)
+    category = np.where(rng.random(n) < 0.5, author_main_category[author], rng.integers(0, len(CATEGORIES), n))
+    hour = np.clip(rng.normal(12.0, 4.5, n), 5.0, 23.5)
+    premium = rng.random(n) < PREMIUM_ARTICLE_SHARE
+    topic = category * TOPICS_PER_CATEGORY + rng.integers(0, TOPICS_PER_CATEGORY, n)
+    log_quality = (author_effect[author] + CATEGORY_EFFECT[category] + 0.25 * premium
+                   + _hour_effect(hour) + rng.normal(0.0, 0.3, n))
+    quality = np.exp(log_quality)
+    pub_ms = day.astype(np.int64) * MS_DAY + (hour * 3_600_000).astype(np.int64)
+    word_count = np.maximum(150, rng.normal(650 + 350 * premium, 220)).astype(np.int64)
+    order = np.argsort(pub_ms, kind="stable")
+    names = np.array([f"{CATEGORIES[t // TOPICS_PER_CATEGORY]}-{t % TOPICS_PER_CATEGORY + 1}"
+                      for t in range(len(CATEGORIES) * TOPICS_PER_CATEGORY)])
+    ed = Editorial(
+        authors=authors, frame=pd.DataFrame(), brand=brand[order], category=category[order],
+        premium=premium[order], topic=topic[order], pub_ms=pub_ms[order], pub_day=day[order],
+        quality=quality[order], bursts=pd.DataFrame())
+    article_id = np.arange(1, n + 1, dtype=np.int64)
+    ed.frame = pd.DataFrame({
+        "article_id": article_id,
+        "brand_id": ed.brand,
+        "author_id": author[order] + 1,
+        "category_id": ed.category + 1,
+        "topic": names[ed.topic],
+        "title": [f"{names[t]} story {i}" for t, i in zip(ed.topic, article_id)],
+        "published_at": _ts(config, ed.pub_ms),
+        "word_count": word_count[order],
+        "is_premium": ed.premium,
+        "has_video": rng.random(n)[order] < 0.15,
+        "image_count": rng.integers(0, 8, n)[order],
+    })
+    n_bursts = min(BURSTS, max(1, config.days // 10))
+    burst_topic = rng.choice(len(names), n_bursts, replace=False)
+    burst_start = rng.integers(0, max(config.days - 3, 1), n_bursts)
+    burst_len = rng.integers(3, 7, n_bursts)
+    ed.bursts = pd.DataFrame({
+        "topic": names[burst_topic],
+        "topic_index": burst_topic,
+        "category_id": burst_topic // TOPICS_PER_CATEGORY + 1,
+        "start": _ts(config, burst_start * MS_DAY),
+        "end": _ts(config, np.minimum(burst_start + burst_len, config.days) * MS_DAY),
+        "start_day": burst_start,
+        "end_day": np.minimum(burst_start + burst_len, config.days),
+        "boost": BURST_BOOST,
+    })
+    ed.burst_boost = np.zeros((n, config.days), dtype=bool)
+    for t, lo, hi in zip(burst_topic, burst_start, ed.bursts["end_day"]):
+        ed.burst_boost[np.ix_(ed.topic == t, np.arange(lo, hi))] = True
+    return ed
+
+
+def _ts(config: GeneratorConfig, ms: np.ndarray) -> pd.Series:
+    """Milliseconds since the first generated day as UTC timestamps."""
+    base = config.start_ts.value // 1_000_000
+    return pd.Series(pd.to_datetime(np.asarray(ms, dtype=np.int64) + base, unit="ms", utc=True))
+
+
+class _ArticlePool:
+    """One day's readable articles, grouped by (brand, category, premium) for inverse-CDF draws."""
+
+    def __init__(self, ed: Editorial, day: int, brands: int, include_today: bool):
+        last = day if include_today else day - 1
+        idx = np.flatnonzero((ed.pub_day >= day - ARTICLE_LOOKBACK_DAYS) & (ed.pub_day <= last))
+        age = (day + 0.5) - ed.pub_ms[idx] / MS_DAY
+        weight = ed.quality[idx] * np.exp(-np.maximum(age, 0.0) / RECENCY_TAU_DAYS)
+        weight = weight * np.where(ed.burst_boost[idx, day], BURST_BOOST, 1.0)
+        self.n_groups = brands * len(CATEGORIES) * 2
+        group = ((ed.brand[idx] - 1) * len(CATEGORIES) + ed.category[idx]) * 2 + ed.premium[idx]
+        order = np.argsort(group, kind="stable")
+        self.index, self.group = idx[order], group[order]
+        self.cum = np.cumsum(weight[order])
+        self.mass = np.bincount(self.group, weight[order], minlength=self.n_groups)
+        self.offset = np.concatenate([[0.0], np.cumsum(self.mass)[:-1]])
+
+    def category_mass(self, brand: np.ndarray, premium: np.ndarray) -> np.ndarray:
+        """(n, categories) article mass available to each read."""
+        m = self.mass.reshape(-1, len(CATEGORIES), 2)
+        return m[brand - 1, :, premium.astype(int)]
+
+    def draw(self, group: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Article positions for reads in ``group``; the second array says whether the group had any."""
+        target = self.offset[group] + u * self.mass[group]
+        pos = np.clip(np.searchsorted(self.cum, target, side="right"), 0, max(len(self.cum) - 1, 0))
+        ok = self.mass[group] > 0
+        return (self.index[pos] if len(self.index) else np.zeros(len(group), np.int64)), ok
+
+
+# --- readers: static draws, the day loop, table rows ------------------------------------------
+
+
+@dataclass
+class ReaderProfile:
+    """Static, observable and latent attributes of one chunk of readers."""
+
+    user_id: np.ndarray
+    readers: Readers
+    brand: np.ndarray
+    country: np.ndarray
+    device: np.ndarray
+    signup_ms: np.ndarray
+    affinity: np.ndarray
+    initial_paid: np.ndarray
+    initial_newsletter: np.ndarray
+
+
+def draw_profiles(config: GeneratorConfig, rng: np.random.Generator, first_id: int, n: int) -> ReaderProfile:
+    """Draw ``n`` readers' segments, habits and affinities (signals 3 and 4)."""
+    dyn = config.dynamics
+    shares = np.array([s.share for s in SEGMENTS])
+    segment = _cdf_pick(np.cumsum(shares / shares.sum())[None, :].repeat(n, 0), rng.random(n))
+    brand_w = 1.0 / np.arange(1, config.brands + 1) ** 0.7
+    brand = _cdf_pick(np.cumsum(brand_w / brand_w.sum())[None, :].repeat(n, 0), rng.random(n)) + 1
+    new = rng.random(n) < NEW_READER_SHARE
+    signup_day = np.where(new, rng.integers(0, config.days, n), -rng.integers(1, dyn.burn_in_days + 700, n))
+    signup_ms = signup_day.astype(np.int64) * MS_DAY + rng.integers(0, 3_600_000, n)
+    visit_rate = dyn.visit_scale * np.array([s.visit_rate for s in SEGMENTS])[segment] * rng.lognormal(
+        -dyn.visit_sigma ** 2 / 2, dyn.visit_sigma, n)
+    readers = Readers(
+        segment=segment, signup_day=signup_day, visit_rate=visit_rate,
+        decay=rng.uniform(dyn.decay_low, dyn.decay_high, n),
+        onset_hazard=np.array([s.onset_hazard for s in SEGMENTS])[segment],
+        premium_share=np.array([s.premium_share for s in SEGMENTS])[segment])
+    country_w = np.array([c[3] for c in COUNTRIES])
+    country = _cdf_pick(np.cumsum(country_w / country_w.sum())[None, :].repeat(n, 0), rng.random(n))
+    device = _cdf_pick(DEVICE_CDF[segment], rng.random(n))
+    base = SEGMENT_CATEGORY_BASE[segment]
+    conc = np.array([s.concentration for s in SEGMENTS])[segment]
+    alpha = base / base.sum(axis=1, keepdims=True) * len(CATEGORIES) * conc[:, None]
+    g = rng.standard_gamma(alpha) + 1e-12
+    affinity = g / g.sum(axis=1, keepdims=True)
+    initial_paid = rng.random(n) < np.array([s.initial_paid for s in SEGMENTS])[segment]
+    initial_newsletter = rng.random(n) < np.array([s.newsletter_initial for s in SEGMENTS])[segment]
+    return ReaderProfile(np.arange(first_id, first_id + n, dtype=np.int64), readers, brand, country,
+                         device, signup_ms, affinity, initial_paid, initial_newsletter)
+
+
+def _weekday(config: GeneratorConfig, day: int) -> int:
+    return (config.start.weekday() + day) % 7
+
+
+STATE_COLUMNS = ("alive", "decaying", "engagement", "paid", "pressure", "meter", "newsletter")
+
+
+@dataclass
+class ChunkResult:
+    """Everything one chunk of readers produced."""
+
+    users: pd.DataFrame
+    sessions: pd.DataFrame
+    events: pd.DataFrame
+    performance: pd.DataFrame
+    truth_users: pd.DataFrame
+    truth_daily: pa.Table
+
+
+def simulate_chunk(config: GeneratorConfig, ed: Editorial, pools: list, profile: ReaderProfile,
+                   rng: np.random.Generator, ids: dict[str, int], tick=None) -> ChunkResult:
+    """Run the latent process for one chunk from the burn-in to the last day and write its rows.
+
+    ``ids`` holds the next session and event ids and is advanced in place.
+    """
+    dyn = config.dynamics
+    rd, n = profile.readers, len(profile.user_id)
+    state = ReaderState.initial(n, profile.initial_paid, profile.initial_newsletter)
+    onset_day = np.full(n, np.nan)
+    churn_day = np.full(n, np.nan)
+    converted_ms = np.zeros(n, dtype=np.int64)
+    converted = np.zeros(n, dtype=bool)
+    opt_in = profile.initial_newsletter.copy()
+    sessions, events, perf, daily = [], [], [], []
+    for day in range(-dyn.burn_in_days, config.days):
+        wd = _weekday(config, day)
+        draws = step(rd, state, day, wd, rng, dyn)
+        onset_day[draws.onset] = day
+        churn_day[draws.churned] = day
+        converted |= draws.converted
+        if day < 0:
+            converted_ms[draws.converted] = day * MS_DAY + MS_DAY // 2
+            opt_in |= draws.newsletter_signup
+        else:
+            s, e, p, conv = _expand_day(config, ed, pools[day], profile, state, draws, day, rng, ids)
+            converted_ms[draws.converted] = conv[draws.converted]
+            sessions.append(s)
+            events.append(e)
+            perf.append(p)
+        if day >= -1:
+            daily.append(_state_rows(profile.user_id, day, state, draws, day == -1))
+        if tick:
+            tick()
+    paid_from = np.where(profile.initial_paid, profile.signup_ms, converted_ms)
+    users = pd.DataFrame({
+        "user_id": profile.user_id,
+        "brand_id": profile.brand,
+        "signup_at": _ts(config, profile.signup_ms),
+        "country_code": np.array([c[0] for c in COUNTRIES])[profile.country],
+        "device_type_id": profile.device + 1,
+        "subscription_tier": np.where(state.paid, "paid", "free"),
+        "subscribed_at": _ts(config, np.where(state.paid, paid_from, 0)).where(state.paid),
+        "newsletter_opt_in": opt_in,
+    })
+    truth = pd.DataFrame({
+        "user_id": profile.user_id,
+        "brand_id": profile.brand,
+        "segment": np.array(SEGMENT_NAMES)[rd.segment],
+        "segment_id": rd.segment,
+        "signup_day": rd.signup_day,
+        "signup_at": users["signup_at"],
+        "visit_rate": rd.visit_rate,
+        "decay": rd.decay,
+        "onset_hazard": rd.onset_hazard,
+        "premium_share": rd.premium_share,
+        "onset_day": onset_day,
+        "onset_at": _day_ts(config, onset_day),
+        "churn_day": churn_day,
+        "churn_at": _day_ts(config, churn_day),
+        "initial_paid": profile.initial_paid,
+        "converted_at": _ts(config, converted_ms).where(converted),
+        **{f"affinity_{c}": profile.affinity[:, k] for k, c in enumerate(CATEGORIES)},
+    })
+    return ChunkResult(users, _concat(sessions), _concat(events), _concat(perf), truth,
+                       pa.concat_tables(daily))
+
+
+def _day_ts(config: GeneratorConfig, day: np.ndarray) -> pd.Series:
+    ok = ~np.isnan(day)
+    return _ts(config, np.where(ok, day, 0).astype(np.int64) * MS_DAY).where(ok)
+
+
+def _concat(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    parts = [p for p in parts if len(p)]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+def _state_rows(user_id: np.ndarray, day: int, state: ReaderState, draws: DayDraws, burn_in: bool) -> pa.Table:
+    """The latent state at the end of ``day`` and that day's hazards (the truth behind every row)."""
+    return pa.table({
+        "user_id": user_id,
+        "day": np.full(len(user_id), day, dtype=np.int16),
+        "alive": state.alive,
+        "decaying": state.decaying,
+        "engagement": state.engagement.astype(np.float64),
+        "paid": state.paid,
+        "pressure": state.pressure.astype(np.float64),
+        "meter": state.meter.astype(np.int16),
+        "newsletter": state.newsletter,
+        "churn_hazard": draws.churn_hazard.astype(np.float32),
+        "conversion_hazard": draws.conversion_hazard.astype(np.float32),
+    })
+
+
+def _expand_day(config: GeneratorConfig, ed: Editorial, pools: tuple, profile: ReaderProfile,
+                state: ReaderState, draws: DayDraws, day: int, rng: np.random.Generator,
+                ids: dict[str, int]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, np.ndarray]:
+    """Turn one day's latent draws into session, event and article-day rows.
+
+    Returns sessions, events, per-(article, date) aggregates and, per reader, the time of
+    the day's subscribe event (meaningful where ``draws.converted``).
+    """
+    rd, n = profile.readers, len(profile.user_id)
+    conv_ms = np.zeros(n, dtype=np.int64)
+    s = draws.sessions.astype(np.int64)
+    ns = int(s.sum())
+    if ns == 0:
+        return pd.DataFrame(), pd.DataFrame(), pd.DataFrame(), conv_ms
+    pool_all, pool_old = pools
+    su = np.repeat(np.arange(n), s)
+    seg = rd.segment[su]
+    peak = _cdf_pick(PEAK_CDF[seg], rng.random(ns))
+    hour = np.minimum(rng.normal(PEAK_MU[seg, peak], PEAK_SD[seg, peak]) % 24.0, 23.4)
+    start_ms = np.maximum(day * MS_DAY + (hour * 3_600_000).astype(np.int64), profile.signup_ms[su] + 60_000)
+    order = np.lexsort((start_ms, su))
+    start_ms = start_ms[order]
+    device = np.where(rng.random(ns) < 0.7, profile.device[su], _cdf_pick(DEVICE_CDF[seg], rng.random(ns)))
+    referrer = _cdf_pick(REFERRER_CDF[seg], rng.random(ns))
+    first_session = np.cumsum(s) - s
+
+    # reads: one per session plus the extra pages, spread uniformly over the reader's sessions
+    a = draws.attempts.astype(np.int64)
+    extra = a - s
+    eu = np.repeat(np.arange(n), extra)
+    extra_sess = first_session[eu] + (rng.random(eu.size) * s[eu]).astype(np.int64)
+    att_sess = np.sort(np.concatenate([np.arange(ns), extra_sess]), kind="stable")
+    att_user = su[att_sess]
+    na = att_sess.size
+    # which of a reader's reads were premium / over the meter: a random subset of the step's counts
+    shuffled = np.argsort(att_user + rng.random(na), kind="stable")
+    rank = np.empty(na, dtype=np.int64)
+    rank[shuffled] = np.arange(na) - (np.cumsum(a) - a)[att_user[shuffled]]
+    premium = rank < draws.premium[att_user]
+    metered = rank >= a[att_user] - draws.metered[att_user]
+    paid = draws.was_paid[att_user]
+    blocked = ~paid & (premium | metered)
+
+    # which article: category by affinity x what is on offer, then popularity x recency x bursts
+    brand = profile.brand[att_user]
+    mass = pool_all.category_mass(brand, premium) * profile.affinity[att_user]
+    total = mass.sum(axis=1, keepdims=True)
+    cdf = np.cumsum(mass / np.where(total > 0, total, 1.0), axis=1)
+    category = _cdf_pick(cdf, rng.random(na))
+    group = ((brand - 1) * len(CATEGORIES) + category) * 2 + premium
+    art, _ = pool_all.draw(group, rng.random(na))
+
+    aseg = rd.segment[att_user]
+    engaged = np.maximum(1, np.round(
+        ENGAGED_SECONDS[aseg] * rng.lognormal(-0.125, 0.5, na) * (0.5 + 0.5 * state.engagement[att_user])
+        * ed.quality[art] ** 0.3)).astype(np.int64)
+    engaged = np.where(blocked, 0, engaged)
+    dwell = np.where(blocked, 8_000, engaged * 1000 + 3_000)
+    before = np.cumsum(dwell) - dwell
+    first_att = np.searchsorted(att_sess, np.arange(ns))
+    att_ms = start_ms[att_sess] + before - before[first_att][att_sess]
+    early = ed.pub_ms[art] > att_ms
+    if early.any():
+        # a piece published later that day cannot be read yet: draw again among older pieces
+        older, ok = pool_old.draw(group[early], rng.random(int(early.sum())))
+        art[early] = np.where(ok, older, art[early])
+
+    viewed = ~blocked
+    u_scroll, u_share, u_comment, u_ad = (rng.random(na) for _ in range(4))
+    scroll = viewed & (u_scroll < SCROLL_RATE[aseg])
+    share = viewed & (u_share < SHARE_RATE[aseg] * ed.quality[art] ** 0.5)
+    comment = viewed & (u_comment < COMMENT_RATE[aseg])
+    ad = viewed & ~paid & (u_ad < AD_CLICK_RATE)
+    depth = np.clip(rng.beta(SCROLL_A[aseg], SCROLL_B[aseg]), 0.01, 1.0)
+    end_ms = att_ms + engaged * 1000
+
+    def rows(mask, kind, at, article=True, depth_=None, seconds=None) -> dict:
+        k = int(mask.sum())
+        return {"sess": att_sess[mask], "user": att_user[mask], "article": np.where(article, art[mask] + 1, -1),
+                "type": np.full(k, EVENT_ORDER[kind]), "ms": at[mask],
+                "depth": depth_[mask] if depth_ is not None else np.full(k, np.nan),
+                "seconds": seconds[mask] if seconds is not None else np.full(k, -1)}
+
+    parts = [
+        rows(viewed, "page_view", att_ms, seconds=engaged),
+        rows(blocked, "paywall_hit", att_ms),
+        rows(scroll, "scroll", np.maximum(end_ms - 1000, att_ms + 500), depth_=depth),
+        rows(share, "share", end_ms + 200),
+        rows(comment, "comment", end_ms + 400),
+        rows(ad, "ad_click", att_ms + 1500),
+    ]
+    sess_end = start_ms.copy()
+    np.maximum.at(sess_end, att_sess, att_ms + dwell)
+    signup = np.flatnonzero(draws.newsletter_signup)
+    if signup.size:
+        fs = first_session[signup]
+        parts.append({"sess": fs, "user": signup, "article": np.full(signup.size, -1),
+                      "type": np.full(signup.size, EVENT_ORDER["newsletter_signup"]),
+                      "ms": start_ms[fs] + 1000, "depth": np.full(signup.size, np.nan),
+                      "seconds": np.full(signup.size, -1)})
+    bought = np.flatnonzero(draws.converted)
+    if bought.size:
+        last = first_session[bought] + s[bought] - 1
+        conv_ms[bought] = sess_end[last] + 1000
+        parts.append({"sess": last, "user": bought, "article": np.full(bought.size, -1),
+                      "type": np.full(bought.size, EVENT_ORDER["subscribe"]), "ms": conv_ms[bought],
+                      "depth": np.full(bought.size, np.nan), "seconds": np.full(bought.size, -1)})
+    ev = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    order = np.lexsort((ev["type"], ev["ms"], ev["sess"]))
+    ev = {k: v[order] for k, v in ev.items()}
+    ne = ev["sess"].size
+    sess_end = np.maximum(sess_end, start_ms)
+    np.maximum.at(sess_end, ev["sess"], ev["ms"])
+    session_id = ids["session"] + np.arange(ns, dtype=np.int64)
+    event_types = np.array(schema.EVENT_TYPES)
+    events = pd.DataFrame({
+        "event_id": ids["event"] + np.arange(ne, dtype=np.int64),
+        "session_id": session_id[ev["sess"]],
+        "user_id": profile.user_id[ev["user"]],
+        "article_id": pd.arrays.IntegerArray(np.maximum(ev["article"], 0).astype(np.int64), ev["article"] < 0),
+        "event_type": event_types[ev["type"]],
+        "event_at": _ts(config, ev["ms"]),
+        "scroll_depth": ev["depth"],
+        "engaged_seconds": pd.arrays.IntegerArray(np.maximum(ev["seconds"], 0).astype(np.int64), ev["seconds"] < 0),
+    })
+    sessions = pd.DataFrame({
+        "session_id": session_id,
+        "user_id": profile.user_id[su],
+        "brand_id": profile.brand[su],
+        "started_at": _ts(config, start_ms),
+        "ended_at": _ts(config, sess_end + 1000),
+        "device_type_id": device + 1,
+        "referrer": np.array(REFERRERS)[referrer],
+        "page_views": np.bincount(att_sess[viewed], minlength=ns),
+        "engaged_seconds": np.bincount(att_sess[viewed], engaged[viewed], minlength=ns).astype(np.int64),
+    })
+    ids["session"] += ns
+    ids["event"] += ne
+    return sessions, events, _article_day(config, ev, profile.user_id), conv_ms
+
+
+def _article_day(config: GeneratorConfig, ev: dict, user_id: np.ndarray) -> pd.DataFrame:
+    """Per (article, date) sums of one day's events; summed again over chunks at the end."""
+    has = ev["article"] > 0
+    art, ms, kind, user = ev["article"][has], ev["ms"][has], ev["type"][has], ev["user"][has]
+    day = ms // MS_DAY
+    key = art.astype(np.int64) * 4096 + day
+    uniq, inv = np.unique(key, return_inverse=True)
+    pv = kind == EVENT_ORDER["page_view"]
+    readers = np.unique(inv[pv].astype(np.int64) * len(user_id) + user[pv]) // len(user_id)
+    m = len(uniq)
+
+    def count(mask, weights=None):
+        return np.bincount(inv[mask], None if weights is None else weights[mask], minlength=m)
+
+    seconds = np.where(ev["seconds"][has] > 0, ev["seconds"][has], 0).astype(float)
+    return pd.DataFrame({
+        "article_id": uniq // 4096, "day": uniq % 4096,
+        "page_views": count(pv), "unique_readers": np.bincount(readers, minlength=m),
+        "engaged_seconds": count(pv, seconds).astype(np.int64),
+        "shares": count(kind == EVENT_ORDER["share"]), "comments": count(kind == EVENT_ORDER["comment"]),
+        "paywall_hits": count(kind == EVENT_ORDER["paywall_hit"]),
+    })
+
+
+# --- the whole platform --------------------------------------------------------------------
+
+
+@dataclass
+class GenerateSummary:
+    """What a generation wrote."""
+
+    config: GeneratorConfig
+    rows: dict[str, int]
+    seconds: float
+    truth_dir: str
+
+    def as_table(self):
+        """Rows per table and the wall time, as a rich Table."""
+        from rich.table import Table
+
+        table = Table(title=f"generated {self.config.users:,} readers x {self.config.days} days "
+                            f"(seed {self.config.seed}) in {self.seconds:.1f}s")
+        table.add_column("table")
+        table.add_column("rows", justify="right")
+        for name, n in self.rows.items():
+            table.add_row(name, f"{n:,}")
+        table.add_row("[dim]truth[/]", f"[dim]{self.truth_dir}[/]")
+        return table
+
+
+def _reference(config: GeneratorConfig) -> dict[str, pd.DataFrame]:
+    names = ["The Daily Ledger", "Morning Courier", "City Post", "Weekend Review", "Tech Wire",
+             "Alpine Times", "Harbour Herald", "Valley Voice", "Metro Now", "Evening Star"]
+    b = np.arange(1, config.brands + 1)
+    return {
+        "brands": pd.DataFrame({"brand_id": b,
+                                "name": [names[(i - 1) % 10] + (f" {(i - 1) // 10 + 1}" if i > 10 else "") for i in b],
+                                "domain": [f"brand{i}.example" for i in b]}),
+        "countries": pd.DataFrame({"country_code": [c[0] for c in COUNTRIES], "name": [c[1] for c in COUNTRIES],
+                                   "region": [c[2] for c in COUNTRIES]}),
+        "device_types": pd.DataFrame({"device_type_id": np.arange(1, len(DEVICES) + 1), "name": DEVICES}),
+        "categories": pd.DataFrame({"category_id": np.arange(1, len(CATEGORIES) + 1), "name": CATEGORIES}),
+    }
+
+
+def iter_platform(config: GeneratorConfig, tick=None) -> Iterator[tuple[str, object]]:
+    """Yield the platform piece by piece, in foreign-key load order, with bounded memory.
+
+    Items are ``(table_name, frame)`` for platform tables, and ``("truth:<name>", frame or
+    pyarrow table)`` for the latent truth. The stream is a pure function of ``config``.
+    """
+    config.validate()
+    root = np.random.SeedSequence(config.seed)
+    editorial_seq, reader_seq = root.spawn(2)
+    ed = _editorial(config, np.random.default_rng(editorial_seq))
+    for name, frame in _reference(config).items():
+        yield name, frame
+    yield "authors", ed.authors
+    yield "articles", ed.frame
+    pools = [(_ArticlePool(ed, d, config.brands, True), _ArticlePool(ed, d, config.brands, False))
+             for d in range(config.days)]
+    n_chunks = -(-config.users // CHUNK_USERS)
+    ids = {"session": 1, "event": 1}
+    perf = []
+    for k, seq in enumerate(reader_seq.spawn(n_chunks)):
+        rng = np.random.default_rng(seq)
+        n = min(CHUNK_USERS, config.users - k * CHUNK_USERS)
+        profile = draw_profiles(config, rng, k * CHUNK_USERS + 1, n)
+        chunk = simulate_chunk(config, ed, pools, profile, rng, ids, tick)
+        yield "users", chunk.users
+        yield "sessions", chunk.sessions
+        yield "events", chunk.events
+        yield "truth:users", chunk.truth_users
+        yield "truth:daily", chunk.truth_daily
+        if len(chunk.performance):
+            perf.append(chunk.performance)
+        del chunk
+    if perf:
+        all_perf = pd.concat(perf, ignore_index=True).groupby(["article_id", "day"], sort=True).sum().reset_index()
+        all_perf["date"] = (config.start_ts + pd.to_timedelta(all_perf["day"], unit="D")).dt.date
+        yield "article_daily_performance", all_perf.drop(columns="day")
+    arts = ed.frame[["article_id", "brand_id", "author_id", "category_id", "topic", "published_at", "is_premium"]].copy()
+    arts["quality"] = ed.quality
+    arts["publish_hour"] = ed.frame["published_at"].dt.hour
+    arts["bursting_days"] = ed.burst_boost.sum(axis=1)
+    yield "truth:articles", arts
+    yield "truth:bursts", ed.bursts
+
+
+def _clear(conn, settings: Settings) -> None:
+    """Remove platform rows and everything derived from them (inside the caller's transaction)."""
+    feature = [t.name for t in schema.FEATURE_TABLES]
+    platform = [t.name for t in reversed(schema.PLATFORM_TABLES)]
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("TRUNCATE " + ", ".join(f'"{t}"' for t in feature + platform))
+    else:
+        for name in feature + platform:
+            conn.exec_driver_sql(f'DELETE FROM "{name}"')
+
+
+def generate(settings: Settings, config: GeneratorConfig, progress: bool = False) -> GenerateSummary:
+    """Generate the platform into the OwnLens tables and its latent truth into ``settings.truth_dir``.
+
+    Existing platform rows and feature snapshots are replaced in one transaction, so a
+    failure leaves the old data in place; the truth files are swapped in after the commit.
+
+    Args:
+        settings: profile and locations (the schema must exist: ``ownlens-ml db init``).
+        config: scale and seed.
+        progress: show a progress bar.
+
+    Raises:
+        ValidationError: a config value is out of range.
+        MissingTableError: the schema has not been created.
+    """
+    config.validate()
+    if config.days > 4000:
+        raise ValidationError(f"generator days must be at most 4000, got {config.days}")
+    engine = get_engine(settings)
+    require_tables(engine, *(t.name for t in schema.PLATFORM_TABLES))
+    tables = {t.name: t for t in schema.PLATFORM_TABLES}
+    t0 = time.perf_counter()
+    truth_tmp = settings.truth_dir.with_name(settings.truth_dir.name + ".tmp")
+    shutil.rmtree(truth_tmp, ignore_errors=True)
+    truth_tmp.mkdir(parents=True)
+    rows = {name: 0 for name in tables}
+    truth_frames: dict[str, list[pd.DataFrame]] = {"users": []}
+    daily_writer = None
+    bar, task = None, None
+    if progress:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        bar = Progress(TextColumn("[bold]generating[/]"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                       TimeElapsedColumn(), TimeRemainingColumn())
+        total = -(-config.users // CHUNK_USERS) * (config.dynamics.burn_in_days + config.days)
+        task = bar.add_task("days", total=total)
+        bar.start()
+    tick = (lambda: bar.advance(task)) if bar else None
+    try:
+        with engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.exec_driver_sql("SET LOCAL TIME ZONE 'UTC'")
+            _clear(conn, settings)
+            for name, item in iter_platform(config, tick):
+                if name == "truth:daily":
+                    if daily_writer is None:
+                        daily_writer = pq.ParquetWriter(truth_tmp / "daily.parquet", item.schema)
+                    daily_writer.write_table(item)
+                elif name == "truth:users":
+                    truth_frames["users"].append(item)
+                elif name.startswith("truth:"):
+                    item.to_parquet(truth_tmp / f"{name[6:]}.parquet", index=False)
+                elif len(item):
+                    rows[name] += copy_frame(conn, tables[name], item)
+            if daily_writer is not None:
+                daily_writer.close()
+                daily_writer = None
+            pd.concat(truth_frames["users"], ignore_index=True).to_parquet(truth_tmp / "users.parquet", index=False)
+            meta = {"config": {"users": config.users, "days": config.days, "brands": config.brands,
+                               "seed": config.seed, "start": config.start.isoformat()},
+                    "dynamics": asdict(config.dynamics), "generated_at": datetime.now(timezone.utc).isoformat()}
+            (truth_tmp / "meta.json").write_text(json.dumps(meta, indent=2))
+            if conn.dialect.name == "postgresql":
+                for name in tables:
+                    conn.exec_driver_sql(f'ANALYZE "{name}"')
+    except BaseException:
+        if daily_writer is not None:
+            daily_writer.close()
+        shutil.rmtree(truth_tmp, ignore_errors=True)
+        raise
+    finally:
+        if bar:
+            bar.stop()
+    shutil.rmtree(settings.truth_dir, ignore_errors=True)
+    truth_tmp.rename(settings.truth_dir)
+    _clear_local_snapshots(settings)
+    seconds = time.perf_counter() - t0
+    log.info("generated %s in %.1fs", rows, seconds)
+    return GenerateSummary(config, rows, seconds, str(settings.truth_dir))
+
+
+def _clear_local_snapshots(settings: Settings) -> None:
+    """The local offline store's parquet snapshots describe the old platform: remove them."""
+    if settings.is_production or not settings.offline_dir.exists():
+        return
+    for path in settings.offline_dir.glob("*.parquet"):
+        path.unlink()

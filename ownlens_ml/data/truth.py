@@ -1,0 +1,254 @@
+"""The generator's latent truth: load it, and the oracle probabilities models are scored against.
+
+``ownlens-ml data generate`` writes, next to (never into) the platform tables, parquet files
+under ``settings.truth_dir``:
+
+- ``users``: per reader the latent segment, visit rate, decay speed, onset hazard, category
+  affinities, and what happened: ``onset_at`` (disengagement began), ``churn_at`` (start of
+  the day the reader churned; never visits again), ``converted_at`` (conversion to paid).
+- ``articles``: per article the latent ``quality`` (author + category + premium + publish
+  hour + noise) and how many days its topic was bursting.
+- ``bursts``: ``topic``, ``start``, ``end`` (UTC, end exclusive), ``boost``.
+- ``daily``: per reader and day the latent state at the end of that day (alive, decaying,
+  engagement, paid, paywall pressure, meter, newsletter) and the day's churn and
+  conversion hazards; day -1 is the state on entering the generated period.
+- ``meta.json``: the generator config and dynamics.
+
+An oracle conditions on everything latent up to ``as_of`` (the state at the end of the day
+before) and integrates over everything random after it, with the generator's own dynamics.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from ownlens_ml.data.generator import (
+    WEEKDAY,
+    Dynamics,
+    Readers,
+    ReaderState,
+    onset_hazard_at,
+    step,
+)
+from ownlens_ml.errors import MissingTableError, ValidationError
+from ownlens_ml.settings import Settings
+
+TRUTH_TABLES = ("users", "articles", "bursts", "daily")
+MC_PATHS = 256
+MC_BATCH = 1_000_000
+"""Simulated reader-paths per batch in the Monte Carlo oracle (bounds its memory)."""
+
+
+def truth_path(settings: Settings, name: str) -> Path:
+    return settings.truth_dir / f"{name}.parquet"
+
+
+def _missing(path: Path) -> MissingTableError:
+    return MissingTableError(f"generator truth {path} does not exist; run `ownlens-ml data generate` first "
+                             "(the truth exists only for generated platforms)")
+
+
+def load_truth(settings: Settings, name: str) -> pd.DataFrame:
+    """One truth table as a frame: ``users``, ``articles``, ``bursts`` or ``daily``.
+
+    Raises:
+        ValidationError: ``name`` is not a truth table.
+        MissingTableError: the file does not exist (no generated platform).
+    """
+    if name not in TRUTH_TABLES:
+        raise ValidationError(f"no truth table {name!r}; known: {', '.join(TRUTH_TABLES)}")
+    path = truth_path(settings, name)
+    if not path.exists():
+        raise _missing(path)
+    return pd.read_parquet(path)
+
+
+def load_meta(settings: Settings) -> dict:
+    path = settings.truth_dir / "meta.json"
+    if not path.exists():
+        raise _missing(path)
+    return json.loads(path.read_text())
+
+
+class _Truth:
+    """Static reader parameters and the per-day state needed to condition an oracle."""
+
+    def __init__(self, settings: Settings):
+        meta = load_meta(settings)
+        self.dyn = Dynamics(**meta["dynamics"])
+        self.start = pd.Timestamp(meta["config"]["start"], tz="UTC")
+        self.days = int(meta["config"]["days"])
+        self.settings = settings
+        users = load_truth(settings, "users")
+        self.user_index = pd.Index(users["user_id"].to_numpy())
+        self.users = users
+
+    def rows(self, user_ids: np.ndarray) -> np.ndarray:
+        pos = self.user_index.get_indexer(np.asarray(user_ids))
+        if (pos < 0).any():
+            bad = np.asarray(user_ids)[pos < 0][:5].tolist()
+            raise ValidationError(f"user ids not in the generated truth: {bad}")
+        return pos
+
+    def day_index(self, as_of, n: int) -> np.ndarray:
+        """Days from the generated start to ``as_of`` (each must be a 00:00 UTC timestamp)."""
+        ts = pd.DatetimeIndex(np.broadcast_to(np.asarray(pd.to_datetime(as_of, utc=True)), (n,))
+                              if np.ndim(as_of) == 0 else pd.to_datetime(as_of, utc=True))
+        if len(ts) != n:
+            raise ValidationError(f"as_of has {len(ts)} values for {n} user ids")
+        delta = (ts - self.start) / pd.Timedelta(days=1)
+        day = np.asarray(delta, dtype=float)
+        if not np.all(day == np.round(day)):
+            raise ValidationError("as_of must be at 00:00 UTC")
+        day = day.astype(np.int64)
+        if day.min(initial=0) < 0 or day.max(initial=0) > self.days:
+            raise ValidationError(f"as_of must lie within the generated period {self.start.date()} .. "
+                                  f"{(self.start + pd.Timedelta(days=self.days)).date()}")
+        return day
+
+    def readers(self, pos: np.ndarray) -> Readers:
+        u = self.users
+        return Readers(segment=u["segment_id"].to_numpy()[pos], signup_day=u["signup_day"].to_numpy()[pos],
+                       visit_rate=u["visit_rate"].to_numpy()[pos], decay=u["decay"].to_numpy()[pos],
+                       onset_hazard=u["onset_hazard"].to_numpy()[pos],
+                       premium_share=u["premium_share"].to_numpy()[pos])
+
+    def state(self, user_ids: np.ndarray, state_day: np.ndarray) -> ReaderState:
+        """The latent state at the end of ``state_day`` for each (user, day) pair."""
+        days = np.unique(state_day)
+        table = pq.read_table(truth_path(self.settings, "daily"),
+                              filters=[("day", "in", days.astype(int).tolist())])
+        table = table.filter(pc.is_in(table["user_id"], value_set=pa_array(np.unique(user_ids))))
+        frame = table.to_pandas()
+        key = pd.MultiIndex.from_arrays([frame["user_id"].to_numpy(), frame["day"].to_numpy().astype(np.int64)])
+        pos = key.get_indexer(pd.MultiIndex.from_arrays([np.asarray(user_ids), state_day.astype(np.int64)]))
+        if (pos < 0).any():
+            raise MissingTableError("the truth's daily state is incomplete; run `ownlens-ml data generate` again")
+        f = frame.iloc[pos]
+        return ReaderState(alive=f["alive"].to_numpy(), decaying=f["decaying"].to_numpy(),
+                           engagement=f["engagement"].to_numpy(dtype=float), paid=f["paid"].to_numpy(),
+                           pressure=f["pressure"].to_numpy(dtype=float),
+                           meter=f["meter"].to_numpy().astype(np.int32), newsletter=f["newsletter"].to_numpy())
+
+    def weekday(self, day: np.ndarray) -> np.ndarray:
+        return (self.start.weekday() + day) % 7
+
+
+def pa_array(values: np.ndarray):
+    import pyarrow as pa
+
+    return pa.array(values)
+
+
+def oracle_churn_probability(settings: Settings, user_ids: np.ndarray, as_of, window_days: int = 30) -> np.ndarray:
+    """True probability that each reader makes no session in [as_of, as_of + window_days).
+
+    Conditions on the reader's latent state at the end of the day before ``as_of`` (alive,
+    decaying, engagement) and static parameters, and integrates exactly (no sampling) over
+    the future the generator's ``step`` would draw: the day disengagement begins (if it has
+    not), the churn day, and Poisson visits.
+
+    Args:
+        settings: locations (the truth of the last ``ownlens-ml data generate``).
+        user_ids: reader ids.
+        as_of: one tz-aware UTC timestamp at 00:00, or one per reader, within the generated period.
+        window_days: length of the label window.
+
+    Returns:
+        Probabilities, one per reader, in the order given.
+    """
+    if window_days < 1:
+        raise ValidationError(f"window_days must be positive, got {window_days}")
+    truth = _Truth(settings)
+    user_ids = np.asarray(user_ids)
+    pos = truth.rows(user_ids)
+    day0 = truth.day_index(as_of, len(user_ids))
+    out = np.empty(len(user_ids))
+    for lo in range(0, len(user_ids), 20_000):
+        sl = slice(lo, lo + 20_000)
+        st = truth.state(user_ids[sl], day0[sl] - 1)
+        out[sl] = _no_session_probability(truth, truth.readers(pos[sl]), st, day0[sl], window_days)
+    return out
+
+
+def _no_session_probability(truth: _Truth, rd: Readers, st: ReaderState, day0: np.ndarray, window: int) -> np.ndarray:
+    dyn = truth.dyn
+    n = len(day0)
+    # scenario j < window: disengagement begins on window day j; j == window: not within the window.
+    # Readers already decaying have one scenario (j = -1), stored in column 0 with weight 1.
+    j = np.arange(window + 1)[None, :]
+    decaying = st.decaying[:, None]
+    weight = np.zeros((n, window + 1))
+    survive = np.ones(n)
+    for i in range(window):
+        d = day0 + i
+        h = np.where(d >= rd.signup_day, onset_hazard_at(rd, d, dyn), 0.0)
+        weight[:, i] = survive * h
+        survive = survive * (1.0 - h)
+    weight[:, window] = survive
+    weight = np.where(decaying, (j == 0).astype(float), weight)
+    alive_no_visit = np.ones((n, window + 1))
+    dead_no_visit = np.zeros((n, window + 1))
+    e0 = st.engagement[:, None]
+    for i in range(window):
+        d = day0 + i
+        falls = np.where(decaying, i + 1, i - j + 1)  # days of decay applied by the end of day i
+        e = np.where(falls > 0, e0 * rd.decay[:, None] ** np.maximum(falls, 0), e0)
+        signed = (d >= rd.signup_day)[:, None]
+        hazard = np.where(signed & (falls > 0), dyn.churn_scale * (1.0 - e) ** dyn.churn_power, 0.0)
+        dead_no_visit += alive_no_visit * hazard
+        alive_no_visit *= 1.0 - hazard
+        rate = np.where(signed, rd.visit_rate[:, None] * e * WEEKDAY[rd.segment, truth.weekday(d)][:, None], 0.0)
+        alive_no_visit *= np.exp(-rate)
+    p = ((alive_no_visit + dead_no_visit) * weight).sum(axis=1)
+    return np.where(st.alive, p, 1.0)
+
+
+def oracle_conversion_probability(settings: Settings, user_ids: np.ndarray, as_of, window_days: int = 30,
+                                  paths: int = MC_PATHS, seed: int = 0) -> np.ndarray:
+    """True probability that a free reader converts to paid in [as_of, as_of + window_days).
+
+    Monte Carlo: from each reader's latent state at the end of the day before ``as_of``
+    (engagement, paywall pressure, meter, ...), ``paths`` futures are replayed with the
+    generator's own ``step``; readers already paid get 0. Standard error <= 0.5/sqrt(paths).
+
+    Args:
+        settings: locations (the truth of the last ``ownlens-ml data generate``).
+        user_ids: reader ids.
+        as_of: one tz-aware UTC timestamp at 00:00, or one per reader, within the generated period.
+        window_days: length of the label window.
+        paths: simulated futures per reader.
+        seed: seed of the replay (the result is deterministic).
+    """
+    if window_days < 1:
+        raise ValidationError(f"window_days must be positive, got {window_days}")
+    truth = _Truth(settings)
+    user_ids = np.asarray(user_ids)
+    pos = truth.rows(user_ids)
+    day0 = truth.day_index(as_of, len(user_ids))
+    out = np.zeros(len(user_ids))
+    rng = np.random.default_rng(seed)
+    st_all = truth.state(user_ids, day0 - 1)
+    free = np.flatnonzero(~st_all.paid)
+    # replay together the pairs that share a start day, so one step call serves them all
+    per_batch = max(1, MC_BATCH // paths)
+    for start in np.unique(day0[free]):
+        members = free[day0[free] == start]
+        for lo in range(0, len(members), per_batch):
+            idx = members[lo:lo + per_batch]
+            rep = np.repeat(idx, paths)
+            rd = truth.readers(pos[rep])
+            st = st_all.take(rep)
+            converted = np.zeros(len(rep), dtype=bool)
+            for i in range(window_days):
+                d = int(start) + i
+                draws = step(rd, st, d, int(truth.weekday(d)), rng, truth.dyn)
+                converted |= draws.converted
+            out[idx] = converted.reshape(len(idx), paths).mean(axis=1)
+    return out

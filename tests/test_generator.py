@@ -1,0 +1,198 @@
+"""The seeded platform generator: determinism, planted signals, truth and oracles, CLI errors."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import roc_auc_score
+from sqlalchemy import text
+
+from ownlens_ml.data.generator import GeneratorConfig, generate
+from ownlens_ml.data.truth import load_truth, oracle_churn_probability, oracle_conversion_probability
+from ownlens_ml.db import get_engine, init_db, schema
+from ownlens_ml.errors import MissingTableError, ValidationError
+from ownlens_ml.features.quality import check_snapshots
+from ownlens_ml.features.snapshots import build_snapshots
+
+SMALL = GeneratorConfig(users=300, days=60, brands=2, seed=11)
+
+
+def _read(settings, table: str) -> pd.DataFrame:
+    key = schema.metadata.tables[table].primary_key.columns.keys()
+    with get_engine(settings).connect() as conn:
+        return pd.read_sql_query(text(f"SELECT * FROM {table} ORDER BY {', '.join(key)}"), conn)
+
+
+def _hash(settings) -> dict[str, str]:
+    out = {}
+    for t in schema.PLATFORM_TABLES:
+        frame = _read(settings, t.name)
+        out[t.name] = hashlib.sha256(frame.to_csv(index=False).encode()).hexdigest()
+    return out
+
+
+def test_same_seed_same_bytes_other_seed_differs(any_settings):
+    init_db(any_settings)
+    generate(any_settings, SMALL)
+    first = _hash(any_settings)
+    truth_first = load_truth(any_settings, "users")
+    generate(any_settings, SMALL)
+    assert _hash(any_settings) == first  # also: a second run replaces, never appends
+    pd.testing.assert_frame_equal(load_truth(any_settings, "users"), truth_first)
+    generate(any_settings, GeneratorConfig(users=300, days=60, brands=2, seed=12))
+    other = _hash(any_settings)
+    assert other["events"] != first["events"] and other["users"] != first["users"]
+
+
+def test_tables_are_consistent_and_build_clean_snapshots(any_settings):
+    init_db(any_settings)
+    summary = generate(any_settings, SMALL)
+    assert summary.rows["events"] > 0 and summary.as_table().row_count >= len(schema.PLATFORM_TABLES)
+    events, sessions = _read(any_settings, "events"), _read(any_settings, "sessions")
+    assert set(events["event_type"]) <= set(schema.EVENT_TYPES)
+    assert {"page_view", "scroll", "paywall_hit", "subscribe"} <= set(events["event_type"])
+    # article_daily_performance is the true daily aggregate of the events
+    ev = events[events["article_id"].notna()].copy()
+    ev["date"] = pd.to_datetime(ev["event_at"], utc=True, format="ISO8601").dt.date
+    pv = ev[ev["event_type"] == "page_view"].groupby(["article_id", "date"]).size()
+    perf = _read(any_settings, "article_daily_performance")
+    perf["date"] = pd.to_datetime(perf["date"]).dt.date
+    perf = perf.set_index(["article_id", "date"])
+    assert perf["page_views"][perf["page_views"] > 0].sort_index().equals(pv.sort_index().astype(perf["page_views"].dtype))
+    assert (sessions.groupby("user_id").size() > 0).all()
+    build_snapshots(any_settings)
+    check_snapshots(any_settings).raise_for_problems()
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory):
+    """A moderate platform in the local profile, shared by the signal tests."""
+    from ownlens_ml.settings import Settings
+
+    settings = Settings(profile="local", home=tmp_path_factory.mktemp("gen") / "home")
+    init_db(settings)
+    generate(settings, GeneratorConfig(users=2_000, days=90, brands=2, seed=7))
+    return settings
+
+
+def test_churned_readers_fade_before_their_churn_date(platform):
+    users = load_truth(platform, "users")
+    sessions = _read(platform, "sessions")
+    start = pd.Timestamp(GeneratorConfig.start, tz="UTC")
+    sessions["day"] = (pd.to_datetime(sessions["started_at"], utc=True, format="ISO8601") - start).dt.days
+    churned = users[(users["churn_day"] >= 40) & (users["signup_day"] < 0)]
+    assert len(churned) >= 20
+    counts = sessions.merge(churned[["user_id", "churn_day"]], on="user_id")
+    early = ((counts["day"] >= counts["churn_day"] - 40) & (counts["day"] < counts["churn_day"] - 25)).sum()
+    late = ((counts["day"] >= counts["churn_day"] - 15) & (counts["day"] < counts["churn_day"])).sum()
+    after = (counts["day"] >= counts["churn_day"]).sum()
+    assert after == 0
+    assert late < 0.6 * early
+
+
+def test_paywall_pressure_drives_conversion(platform):
+    users = load_truth(platform, "users")
+    events = _read(platform, "events")
+    hits = events[events["event_type"] == "paywall_hit"].groupby("user_id").size()
+    free = users[~users["initial_paid"] & users["churn_day"].isna()].set_index("user_id")
+    free["hits"] = hits.reindex(free.index).fillna(0)
+    free["converted"] = free["converted_at"].notna()
+    high = free["hits"] >= free["hits"].quantile(0.75)
+    assert free.loc[high, "converted"].mean() > 2 * free.loc[~high, "converted"].mean()
+    subscribed = _read(platform, "users").set_index("user_id")
+    conv = free.index[free["converted"] & (free["converted_at"] >= pd.Timestamp(GeneratorConfig.start, tz="UTC"))]
+    assert (subscribed.loc[conv, "subscription_tier"] == "paid").all()
+
+
+def test_segments_have_distinct_habits(platform):
+    users = load_truth(platform, "users")[["user_id", "segment"]]
+    sessions = _read(platform, "sessions").merge(users, on="user_id")
+    sessions["started_at"] = pd.to_datetime(sessions["started_at"], utc=True, format="ISO8601")
+    sessions["weekend"] = sessions["started_at"].dt.dayofweek >= 5
+    by = sessions.groupby("segment")
+    per_user = by.size() / users.groupby("segment").size()
+    assert per_user["news_junkie"] > 3 * per_user["casual_skimmer"]
+    assert by["weekend"].mean()["weekend_reader"] > by["weekend"].mean()["news_junkie"] + 0.15
+    assert (by["referrer"].apply(lambda r: (r == "newsletter").mean())["newsletter_loyalist"] > 0.4)
+
+
+def test_bursts_and_article_quality_show_in_performance(platform):
+    arts, bursts = load_truth(platform, "articles"), load_truth(platform, "bursts")
+    perf = _read(platform, "article_daily_performance").groupby("article_id")["page_views"].sum()
+    arts["views"] = perf.reindex(arts["article_id"]).fillna(0).to_numpy()
+    plain = arts[(arts["bursting_days"] == 0) & ~arts["is_premium"]]
+    assert np.corrcoef(np.log(plain["quality"]), np.log1p(plain["views"]))[0, 1] > 0.3
+    assert len(bursts) >= 1 and (bursts["end"] > bursts["start"]).all()
+    assert arts.loc[arts["bursting_days"] > 0, "views"].mean() > arts.loc[arts["bursting_days"] == 0, "views"].mean()
+
+
+def _churn_population(settings, days: int) -> pd.DataFrame:
+    """Active readers at each T (a session in the 30 days before), labelled by 30 silent days after."""
+    users = load_truth(settings, "users")
+    sessions = _read(settings, "sessions")
+    start = pd.Timestamp(GeneratorConfig.start, tz="UTC")
+    day = (pd.to_datetime(sessions["started_at"], utc=True, format="ISO8601") - start).dt.days
+    counts = pd.crosstab(sessions["user_id"], day).reindex(index=users["user_id"], columns=range(days), fill_value=0)
+    c = counts.to_numpy()
+    rows = []
+    for t in range(35, days - 30 + 1, 7):
+        active = (users["signup_day"].to_numpy() < t) & (c[:, t - 30:t].sum(axis=1) > 0)
+        rows.append(pd.DataFrame({"user_id": users["user_id"].to_numpy()[active], "T": t,
+                                  "label": (c[active, t:t + 30].sum(axis=1) == 0).astype(int)}))
+    frame = pd.concat(rows, ignore_index=True)
+    frame["as_of"] = start + pd.to_timedelta(frame["T"], unit="D")
+    return frame
+
+
+def test_oracle_churn_is_calibrated(platform):
+    pop = _churn_population(platform, 90)
+    p = oracle_churn_probability(platform, pop["user_id"].to_numpy(), pop["as_of"].to_numpy())
+    assert ((p >= 0) & (p <= 1)).all()
+    assert abs(p.mean() - pop["label"].mean()) < 0.02
+    high, low = p > 0.5, p < 0.1
+    assert pop["label"][high].mean() > 0.6 and pop["label"][low].mean() < 0.1
+
+
+@pytest.mark.xfail(strict=True, reason="dynamics not yet tuned: oracle AUC ~0.98 on this population (see report)")
+def test_oracle_churn_auc_is_realistic(platform):
+    pop = _churn_population(platform, 90)
+    p = oracle_churn_probability(platform, pop["user_id"].to_numpy(), pop["as_of"].to_numpy())
+    assert 0.75 <= roc_auc_score(pop["label"], p) <= 0.92
+
+
+def test_oracle_conversion_matches_what_happened(platform):
+    users = load_truth(platform, "users")
+    as_of = pd.Timestamp(GeneratorConfig.start, tz="UTC") + pd.Timedelta(days=30)
+    ids = users["user_id"].to_numpy()
+    p = oracle_conversion_probability(platform, ids, as_of, paths=64)
+    conv = pd.to_datetime(users["converted_at"], utc=True)
+    happened = ((conv >= as_of) & (conv < as_of + pd.Timedelta(days=30))).to_numpy()
+    assert abs(p.sum() - happened.sum()) < 4 * np.sqrt(max(p.sum(), 1)) + 2
+    paid = (users["initial_paid"] | (conv < as_of)).to_numpy()
+    assert (p[paid] == 0).all()
+
+
+def test_truth_errors_are_clear(tmp_path):
+    from ownlens_ml.settings import Settings
+
+    settings = Settings(profile="local", home=tmp_path)
+    with pytest.raises(MissingTableError, match="ownlens-ml data generate"):
+        load_truth(settings, "users")
+    with pytest.raises(ValidationError, match="known"):
+        load_truth(settings, "nope")
+    with pytest.raises(ValidationError, match="users"):
+        GeneratorConfig(users=0).validate()
+
+
+@pytest.mark.parametrize("args", [["--users", "0"], ["--days", "-1"]])
+def test_cli_rejects_bad_sizes(args, tmp_path):
+    env = {"OWNLENS_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    proc = subprocess.run([sys.executable, "-m", "ownlens_ml.cli", "data", "generate", *args],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 2
+    assert args[0] in proc.stderr
