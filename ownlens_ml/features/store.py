@@ -81,6 +81,9 @@ def apply_repo(settings: Settings) -> list[str]:
     objects = [*repo.entities, *repo.data_sources, *repo.feature_views,
                *repo.on_demand_feature_views, *repo.feature_services]
     store.apply(objects)
+    from ownlens_ml.features.online import forget_plans
+
+    forget_plans()
     return sorted(fs.name for fs in repo.feature_services)
 
 
@@ -171,7 +174,21 @@ def feature_names(service: FeatureService) -> list[str]:
     return [f.name for p in service.feature_view_projections for f in p.features]
 
 
-def training_set(settings: Settings, service_name: str, entity_df: pd.DataFrame) -> TrainingSet:
+ENGINES = ("auto", "fast", "feast")
+"""``auto``: the fast path where it applies (Redis online store, PostgreSQL offline store),
+Feast's own elsewhere; ``fast``: the fast path or an error; ``feast``: Feast's own path."""
+
+
+def _use_fast(engine: str, applies: bool, what: str) -> bool:
+    if engine not in ENGINES:
+        raise ValidationError(f"unknown engine {engine!r}; use one of: {', '.join(ENGINES)}")
+    if engine == "fast" and not applies:
+        raise ValidationError(f"the fast {what} path needs the production profile; use engine='feast' or 'auto'")
+    return engine == "fast" or (engine == "auto" and applies)
+
+
+def training_set(settings: Settings, service_name: str, entity_df: pd.DataFrame,
+                 engine: str = "auto") -> TrainingSet:
     """Point-in-time-correct features for ``entity_df`` from a feature service.
 
     Args:
@@ -179,6 +196,9 @@ def training_set(settings: Settings, service_name: str, entity_df: pd.DataFrame)
         service_name: e.g. ``churn_v1``.
         entity_df: join keys, a timezone-aware ``event_timestamp`` per row (the label time),
             and any label columns; extra columns pass through.
+        engine: ``auto`` (PostgreSQL: COPY + one LATERAL query per source, see
+            ``historical.py``; local: Feast's DuckDB store, already at the ASOF-join floor),
+            ``fast`` or ``feast``.
 
     Returns:
         The frame in the input's row order with the service's features appended, plus a
@@ -191,17 +211,32 @@ def training_set(settings: Settings, service_name: str, entity_df: pd.DataFrame)
     if _needs_request_time(service) and REQUEST_TIME not in entities.columns:
         entities = entities.assign(**{REQUEST_TIME: entities["event_timestamp"].astype("int64") // 10**9})
     started = time.perf_counter()
-    store = feature_store(settings)
-    frame = store.get_historical_features(entity_df=entities.assign(_row=range(len(entities))),
-                                          features=service).to_df()
-    frame = frame.sort_values("_row").drop(columns="_row").reset_index(drop=True)
+    frame = None
+    if _use_fast(engine, settings.is_production, "historical"):
+        from ownlens_ml.features.historical import FastPathUnsupported, historical_postgres
+
+        try:
+            frame = historical_postgres(settings, service, entities)
+        except FastPathUnsupported as exc:
+            if engine == "fast":
+                raise
+            log.info("training set %s: Feast's path (%s)", service_name, exc)
+    if frame is None:
+        store = feature_store(settings)
+        frame = store.get_historical_features(entity_df=entities.assign(_row=range(len(entities))),
+                                              features=service).to_df()
+        frame = frame.sort_values("_row").drop(columns="_row").reset_index(drop=True)
+    # Exactly the input columns and the service's features, in service order: Feast's offline
+    # path also returns on-demand views' undeclared inputs, in an order that varies by process.
+    features = feature_names(service)
+    frame = frame[list(entities.columns) + [f for f in features if f not in entities.columns]]
     stamps = frame["event_timestamp"]
     # Feast's PostgreSQL store hands timestamps back naive (in UTC), DuckDB's aware.
     frame["event_timestamp"] = stamps.dt.tz_localize("UTC") if stamps.dt.tz is None else stamps.dt.tz_convert("UTC")
     log.info("training set %s: %d rows in %.2fs", service_name, len(frame), time.perf_counter() - started)
     definition = service_definition_hash(settings, service)
     fingerprint = hashlib.sha256((entity_fingerprint(entity_df) + definition).encode()).hexdigest()
-    return TrainingSet(frame, service_name, feature_names(service), fingerprint, definition)
+    return TrainingSet(frame, service_name, features, fingerprint, definition)
 
 
 @dataclass(frozen=True)
@@ -215,7 +250,7 @@ class OnlineVectors:
 
 
 def online_features(settings: Settings, service_name: str, entity_rows: dict[str, list],
-                    request_time: datetime | None = None) -> OnlineVectors:
+                    request_time: datetime | None = None, engine: str = "auto") -> OnlineVectors:
     """A service's feature vectors for one or many entities, from the online store.
 
     Args:
@@ -223,21 +258,31 @@ def online_features(settings: Settings, service_name: str, entity_rows: dict[str
         service_name: e.g. ``churn_v1``.
         entity_rows: join key -> list of ids, e.g. ``{"user_id": [1, 2]}``.
         request_time: "now" for request-time features and staleness; default: the clock.
+        engine: ``auto`` (Redis: one pipelined HMGET round trip in Feast's layout, see
+            ``online.py``; SQLite: Feast's SDK), ``fast`` or ``feast``.
+
+    Raises:
+        RedisUnavailableError: the production Redis cannot be reached.
     """
+    if _use_fast(engine, settings.is_production, "online"):
+        return _online_fast(settings, service_name, entity_rows, request_time)
     service = feature_service(settings, service_name)
     keys = join_keys(settings, service)
-    missing = [k for k in keys if k not in entity_rows]
-    if missing:
-        raise ValidationError(f"entity rows lack {missing}; {service_name} needs {keys}")
-    for key in keys:
-        bad = [v for v in entity_rows[key] if not isinstance(v, int) or isinstance(v, bool)]
-        if bad:
-            raise ValidationError(f"{key} must be integers; got {bad[0]!r} ({type(bad[0]).__name__})")
+    _check_entity_rows(service_name, keys, entity_rows)
     now = request_time or datetime.now(timezone.utc)
     rows = {k: list(entity_rows[k]) for k in keys}
     if _needs_request_time(service):
         rows[REQUEST_TIME] = [int(now.timestamp())] * len(rows[keys[0]])
-    response = feature_store(settings).get_online_features(features=service, entity_rows=_as_rows(rows))
+    try:
+        response = feature_store(settings).get_online_features(features=service, entity_rows=_as_rows(rows))
+    except Exception as exc:  # redis-py's ConnectionError, raised through Feast
+        import redis
+
+        if isinstance(exc, redis.ConnectionError):
+            from ownlens_ml.features.redis_layout import unavailable
+
+            raise unavailable(settings, exc) from None
+        raise
     values = response.to_dict(include_event_timestamps=True)
     frame = pd.DataFrame({k: values[k] for k in keys + feature_names(service)})
     staleness = {}
@@ -248,10 +293,56 @@ def online_features(settings: Settings, service_name: str, entity_rows: dict[str
     return OnlineVectors(frame, pd.DataFrame(staleness))
 
 
+def _online_fast(settings: Settings, service_name: str, entity_rows: dict[str, list],
+                 request_time: datetime | None) -> OnlineVectors:
+    from ownlens_ml.features import online
+
+    plan = online.plan_for(settings, service_name)
+    keys = plan.join_keys
+    _check_entity_rows(service_name, keys, entity_rows)
+    now = request_time or datetime.now(timezone.utc)
+    n = len(entity_rows[keys[0]])
+    request = {REQUEST_TIME: [int(now.timestamp())] * n} if REQUEST_TIME in plan.request_fields else None
+    result = online.read(settings, plan, entity_rows, request)
+    frame = pd.DataFrame({k: result.values[k] for k in keys + plan.features})
+    # As Feast's response: on-demand views carry no timestamp, hence no staleness.
+    stamps = {view: result.timestamps[view] for view, _ in plan.view_outputs}
+    staleness = {name: [now.timestamp() - s if s else None for s in stamps.get(name, [0] * n)]
+                 for name in plan.projections}
+    return OnlineVectors(frame, pd.DataFrame(staleness))
+
+
+def _check_entity_rows(service_name: str, keys: list[str], entity_rows: dict[str, list]) -> None:
+    missing = [k for k in keys if k not in entity_rows]
+    if missing:
+        raise ValidationError(f"entity rows lack {missing}; {service_name} needs {keys}")
+    for key in keys:
+        bad = [v for v in entity_rows[key] if not isinstance(v, int) or isinstance(v, bool)]
+        if bad:
+            raise ValidationError(f"{key} must be integers; got {bad[0]!r} ({type(bad[0]).__name__})")
+    lengths = {len(entity_rows[k]) for k in keys}
+    if len(lengths) > 1:
+        raise ValidationError(f"entity rows of {service_name} differ in length: "
+                              f"{ {k: len(entity_rows[k]) for k in keys} }")
+
+
 def _as_rows(columns: dict[str, list]) -> list[dict]:
     return [dict(zip(columns, values)) for values in zip(*columns.values())]
 
 
-def materialize(settings: Settings, start: datetime, end: datetime) -> None:
-    """Load the latest feature values stamped in [start, end] into the online store."""
+def materialize(settings: Settings, start: datetime, end: datetime, engine: str = "auto") -> None:
+    """Load the latest feature values stamped in [start, end] into the online store.
+
+    Args:
+        settings: profile and locations.
+        start, end: the window, inclusive.
+        engine: ``auto`` (Redis: the vectorized writer in ``materializer.py``, same bytes as
+            Feast's; SQLite: Feast), ``fast`` or ``feast`` (``FeatureStore.materialize``, what
+            the plain ``feast materialize`` runs).
+    """
+    if _use_fast(engine, settings.is_production, "materialization"):
+        from ownlens_ml.features.materializer import materialize_redis
+
+        materialize_redis(settings, start, end)
+        return
     feature_store(settings).materialize(start_date=start, end_date=end)
