@@ -8,8 +8,9 @@ scratch Feast project, and prints:
 (a) materialization into Redis (all five reader views; churn_v1's four among them):
     Feast's ``materialize`` vs ``store.materialize`` (fast) vs pipelined HSET of the same hashes;
 (b) point-in-time training sets of churn_v1 for each ``--entities`` size: DuckDB ASOF JOIN
-    over the parquet (floor) vs Feast's DuckDB store (local profile), and Feast's PostgreSQL
-    store vs the fast COPY + LATERAL path (production profile), checking identical frames;
+    over the parquet (floor) vs Feast's DuckDB store vs the fast ASOF path (local profile), and
+    Feast's PostgreSQL store vs the fast COPY + LATERAL path (production profile), checking
+    identical frames;
 (c) single-entity online reads of churn_v1: Feast SDK ``get_online_features(...).to_dict()`` vs
     the fast reader vs one raw HMGET round trip (and PING), calls interleaved.
 
@@ -251,7 +252,12 @@ def bench_historical(prod: Settings, local: Settings, sizes: list[int], users: i
             mismatch += int((~((a == b) | (np.isnan(a) & np.isnan(b)))).sum()) if a.dtype.kind == "f" else 0
         result["feast_duckdb_vs_floor_mismatches"] = mismatch
         result["null_rows_engagement"] = int(feast_local["sessions_7d"].isna().sum())
-        del feast_local
+        started = time.perf_counter()
+        fast_local = store.training_set(local, SERVICE, entities, engine="fast").frame
+        result["fast_duckdb_s"] = round(time.perf_counter() - started, 2)
+        print(f"  (b) {n}: fast duckdb {result['fast_duckdb_s']}s", flush=True)
+        result["fast_duckdb_equals_feast_duckdb"] = bool(fast_local.equals(feast_local))
+        del feast_local, fast_local
         started = time.perf_counter()
         fast = store.training_set(prod, SERVICE, entities, engine="fast").frame
         result["fast_postgres_s"] = round(time.perf_counter() - started, 2)
@@ -267,6 +273,7 @@ def bench_historical(prod: Settings, local: Settings, sizes: list[int], users: i
             result["fast_equals_feast_postgres"] = f"DIFFERENT: {str(exc)[:200]}"
         del fast, feast_pg, floor
         result["ratio_feast_duckdb_over_floor"] = round(result["feast_duckdb_s"] / result["duckdb_asof_s"], 2)
+        result["ratio_fast_duckdb_over_floor"] = round(result["fast_duckdb_s"] / result["duckdb_asof_s"], 2)
         result["ratio_feast_postgres_over_fast"] = round(result["feast_postgres_s"] / result["fast_postgres_s"], 2)
         result["ratio_fast_postgres_over_floor"] = round(result["fast_postgres_s"] / result["duckdb_asof_s"], 2)
         out.append(result)

@@ -110,8 +110,19 @@ def _entity_frame(n: int, seed: int) -> pd.DataFrame:
     return pd.concat([frame, extra], ignore_index=True)
 
 
+@pytest.fixture(params=["local", "production"])
+def built_any(request):
+    settings = request.getfixturevalue("local_settings" if request.param == "local" else "production_settings")
+    init_db(settings)
+    load_tiny_platform(get_engine(settings))
+    build_snapshots(settings)
+    store.apply_repo(settings)
+    return settings
+
+
 @pytest.mark.parametrize("service", ["churn_v1", "conversion_v1", "segmentation_v1", "recommendation_v1"])
-def test_fast_training_set_equals_feasts(built, service):
+def test_fast_training_set_equals_feasts(built_any, service):
+    built = built_any
     entity = _entity_frame(300, 5)
     feast = store.training_set(built, service, entity, engine="feast")
     fast = store.training_set(built, service, entity, engine="fast")

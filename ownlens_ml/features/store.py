@@ -196,9 +196,9 @@ def training_set(settings: Settings, service_name: str, entity_df: pd.DataFrame,
         service_name: e.g. ``churn_v1``.
         entity_df: join keys, a timezone-aware ``event_timestamp`` per row (the label time),
             and any label columns; extra columns pass through.
-        engine: ``auto`` (PostgreSQL: COPY + one LATERAL query per source, see
-            ``historical.py``; local: Feast's DuckDB store, already at the ASOF-join floor),
-            ``fast`` or ``feast``.
+        engine: ``auto`` (the fast path of ``historical.py``: PostgreSQL: COPY + one LATERAL
+            query per source; local: one DuckDB ASOF JOIN per parquet source), ``fast`` or
+            ``feast`` (Feast's ``get_historical_features``).
 
     Returns:
         The frame in the input's row order with the service's features appended, plus a
@@ -212,11 +212,12 @@ def training_set(settings: Settings, service_name: str, entity_df: pd.DataFrame,
         entities = entities.assign(**{REQUEST_TIME: entities["event_timestamp"].astype("int64") // 10**9})
     started = time.perf_counter()
     frame = None
-    if _use_fast(engine, settings.is_production, "historical"):
-        from ownlens_ml.features.historical import FastPathUnsupported, historical_postgres
+    if _use_fast(engine, True, "historical"):
+        from ownlens_ml.features.historical import FastPathUnsupported, historical_duckdb, historical_postgres
 
         try:
-            frame = historical_postgres(settings, service, entities)
+            fast = historical_postgres if settings.is_production else historical_duckdb
+            frame = fast(settings, service, entities)
         except FastPathUnsupported as exc:
             if engine == "fast":
                 raise
