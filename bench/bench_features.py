@@ -23,7 +23,6 @@ Everything it creates (database, Redis keys, files) is removed at the end.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import io
 import json
 import logging

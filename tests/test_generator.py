@@ -80,33 +80,44 @@ def platform(tmp_path_factory):
     return settings
 
 
+def _days(frame: pd.DataFrame, column: str) -> pd.Series:
+    start = pd.Timestamp(GeneratorConfig.start, tz="UTC")
+    return (pd.to_datetime(frame[column], utc=True, format="ISO8601") - start).dt.days
+
+
 def test_churned_readers_fade_before_their_churn_date(platform):
     users = load_truth(platform, "users")
     sessions = _read(platform, "sessions")
-    start = pd.Timestamp(GeneratorConfig.start, tz="UTC")
-    sessions["day"] = (pd.to_datetime(sessions["started_at"], utc=True, format="ISO8601") - start).dt.days
-    churned = users[(users["churn_day"] >= 40) & (users["signup_day"] < 0)]
-    assert len(churned) >= 20
-    counts = sessions.merge(churned[["user_id", "churn_day"]], on="user_id")
-    early = ((counts["day"] >= counts["churn_day"] - 40) & (counts["day"] < counts["churn_day"] - 25)).sum()
-    late = ((counts["day"] >= counts["churn_day"] - 15) & (counts["day"] < counts["churn_day"])).sum()
-    after = (counts["day"] >= counts["churn_day"]).sum()
-    assert after == 0
-    assert late < 0.6 * early
+    sessions["day"] = _days(sessions, "started_at")
+    # readers whose churn ended a fade that began inside the period, at least two weeks before
+    faded = users[(users["onset_day"] >= 15) & (users["churn_day"] - users["onset_day"] >= 15)]
+    assert len(faded) >= 20
+    counts = sessions.merge(faded[["user_id", "onset_day", "churn_day"]], on="user_id")
+    before_fade = counts["day"].between(counts["onset_day"] - 15, counts["onset_day"] - 1)
+    before_churn = counts["day"].between(counts["churn_day"] - 15, counts["churn_day"] - 1)
+    after_churn = counts["day"].between(counts["churn_day"], counts["churn_day"] + 14)
+    # fading readers come less often and read for much less time per visit
+    assert before_churn.sum() < 0.75 * before_fade.sum()
+    seconds = counts["engaged_seconds"]
+    assert seconds[before_churn].mean() < 0.75 * seconds[before_fade].mean()
+    assert after_churn.sum() < 0.5 * before_churn.sum()  # gone, apart from the few won back
 
 
 def test_paywall_pressure_drives_conversion(platform):
-    users = load_truth(platform, "users")
-    events = _read(platform, "events")
-    hits = events[events["event_type"] == "paywall_hit"].groupby("user_id").size()
-    free = users[~users["initial_paid"] & users["churn_day"].isna()].set_index("user_id")
-    free["hits"] = hits.reindex(free.index).fillna(0)
-    free["converted"] = free["converted_at"].notna()
-    high = free["hits"] >= free["hits"].quantile(0.75)
-    assert free.loc[high, "converted"].mean() > 2 * free.loc[~high, "converted"].mean()
-    subscribed = _read(platform, "users").set_index("user_id")
-    conv = free.index[free["converted"] & (free["converted_at"] >= pd.Timestamp(GeneratorConfig.start, tz="UTC"))]
-    assert (subscribed.loc[conv, "subscription_tier"] == "paid").all()
+    hits = _read(platform, "events")
+    hits = hits[hits["event_type"] == "paywall_hit"].assign(day=lambda f: _days(f, "event_at"))
+    users = _read(platform, "users").assign(sub_day=lambda f: _days(f, "subscribed_at"))
+    rows = []
+    for t in (30, 45, 60):
+        free = users[users["sub_day"].isna() | (users["sub_day"] >= t)]
+        recent = hits[hits["day"].between(t - 14, t - 1)].groupby("user_id").size()
+        rows.append(pd.DataFrame({"hits": recent.reindex(free["user_id"]).fillna(0).to_numpy(),
+                                  "converted": free["sub_day"].between(t, t + 29).to_numpy()}))
+    readers = pd.concat(rows)
+    pressed = readers["hits"] > 5
+    assert pressed.sum() >= 100
+    # free readers who kept hitting the paywall in the last two weeks convert far more often
+    assert readers.loc[pressed, "converted"].mean() > 2 * readers.loc[readers["hits"] == 0, "converted"].mean()
 
 
 def test_segments_have_distinct_habits(platform):
@@ -154,11 +165,12 @@ def test_oracle_churn_is_calibrated(platform):
     p = oracle_churn_probability(platform, pop["user_id"].to_numpy(), pop["as_of"].to_numpy())
     assert ((p >= 0) & (p <= 1)).all()
     assert abs(p.mean() - pop["label"].mean()) < 0.02
-    high, low = p > 0.5, p < 0.1
-    assert pop["label"][high].mean() > 0.6 and pop["label"][low].mean() < 0.1
+    bins = pd.qcut(p, 5, labels=False, duplicates="drop")
+    for _, rows in pop.assign(p=p).groupby(bins):
+        se = np.sqrt(rows["p"].mean() * (1 - rows["p"].mean()) / len(rows))
+        assert abs(rows["p"].mean() - rows["label"].mean()) < 3 * se + 0.02
 
 
-@pytest.mark.xfail(strict=True, reason="dynamics not yet tuned: oracle AUC ~0.98 on this population (see report)")
 def test_oracle_churn_auc_is_realistic(platform):
     pop = _churn_population(platform, 90)
     p = oracle_churn_probability(platform, pop["user_id"].to_numpy(), pop["as_of"].to_numpy())

@@ -24,7 +24,7 @@ from ownlens_ml.features.snapshots import build_snapshots
 from ownlens_ml.models import SPECS
 from ownlens_ml.models.baselines import feature_matrix
 from ownlens_ml.models.spec import ModelSpec
-from ownlens_ml.pipelines.training import Prepared, predict, train, validate
+from ownlens_ml.pipelines.training import predict, train, validate
 
 CLI = str(Path(sys.executable).with_name("ownlens-ml"))
 

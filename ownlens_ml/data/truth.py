@@ -4,13 +4,14 @@
 under ``settings.truth_dir``:
 
 - ``users``: per reader the latent segment, visit rate, decay speed, onset hazard, category
-  affinities, and what happened: ``onset_at`` (disengagement began), ``churn_at`` (start of
-  the day the reader churned; never visits again), ``converted_at`` (conversion to paid).
+  affinities, and what happened: ``onset_at`` (the latest fade began), ``churn_at`` (start
+  of the day the reader last churned: stopped visiting until won back, if ever),
+  ``converted_at`` (conversion to paid).
 - ``articles``: per article the latent ``quality`` (author + category + premium + publish
   hour + noise) and how many days its topic was bursting.
 - ``bursts``: ``topic``, ``start``, ``end`` (UTC, end exclusive), ``boost``.
 - ``daily``: per reader and day the latent state at the end of that day (alive, decaying,
-  engagement, paid, paywall pressure, meter, newsletter) and the day's churn and
+  engagement, paid, paywall pressure, meter, newsletter, idle days) and the day's churn and
   conversion hazards; day -1 is the state on entering the generated period.
 - ``meta.json``: the generator config and dynamics.
 
@@ -29,18 +30,16 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ownlens_ml.data.generator import (
-    WEEKDAY,
     Dynamics,
     Readers,
     ReaderState,
-    onset_hazard_at,
     step,
 )
 from ownlens_ml.errors import MissingTableError, ValidationError
 from ownlens_ml.settings import Settings
 
 TRUTH_TABLES = ("users", "articles", "bursts", "daily")
-MC_PATHS = 256
+MC_PATHS = 64
 MC_BATCH = 1_000_000
 """Simulated reader-paths per batch in the Monte Carlo oracle (bounds its memory)."""
 
@@ -134,7 +133,8 @@ class _Truth:
         return ReaderState(alive=f["alive"].to_numpy(), decaying=f["decaying"].to_numpy(),
                            engagement=f["engagement"].to_numpy(dtype=float), paid=f["paid"].to_numpy(),
                            pressure=f["pressure"].to_numpy(dtype=float),
-                           meter=f["meter"].to_numpy().astype(np.int32), newsletter=f["newsletter"].to_numpy())
+                           meter=f["meter"].to_numpy().astype(np.int32), newsletter=f["newsletter"].to_numpy(),
+                           idle=f["idle"].to_numpy().astype(np.int32))
 
     def weekday(self, day: np.ndarray) -> np.ndarray:
         return (self.start.weekday() + day) % 7
@@ -146,68 +146,32 @@ def pa_array(values: np.ndarray):
     return pa.array(values)
 
 
-def oracle_churn_probability(settings: Settings, user_ids: np.ndarray, as_of, window_days: int = 30) -> np.ndarray:
+def oracle_churn_probability(settings: Settings, user_ids: np.ndarray, as_of, window_days: int = 30,
+                             paths: int = MC_PATHS, seed: int = 0) -> np.ndarray:
     """True probability that each reader makes no session in [as_of, as_of + window_days).
 
-    Conditions on the reader's latent state at the end of the day before ``as_of`` (alive,
-    decaying, engagement) and static parameters, and integrates exactly (no sampling) over
-    the future the generator's ``step`` would draw: the day disengagement begins (if it has
-    not), the churn day, and Poisson visits.
+    From each reader's latent state at the end of the day before ``as_of`` (alive, fading,
+    engagement, idle days, ...), ``paths`` futures are replayed with the generator's own
+    ``step``; on each path the chance of no session is exp(-sum of the daily visit rates),
+    averaged over paths (smooth, so far less noisy than counting sampled sessions).
 
     Args:
         settings: locations (the truth of the last ``ownlens-ml data generate``).
         user_ids: reader ids.
         as_of: one tz-aware UTC timestamp at 00:00, or one per reader, within the generated period.
         window_days: length of the label window.
+        paths: simulated futures per reader.
+        seed: seed of the replay (the result is deterministic).
 
     Returns:
         Probabilities, one per reader, in the order given.
     """
-    if window_days < 1:
-        raise ValidationError(f"window_days must be positive, got {window_days}")
-    truth = _Truth(settings)
-    user_ids = np.asarray(user_ids)
-    pos = truth.rows(user_ids)
-    day0 = truth.day_index(as_of, len(user_ids))
-    out = np.empty(len(user_ids))
-    for lo in range(0, len(user_ids), 20_000):
-        sl = slice(lo, lo + 20_000)
-        st = truth.state(user_ids[sl], day0[sl] - 1)
-        out[sl] = _no_session_probability(truth, truth.readers(pos[sl]), st, day0[sl], window_days)
-    return out
 
+    def no_session(draws, log_p):
+        return log_p + np.log1p(-draws.visit_probability)
 
-def _no_session_probability(truth: _Truth, rd: Readers, st: ReaderState, day0: np.ndarray, window: int) -> np.ndarray:
-    dyn = truth.dyn
-    n = len(day0)
-    # scenario j < window: disengagement begins on window day j; j == window: not within the window.
-    # Readers already decaying have one scenario (j = -1), stored in column 0 with weight 1.
-    j = np.arange(window + 1)[None, :]
-    decaying = st.decaying[:, None]
-    weight = np.zeros((n, window + 1))
-    survive = np.ones(n)
-    for i in range(window):
-        d = day0 + i
-        h = np.where(d >= rd.signup_day, onset_hazard_at(rd, d, dyn), 0.0)
-        weight[:, i] = survive * h
-        survive = survive * (1.0 - h)
-    weight[:, window] = survive
-    weight = np.where(decaying, (j == 0).astype(float), weight)
-    alive_no_visit = np.ones((n, window + 1))
-    dead_no_visit = np.zeros((n, window + 1))
-    e0 = st.engagement[:, None]
-    for i in range(window):
-        d = day0 + i
-        falls = np.where(decaying, i + 1, i - j + 1)  # days of decay applied by the end of day i
-        e = np.where(falls > 0, e0 * rd.decay[:, None] ** np.maximum(falls, 0), e0)
-        signed = (d >= rd.signup_day)[:, None]
-        hazard = np.where(signed & (falls > 0), dyn.churn_scale * (1.0 - e) ** dyn.churn_power, 0.0)
-        dead_no_visit += alive_no_visit * hazard
-        alive_no_visit *= 1.0 - hazard
-        rate = np.where(signed, rd.visit_rate[:, None] * e * WEEKDAY[rd.segment, truth.weekday(d)][:, None], 0.0)
-        alive_no_visit *= np.exp(-rate)
-    p = ((alive_no_visit + dead_no_visit) * weight).sum(axis=1)
-    return np.where(st.alive, p, 1.0)
+    log_p = _replay(settings, user_ids, as_of, window_days, paths, seed, no_session, lambda st: np.ones(len(st.alive), bool))
+    return np.exp(log_p).mean(axis=1)
 
 
 def oracle_conversion_probability(settings: Settings, user_ids: np.ndarray, as_of, window_days: int = 30,
@@ -217,38 +181,42 @@ def oracle_conversion_probability(settings: Settings, user_ids: np.ndarray, as_o
     Monte Carlo: from each reader's latent state at the end of the day before ``as_of``
     (engagement, paywall pressure, meter, ...), ``paths`` futures are replayed with the
     generator's own ``step``; readers already paid get 0. Standard error <= 0.5/sqrt(paths).
-
-    Args:
-        settings: locations (the truth of the last ``ownlens-ml data generate``).
-        user_ids: reader ids.
-        as_of: one tz-aware UTC timestamp at 00:00, or one per reader, within the generated period.
-        window_days: length of the label window.
-        paths: simulated futures per reader.
-        seed: seed of the replay (the result is deterministic).
+    Arguments as for ``oracle_churn_probability``.
     """
+
+    def converted(draws, seen):
+        return np.logical_or(seen, draws.converted)
+
+    return _replay(settings, user_ids, as_of, window_days, paths, seed, converted,
+                   lambda st: ~st.paid, initial=False).mean(axis=1)
+
+
+def _replay(settings: Settings, user_ids, as_of, window_days: int, paths: int, seed: int, update, eligible,
+            initial=0.0) -> np.ndarray:
+    """Replay ``paths`` futures per (reader, as_of) with ``step``; fold each day's draws with
+    ``update(draws, acc)`` into one value per path. Ineligible pairs keep ``initial``."""
     if window_days < 1:
         raise ValidationError(f"window_days must be positive, got {window_days}")
     truth = _Truth(settings)
     user_ids = np.asarray(user_ids)
     pos = truth.rows(user_ids)
     day0 = truth.day_index(as_of, len(user_ids))
-    out = np.zeros(len(user_ids))
+    out = np.full((len(user_ids), paths), initial, dtype=type(initial))
     rng = np.random.default_rng(seed)
     st_all = truth.state(user_ids, day0 - 1)
-    free = np.flatnonzero(~st_all.paid)
+    todo = np.flatnonzero(eligible(st_all))
     # replay together the pairs that share a start day, so one step call serves them all
     per_batch = max(1, MC_BATCH // paths)
-    for start in np.unique(day0[free]):
-        members = free[day0[free] == start]
+    for start in np.unique(day0[todo]):
+        members = todo[day0[todo] == start]
         for lo in range(0, len(members), per_batch):
             idx = members[lo:lo + per_batch]
             rep = np.repeat(idx, paths)
             rd = truth.readers(pos[rep])
             st = st_all.take(rep)
-            converted = np.zeros(len(rep), dtype=bool)
+            acc = np.full(len(rep), initial, dtype=type(initial))
             for i in range(window_days):
                 d = int(start) + i
-                draws = step(rd, st, d, int(truth.weekday(d)), rng, truth.dyn)
-                converted |= draws.converted
-            out[idx] = converted.reshape(len(idx), paths).mean(axis=1)
+                acc = update(step(rd, st, d, int(truth.weekday(d)), rng, truth.dyn), acc)
+            out[idx] = acc.reshape(len(idx), paths)
     return out

@@ -17,9 +17,9 @@ def churn_estimator(seed: int) -> Pipeline:
     """Gradient-boosted trees; XGBoost handles missing values itself, so no imputation."""
     return Pipeline([
         ("prep", preprocessing(impute=False, scale=False)),
-        ("model", XGBClassifier(n_estimators=400, max_depth=4, learning_rate=0.05, subsample=0.8,
-                                colsample_bytree=0.8, min_child_weight=5, tree_method="hist",
-                                early_stopping_rounds=30, eval_metric="logloss", n_jobs=2, random_state=seed)),
+        ("model", XGBClassifier(n_estimators=1500, max_depth=4, learning_rate=0.02, subsample=0.8,
+                                colsample_bytree=0.8, min_child_weight=50, reg_lambda=10.0, tree_method="hist",
+                                early_stopping_rounds=50, eval_metric="logloss", n_jobs=2, random_state=seed)),
     ])
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
 
 import pandas as pd
 from sqlalchemy import func, select, text
