@@ -331,9 +331,9 @@ def registry_rollback(model: Annotated[str, typer.Argument()]) -> None:
 
 @app.command()
 def demo(
-    users: Annotated[int, typer.Option(callback=_positive)] = 2_000,
-    days: Annotated[int, typer.Option(callback=_positive)] = 90,
-    seed: Annotated[int, typer.Option()] = 7,
+    users: Annotated[int, typer.Option(callback=_positive, help="Readers to generate.")] = 6_000,
+    days: Annotated[int, typer.Option(callback=_positive, help="Days of activity, ending today.")] = 120,
+    seed: Annotated[int, typer.Option(help="Generator seed.")] = 7,
 ) -> None:
     """Run everything that exists end to end on a small generated platform."""
     from ownlens_ml.demo import run_demo

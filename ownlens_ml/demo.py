@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 from datetime import timedelta
 
 import pandas as pd
@@ -11,7 +13,7 @@ from rich.rule import Rule
 from ownlens_ml.settings import Settings
 
 
-def run_demo(settings: Settings, console: Console, *, users: int = 2_000, days: int = 90, seed: int = 7) -> None:
+def run_demo(settings: Settings, console: Console, *, users: int = 6_000, days: int = 120, seed: int = 7) -> None:
     """Init the database, generate a platform, build and check features, apply the Feast
     repository, materialize, show a training row and an online vector, then train, evaluate,
     register and promote the churn model."""
@@ -27,7 +29,9 @@ def run_demo(settings: Settings, console: Console, *, users: int = 2_000, days: 
     revision = init_db(settings)
     console.print(f"1. database schema at revision {revision}")
 
-    summary = generate(settings, GeneratorConfig(users=users, days=days, seed=seed), progress=True)
+    # the platform ends today, so the online store's values are as fresh as a live one's
+    start = (pd.Timestamp.now(tz="UTC").normalize() - pd.Timedelta(days=days)).date()
+    summary = generate(settings, GeneratorConfig(users=users, days=days, seed=seed, start=start), progress=True)
     console.print("2. generated a platform with planted signals (latent truth kept apart for the oracle):")
     console.print(summary.as_table())
 
@@ -40,19 +44,24 @@ def run_demo(settings: Settings, console: Console, *, users: int = 2_000, days: 
     with console.status("feast apply"):
         services = store.apply_repo(settings)
     end = utc_midnight(built.end)
-    with console.status("materializing the online store"):
+    with console.status("materializing the online store"), contextlib.redirect_stdout(io.StringIO()):
         store.materialize(settings, end - timedelta(days=30), end)
     console.print(f"4. Feast repository applied ({', '.join(services)}); online store materialized up to {built.end}")
 
     spec = get_spec("churn")
-    user = int(spec.build_labels(settings, spec.window)["user_id"].iloc[-1])
-    row = store.training_set(settings, "churn_v1", pd.DataFrame({"user_id": [user], "event_timestamp": [end]}))
+    labels = spec.build_labels(settings, spec.window)
+    candidates = pd.DataFrame({"user_id": labels["user_id"].unique()[:200], "event_timestamp": end})
+    rows = store.training_set(settings, "churn_v1", candidates)
+    row = rows.frame.loc[rows.frame["sessions_30d"].astype(float).idxmax()]
+    user = int(row["user_id"])
     online = store.online_features(settings, "churn_v1", {"user_id": [user]})
-    shown = row.features[:8]
-    table = pd.DataFrame({"training set (as of end)": row.frame.iloc[0][shown], "online vector": online.frame.iloc[0][shown]})
+    shown = rows.features[:10]
+    table = pd.DataFrame({"training set (as of end)": row[shown], "online vector": online.frame.iloc[0][shown]})
+    table = table.map(lambda v: f"{v:g}" if isinstance(v, (int, float)) else v)
     console.print(f"5. churn_v1 for reader {user}: the training row and the online vector agree")
     console.print(table.to_string())
-    console.print(f"   staleness of each view (s): {online.staleness_seconds.iloc[0].to_dict()}")
+    ages = {view: f"{age / 3600:.1f} h" for view, age in online.staleness_seconds.iloc[0].dropna().items()}
+    console.print(f"   age of each view's values: {ages}")
 
     console.print("6. training churn on point-in-time features (XGBoost vs logistic regression, random forest, MLP)")
     result = train(settings, "churn", progress=True)
