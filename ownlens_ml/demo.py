@@ -57,8 +57,11 @@ def run_demo(settings: Settings, console: Console, *, users: int = 6_000, days: 
     online = store.online_features(settings, "churn_v1", {"user_id": [user]})
     shown = rows.features[:10]
     table = pd.DataFrame({"training set (as of end)": row[shown], "online vector": online.frame.iloc[0][shown]})
+    offline, live = (pd.to_numeric(table[c], errors="coerce").astype(float) for c in table.columns)
+    agree = bool(((offline - live).abs() < 1e-9).all())
     table = table.map(lambda v: f"{v:g}" if isinstance(v, (int, float)) else v)
-    console.print(f"5. churn_v1 for reader {user}: the training row and the online vector agree")
+    verdict = "agree" if agree else "[red]differ[/]"
+    console.print(f"5. churn_v1 for reader {user}: the training row and the online vector {verdict}")
     console.print(table.to_string())
     ages = {view: f"{age / 3600:.1f} h" for view, age in online.staleness_seconds.iloc[0].dropna().items()}
     console.print(f"   age of each view's values: {ages}")

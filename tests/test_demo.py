@@ -1,0 +1,25 @@
+"""The README's first command: `ownlens-ml demo` runs end to end on the local profile, no servers."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+CLI = str(Path(sys.executable).with_name("ownlens-ml"))
+
+
+def test_demo_runs_everything_on_the_local_profile(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OWNLENS_")}
+    env |= {"OWNLENS_HOME": str(tmp_path / ".ownlens"), "COLUMNS": "200"}
+    done = subprocess.run([CLI, "demo", "--users", "800", "--days", "100"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=900)
+    out = done.stdout + done.stderr
+    assert done.returncode == 0, out
+    assert "Traceback" not in out
+    for step in ("schema at revision", "data quality checks passed", "online store materialized",
+                 "the training row and the online vector agree", "registered churn v1", "evaluation report"):
+        assert step in out, step
+    report = tmp_path / ".ownlens" / "reports" / "churn" / "v1" / "report.md"
+    assert report.exists() and "oracle" in report.read_text()
