@@ -14,10 +14,11 @@ from ownlens_ml.settings import Settings
 
 
 def run_demo(settings: Settings, console: Console, *, users: int = 6_000, days: int = 120, seed: int = 7) -> None:
-    """Init the database, generate a platform, build and check features, apply the Feast
+    """Init the database, generate a platform and profile it, build and check features, apply the Feast
     repository, materialize, show a training row and an online vector, then train, evaluate,
     register and promote the churn model."""
     from ownlens_ml.data.generator import GeneratorConfig, generate
+    from ownlens_ml.data.profile import profile_report
     from ownlens_ml.db import init_db
     from ownlens_ml.features import store
     from ownlens_ml.features.quality import check_snapshots, utc_midnight
@@ -34,6 +35,9 @@ def run_demo(settings: Settings, console: Console, *, users: int = 6_000, days: 
     summary = generate(settings, GeneratorConfig(users=users, days=days, seed=seed, start=start), progress=True)
     console.print("2. generated a platform with planted signals (latent truth kept apart for the oracle):")
     console.print(summary.as_table())
+    with console.status("writing the exploration report"):
+        profile = profile_report(settings, None)
+    console.print(f"   exploration report with plots: {profile}")
 
     with console.status("building feature snapshots"):
         built = build_snapshots(settings)

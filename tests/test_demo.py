@@ -18,7 +18,7 @@ def test_demo_runs_everything_on_the_local_profile(tmp_path):
     out = done.stdout + done.stderr
     assert done.returncode == 0, out
     assert "Traceback" not in out
-    for step in ("schema at revision", "data quality checks passed", "online store materialized",
+    for step in ("schema at revision", "exploration report with plots", "data quality checks passed", "online store materialized",
                  "the training row and the online vector agree", "registered churn v1", "evaluation report"):
         assert step in out, step
     report = tmp_path / ".ownlens" / "reports" / "churn" / "v1" / "report.md"
