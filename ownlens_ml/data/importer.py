@@ -615,12 +615,7 @@ def _check_value_rules(rule: ColumnRule, values: pd.Series, ok: np.ndarray, prob
 
 def _check_keys_in_file(spec: TableContract, out: pd.DataFrame, usable: dict[str, np.ndarray],
                         frame: _Frame, problems: _Problems) -> None:
-    for key in spec.keys:
-        if not all(c in out for c in key):
-            continue
-        ok = np.logical_and.reduce([usable[c] for c in key])
-        if not ok.any():
-            continue
+    for key, ok in _checkable_keys(spec, out, usable):
         sub = out.loc[ok, list(key)].assign(_row=frame.rows[ok])
         dup = sub.duplicated(list(key), keep="first")
         if not dup.any():
@@ -633,6 +628,15 @@ def _check_keys_in_file(spec: TableContract, out: pd.DataFrame, usable: dict[str
         reasons[at] = [f"duplicates {frame.unit} {r}" for r in first.to_numpy()]
         problems.add(mask, "+".join(key), reasons, values=_key_values(frame.raw, key),
                      kind=f"duplicates an earlier {frame.unit}")
+
+
+def _checkable_keys(spec: TableContract, out: pd.DataFrame, usable: dict[str, np.ndarray]):
+    """Each unique key present in the file, with the rows whose key columns all parsed."""
+    for key in spec.keys:
+        if all(c in out for c in key):
+            ok = np.logical_and.reduce([usable[c] for c in key])
+            if ok.any():
+                yield key, ok
 
 
 def _key_values(raw: pd.DataFrame, key: Sequence[str]) -> pd.Series:
@@ -658,12 +662,7 @@ def _check_against_database(conn: Connection, spec: TableContract, out: pd.DataF
         found = _existing(conn, parent, [parent_col], out.loc[ok, [name]].set_axis([parent_col], axis=1))
         known = out[name].isin(found[parent_col]).fillna(False).to_numpy(dtype=bool)
         problems.add(ok & ~known, name, f"not found in {rule.references}")
-    for key in spec.keys:
-        if not all(c in out for c in key):
-            continue
-        ok = np.logical_and.reduce([usable[c] for c in key])
-        if not ok.any():
-            continue
+    for key, ok in _checkable_keys(spec, out, usable):
         found = _existing(conn, spec.name, list(key), out.loc[ok, list(key)])
         if found.empty:
             continue
