@@ -50,7 +50,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ownlens_ml.data.load import copy_frame
+from ownlens_ml.data.load import bulk_load, copy_frame
 from ownlens_ml.db import get_engine, require_tables, schema
 from ownlens_ml.errors import ValidationError
 from ownlens_ml.settings import Settings
@@ -982,6 +982,8 @@ def generate(settings: Settings, config: GeneratorConfig, progress: bool = False
 
     Existing platform rows and feature snapshots are replaced in one transaction, so a
     failure leaves the old data in place; the truth files are swapped in after the commit.
+    On PostgreSQL the platform tables' foreign keys and secondary indexes are dropped for the
+    COPYs and re-created before the commit, in the same transaction (``load.bulk_load``).
 
     Args:
         settings: profile and locations (the schema must exist: ``ownlens-ml db init``).
@@ -1020,17 +1022,18 @@ def generate(settings: Settings, config: GeneratorConfig, progress: bool = False
             if conn.dialect.name == "postgresql":
                 conn.exec_driver_sql("SET LOCAL TIME ZONE 'UTC'")
             _clear(conn, settings)
-            for name, item in iter_platform(config, tick):
-                if name == "truth:daily":
-                    if daily_writer is None:
-                        daily_writer = pq.ParquetWriter(truth_tmp / "daily.parquet", item.schema)
-                    daily_writer.write_table(item)
-                elif name == "truth:users":
-                    truth_frames["users"].append(item)
-                elif name.startswith("truth:"):
-                    item.to_parquet(truth_tmp / f"{name[6:]}.parquet", index=False)
-                elif len(item):
-                    rows[name] += copy_frame(conn, tables[name], item)
+            with bulk_load(conn, schema.PLATFORM_TABLES):
+                for name, item in iter_platform(config, tick):
+                    if name == "truth:daily":
+                        if daily_writer is None:
+                            daily_writer = pq.ParquetWriter(truth_tmp / "daily.parquet", item.schema)
+                        daily_writer.write_table(item)
+                    elif name == "truth:users":
+                        truth_frames["users"].append(item)
+                    elif name.startswith("truth:"):
+                        item.to_parquet(truth_tmp / f"{name[6:]}.parquet", index=False)
+                    elif len(item):
+                        rows[name] += copy_frame(conn, tables[name], item)
             if daily_writer is not None:
                 daily_writer.close()
                 daily_writer = None
