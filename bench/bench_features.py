@@ -8,7 +8,8 @@ scratch Feast project, and prints:
 (a) materialization into Redis (all five reader views; churn_v1's four among them):
     Feast's ``materialize`` vs ``store.materialize`` (fast) vs pipelined HSET of the same hashes;
 (b) point-in-time training sets of churn_v1 for each ``--entities`` size: DuckDB ASOF JOIN
-    over the parquet (floor) vs Feast's DuckDB store vs the fast ASOF path (local profile), and
+    over the parquet to pandas (floor: the 27 stored features only; and the same query with
+    the on-demand view's 4 ratios as SQL expressions, i.e. the same 31 columns) vs Feast's DuckDB store vs the fast ASOF path (local profile), and
     Feast's PostgreSQL store vs the fast COPY + LATERAL path (production profile), checking
     identical frames;
 (c) single-entity online reads of churn_v1: Feast SDK ``get_online_features(...).to_dict()`` vs
@@ -211,19 +212,46 @@ def entity_frame(n: int, users: int, days: int, seed: int) -> pd.DataFrame:
     })
 
 
-def duckdb_asof(local: Settings, entities: pd.DataFrame, features: list[str]) -> pd.DataFrame:
-    """The floor: one DuckDB ASOF JOIN over the parquet file, TTL applied, input order kept."""
+RATIOS = {  # churn_v1's on-demand view (feature_repo/on_demand_features.py), restated in SQL for the floor
+    "pageviews_per_session_30d": ("pageviews_30d", "sessions_30d"),
+    "minutes_per_session_30d": ("engaged_minutes_30d", "sessions_30d"),
+    "paywall_hits_per_pageview_30d": ("paywall_hits_30d", "pageviews_30d"),
+    "sessions_7d_share_of_30d": ("sessions_7d", "sessions_30d"),
+}
+
+
+def duckdb_asof(local: Settings, entities: pd.DataFrame, features: list[str], ratios: bool = False) -> pd.DataFrame:
+    """The floor: one DuckDB ASOF JOIN over the parquet file, TTL applied, input order kept, to pandas.
+
+    With ``ratios``, the same query also computes the on-demand view's four ratios as SQL
+    expressions (null when the numerator is null or the denominator null or 0, as the UDF):
+    the same columns the training set has, so the comparison is like for like.
+    """
     import duckdb
 
     path = local.offline_dir / "customer_user_features.parquet"
     cols = ", ".join(f"CASE WHEN f.event_timestamp >= e.event_timestamp - INTERVAL '{int(TTL.total_seconds())} seconds' "
                      f"THEN f.{c} END AS {c}" for c in features)
+    query = (f"SELECT e._row, e.user_id, e.event_timestamp, e.label, {cols} FROM e ASOF LEFT JOIN "
+             f"read_parquet('{path}') f ON e.user_id = f.user_id AND e.event_timestamp >= f.event_timestamp")
+    if ratios:
+        extra = ", ".join(f"CASE WHEN {n} IS NULL OR {d} IS NULL OR {d} = 0 THEN NULL "
+                          f"ELSE CAST({n} AS DOUBLE) / {d} END AS {name}" for name, (n, d) in RATIOS.items())
+        query = f"SELECT * EXCLUDE (_row), {extra} FROM ({query}) ORDER BY _row"
+    else:
+        query = f"SELECT * EXCLUDE (_row) FROM ({query}) ORDER BY _row"
     with duckdb.connect() as con:
         con.register("e", entities.assign(_row=np.arange(len(entities))))
-        return con.sql(
-            f"SELECT e.user_id, e.event_timestamp, e.label, {cols} FROM e ASOF LEFT JOIN "
-            f"read_parquet('{path}') f ON e.user_id = f.user_id AND e.event_timestamp >= f.event_timestamp "
-            "ORDER BY e._row").df()
+        return con.sql(query).df()
+
+
+def _mismatches(a: pd.DataFrame, b: pd.DataFrame, columns: list[str]) -> int:
+    """Cells that differ, nulls counting as equal to nulls."""
+    bad = 0
+    for c in columns:
+        x, y = a[c].astype(float).to_numpy(), b[c].astype(float).to_numpy()
+        bad += int((~((x == y) | (np.isnan(x) & np.isnan(y)))).sum())
+    return bad
 
 
 def bench_historical(prod: Settings, local: Settings, sizes: list[int], users: int, days: int) -> list[dict]:
@@ -241,15 +269,16 @@ def bench_historical(prod: Settings, local: Settings, sizes: list[int], users: i
         floor = duckdb_asof(local, entities, stored)
         result["duckdb_asof_s"] = round(time.perf_counter() - started, 2)
         print(f"  (b) {n}: duckdb ASOF {result['duckdb_asof_s']}s", flush=True)
+        del floor
+        started = time.perf_counter()
+        floor = duckdb_asof(local, entities, stored, ratios=True)
+        result["duckdb_asof_with_ratios_s"] = round(time.perf_counter() - started, 2)
+        print(f"  (b) {n}: duckdb ASOF + ratios in SQL {result['duckdb_asof_with_ratios_s']}s", flush=True)
         started = time.perf_counter()
         feast_local = store.training_set(local, SERVICE, entities, engine="feast").frame
         result["feast_duckdb_s"] = round(time.perf_counter() - started, 2)
         print(f"  (b) {n}: Feast duckdb {result['feast_duckdb_s']}s", flush=True)
-        mismatch = 0
-        for c in stored:
-            a, b = floor[c].astype(float).to_numpy(), feast_local[c].astype(float).to_numpy()
-            mismatch += int((~((a == b) | (np.isnan(a) & np.isnan(b)))).sum()) if a.dtype.kind == "f" else 0
-        result["feast_duckdb_vs_floor_mismatches"] = mismatch
+        result["feast_duckdb_vs_floor_mismatches"] = _mismatches(floor, feast_local, stored + list(RATIOS))
         result["null_rows_engagement"] = int(feast_local["sessions_7d"].isna().sum())
         started = time.perf_counter()
         fast_local = store.training_set(local, SERVICE, entities, engine="fast").frame
@@ -273,6 +302,8 @@ def bench_historical(prod: Settings, local: Settings, sizes: list[int], users: i
         del fast, feast_pg, floor
         result["ratio_feast_duckdb_over_floor"] = round(result["feast_duckdb_s"] / result["duckdb_asof_s"], 2)
         result["ratio_fast_duckdb_over_floor"] = round(result["fast_duckdb_s"] / result["duckdb_asof_s"], 2)
+        result["ratio_fast_duckdb_over_floor_with_ratios"] = round(
+            result["fast_duckdb_s"] / result["duckdb_asof_with_ratios_s"], 2)
         result["ratio_feast_postgres_over_fast"] = round(result["feast_postgres_s"] / result["fast_postgres_s"], 2)
         result["ratio_fast_postgres_over_floor"] = round(result["fast_postgres_s"] / result["duckdb_asof_s"], 2)
         out.append(result)

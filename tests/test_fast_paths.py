@@ -132,6 +132,23 @@ def test_fast_training_set_equals_feasts(built_any, service):
     assert store.training_set(built, service, entity).frame.equals(feast.frame)
 
 
+def test_article_performance_training_set_works_in_both_profiles(built_any):
+    # author_id is both the author entity's join key and a column of the article view.
+    entity = pd.DataFrame({"article_id": [10, 11, 12, 99, 10], "author_id": [1, 1, 1, 1, 1],
+                           "event_timestamp": [ts(1), ts(2), ts(5), ts(5), ts(-50)]})
+    feast = store.training_set(built_any, "article_performance_v1", entity, engine="feast")
+    auto = store.training_set(built_any, "article_performance_v1", entity)
+    pd.testing.assert_frame_equal(auto.frame, feast.frame)
+    frame = feast.frame
+    assert frame.columns[:3].tolist() == ["article_id", "author_id", "event_timestamp"]
+    assert "author_id" not in feast.features and frame.author_id.tolist() == [1] * 5
+    assert frame.word_count.tolist()[1:3] == [500, 1200]
+    assert frame.author_pageviews_30d.notna().iloc[:4].all()  # the author's view joins on author_id
+    assert frame.iloc[3].isna()[["word_count", "hours_since_publish"]].all()  # unknown article
+    assert frame.iloc[4].isna()[["word_count", "articles_30d"]].all()  # before any snapshot
+    assert frame.hours_since_publish.iloc[1] == pytest.approx(24 * 2 - 9)  # ts(2) - ts(0, 9)
+
+
 def test_fast_training_set_keeps_the_one_second_leakage_boundary(built):
     entity = pd.DataFrame({"user_id": [1, 1, 1], "event_timestamp": [ts(5), ts(5, seconds=-1), ts(4, 23, 3598)]})
     frame = store.training_set(built, "churn_v1", entity, engine="fast").frame

@@ -230,7 +230,9 @@ def training_set(settings: Settings, service_name: str, entity_df: pd.DataFrame,
     # Exactly the input columns and the service's features, in service order: Feast's offline
     # path also returns on-demand views' undeclared inputs, in an order that varies by process.
     features = feature_names(service)
-    frame = frame[list(entities.columns) + [f for f in features if f not in entities.columns]]
+    columns = list(entities.columns) + [f for f in features if f not in entities.columns]
+    if list(frame.columns) != columns:  # the fast paths return this layout; reordering copies
+        frame = frame[columns]
     stamps = frame["event_timestamp"]
     # Feast's PostgreSQL store hands timestamps back naive (in UTC), DuckDB's aware.
     frame["event_timestamp"] = stamps.dt.tz_localize("UTC") if stamps.dt.tz is None else stamps.dt.tz_convert("UTC")
