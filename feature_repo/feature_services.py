@@ -54,8 +54,10 @@ recommendation_v1 = FeatureService(
 
 article_performance_v1 = FeatureService(
     name="article_performance_v1",
-    features=[article_publish_content_fv, article_early_performance_fv, author_daily_track_record_fv,
-              article_request_context],
+    # author_id is the author entity's join key and so already a column of the entity frame;
+    # requested as a feature too, Feast's PostgreSQL store fails with AmbiguousColumn.
+    features=[article_publish_content_fv[[f.name for f in article_publish_content_fv.features if f.name != "author_id"]],
+              article_early_performance_fv, author_daily_track_record_fv, article_request_context],
     description="How many readers will an article reach in its first week, from its first day?",
     owner="editorial-analytics@ownlens.example",
     tags={"model": "article_performance"},

@@ -53,7 +53,9 @@ def user_engagement_ratios(inputs: dict[str, Any]) -> dict[str, Any]:
 
 
 @on_demand_feature_view(
-    sources=[article_publish_content_fv, article_early_performance_fv, prediction_request],
+    # Only the publish time of the content view: Feast fetches every source feature for an
+    # on-demand view, and the view's author_id would collide with the author join key.
+    sources=[article_publish_content_fv[["published_at_epoch"]], article_early_performance_fv, prediction_request],
     schema=[
         Field(name="hours_since_publish", dtype=Float64),
         Field(name="shares_per_1k_pageviews_24h", dtype=Float64),
