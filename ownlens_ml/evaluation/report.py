@@ -93,7 +93,7 @@ def _importance(ev: Evaluation, folder: Path) -> str:
     top = ev.importance.sort_values().tail(20)
     fig, ax = plt.subplots(figsize=(7, 0.3 * len(top) + 1.2))
     ax.barh(top.index, top.values, color=MODEL_COLOR)
-    _style(ax, "Permutation importance on the holdout (share of the total)", "share of importance", "")
+    _style(ax, "Permutation importance (validation rows)", "share of the total importance", "")
     fig.tight_layout()
     fig.savefig(folder / "feature_importance.png", dpi=110)
     plt.close(fig)
@@ -103,8 +103,9 @@ def _importance(ev: Evaluation, folder: Path) -> str:
 def _comparison(ev: Evaluation, metric: str, folder: Path) -> str:
     names = list(ev.metrics)
     values = [ev.metrics[n][metric] for n in names]
-    fig, ax = plt.subplots(figsize=(7, 3.6))
-    bars = ax.bar(names, values, color=[_color(i, n) for i, n in enumerate(names)])
+    fig, ax = plt.subplots(figsize=(7.5, 3.8))
+    labels = [n.replace("_", "\n", 1) for n in names]
+    bars = ax.bar(labels, values, color=[_color(i, n) for i, n in enumerate(names)])
     ax.bar_label(bars, fmt="%.3f", fontsize=8)
     low = min(values)
     ax.set_ylim(max(0.0, low - 0.1), min(1.0, max(values) + 0.05) if metric in ("roc_auc", "pr_auc") else None)
