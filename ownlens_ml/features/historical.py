@@ -154,12 +154,17 @@ def historical_postgres(settings: Settings, service: FeatureService, entities: p
     finally:
         conn.close()
 
+    return _finish(service, entities, requested, features, odfvs, started)
+
+
+def _finish(service, entities: pd.DataFrame, requested: list[str], features: dict, odfvs, started: float) -> pd.DataFrame:
+    """Entities + requested features (+ on-demand inputs) → on-demand views → the frame Feast returns."""
     base = pa.Table.from_pandas(entities, preserve_index=False)
     odfv_inputs = [c for c in features if c not in requested]
     for name in requested + odfv_inputs:
         base = base.append_column(name, features[name])
     frame = _to_frame(_apply_odfvs(base, odfvs), service, list(entities.columns))
-    # Feast's postgres store returns the label times as PostgreSQL gives them: microseconds.
+    # Feast's postgres and DuckDB stores both return the label times in microseconds.
     frame["event_timestamp"] = frame["event_timestamp"].astype("datetime64[us, UTC]")
     log.info("fast training set %s: %d rows in %.2fs", service.name, len(frame), time.perf_counter() - started)
     return frame
@@ -238,12 +243,4 @@ def historical_duckdb(settings: Settings, service: FeatureService, entities: pd.
     for c, alias in wanted.items():
         column = table.column(alias)
         features[c] = column.cast(_ARROW.get(types[c], column.type))
-    base = pa.Table.from_pandas(entities, preserve_index=False)
-    odfv_inputs = [c for c in features if c not in requested]
-    for name in requested + odfv_inputs:
-        base = base.append_column(name, features[name])
-    frame = _to_frame(_apply_odfvs(base, odfvs), service, list(entities.columns))
-    # Feast's DuckDB store, too, returns the label times in microseconds.
-    frame["event_timestamp"] = frame["event_timestamp"].astype("datetime64[us, UTC]")
-    log.info("fast training set %s: %d rows in %.2fs", service.name, len(frame), time.perf_counter() - started)
-    return frame
+    return _finish(service, entities, requested, features, odfvs, started)
