@@ -12,8 +12,10 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
+from sklearn.utils.validation import check_is_fitted
 
 from ownlens_ml import registry
 from ownlens_ml.data.generator import GeneratorConfig, generate
@@ -41,7 +43,9 @@ def test_model_contract(spec: ModelSpec, any_settings):
     """Declared parts are well-formed; training registers a loadable version with full lineage."""
     assert dataclasses.is_dataclass(spec) and spec.task in ("binary", "regression")
     estimator = spec.estimator(7)
-    assert clone(estimator).get_params().keys() == estimator.get_params().keys()  # unfitted, params only
+    with pytest.raises(NotFittedError):  # the factory stores hyperparameters only
+        check_is_fitted(estimator)
+    assert clone(estimator).get_params().keys() == estimator.get_params().keys()
     platform(any_settings, users=600, days=100)
 
     labels = spec.build_labels(any_settings, spec.window)

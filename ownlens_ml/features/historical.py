@@ -25,12 +25,11 @@ from feast import FeatureService, FileSource
 from feast.infra.offline_stores.contrib.postgres_offline_store.postgres_source import PostgreSQLSource
 from feast.value_type import ValueType
 
-from ownlens_ml.errors import ConfigError, DatabaseUnavailableError
+from ownlens_ml.errors import ConfigError
+from ownlens_ml.features import pgcopy
 from ownlens_ml.settings import Settings
 
 log = logging.getLogger(__name__)
-_ARROW = {ValueType.INT64: pa.int64(), ValueType.DOUBLE: pa.float64(), ValueType.STRING: pa.string(),
-          ValueType.INT32: pa.int32(), ValueType.FLOAT: pa.float32(), ValueType.BOOL: pa.bool_()}
 ENTITY_TABLE = "_ownlens_entity_rows"
 
 
@@ -107,8 +106,6 @@ def historical_postgres(settings: Settings, service: FeatureService, entities: p
     Raises:
         FastPathUnsupported: the service needs something only Feast's path handles.
     """
-    import psycopg2
-
     from ownlens_ml.features.store import feature_store
 
     started = time.perf_counter()
@@ -124,10 +121,7 @@ def historical_postgres(settings: Settings, service: FeatureService, entities: p
                     pacsv.WriteOptions(include_header=False))
     csv.seek(0)
 
-    try:
-        conn = psycopg2.connect(settings.database_url)
-    except psycopg2.OperationalError as exc:
-        raise DatabaseUnavailableError(f"PostgreSQL is unreachable: {str(exc).strip()}") from None
+    conn = pgcopy.connect(settings)
     features: dict[str, pa.ChunkedArray] = {}
     try:
         with conn.cursor() as cur:
@@ -141,13 +135,8 @@ def historical_postgres(settings: Settings, service: FeatureService, entities: p
             for group, views in groups.items():
                 _, key, ttl = group
                 columns = list(dict.fromkeys(n for names in views.values() for n in names))
-                out = io.BytesIO()
-                cur.copy_expert(f"COPY ({_lateral_sql(sources[group], key, ttl, columns)}) TO STDOUT "
-                                "WITH (FORMAT csv, HEADER true)", out)
-                out.seek(0)
-                column_types = {"row_id": pa.int64()} | {c: _ARROW.get(types[c], pa.string()) for c in columns}
-                table = pacsv.read_csv(out, convert_options=pacsv.ConvertOptions(
-                    column_types=column_types, strings_can_be_null=True, quoted_strings_can_be_null=False))
+                column_types = {"row_id": pa.int64()} | {c: pgcopy.arrow_type(types[c]) for c in columns}
+                table = pgcopy.copy_to_arrow(cur, _lateral_sql(sources[group], key, ttl, columns), column_types)
                 for c in columns:
                     features.setdefault(c, table.column(c))
         conn.rollback()
@@ -242,5 +231,5 @@ def historical_duckdb(settings: Settings, service: FeatureService, entities: pd.
     features = {}
     for c, alias in wanted.items():
         column = table.column(alias)
-        features[c] = column.cast(_ARROW.get(types[c], column.type))
+        features[c] = column.cast(pgcopy.arrow_type(types[c], column.type))
     return _finish(service, entities, requested, features, odfvs, started)

@@ -12,7 +12,6 @@ and one pipelined HSET per entity carrying every view of that source.
 
 from __future__ import annotations
 
-import io
 import logging
 import time
 from collections import defaultdict
@@ -21,20 +20,18 @@ from datetime import datetime, timezone
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.csv as pacsv
 import redis
 from feast import FeatureView, FileSource
 from feast.infra.offline_stores.contrib.postgres_offline_store.postgres_source import PostgreSQLSource
 from feast.value_type import ValueType
 
-from ownlens_ml.errors import ConfigError, DatabaseUnavailableError
+from ownlens_ml.errors import ConfigError
+from ownlens_ml.features import pgcopy
 from ownlens_ml.features import redis_layout as layout
 from ownlens_ml.settings import Settings
 
 log = logging.getLogger(__name__)
 PIPELINE_CHUNK = 2000
-_ARROW = {ValueType.INT64: pa.int64(), ValueType.DOUBLE: pa.float64(), ValueType.STRING: pa.string(),
-          ValueType.INT32: pa.int32(), ValueType.FLOAT: pa.float32(), ValueType.BOOL: pa.bool_()}
 
 
 @dataclass(frozen=True)
@@ -50,14 +47,6 @@ class MaterializeReport:
 
 def _utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
-
-
-def _single_int_key(view: FeatureView) -> str:
-    columns = [c for c in view.entity_columns]
-    if len(columns) != 1 or columns[0].dtype.to_value_type() != ValueType.INT64:
-        raise ConfigError(f"fast materialization needs one INT64 join key; view {view.name!r} has "
-                          f"{[c.name for c in columns]}; use engine='feast'")
-    return columns[0].name
 
 
 def _latest_rows_sql(source, key: str, columns: list[str], start: datetime, end: datetime, production: bool) -> str:
@@ -78,23 +67,13 @@ def _read_latest(settings: Settings, source, key: str, types: dict[str, ValueTyp
                  start: datetime, end: datetime) -> pa.Table:
     sql = _latest_rows_sql(source, key, list(types), start, end, settings.is_production)
     if isinstance(source, PostgreSQLSource):
-        import psycopg2
-
+        conn = pgcopy.connect(settings)
         try:
-            conn = psycopg2.connect(settings.database_url)
-        except psycopg2.OperationalError as exc:
-            raise DatabaseUnavailableError(f"PostgreSQL is unreachable: {str(exc).strip()}") from None
-        try:
-            buffer = io.BytesIO()
             with conn.cursor() as cur:
-                cur.copy_expert(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv, HEADER true)", buffer)
+                column_types = {key: pa.int64(), "__ts_us": pa.int64()}
+                return pgcopy.copy_to_arrow(cur, sql, column_types | {c: pgcopy.arrow_type(t) for c, t in types.items()})
         finally:
             conn.close()
-        buffer.seek(0)
-        column_types = {key: pa.int64(), "__ts_us": pa.int64()}
-        column_types |= {c: _ARROW.get(t, pa.string()) for c, t in types.items()}
-        return pacsv.read_csv(buffer, convert_options=pacsv.ConvertOptions(
-            column_types=column_types, strings_can_be_null=True, quoted_strings_can_be_null=False))
     if isinstance(source, FileSource):
         import duckdb
 
@@ -143,7 +122,7 @@ def materialize_redis(settings: Settings, start: datetime, end: datetime,
     groups: dict[tuple, list[FeatureView]] = defaultdict(list)
     for view in chosen:
         source = view.batch_source
-        groups[(source.name, _single_int_key(view))].append(view)
+        groups[(source.name, layout.single_int64_key(view, "fast materialization"))].append(view)
 
     rows = written = 0
     try:

@@ -101,11 +101,7 @@ def build_plan(settings: Settings, service: FeatureService) -> OnlinePlan:
 
     for view_name, names in wanted.items():
         view = view_objects[view_name]
-        columns = [c for c in view.entity_columns]
-        if len(columns) != 1 or columns[0].dtype.to_value_type() != ValueType.INT64:
-            raise ConfigError(f"the fast online reader needs one INT64 join key; {view_name} has "
-                              f"{[c.name for c in columns]}")
-        key = columns[0].name
+        key = layout.single_int64_key(view, "the fast online reader")
         if key not in join_keys:
             join_keys.append(key)
         group = groups.get(key)

@@ -23,8 +23,9 @@ from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
 from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 from feast.type_map import feast_value_type_to_python_type, python_values_to_proto_values
 from feast.value_type import ValueType
+from google.protobuf.timestamp_pb2 import Timestamp
 
-from ownlens_ml.errors import RedisUnavailableError
+from ownlens_ml.errors import ConfigError, RedisUnavailableError
 from ownlens_ml.settings import Settings
 
 # Protobuf tags (field number << 3 | wire type) of ValueProto's oneof members and Timestamp.
@@ -35,19 +36,16 @@ _DOUBLE = struct.Struct("<d")
 
 def redis_client(settings: Settings) -> redis.Redis:
     """A redis-py client for the production online store; a clear error when it is down."""
-    parts = urlsplit(settings.redis_url)
     client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2)
     try:
         client.ping()
     except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
-        raise RedisUnavailableError(
-            f"Redis at {parts.hostname or '127.0.0.1'}:{parts.port or 6379} is unreachable ({exc}); "
-            "start it or set OWNLENS_REDIS_URL"
-        ) from None
+        raise unavailable(settings, exc) from None
     return client
 
 
 def unavailable(settings: Settings, exc: Exception) -> RedisUnavailableError:
+    """The one-line error naming the Redis host and port."""
     parts = urlsplit(settings.redis_url)
     return RedisUnavailableError(
         f"Redis at {parts.hostname or '127.0.0.1'}:{parts.port or 6379} is unreachable ({exc}); "
@@ -57,6 +55,15 @@ def unavailable(settings: Settings, exc: Exception) -> RedisUnavailableError:
 def view_name(view, config) -> str:
     """The view's name in Redis fields (with ``_vN`` when online versioning is on, as Feast does)."""
     return compute_versioned_name(view, config.registry.enable_online_feature_view_versioning)
+
+
+def single_int64_key(view, what: str) -> str:
+    """The view's one INT64 join key, the only key layout the fast paths encode."""
+    columns = list(view.entity_columns)
+    if len(columns) != 1 or columns[0].dtype.to_value_type() != ValueType.INT64:
+        raise ConfigError(f"{what} needs one INT64 join key; view {view.name!r} has "
+                          f"{[c.name for c in columns]}; use engine='feast'")
+    return columns[0].name
 
 
 def feature_field(view: str, feature: str) -> bytes:
@@ -172,8 +179,6 @@ def decode_timestamp_nanos(raw: bytes | None) -> int:
     """Nanoseconds since the epoch of a serialized Timestamp (0 when absent)."""
     if not raw:
         return 0
-    from google.protobuf.timestamp_pb2 import Timestamp
-
     ts = Timestamp.FromString(raw)
     return ts.seconds * 1_000_000_000 + ts.nanos
 

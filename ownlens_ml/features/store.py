@@ -175,8 +175,9 @@ def feature_names(service: FeatureService) -> list[str]:
 
 
 ENGINES = ("auto", "fast", "feast")
-"""``auto``: the fast path where it applies (Redis online store, PostgreSQL offline store),
-Feast's own elsewhere; ``fast``: the fast path or an error; ``feast``: Feast's own path."""
+"""``auto``: the fast path where it applies (training sets in both profiles; online reads and
+materialization with Redis), Feast's own elsewhere; ``fast``: the fast path or an error;
+``feast``: Feast's own path."""
 
 
 def _use_fast(engine: str, applies: bool, what: str) -> bool:

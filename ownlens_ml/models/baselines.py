@@ -49,23 +49,17 @@ def baselines(task: Task, seed: int) -> dict[str, Pipeline]:
     Baselines are the libraries' standard configurations, deliberately untuned: they show
     what a model's own choices (estimator, tuning, early stopping) add.
     """
-    if task == "binary":
-        return {
-            "logistic_regression": Pipeline([("prep", preprocessing(impute=True, scale=True)),
-                                             ("model", LogisticRegression(max_iter=2000))]),
-            "random_forest": Pipeline([("prep", preprocessing(impute=True, scale=False)),
-                                       ("model", RandomForestClassifier(n_estimators=200, n_jobs=2,
-                                                                        random_state=seed))]),
-            "neural_network": Pipeline([("prep", preprocessing(impute=True, scale=True)),
-                                        ("model", MLPClassifier(hidden_layer_sizes=(32, 16), early_stopping=True,
-                                                                max_iter=300, random_state=seed))]),
-        }
+    binary = task == "binary"
+    forest = RandomForestClassifier if binary else RandomForestRegressor
+    network = MLPClassifier if binary else MLPRegressor
     return {
-        "ridge_regression": Pipeline([("prep", preprocessing(impute=True, scale=True)), ("model", Ridge())]),
-        "random_forest": Pipeline([("prep", preprocessing(impute=True, scale=False)),
-                                   ("model", RandomForestRegressor(n_estimators=200, n_jobs=2,
-                                                                   random_state=seed))]),
-        "neural_network": Pipeline([("prep", preprocessing(impute=True, scale=True)),
-                                    ("model", MLPRegressor(hidden_layer_sizes=(32, 16), early_stopping=True,
-                                                           max_iter=300, random_state=seed))]),
+        "logistic_regression" if binary else "ridge_regression": Pipeline([
+            ("prep", preprocessing(impute=True, scale=True)),
+            ("model", LogisticRegression(max_iter=2000) if binary else Ridge())]),
+        "random_forest": Pipeline([
+            ("prep", preprocessing(impute=True, scale=False)),
+            ("model", forest(n_estimators=200, n_jobs=2, random_state=seed))]),
+        "neural_network": Pipeline([
+            ("prep", preprocessing(impute=True, scale=True)),
+            ("model", network(hidden_layer_sizes=(32, 16), early_stopping=True, max_iter=300, random_state=seed))]),
     }
