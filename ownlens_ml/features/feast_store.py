@@ -21,6 +21,7 @@ from feast import FeatureService, FeatureStore
 from feast.errors import FeastObjectNotFoundException, FeatureServiceNotFoundException
 from feast.feature_view import DUMMY_ENTITY_ID
 
+from ownlens_ml.db import get_engine, state_folder
 from ownlens_ml.errors import (
     DatabaseUnavailableError,
     FeatureStoreStateError,
@@ -36,17 +37,15 @@ SECRETS = ("OWNLENS_PG_PASSWORD", "OWNLENS_FEAST_REGISTRY_URL", "OWNLENS_REDIS_C
 
 
 def writable_home(settings: Settings) -> Path:
-    """The state folder, created if needed; ``StateFolderError`` if it cannot be written."""
+    """The state folder and its ``feast/`` folder, created; ``StateFolderError`` if read-only."""
+    feast_dir = state_folder(settings) / "feast"
     try:
-        settings.home.mkdir(parents=True, exist_ok=True)
-        (settings.home / "feast").mkdir(exist_ok=True)
+        feast_dir.mkdir(exist_ok=True)
     except OSError as exc:
-        raise StateFolderError(f"cannot create the state folder {settings.home}: {exc.strerror}; "
-                               "set OWNLENS_HOME to a folder you can write") from None
-    for folder in (settings.home, settings.home / "feast"):
-        if not os.access(folder, os.W_OK):
-            raise StateFolderError(f"the state folder {folder} is read-only; make it writable "
-                                   "or set OWNLENS_HOME to a folder you can write")
+        raise StateFolderError(f"cannot create {feast_dir}: {exc.strerror}; make the state folder writable") from None
+    if not os.access(feast_dir, os.W_OK):
+        raise StateFolderError(f"{feast_dir} is read-only; make the state folder writable "
+                               "or set OWNLENS_HOME to a folder you can write")
     return settings.home
 
 
@@ -97,8 +96,6 @@ def feature_store(settings: Settings) -> FeatureStore:
     store = _stores.get(settings)
     if store is None:
         if settings.is_production:
-            from ownlens_ml.db import get_engine
-
             get_engine(settings)  # the one clear message for an unreachable database
             export_env(settings, SECRETS)
         path = write_feast_yaml(settings)

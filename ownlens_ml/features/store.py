@@ -22,7 +22,7 @@ from pathlib import Path
 import pandas as pd
 from feast import FeatureService
 
-from ownlens_ml.errors import EmptyWindowError, MissingTableError, ValidationError
+from ownlens_ml.errors import EmptyWindowError, MissingTableError, NotMaterializedError, ValidationError
 from ownlens_ml.features import historical, online
 from ownlens_ml.features.feast_store import (  # noqa: F401 (re-exported: the package's feature API)
     feast_errors,
@@ -254,6 +254,29 @@ def online_features(settings: Settings, service_name: str, entity_rows: dict[str
         if stamp is not None:
             staleness[projection.name] = [now.timestamp() - s if s else None for s in stamp]
     return OnlineVectors(frame, pd.DataFrame(staleness))
+
+
+def require_values(settings: Settings, service_name: str, vectors: OnlineVectors) -> None:
+    """Raise ``NotMaterializedError`` if any entity of ``vectors`` has no value at all.
+
+    Feast answers an id it holds nothing for with nulls; a caller showing vectors to a
+    person says instead whether the store was never materialized or which ids are missing.
+    """
+    features = [c for c in vectors.frame.columns if c not in join_keys(settings, feature_service(settings, service_name))]
+    empty = vectors.frame[features].isna().all(axis=1)
+    if not empty.any():
+        return
+    store = feature_store(settings)
+    with feast_errors(settings):
+        views = store.list_feature_views()
+    if not any(v.materialization_intervals for v in views):
+        raise NotMaterializedError(f"the online store of project {settings.project!r} was never materialized; "
+                                   "run `ownlens-ml features materialize`")
+    key = vectors.frame.columns[0]
+    missing = vectors.frame.loc[empty, key].tolist()
+    raise NotMaterializedError(
+        f"no online values for {key} {', '.join(map(str, missing[:10]))} in {service_name} (unknown ids, or "
+        "their newest snapshot is older than the views' TTL); check the ids or materialize a newer window")
 
 
 def _online_fast(settings: Settings, service_name: str, entity_rows: dict[str, list],
