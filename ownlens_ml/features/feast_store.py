@@ -86,14 +86,25 @@ def export_env(settings: Settings, names: tuple[str, ...] | None = None) -> None
 _stores: dict[Settings, FeatureStore] = {}
 
 
-def feature_store(settings: Settings) -> FeatureStore:
+def feature_store(settings: Settings, create: bool = False) -> FeatureStore:
     """The Feast ``FeatureStore`` for these settings (one per settings, reused).
+
+    Args:
+        settings: profile and locations.
+        create: allow a local registry file that does not exist yet (``apply_repo``); Feast
+            would otherwise create an empty one silently.
 
     Raises:
         StateFolderError: the state folder cannot be written.
         DatabaseUnavailableError: the production database (Feast's SQL registry) is unreachable.
+        FeatureStoreStateError: the local registry file does not exist (and not ``create``).
     """
     store = _stores.get(settings)
+    registry_file = settings.home / "feast" / "registry.db"
+    if not settings.is_production and not create and not registry_file.exists():
+        _stores.pop(settings, None)
+        raise FeatureStoreStateError(f"the Feast registry {registry_file} does not exist; "
+                                     "run `ownlens-ml features apply`")
     if store is None:
         if settings.is_production:
             get_engine(settings)  # the one clear message for an unreachable database

@@ -81,7 +81,7 @@ def apply_repo(settings: Settings) -> list[str]:
     """
     from feast.repo_operations import parse_repo
 
-    store = feature_store(settings)
+    store = feature_store(settings, create=True)
     with _repo_imports(settings.feature_repo, settings), feast_errors(settings, "features apply"):
         repo = parse_repo(settings.feature_repo)
         objects = [*repo.entities, *repo.data_sources, *repo.feature_views,
