@@ -15,7 +15,7 @@ import pandas as pd
 
 from ownlens_ml.db import get_engine, init_db
 from ownlens_ml.features import store
-from ownlens_ml.features.feast_store import write_feast_yaml
+from ownlens_ml.features.feast_store import AtomicFileRegistryStore, write_feast_yaml
 from ownlens_ml.settings import Settings
 from ownlens_ml.features.snapshots import build_snapshots
 from tiny_platform import load_tiny_platform, ts
@@ -74,5 +74,7 @@ def test_bare_feast_apply_in_the_repository_needs_no_environment(tmp_path):
     assert "No changes to registry" in feast(settings, "plan", env=bare)
     feast(settings, "apply", env=bare)
     feast(settings, "materialize", ts(-10).isoformat(), ts(3).isoformat(), env=bare)
-    # the package and the bare CLI share one registry and online store
+    # the package and the bare CLI share one registry and online store; the package writes
+    # the registry atomically (aside, then renamed)
+    assert isinstance(store.feature_store(settings).registry._registry_store, AtomicFileRegistryStore)
     assert store.online_features(settings, "churn_v1", {"user_id": [1]}).frame.iloc[0].sessions_7d == 2

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import yaml
 from feast import FeatureService, FeatureStore
+from feast.infra.registry.file import FileRegistryStore
 from feast.errors import FeastObjectNotFoundException, FeatureServiceNotFoundException
 from feast.feature_view import DUMMY_ENTITY_ID
 
@@ -60,7 +61,8 @@ def feast_yaml_text(settings: Settings) -> str:
         return f"# Written by ownlens-ml for {settings.home}; secrets stay ${{VAR}}.\n{template}"
     config = yaml.safe_load(template)
     config["project"] = settings.project
-    config["registry"] = str(settings.home / "feast" / "registry.db")
+    config["registry"] = {"path": str(settings.home / "feast" / "registry.db"),
+                          "registry_store_type": f"{__name__}.AtomicFileRegistryStore"}
     config["online_store"]["path"] = str(settings.home / "feast" / "online.db")
     return f"# Written by ownlens-ml for {settings.home}.\n" + yaml.safe_dump(config, sort_keys=False)
 
@@ -75,6 +77,25 @@ def write_feast_yaml(settings: Settings) -> Path:
         tmp.write_text(text)
         tmp.replace(path)
     return path
+
+
+class AtomicFileRegistryStore(FileRegistryStore):
+    """Feast's file registry, written aside and renamed into place: a crash or a full disk
+    mid-write leaves the previous registry, never a truncated one (Feast writes in place)."""
+
+    def _write_registry(self, registry_proto) -> None:  # noqa: ANN001 - a RegistryProto
+        import uuid
+
+        from feast.utils import _utc_now
+
+        registry_proto.version_id = str(uuid.uuid4())
+        registry_proto.last_updated.FromDatetime(_utc_now())
+        self._filepath.parent.mkdir(exist_ok=True)
+        tmp = self._filepath.with_name(f".{self._filepath.name}.{os.getpid()}.tmp")
+        with open(tmp, mode="wb", buffering=0) as f:
+            f.write(registry_proto.SerializeToString())
+            os.fsync(f.fileno())
+        tmp.replace(self._filepath)
 
 
 def export_env(settings: Settings, names: tuple[str, ...] | None = None) -> None:

@@ -317,13 +317,23 @@ INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
 def _require_sources(settings: Settings, service: FeatureService) -> None:
-    """Locally, every parquet file the service reads must exist (DuckDB would say "No files found")."""
-    if settings.is_production:
-        return
-    for view in service_views(feature_store(settings), service):
-        path = getattr(getattr(view, "batch_source", None), "path", None)
-        if path and not Path(path).exists():
-            raise MissingTableError(f"snapshot file {path} does not exist; run `ownlens-ml features build`")
+    """Every snapshot the service reads must exist: locally its parquet file (DuckDB would say
+    "No files found"), in production rows in its table (else every feature is silently null)."""
+    sources = {getattr(view, "batch_source", None) for view in service_views(feature_store(settings), service)}
+    for source in sources - {None}:
+        if settings.is_production:
+            table = source.get_table_query_string()
+            if table.startswith("("):
+                continue  # a query source (reader activity): its events may legitimately be none
+            from sqlalchemy import text
+
+            from ownlens_ml.db import get_engine
+
+            with get_engine(settings).connect() as conn:
+                if not conn.execute(text(f"SELECT EXISTS (SELECT 1 FROM {table})")).scalar():
+                    raise MissingTableError(f"snapshot table {table} is empty; run `ownlens-ml features build`")
+        elif getattr(source, "path", None) and not Path(source.path).exists():
+            raise MissingTableError(f"snapshot file {source.path} does not exist; run `ownlens-ml features build`")
 
 
 def _as_rows(columns: dict[str, list]) -> list[dict]:
