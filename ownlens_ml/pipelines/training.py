@@ -440,10 +440,11 @@ def promote(settings: Settings, name: str, version: int, force: bool = False) ->
     Returns the refusals (empty when promoted). ``force`` skips the gate.
     """
     spec = get_spec(name)
-    entry = registry.get_version(settings, spec.name, version)
     refusals: list[str] = []
-    if not force:
-        _, evaluation = _rescore(settings, spec, entry.version, Steps())
+    if force:
+        entry, _ = registry.load_model(settings, spec.name, version)  # never promote an unloadable artifact
+    else:
+        entry, evaluation = _rescore(settings, spec, version, Steps())
         refusals = gate_refusals(spec, evaluation.metrics)
     if not refusals:
         registry.promote(settings, spec.name, entry.version)
