@@ -71,3 +71,15 @@ class FeatureStoreStateError(OwnLensError):
 
 class NotMaterializedError(OwnLensError):
     """The online store holds no values for the entities asked for."""
+
+
+class SpecError(OwnLensError):
+    """A model spec is malformed (named with the field at fault when it is defined)."""
+
+
+class NoTruthError(OwnLensError):
+    """The data has no generator truth (it was imported), so no oracle can score it."""
+
+
+class TooFewLabelsError(OwnLensError):
+    """The rows to fit or score on do not hold the labels a metric needs (e.g. one class only)."""
