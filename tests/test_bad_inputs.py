@@ -3,7 +3,8 @@ one clear message (no traceback) naming the problem, and leave the data exactly 
 
 One small platform is built per profile for the whole module; a case that needs a broken
 state (a deleted file, a copied folder, a bad row) gets its own copy or undoes its change.
-Run as root, a read-only state folder is a read-only bind mount in a private mount namespace.
+A read-only state folder is a read-only bind mount in a private mount namespace when the
+tests run as root (who may write anywhere), folders without write permission otherwise.
 """
 
 from __future__ import annotations
@@ -355,10 +356,20 @@ def run_cli(settings: Settings, case: Case, tmp: Path) -> subprocess.CompletedPr
             "OWNLENS_FEAST_PROJECT": settings.project, "COLUMNS": "250"}
     env |= {k: v.format(tmp=tmp) for k, v in case.env.items()}
     command = [CLI, *(a.format(tmp=tmp) for a in case.args)]
-    if case.read_only:  # a read-only bind mount of the state folder, seen only by this process
+    if case.read_only and os.geteuid() == 0:  # root writes anywhere: a read-only bind mount, private to this process
         command = ["unshare", "-m", "sh", "-c",
                    'mount --bind "$0" "$0" && mount -o remount,ro,bind "$0" && shift && exec "$@"',
                    str(settings.home), "_", *command]
+    elif case.read_only:  # anyone else: folders without write permission, restored afterwards
+        folders = [settings.home, *(p for p in settings.home.rglob("*") if p.is_dir())]
+        modes = {p: p.stat().st_mode for p in folders}
+        for p in folders:
+            p.chmod(0o555)
+        try:
+            return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, cwd=tmp)
+        finally:
+            for p, mode in modes.items():
+                p.chmod(mode)
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, cwd=tmp)
 
 

@@ -24,12 +24,14 @@ FEAST = str(Path(sys.executable).with_name("feast"))
 REPO = Path(__file__).resolve().parent.parent / "feature_repo"
 
 
-def feast(settings, *args: str, env: dict | None = None) -> str:
-    """Run the plain Feast CLI in the settings' repository (by default with `features env`'s variables)."""
+def feast(settings, *args: str, env: dict | None = None, yaml: Path | None = None) -> str:
+    """Run the plain Feast CLI in the settings' repository (by default with `features env`'s
+    variables, which point it at the generated yaml; ``yaml`` picks another with ``-f``)."""
     if env is None:
         write_feast_yaml(settings)
         env = os.environ | settings.feast_env()
-    done = subprocess.run([FEAST, *args], cwd=settings.feature_repo, env=env,
+    chosen = ["-f", str(yaml)] if yaml else []
+    done = subprocess.run([FEAST, *chosen, *args], cwd=settings.feature_repo, env=env,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, f"feast {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
     return done.stdout
@@ -42,9 +44,11 @@ def test_feast_cli_plan_apply_materialize_list(any_settings, tmp_path):
     init_db(settings)
     load_tiny_platform(get_engine(settings))
     build_snapshots(settings)
+    # production: the repository's own yaml, expanded from `features env`; local: the generated one
+    yaml = settings.feature_store_yaml if settings.is_production else None
 
-    assert "churn_v1" in feast(settings, "plan")
-    feast(settings, "apply")
+    assert "churn_v1" in feast(settings, "plan", yaml=yaml)
+    feast(settings, "apply", yaml=yaml)
     listed = feast(settings, "feature-services", "list")
     for service in ("churn_v1", "conversion_v1", "segmentation_v1", "recommendation_v1", "article_performance_v1"):
         assert service in listed
