@@ -92,7 +92,7 @@ def db_init() -> None:
 def data_generate(
     users: Annotated[int, typer.Option(min=1, max=10_000_000, help="Number of readers.")] = 2_000,
     days: Annotated[int, typer.Option(min=1, max=3_650, help="Days of activity.")] = 90,
-    brands: Annotated[int, typer.Option(min=1, max=50, help="Number of brands.")] = 2,
+    brands: Annotated[int, typer.Option(min=1, max=20, help="Number of brands.")] = 2,
     seed: Annotated[int, typer.Option(min=0, max=2**32 - 1, help="Random seed; the same seed gives the same bytes.")] = 7,
     start: Annotated[Optional[datetime], typer.Option(formats=DAY, help="First day (YYYY-MM-DD); default 2026-01-01.")] = None,
 ) -> None:
