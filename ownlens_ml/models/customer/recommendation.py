@@ -1,0 +1,389 @@
+"""Article recommendation: implicit ALS on engaged reads, with fold-in and a flagged popularity-recency fallback.
+
+``Recommender`` keeps implicit's contract (a users x items CSR in, ``(ids, scores)`` out) and
+owns what implicit leaves to the caller: the external-id <-> index maps, the catalogue
+(brand and publish time of every article, from the feature service), the filters (already
+read, older than ``max_age_hours``, brand) and the answer for readers the factors do not
+know. A reader with trained factors is ranked by them; a reader without them but with a
+read history is folded in (implicit's ``recalculate_user``: least squares against the
+fixed item factors); a reader with neither gets the popularity-recency ranking, flagged
+``fallback=True``, through which new articles with no reads yet can appear too.
+
+Confidence of a read is ``1 + alpha * log1p(engaged_seconds / seconds_scale)``: a skim
+counts, a long read counts more, with diminishing returns.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from ownlens_ml.errors import ValidationError
+
+log = logging.getLogger(__name__)
+
+HOUR = 3600
+KS = tuple(range(1, 21))
+"""Cut-offs of the NDCG@k curve in reports."""
+
+
+@dataclass(frozen=True)
+class RecommenderParams:
+    """Hyperparameters and serving rules (JSON in the artifact, lineage in the registry)."""
+
+    factors: int = 24
+    regularization: float = 0.05
+    alpha: float = 4.0
+    iterations: int = 15
+    seconds_scale: float = 30.0
+    max_age_hours: float = 72.0
+    popularity_half_life_hours: float = 12.0
+    popularity_weight: float = 2.0
+    """Weight of the popularity-recency prior beside log(ALS score); 0 ranks by ALS alone."""
+    seed: int = 7
+    threads: int = 1
+
+
+class Recommendation(NamedTuple):
+    """One answer: article ids best first, their scores, and whether it is the fallback ranking."""
+
+    article_ids: np.ndarray
+    scores: np.ndarray
+    fallback: bool
+
+
+def confidence(seconds: np.ndarray, params: RecommenderParams) -> np.ndarray:
+    """Confidence of reads from their engaged seconds (see the module docstring)."""
+    return (1.0 + params.alpha * np.log1p(np.maximum(np.asarray(seconds, dtype=np.float64), 0) / params.seconds_scale)
+            ).astype(np.float32)
+
+
+def _index(ids: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """Positions of ``ids`` in the sorted array ``known``; -1 where absent."""
+    pos = np.searchsorted(known, ids)
+    pos = np.minimum(pos, max(len(known) - 1, 0))
+    return np.where((len(known) > 0) & (known[pos] == ids), pos, -1) if len(known) else np.full(len(ids), -1)
+
+
+class Recommender:
+    """ALS recommender over a catalogue; see the module docstring.
+
+    Fitted state (attributes ending in ``_``): ``user_ids_`` and ``item_ids_`` (sorted
+    external ids; a reader's or article's index is its position), ``user_items_`` (the
+    training CSR: what each reader has read), the implicit model ``als_``, the catalogue
+    (``catalogue_ids_``, ``catalogue_brand_``, ``catalogue_published_``) with each article's
+    ``popularity_`` at ``as_of_`` and each reader's ``user_brand_``.
+    """
+
+    ARRAYS = ("user_ids_", "item_ids_", "user_factors", "item_factors", "user_items_indptr", "user_items_indices",
+              "user_items_data", "user_brand_", "catalogue_ids_", "catalogue_brand_", "catalogue_published_",
+              "popularity_")
+
+    def __init__(self, params: RecommenderParams = RecommenderParams()):
+        self.params = params
+
+    # --- fit ------------------------------------------------------------------------------
+
+    def fit(self, reads: pd.DataFrame, catalogue: pd.DataFrame, as_of: pd.Timestamp) -> Recommender:
+        """Factorise the reads before ``as_of``.
+
+        Args:
+            reads: one row per (reader, article): ``user_id``, ``article_id``, ``seconds``
+                (engaged), ``last_at`` (epoch seconds of the last read), all before ``as_of``.
+            catalogue: ``article_id``, ``brand_id``, ``published_at`` (epoch seconds).
+            as_of: the training cut-off (tz-aware UTC).
+
+        Raises:
+            ValidationError: a column is missing or no read is left.
+        """
+        _require(reads, ("user_id", "article_id", "seconds", "last_at"), "reads")
+        _require(catalogue, ("article_id", "brand_id", "published_at"), "catalogue")
+        p = self.params
+        cut = int(pd.Timestamp(as_of).timestamp())
+        reads = reads[reads["last_at"].to_numpy() < cut]
+        if reads.empty:
+            raise ValidationError(f"no reads before {as_of} to train the recommender on")
+        users, u = np.unique(reads["user_id"].to_numpy(np.int64), return_inverse=True)
+        items, i = np.unique(reads["article_id"].to_numpy(np.int64), return_inverse=True)
+        matrix = sp.csr_matrix((confidence(reads["seconds"].to_numpy(), p), (u, i)), shape=(len(users), len(items)),
+                               dtype=np.float32)
+        self.als_ = self._als()
+        self.als_.fit(matrix, show_progress=False)
+        self.user_ids_, self.item_ids_, self.user_items_ = users, items, matrix
+        self.as_of_ = pd.Timestamp(as_of)
+        cat = catalogue[catalogue["published_at"].to_numpy() < cut].sort_values("article_id")
+        self.catalogue_ids_ = cat["article_id"].to_numpy(np.int64)
+        self.catalogue_brand_ = cat["brand_id"].to_numpy(np.int64)
+        self.catalogue_published_ = cat["published_at"].to_numpy(np.int64)
+        self.popularity_ = self._popularity(reads, cut)
+        # a reader's brand: the brand of the articles they read most (readers read one brand)
+        brand_of = self.catalogue_brand_[np.maximum(_index(reads["article_id"].to_numpy(np.int64), self.catalogue_ids_), 0)]
+        votes = pd.DataFrame({"u": u, "b": brand_of}).value_counts().reset_index().drop_duplicates("u")
+        self.user_brand_ = np.zeros(len(users), np.int64)
+        self.user_brand_[votes["u"].to_numpy()] = votes["b"].to_numpy()
+        self._prepare()
+        return self
+
+    def _als(self):
+        from implicit.cpu.als import AlternatingLeastSquares
+
+        p = self.params
+        # alpha is applied by ``confidence``; implicit's own alpha stays 1
+        return AlternatingLeastSquares(factors=p.factors, regularization=p.regularization, alpha=1.0,
+                                       iterations=p.iterations, random_state=p.seed, num_threads=p.threads)
+
+    def _popularity(self, reads: pd.DataFrame, cut: int) -> np.ndarray:
+        """Decayed reads at the cut-off plus a recency bonus, so unread new articles can rank too."""
+        p = self.params
+        age_read = (cut - reads["last_at"].to_numpy()) / HOUR
+        weight = reads["reads"].to_numpy() if "reads" in reads else np.ones(len(reads))
+        decayed = np.zeros(len(self.catalogue_ids_))
+        pos = _index(reads["article_id"].to_numpy(np.int64), self.catalogue_ids_)
+        ok = pos >= 0
+        np.add.at(decayed, pos[ok], (weight * 0.5 ** (age_read / p.popularity_half_life_hours))[ok])
+        age = (cut - self.catalogue_published_) / HOUR
+        return np.log1p(decayed) + np.exp(-np.maximum(age, 0) / max(p.max_age_hours, 1.0))
+
+    def _prepare(self) -> None:
+        """Lookups derived from the fitted state (after fit and after load)."""
+        self.item_in_catalogue_ = _index(self.item_ids_, self.catalogue_ids_)
+        self.catalogue_item_ = _index(self.catalogue_ids_, self.item_ids_)
+
+    # --- answers ----------------------------------------------------------------------------
+
+    def candidates(self, brand_id: int | None, now: pd.Timestamp | None = None) -> np.ndarray:
+        """Catalogue positions of the articles a reader may be shown: published within
+        ``max_age_hours`` before ``now`` (default: the training cut-off), of ``brand_id`` if given."""
+        now_s = int(pd.Timestamp(now if now is not None else self.as_of_).timestamp())
+        keep = (self.catalogue_published_ <= now_s) & (self.catalogue_published_ > now_s - self.params.max_age_hours * HOUR)
+        if brand_id is not None:
+            keep &= self.catalogue_brand_ == brand_id
+        return np.flatnonzero(keep)
+
+    def recommend(self, user_id: int, k: int = 10, brand_id: int | None = None, history=None,
+                  now: pd.Timestamp | None = None) -> Recommendation:
+        """Top-``k`` articles for one reader.
+
+        Args:
+            user_id: external reader id (unknown ids are answered, by the fallback).
+            k: how many.
+            brand_id: only this brand's articles (default: the reader's own brand if known, else all).
+            history: recent reads not in training, as article ids or ``(article_id, engaged_seconds)``
+                pairs: they are filtered out and, for a reader without factors, folded in.
+            now: the time the answer is for (filters by age; default: the training cut-off).
+
+        Returns:
+            ``Recommendation(article_ids, scores, fallback)``.
+        """
+        got = self.recommend_many(np.array([user_id], np.int64), k, None if brand_id is None else np.array([brand_id]),
+                                  [history] if history is not None else None, now)
+        return Recommendation(got.article_ids[0][got.article_ids[0] >= 0], got.scores[0][got.article_ids[0] >= 0],
+                              bool(got.fallback[0]))
+
+    def recommend_many(self, user_ids: np.ndarray, k: int = 10, brand_ids: np.ndarray | None = None,
+                       histories: list | None = None, now: pd.Timestamp | None = None,
+                       fold_in: bool = True) -> Recommendation:
+        """Top-``k`` for many readers at once: ``(users, k)`` ids (-1 pads), scores, and fallback flags.
+
+        ``fold_in=False`` answers readers without factors with the fallback even when they
+        have a history (which is still filtered out): the comparison the evaluation reports.
+
+        Readers are grouped by brand and by route (trained factors, fold-in, fallback) so each
+        group is one implicit ``recommend`` call.
+        """
+        user_ids = np.asarray(user_ids, np.int64)
+        n = len(user_ids)
+        upos = _index(user_ids, self.user_ids_)
+        brands = np.asarray(brand_ids, np.int64) if brand_ids is not None else np.where(
+            upos >= 0, self.user_brand_[np.maximum(upos, 0)], -1)
+        extra = self._history(histories, n)
+        has_history = np.diff(extra[0].indptr) > 0
+        route = np.where(upos >= 0, 0, np.where(has_history & fold_in, 1, 2))   # 0 factors, 1 fold-in, 2 fallback
+        out_ids = np.full((n, k), -1, np.int64)
+        out_scores = np.full((n, k), np.nan, np.float32)
+        for brand in np.unique(brands):
+            cands = self.candidates(None if brand < 0 else int(brand), now)
+            in_brand = brands == brand
+            for r in (0, 1):
+                rows = np.flatnonzero(in_brand & (route == r))
+                if rows.size:
+                    self._rank_als(rows, upos, extra, cands, k, r == 1, out_ids, out_scores)
+            rows = np.flatnonzero(in_brand & (route == 2))
+            if rows.size:
+                self._rank_fallback(rows, upos, extra, cands, k, out_ids, out_scores)
+        return Recommendation(out_ids, out_scores, route == 2)
+
+    def _history(self, histories: list | None, n: int) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
+        """Extra reads: a (readers x model items) confidence CSR, and every (reader row, article id) pair
+        (articles the model does not know are filtered out of answers too)."""
+        rows, items, seconds = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)], [np.zeros(0)]
+        for r, h in enumerate(histories or ()):
+            if h is None or len(h) == 0:
+                continue
+            h = np.asarray(h)
+            ids, secs = (h[:, 0], h[:, 1]) if h.ndim == 2 else (h, np.full(len(h), self.params.seconds_scale))
+            rows.append(np.full(len(ids), r, np.int64))
+            items.append(ids.astype(np.int64))
+            seconds.append(secs.astype(np.float64))
+        rows, items, seconds = np.concatenate(rows), np.concatenate(items), np.concatenate(seconds)
+        pos = _index(items, self.item_ids_)
+        ok = pos >= 0
+        m = sp.csr_matrix((confidence(seconds[ok], self.params), (rows[ok], pos[ok])), shape=(n, len(self.item_ids_)),
+                          dtype=np.float32)
+        m.sum_duplicates()
+        return m, rows, items
+
+    def _seen(self, rows: np.ndarray, upos: np.ndarray, extra) -> sp.csr_matrix:
+        """(rows x catalogue) 0/1 of what each reader has read: training reads and the extra history."""
+        _, extra_rows, extra_items = extra
+        known = upos[rows] >= 0
+        sub = self.user_items_[upos[rows][known]].tocoo()
+        local = np.full(int(extra_rows.max(initial=-1)) + 1, -1, np.int64)
+        local[rows[rows < len(local)]] = np.flatnonzero(rows < len(local))
+        mine = local[extra_rows] >= 0 if len(extra_rows) else np.zeros(0, bool)
+        r = np.concatenate([np.flatnonzero(known)[sub.row], local[extra_rows[mine]]])
+        c = np.concatenate([self.item_in_catalogue_[sub.col], _index(extra_items[mine], self.catalogue_ids_)])
+        ok = c >= 0
+        return sp.csr_matrix((np.ones(int(ok.sum()), np.float32), (r[ok], c[ok])),
+                             shape=(len(rows), len(self.catalogue_ids_)))
+
+    def _rank_als(self, rows, upos, extra, cands, k, fold_in, out_ids, out_scores) -> None:
+        items = np.sort(self.catalogue_item_[cands][self.catalogue_item_[cands] >= 0])
+        if not items.size:
+            return self._rank_fallback(rows, upos, extra, cands, k, out_ids, out_scores)
+        seen = self._seen(rows, upos, extra)[:, self.item_in_catalogue_].tocsr()  # catalogue -> model items
+        # every candidate when a prior re-ranks them, else implicit's own top k
+        n = items.size if self.params.popularity_weight else min(k, items.size)
+        if fold_in:  # the history alone is the reader's row: least squares against the item factors
+            ids, scores = self.als_.recommend(np.arange(len(rows)), extra[0][rows], N=n,
+                                              filter_already_liked_items=True, recalculate_user=True, items=items)
+        else:
+            ids, scores = self.als_.recommend(upos[rows], seen, N=n, filter_already_liked_items=True, items=items)
+        ids, scores = np.atleast_2d(ids), np.atleast_2d(scores)
+        valid = np.isfinite(scores) & (scores > -1e30) & (ids >= 0)
+        if self.params.popularity_weight:
+            # taste (ALS) times how read the piece is right now: log(taste) + w * popularity-recency
+            prior = self.popularity_[self.item_in_catalogue_[np.maximum(ids, 0)]]
+            scores = np.where(valid, np.log(np.maximum(scores, 1e-4)) + self.params.popularity_weight * prior, -np.inf)
+            order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+            ids, scores = np.take_along_axis(ids, order, 1), np.take_along_axis(scores, order, 1)
+            valid = np.take_along_axis(valid, order, 1)
+        else:
+            ids, scores, valid = ids[:, :k], scores[:, :k], valid[:, :k]
+        out_ids[rows, :ids.shape[1]] = np.where(valid, self.item_ids_[np.maximum(ids, 0)], -1)
+        out_scores[rows, :ids.shape[1]] = np.where(valid, scores, np.nan)
+
+    def _rank_fallback(self, rows, upos, extra, cands, k, out_ids, out_scores) -> None:
+        ranked = cands[np.argsort(-self.popularity_[cands], kind="stable")]
+        seen = self._seen(rows, upos, extra)
+        for j, r in enumerate(rows):
+            read = seen.indices[seen.indptr[j]:seen.indptr[j + 1]]
+            top = ranked[~np.isin(ranked, read)][:k] if read.size else ranked[:k]
+            out_ids[r, :top.size] = self.catalogue_ids_[top]
+            out_scores[r, :top.size] = self.popularity_[top]
+
+    # --- artifact ---------------------------------------------------------------------------
+
+    def to_arrays(self) -> tuple[dict[str, np.ndarray], dict]:
+        """The fitted state as plain numeric arrays and a JSON-safe dict (the ``als-npz`` artifact)."""
+        arrays = {
+            "user_ids_": self.user_ids_, "item_ids_": self.item_ids_,
+            "user_factors": np.asarray(self.als_.user_factors), "item_factors": np.asarray(self.als_.item_factors),
+            "user_items_indptr": self.user_items_.indptr.astype(np.int64),
+            "user_items_indices": self.user_items_.indices.astype(np.int64),
+            "user_items_data": self.user_items_.data.astype(np.float32),
+            "user_brand_": self.user_brand_, "catalogue_ids_": self.catalogue_ids_,
+            "catalogue_brand_": self.catalogue_brand_, "catalogue_published_": self.catalogue_published_,
+            "popularity_": self.popularity_,
+        }
+        return arrays, {"params": asdict(self.params), "as_of": self.as_of_.isoformat()}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray], meta: dict) -> Recommender:
+        """Rebuild a fitted recommender from ``to_arrays`` output; ValidationError if it does not fit together."""
+        missing = sorted(set(cls.ARRAYS) - set(arrays))
+        if missing:
+            raise ValidationError(f"recommender artifact lacks arrays {missing}")
+        try:
+            rec = cls(RecommenderParams(**meta["params"]))
+            rec.as_of_ = pd.Timestamp(meta["as_of"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValidationError(f"recommender artifact metadata is malformed: {exc}") from None
+        n_users, n_items = len(arrays["user_ids_"]), len(arrays["item_ids_"])
+        uf, itf = arrays["user_factors"], arrays["item_factors"]
+        if uf.shape != (n_users, rec.params.factors) or itf.shape != (n_items, rec.params.factors):
+            raise ValidationError(f"recommender factors {uf.shape}, {itf.shape} do not match {n_users} readers, "
+                                  f"{n_items} articles and {rec.params.factors} factors")
+        rec.user_ids_, rec.item_ids_ = arrays["user_ids_"].astype(np.int64), arrays["item_ids_"].astype(np.int64)
+        rec.user_items_ = sp.csr_matrix((arrays["user_items_data"], arrays["user_items_indices"],
+                                         arrays["user_items_indptr"]), shape=(n_users, n_items))
+        rec.als_ = rec._als()
+        rec.als_.user_factors, rec.als_.item_factors = uf.astype(np.float32), itf.astype(np.float32)
+        for name in ("user_brand_", "catalogue_ids_", "catalogue_brand_", "catalogue_published_", "popularity_"):
+            setattr(rec, name, arrays[name])
+        rec._prepare()
+        return rec
+
+
+def _require(frame: pd.DataFrame, columns: tuple[str, ...], what: str) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValidationError(f"{what} lack columns {missing}; they need {list(columns)}")
+
+
+# --- evaluation ---------------------------------------------------------------------------------
+
+
+def ranking_metrics(top: np.ndarray, relevant: sp.csr_matrix, catalogue_size: int, k: int = 10) -> dict[str, float]:
+    """precision, recall, NDCG and MAP at ``k`` (binary relevance) and catalogue coverage.
+
+    Args:
+        top: (readers, >= k) catalogue positions, best first, -1 for none.
+        relevant: (readers, catalogue) 0/1 of what each reader went on to read.
+        catalogue_size: candidates in the catalogue (the coverage denominator).
+    """
+    top = top[:, :k]
+    n_rel = np.asarray(relevant.sum(axis=1)).ravel()
+    hit = np.zeros(top.shape, bool)
+    for j in range(top.shape[1]):
+        col = top[:, j]
+        ok = col >= 0
+        hit[ok, j] = np.asarray(relevant[np.flatnonzero(ok), col[ok]]).ravel() > 0
+    discount = 1.0 / np.log2(np.arange(2, k + 2))
+    dcg = (hit * discount).sum(axis=1)
+    ideal = np.array([discount[:min(int(m), k)].sum() for m in n_rel])
+    precision_at = np.cumsum(hit, axis=1) / np.arange(1, k + 1)
+    ap = (precision_at * hit).sum(axis=1) / np.maximum(np.minimum(n_rel, k), 1)
+    shown = np.unique(top[top >= 0])
+    return {
+        f"ndcg@{k}": float(np.mean(dcg / np.maximum(ideal, 1e-12))),
+        f"precision@{k}": float(hit.sum(axis=1).mean() / k),
+        f"recall@{k}": float(np.mean(hit.sum(axis=1) / np.maximum(n_rel, 1))),
+        f"map@{k}": float(ap.mean()),
+        "coverage": float(len(shown) / max(catalogue_size, 1)),
+        "readers": int(len(top)),
+    }
+
+
+def ndcg_curve(top: np.ndarray, relevant: sp.csr_matrix, ks=KS) -> list[float]:
+    """NDCG@k for each k in ``ks``."""
+    return [ranking_metrics(top, relevant, 1, k)[f"ndcg@{k}"] for k in ks]
+
+
+def top_from_scores(scores: np.ndarray, allowed: np.ndarray, k: int) -> np.ndarray:
+    """Top-``k`` column positions of a dense (readers, candidates) score matrix where ``allowed``; -1 pads."""
+    s = np.where(allowed, scores, -np.inf)
+    kk = min(k, s.shape[1])
+    part = np.argpartition(-s, kk - 1, axis=1)[:, :kk]
+    order = np.argsort(-np.take_along_axis(s, part, axis=1), axis=1, kind="stable")
+    top = np.take_along_axis(part, order, axis=1)
+    ok = np.isfinite(np.take_along_axis(s, top, axis=1))
+    out = np.full((len(s), k), -1, np.int64)
+    out[:, :kk] = np.where(ok, top, -1)
+    return out

@@ -1,0 +1,1 @@
+"""Editorial models: article performance and trending topics."""
