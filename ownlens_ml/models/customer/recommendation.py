@@ -387,3 +387,121 @@ def top_from_scores(scores: np.ndarray, allowed: np.ndarray, k: int) -> np.ndarr
     out = np.full((len(s), k), -1, np.int64)
     out[:, :kk] = np.where(ok, top, -1)
     return out
+
+
+@dataclass
+class Holdout:
+    """The readers to rank after ``as_of``, what each may be shown, and what each went on to read.
+
+    Every scorer ranks the same candidates for a reader: their brand's articles published in
+    the ``max_age_hours`` before ``as_of``, minus what they had read. Relevant: the candidates
+    they read in the evaluation window.
+    """
+
+    as_of: pd.Timestamp
+    train: pd.DataFrame
+    catalogue_ids: np.ndarray
+    catalogue_brand: np.ndarray
+    catalogue_published: np.ndarray
+    candidates: np.ndarray
+    readers: np.ndarray
+    brands: np.ndarray
+    histories: list
+    """Each reader's reads before ``as_of`` as (article_id, seconds) rows: filtered out, and folded in
+    by a model that has no factors for the reader."""
+    relevant: sp.csr_matrix
+    allowed: np.ndarray
+    """(readers, catalogue) bool: what each reader may be shown."""
+
+    def describe(self) -> str:
+        return (f"{len(self.readers):,} readers who read after {self.as_of:%Y-%m-%d %H:%M} UTC, "
+                f"{len(self.candidates):,} candidate articles")
+
+
+def build_holdout(train: pd.DataFrame, test: pd.DataFrame, catalogue: pd.DataFrame, as_of: pd.Timestamp,
+                  max_age_hours: float) -> Holdout:
+    """The holdout of readers with reads before ``as_of`` (``train``) and candidate reads in ``test``.
+
+    Raises:
+        ValidationError: no such reader (a too short or too late split).
+    """
+    _require(catalogue, ("article_id", "brand_id", "published_at"), "catalogue")
+    cut = int(pd.Timestamp(as_of).timestamp())
+    cat = catalogue[catalogue["published_at"].to_numpy() < cut].sort_values("article_id")
+    ids, brand, published = (cat[c].to_numpy(np.int64) for c in ("article_id", "brand_id", "published_at"))
+    cands = np.flatnonzero(published > cut - max_age_hours * HOUR)
+    cpos = _index(test["article_id"].to_numpy(np.int64), ids)
+    test = test[np.isin(cpos, cands)].assign(cpos=cpos[np.isin(cpos, cands)])
+    before = pd.MultiIndex.from_frame(train[["user_id", "article_id"]])
+    test = test[~pd.MultiIndex.from_frame(test[["user_id", "article_id"]]).isin(before)]
+    readers = np.intersect1d(test["user_id"].to_numpy(np.int64), train["user_id"].to_numpy(np.int64))
+    if not len(readers):
+        raise ValidationError(f"no reader with reads before {as_of} read a candidate article after it; "
+                              "move the split earlier or lengthen the evaluation window")
+    test = test[test["user_id"].isin(readers)]
+    row = np.searchsorted(readers, test["user_id"].to_numpy(np.int64))
+    relevant = sp.csr_matrix((np.ones(len(row)), (row, test["cpos"].to_numpy())), shape=(len(readers), len(ids)))
+    mine = train[train["user_id"].isin(readers)].sort_values(["user_id", "last_at"])
+    r = np.searchsorted(readers, mine["user_id"].to_numpy(np.int64))
+    c = _index(mine["article_id"].to_numpy(np.int64), ids)
+    seen = np.zeros((len(readers), len(ids)), bool)
+    seen[r[c >= 0], c[c >= 0]] = True
+    # a reader's brand: that of their latest read (a reader reads one brand)
+    last = mine.drop_duplicates("user_id", keep="last")
+    brands = brand[np.maximum(_index(last["article_id"].to_numpy(np.int64), ids), 0)]
+    allowed = (brand[None, :] == brands[:, None]) & np.isin(np.arange(len(ids)), cands)[None, :] & ~seen
+    split = np.searchsorted(r, np.arange(1, len(readers)))
+    rows = mine[["article_id", "seconds"]].to_numpy(np.int64)
+    return Holdout(pd.Timestamp(as_of), train, ids, brand, published, cands, readers, brands,
+                   np.split(rows, split), relevant, allowed)
+
+
+def score_holdout(h: Holdout, models: dict[str, Recommender], oracle=None, k: int = 10
+                  ) -> tuple[dict[str, dict[str, float]], dict[str, list[float]]]:
+    """Metrics at ``k`` and NDCG@k curves of ``models`` (e.g. "model", a champion), popularity
+    (readers in the 24 hours before ``as_of``), recency and, if given, the oracle
+    (``(user_ids, article_ids) -> scores``) on one holdout."""
+    tops = {}
+    for name, model in models.items():
+        ids = model.recommend_many(h.readers, max(KS), h.brands, h.histories, h.as_of).article_ids
+        pos = np.where(ids >= 0, _index(ids.ravel(), h.catalogue_ids).reshape(ids.shape), -1)
+        tops[name] = pos
+    cut = int(h.as_of.timestamp())
+    recent = h.train[h.train["last_at"].to_numpy() >= cut - 24 * HOUR]
+    rpos = _index(recent["article_id"].to_numpy(np.int64), h.catalogue_ids)
+    popularity = np.bincount(rpos[rpos >= 0], minlength=len(h.catalogue_ids)).astype(float)
+    for name, score in (("popularity", popularity), ("recency", h.catalogue_published.astype(float))):
+        tops[name] = top_from_scores(np.broadcast_to(score, h.allowed.shape), h.allowed, max(KS))
+    if oracle is not None:
+        r, c = np.nonzero(h.allowed)
+        dense = np.full(h.allowed.shape, -np.inf)
+        dense[r, c] = oracle(h.readers[r], h.catalogue_ids[c])
+        tops["oracle"] = top_from_scores(dense, h.allowed, max(KS))
+    metrics = {who: ranking_metrics(top, h.relevant, len(h.candidates), k) for who, top in tops.items()}
+    return metrics, {who: ndcg_curve(top, h.relevant) for who, top in tops.items()}
+
+
+def fold_in_check(h: Holdout, catalogue: pd.DataFrame, params: RecommenderParams, share: float = 0.25,
+                  k: int = 10) -> dict[str, dict[str, float]]:
+    """Readers left out of a second fit, answered by folding their history in and by the fallback.
+
+    A seeded ``share`` of the holdout's readers (with at least two reads) is removed from
+    the training reads; the rest are fitted as usual.
+
+    Returns:
+        ``{"fold_in": metrics, "fallback": metrics}`` on the left-out readers.
+    """
+    rng = np.random.default_rng(params.seed)
+    counts = np.array([len(x) for x in h.histories])
+    out = (rng.random(len(h.readers)) < share) & (counts >= 2)
+    if not out.any():
+        return {}
+    model = Recommender(params).fit(h.train[~h.train["user_id"].isin(h.readers[out])], catalogue, h.as_of)
+    sub = h.relevant[np.flatnonzero(out)]
+    result = {}
+    for name, fold in (("fold_in", True), ("fallback", False)):
+        ids = model.recommend_many(h.readers[out], k, h.brands[out], [h.histories[i] for i in np.flatnonzero(out)],
+                                   h.as_of, fold_in=fold).article_ids
+        pos = np.where(ids >= 0, _index(ids.ravel(), h.catalogue_ids).reshape(ids.shape), -1)
+        result[name] = ranking_metrics(pos, sub, len(h.candidates), k)
+    return result
