@@ -123,10 +123,10 @@ class Recommender:
         self.catalogue_published_ = cat["published_at"].to_numpy(np.int64)
         self.popularity_ = self._popularity(reads, cut)
         # a reader's brand: the brand of the articles they read most (readers read one brand)
-        brand_of = self.catalogue_brand_[np.maximum(_index(reads["article_id"].to_numpy(np.int64), self.catalogue_ids_), 0)]
-        votes = pd.DataFrame({"u": u, "b": brand_of}).value_counts().reset_index().drop_duplicates("u")
-        self.user_brand_ = np.zeros(len(users), np.int64)
-        self.user_brand_[votes["u"].to_numpy()] = votes["b"].to_numpy()
+        brands, b = np.unique(self.catalogue_brand_[np.maximum(_index(items, self.catalogue_ids_), 0)][i],
+                              return_inverse=True)
+        votes = np.bincount(u * len(brands) + b, minlength=len(users) * len(brands)).reshape(len(users), -1)
+        self.user_brand_ = brands[votes.argmax(axis=1)].astype(np.int64)
         self._prepare()
         return self
 
@@ -143,28 +143,32 @@ class Recommender:
         p = self.params
         age_read = (cut - reads["last_at"].to_numpy()) / HOUR
         weight = reads["reads"].to_numpy() if "reads" in reads else np.ones(len(reads))
-        decayed = np.zeros(len(self.catalogue_ids_))
         pos = _index(reads["article_id"].to_numpy(np.int64), self.catalogue_ids_)
         ok = pos >= 0
-        np.add.at(decayed, pos[ok], (weight * 0.5 ** (age_read / p.popularity_half_life_hours))[ok])
+        decayed = np.bincount(pos[ok], (weight * 0.5 ** (age_read / p.popularity_half_life_hours))[ok],
+                              minlength=len(self.catalogue_ids_))
         age = (cut - self.catalogue_published_) / HOUR
         return np.log1p(decayed) + np.exp(-np.maximum(age, 0) / max(p.max_age_hours, 1.0))
 
     def _prepare(self) -> None:
-        """Lookups derived from the fitted state (after fit and after load)."""
-        self.item_in_catalogue_ = _index(self.item_ids_, self.catalogue_ids_)
+        """Lookups derived from the fitted state (after fit and after load): per brand (and -1 for
+        all brands) the catalogue ordered by publish time, so that the age filter is a slice."""
         self.catalogue_item_ = _index(self.catalogue_ids_, self.item_ids_)
+        self.by_brand_ = {}
+        for brand in (-1, *np.unique(self.catalogue_brand_).tolist()):
+            pos = np.flatnonzero(self.catalogue_brand_ == brand) if brand >= 0 else np.arange(len(self.catalogue_ids_))
+            pos = pos[np.argsort(self.catalogue_published_[pos], kind="stable")]
+            self.by_brand_[int(brand)] = (self.catalogue_published_[pos], pos)
 
     # --- answers ----------------------------------------------------------------------------
 
     def candidates(self, brand_id: int | None, now: pd.Timestamp | None = None) -> np.ndarray:
-        """Catalogue positions of the articles a reader may be shown: published within
+        """Catalogue positions of the articles a reader may be shown, newest last: published within
         ``max_age_hours`` before ``now`` (default: the training cut-off), of ``brand_id`` if given."""
+        published, pos = self.by_brand_.get(-1 if brand_id is None else int(brand_id), (np.zeros(0, np.int64),) * 2)
         now_s = int(pd.Timestamp(now if now is not None else self.as_of_).timestamp())
-        keep = (self.catalogue_published_ <= now_s) & (self.catalogue_published_ > now_s - self.params.max_age_hours * HOUR)
-        if brand_id is not None:
-            keep &= self.catalogue_brand_ == brand_id
-        return np.flatnonzero(keep)
+        lo = np.searchsorted(published, now_s - self.params.max_age_hours * HOUR, side="right")
+        return pos[lo:np.searchsorted(published, now_s, side="right")]
 
     def recommend(self, user_id: int, k: int = 10, brand_id: int | None = None, history=None,
                   now: pd.Timestamp | None = None) -> Recommendation:
@@ -175,118 +179,105 @@ class Recommender:
             k: how many.
             brand_id: only this brand's articles (default: the reader's own brand if known, else all).
             history: recent reads not in training, as article ids or ``(article_id, engaged_seconds)``
-                pairs: they are filtered out and, for a reader without factors, folded in.
+                rows: they are filtered out and, for a reader without factors, folded in.
             now: the time the answer is for (filters by age; default: the training cut-off).
 
         Returns:
-            ``Recommendation(article_ids, scores, fallback)``.
+            ``Recommendation(article_ids, scores, fallback)``: at most ``k`` of each.
         """
-        got = self.recommend_many(np.array([user_id], np.int64), k, None if brand_id is None else np.array([brand_id]),
-                                  [history] if history is not None else None, now)
-        return Recommendation(got.article_ids[0][got.article_ids[0] >= 0], got.scores[0][got.article_ids[0] >= 0],
-                              bool(got.fallback[0]))
+        got = self.recommend_many(np.array([user_id], np.int64), k, None if brand_id is None else [brand_id],
+                                  [history], now)
+        keep = got.article_ids[0] >= 0
+        return Recommendation(got.article_ids[0][keep], got.scores[0][keep], bool(got.fallback[0]))
 
-    def recommend_many(self, user_ids: np.ndarray, k: int = 10, brand_ids: np.ndarray | None = None,
-                       histories: list | None = None, now: pd.Timestamp | None = None,
-                       fold_in: bool = True) -> Recommendation:
-        """Top-``k`` for many readers at once: ``(users, k)`` ids (-1 pads), scores, and fallback flags.
+    def recommend_many(self, user_ids, k: int = 10, brand_ids=None, histories: list | None = None,
+                       now: pd.Timestamp | None = None, fold_in: bool = True) -> Recommendation:
+        """Top-``k`` for many readers: ``(readers, k)`` article ids (-1 pads), scores, and fallback flags.
 
-        ``fold_in=False`` answers readers without factors with the fallback even when they
-        have a history (which is still filtered out): the comparison the evaluation reports.
-
-        Readers are grouped by brand and by route (trained factors, fold-in, fallback) so each
-        group is one implicit ``recommend`` call.
+        A reader's score for a candidate is implicit's, user factors . item factors (for a
+        reader without factors, the factors ``recalculate_user`` solves from the history),
+        blended with the popularity-recency prior when ``popularity_weight`` > 0.
+        ``fold_in=False`` answers readers without factors by the fallback even when they
+        have a history (still filtered out): the comparison the evaluation reports.
         """
         user_ids = np.asarray(user_ids, np.int64)
         n = len(user_ids)
+        histories = list(histories) if histories is not None else [None] * n
         upos = _index(user_ids, self.user_ids_)
-        brands = np.asarray(brand_ids, np.int64) if brand_ids is not None else np.where(
-            upos >= 0, self.user_brand_[np.maximum(upos, 0)], -1)
-        extra = self._history(histories, n)
-        has_history = np.diff(extra[0].indptr) > 0
-        route = np.where(upos >= 0, 0, np.where(has_history & fold_in, 1, 2))   # 0 factors, 1 fold-in, 2 fallback
+        brands = (np.asarray(brand_ids, np.int64) if brand_ids is not None
+                  else np.where(upos >= 0, self.user_brand_[np.maximum(upos, 0)], -1))
+        extra_ids, extra_seconds = zip(*(_history_rows(h, self.params) for h in histories)) if n else ((), ())
+        has_history = np.array([len(e) > 0 for e in extra_ids], bool)
+        route = np.where(upos >= 0, 0, np.where(has_history & fold_in, 1, 2))   # factors, fold-in, fallback
+        vectors = np.zeros((n, self.params.factors), np.float32)
+        vectors[route == 0] = np.asarray(self.als_.user_factors)[upos[route == 0]]
+        if (route == 1).any():
+            vectors[route == 1] = self._fold_in([extra_ids[i] for i in np.flatnonzero(route == 1)],
+                                                [extra_seconds[i] for i in np.flatnonzero(route == 1)])
         out_ids = np.full((n, k), -1, np.int64)
         out_scores = np.full((n, k), np.nan, np.float32)
+        factors = np.asarray(self.als_.item_factors)
         for brand in np.unique(brands):
             cands = self.candidates(None if brand < 0 else int(brand), now)
-            in_brand = brands == brand
-            for r in (0, 1):
-                rows = np.flatnonzero(in_brand & (route == r))
-                if rows.size:
-                    self._rank_als(rows, upos, extra, cands, k, r == 1, out_ids, out_scores)
-            rows = np.flatnonzero(in_brand & (route == 2))
-            if rows.size:
-                self._rank_fallback(rows, upos, extra, cands, k, out_ids, out_scores)
+            if not cands.size:
+                continue
+            model_items = self.catalogue_item_[cands]
+            for r in np.flatnonzero(brands == brand):
+                read = np.concatenate([self._trained_reads(upos[r]), extra_ids[r]])
+                if route[r] == 2:
+                    ok = ~np.isin(self.catalogue_ids_[cands], read) if read.size else np.ones(cands.size, bool)
+                    pos, score = cands[ok], self.popularity_[cands[ok]]
+                else:  # only articles with factors can be ranked by them
+                    ok = model_items >= 0
+                    if read.size:
+                        ok &= ~np.isin(self.catalogue_ids_[cands], read)
+                    pos = cands[ok]
+                    score = factors[model_items[ok]] @ vectors[r]
+                    if self.params.popularity_weight:
+                        # taste (ALS) times how read the piece is right now: log(taste) + w * popularity-recency
+                        score = np.log(np.maximum(score, 1e-4)) + self.params.popularity_weight * self.popularity_[pos]
+                top = _top(score, k)
+                out_ids[r, :top.size] = self.catalogue_ids_[pos[top]]
+                out_scores[r, :top.size] = score[top]
         return Recommendation(out_ids, out_scores, route == 2)
 
-    def _history(self, histories: list | None, n: int) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
-        """Extra reads: a (readers x model items) confidence CSR, and every (reader row, article id) pair
-        (articles the model does not know are filtered out of answers too)."""
-        rows, items, seconds = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)], [np.zeros(0)]
-        for r, h in enumerate(histories or ()):
-            if h is None or len(h) == 0:
-                continue
-            h = np.asarray(h)
-            ids, secs = (h[:, 0], h[:, 1]) if h.ndim == 2 else (h, np.full(len(h), self.params.seconds_scale))
-            rows.append(np.full(len(ids), r, np.int64))
-            items.append(ids.astype(np.int64))
-            seconds.append(secs.astype(np.float64))
-        rows, items, seconds = np.concatenate(rows), np.concatenate(items), np.concatenate(seconds)
-        pos = _index(items, self.item_ids_)
+    def score_items(self, user_id: int, article_ids, history=None) -> np.ndarray:
+        """Taste scores (user factors . item factors) of given articles for one reader, NaN where an
+        article has no factors; for re-ranking a shown list (e.g. an impression).
+
+        The reader's factors are the trained ones, or, when ``history`` is given or the reader
+        has none, folded in from ``history``; with neither, every score is NaN.
+        """
+        article_ids = np.asarray(article_ids, np.int64)
+        upos = _index(np.array([user_id], np.int64), self.user_ids_)[0]
+        ids, seconds = _history_rows(history, self.params)
+        if ids.size:
+            vector = self._fold_in([ids], [seconds])[0]
+        elif upos >= 0:
+            vector = np.asarray(self.als_.user_factors)[upos]
+        else:
+            return np.full(len(article_ids), np.nan)
+        pos = _index(article_ids, self.item_ids_)
+        out = np.full(len(article_ids), np.nan)
+        out[pos >= 0] = np.asarray(self.als_.item_factors)[pos[pos >= 0]] @ vector
+        return out
+
+    def _trained_reads(self, upos: int) -> np.ndarray:
+        """Article ids a trained reader read before the cut-off (none for readers without factors)."""
+        if upos < 0:
+            return np.zeros(0, np.int64)
+        m = self.user_items_
+        return self.item_ids_[m.indices[m.indptr[upos]:m.indptr[upos + 1]]]
+
+    def _fold_in(self, ids: list[np.ndarray], seconds: list[np.ndarray]) -> np.ndarray:
+        """User factors for readers without them, from their histories (implicit's ``recalculate_user``)."""
+        rows = np.concatenate([np.full(len(x), i) for i, x in enumerate(ids)])
+        pos = _index(np.concatenate(ids), self.item_ids_)
+        conf = confidence(np.concatenate(seconds), self.params)
         ok = pos >= 0
-        m = sp.csr_matrix((confidence(seconds[ok], self.params), (rows[ok], pos[ok])), shape=(n, len(self.item_ids_)),
-                          dtype=np.float32)
-        m.sum_duplicates()
-        return m, rows, items
+        matrix = sp.csr_matrix((conf[ok], (rows[ok], pos[ok])), shape=(len(ids), len(self.item_ids_)), dtype=np.float32)
+        return np.asarray(self.als_.recalculate_user(np.arange(len(ids)), matrix))
 
-    def _seen(self, rows: np.ndarray, upos: np.ndarray, extra) -> sp.csr_matrix:
-        """(rows x catalogue) 0/1 of what each reader has read: training reads and the extra history."""
-        _, extra_rows, extra_items = extra
-        known = upos[rows] >= 0
-        sub = self.user_items_[upos[rows][known]].tocoo()
-        local = np.full(int(extra_rows.max(initial=-1)) + 1, -1, np.int64)
-        local[rows[rows < len(local)]] = np.flatnonzero(rows < len(local))
-        mine = local[extra_rows] >= 0 if len(extra_rows) else np.zeros(0, bool)
-        r = np.concatenate([np.flatnonzero(known)[sub.row], local[extra_rows[mine]]])
-        c = np.concatenate([self.item_in_catalogue_[sub.col], _index(extra_items[mine], self.catalogue_ids_)])
-        ok = c >= 0
-        return sp.csr_matrix((np.ones(int(ok.sum()), np.float32), (r[ok], c[ok])),
-                             shape=(len(rows), len(self.catalogue_ids_)))
-
-    def _rank_als(self, rows, upos, extra, cands, k, fold_in, out_ids, out_scores) -> None:
-        items = np.sort(self.catalogue_item_[cands][self.catalogue_item_[cands] >= 0])
-        if not items.size:
-            return self._rank_fallback(rows, upos, extra, cands, k, out_ids, out_scores)
-        seen = self._seen(rows, upos, extra)[:, self.item_in_catalogue_].tocsr()  # catalogue -> model items
-        # every candidate when a prior re-ranks them, else implicit's own top k
-        n = items.size if self.params.popularity_weight else min(k, items.size)
-        if fold_in:  # the history alone is the reader's row: least squares against the item factors
-            ids, scores = self.als_.recommend(np.arange(len(rows)), extra[0][rows], N=n,
-                                              filter_already_liked_items=True, recalculate_user=True, items=items)
-        else:
-            ids, scores = self.als_.recommend(upos[rows], seen, N=n, filter_already_liked_items=True, items=items)
-        ids, scores = np.atleast_2d(ids), np.atleast_2d(scores)
-        valid = np.isfinite(scores) & (scores > -1e30) & (ids >= 0)
-        if self.params.popularity_weight:
-            # taste (ALS) times how read the piece is right now: log(taste) + w * popularity-recency
-            prior = self.popularity_[self.item_in_catalogue_[np.maximum(ids, 0)]]
-            scores = np.where(valid, np.log(np.maximum(scores, 1e-4)) + self.params.popularity_weight * prior, -np.inf)
-            order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-            ids, scores = np.take_along_axis(ids, order, 1), np.take_along_axis(scores, order, 1)
-            valid = np.take_along_axis(valid, order, 1)
-        else:
-            ids, scores, valid = ids[:, :k], scores[:, :k], valid[:, :k]
-        out_ids[rows, :ids.shape[1]] = np.where(valid, self.item_ids_[np.maximum(ids, 0)], -1)
-        out_scores[rows, :ids.shape[1]] = np.where(valid, scores, np.nan)
-
-    def _rank_fallback(self, rows, upos, extra, cands, k, out_ids, out_scores) -> None:
-        ranked = cands[np.argsort(-self.popularity_[cands], kind="stable")]
-        seen = self._seen(rows, upos, extra)
-        for j, r in enumerate(rows):
-            read = seen.indices[seen.indptr[j]:seen.indptr[j + 1]]
-            top = ranked[~np.isin(ranked, read)][:k] if read.size else ranked[:k]
-            out_ids[r, :top.size] = self.catalogue_ids_[top]
-            out_scores[r, :top.size] = self.popularity_[top]
 
     # --- artifact ---------------------------------------------------------------------------
 
@@ -329,6 +320,24 @@ class Recommender:
             setattr(rec, name, arrays[name])
         rec._prepare()
         return rec
+
+
+def _history_rows(history, params: RecommenderParams) -> tuple[np.ndarray, np.ndarray]:
+    """(article ids, engaged seconds) of a history given as ids or (id, seconds) rows."""
+    if history is None or len(history) == 0:
+        return np.zeros(0, np.int64), np.zeros(0)
+    h = np.asarray(history)
+    if h.ndim == 2:
+        return h[:, 0].astype(np.int64), h[:, 1].astype(np.float64)
+    return h.astype(np.int64), np.full(len(h), params.seconds_scale)
+
+
+def _top(score: np.ndarray, k: int) -> np.ndarray:
+    """Positions of the ``k`` highest scores, best first."""
+    if score.size <= k:
+        return np.argsort(-score, kind="stable")
+    part = np.argpartition(-score, k - 1)[:k]
+    return part[np.argsort(-score[part], kind="stable")]
 
 
 def _require(frame: pd.DataFrame, columns: tuple[str, ...], what: str) -> None:
