@@ -35,7 +35,7 @@ class TrendingRule:
     prior_reads: float = 200.0
     """Parent reads' worth of the series' overall share mixed into each hour-of-week slot's share."""
     windows: tuple[int, ...] = (1, 3, 6, 12)
-    min_score: float = 10.0
+    min_score: float = 8.0
     """-log10 of the Poisson tail probability a window must reach."""
     min_ratio: float = 1.4
     min_z: float = 4.0
@@ -275,6 +275,7 @@ def score_bursts(detection: Detection, bursts: pd.DataFrame, grace_hours: int = 
     first = int(s.hours[0]) + TrendingRule().warmup_hours if len(s.hours) else 0
     b = b[(b["start_hour"] >= first) & (b["start_hour"] <= int(s.hours[-1]))].reset_index(drop=True)
     found, delay = np.zeros(len(b), bool), np.full(len(b), np.nan)
+    seen_any = np.zeros(len(b), bool)
     matched = np.zeros(len(ep), bool)
     for i, burst in b.iterrows():
         same_cat = ep["category_id"].to_numpy() == burst["category_id"]
@@ -283,17 +284,20 @@ def score_bursts(detection: Detection, bursts: pd.DataFrame, grace_hours: int = 
                                          | (burst["brand_id"] == 0))
         matched |= related
         own = related & (ep["brand_id"].to_numpy() == burst["brand_id"])
+        if related.any():
+            seen_any[i] = True
         if own.any():
             found[i] = True
             # hours from the burst's start to the end of the first flagged hour
             delay[i] = max(ep.loc[own, "start_hour"].min() - burst["start_hour"], 0) + 1
-    b["found"], b["hours_to_detect"] = found, delay
+    b["found"], b["hours_to_detect"], b["found_any_scope"] = found, delay, seen_any
     strong = b["lift"] >= 2.0
     series_days = s.reads.shape[1] * len(s.hours) / 24.0
     false_alarms = int((~matched).sum())
     metrics = {
         "recall_2x": float(b.loc[strong, "found"].mean()) if strong.any() else float("nan"),
         "recall_all": float(b["found"].mean()) if len(b) else float("nan"),
+        "recall_2x_any_scope": float(b.loc[strong, "found_any_scope"].mean()) if strong.any() else float("nan"),
         "precision": float(matched.mean()) if len(ep) else 1.0,
         "false_alarm_share": float((~matched).mean()) if len(ep) else 0.0,
         "false_alarms_per_series_day": false_alarms / max(series_days, 1e-9),
