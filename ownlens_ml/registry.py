@@ -16,6 +16,7 @@ import logging
 import math
 import subprocess
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from functools import lru_cache
@@ -89,19 +90,7 @@ class ModelVersion:
 # --- artifacts -------------------------------------------------------------------------
 
 
-def dump_estimator(estimator: Any) -> tuple[str, bytes]:
-    """Serialize a fitted estimator or Pipeline as a skops archive.
-
-    The archive is checked against the same allowlist ``load_estimator`` applies, so a model
-    that could never be loaded is refused at registration, not at serving time.
-
-    Returns:
-        ``("skops", archive_bytes)``.
-
-    Raises:
-        RegistryError: skops cannot serialize the object.
-        UntrustedArtifactError: the object contains a type outside the allowlist.
-    """
+def _dump_skops(estimator: Any) -> bytes:
     import skops.io as sio
 
     try:
@@ -112,11 +101,111 @@ def dump_estimator(estimator: Any) -> tuple[str, bytes]:
             f"as a skops artifact: {type(exc).__name__}: {exc}"
         ) from exc
     _refuse_untrusted(data, f"{type(estimator).__qualname__} artifact")
-    return ARTIFACT_FORMAT, data
+    return data
+
+
+def _load_skops(data: bytes) -> Any:
+    import skops.io as sio
+
+    untrusted = _refuse_untrusted(data, "artifact")
+    try:
+        return sio.loads(data, trusted=untrusted)
+    except Exception as exc:
+        raise RegistryError(f"cannot read the skops artifact: {type(exc).__name__}: {exc}") from exc
+
+
+# --- artifacts of the models that are not estimators -------------------------------------
+# Each is a plain data format read without unpickling: numbers in a .npz (np.load with
+# allow_pickle=False refuses object arrays) beside JSON, or JSON alone.
+
+
+def dump_als_npz(model: Any) -> bytes:
+    """A fitted ``Recommender`` as one .npz: its numeric arrays and a JSON ``meta`` member (as bytes)."""
+    import io
+    import json
+
+    arrays, meta = model.to_arrays()
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays, meta=np.frombuffer(json.dumps(meta, sort_keys=True).encode(), dtype=np.uint8))
+    return buffer.getvalue()
+
+
+def load_als_npz(data: bytes) -> Any:
+    """The ``Recommender`` in ``dump_als_npz`` bytes; numeric arrays only, never a pickle.
+
+    Raises:
+        RegistryError: not an .npz of the recommender's arrays.
+    """
+    import io
+    import json
+    import zipfile
+
+    from ownlens_ml.errors import ValidationError
+    from ownlens_ml.models.customer.recommendation import Recommender
+
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as archive:
+            arrays = {name: archive[name] for name in archive.files}
+    except (ValueError, OSError, zipfile.BadZipFile) as exc:
+        raise RegistryError(f"cannot read the als-npz artifact: {exc}") from None
+    unknown = sorted(set(arrays) - set(Recommender.ARRAYS) - {"meta"})
+    odd = sorted(name for name, a in arrays.items() if a.dtype.kind not in "iuf")
+    if unknown or odd or "meta" not in arrays:
+        raise RegistryError(f"als-npz artifact has unexpected members {unknown or odd or ['no meta']}")
+    try:
+        return Recommender.from_arrays(arrays, json.loads(arrays.pop("meta").tobytes()))
+    except (ValidationError, ValueError) as exc:
+        raise RegistryError(f"als-npz artifact does not hold a recommender: {exc}") from None
+
+
+def dump_rule_json(rule: Any) -> bytes:
+    """A scoring rule's parameters as JSON."""
+    return rule.to_json()
+
+
+def load_rule_json(data: bytes) -> Any:
+    """The ``TrendingRule`` in ``dump_rule_json`` bytes.
+
+    Raises:
+        RegistryError: not a rule document.
+    """
+    from ownlens_ml.errors import ValidationError
+    from ownlens_ml.models.editorial.trending import TrendingRule
+
+    try:
+        return TrendingRule.from_json(data)
+    except ValidationError as exc:
+        raise RegistryError(f"rule-json artifact: {exc}") from None
+
+
+ARTIFACT_FORMATS: dict[str, tuple[Callable[[Any], bytes], Callable[[bytes], Any]]] = {
+    ARTIFACT_FORMAT: (_dump_skops, _load_skops),
+    "als-npz": (dump_als_npz, load_als_npz),
+    "rule-json": (dump_rule_json, load_rule_json),
+}
+"""Artifact format -> (dump, load). Every loader refuses what it cannot vouch for; none unpickles."""
+
+
+def dump_estimator(estimator: Any, artifact_format: str = ARTIFACT_FORMAT) -> tuple[str, bytes]:
+    """Serialize a fitted model in ``artifact_format`` (default: a skops archive).
+
+    A skops archive is checked against the same allowlist ``load_estimator`` applies, so a
+    model that could never be loaded is refused at registration, not at serving time.
+
+    Returns:
+        ``(artifact_format, artifact_bytes)``.
+
+    Raises:
+        RegistryError: unknown format, or the object cannot be serialized in it.
+        UntrustedArtifactError: the object contains a type outside the allowlist.
+    """
+    if artifact_format not in ARTIFACT_FORMATS:
+        raise RegistryError(f"unknown artifact format {artifact_format!r}; known: {', '.join(ARTIFACT_FORMATS)}")
+    return artifact_format, ARTIFACT_FORMATS[artifact_format][0](estimator)
 
 
 def load_estimator(artifact_format: str, data: bytes, sha256: str) -> Any:
-    """Verify an artifact's checksum and types, then construct the estimator.
+    """Verify an artifact's checksum, then load it by its format (types checked for skops).
 
     Raises:
         ArtifactIntegrityError: the bytes do not hash to ``sha256`` (checked first).
@@ -129,15 +218,10 @@ def load_estimator(artifact_format: str, data: bytes, sha256: str) -> Any:
             f"artifact checksum mismatch: expected sha256 {sha256}, got {actual}; the stored "
             "artifact was altered or corrupted, refusing to load it (retrain or restore the row)"
         )
-    if artifact_format != ARTIFACT_FORMAT:
-        raise RegistryError(f"unknown artifact format {artifact_format!r}; this registry reads {ARTIFACT_FORMAT!r}")
-    import skops.io as sio
-
-    untrusted = _refuse_untrusted(data, "artifact")
-    try:
-        return sio.loads(data, trusted=untrusted)
-    except Exception as exc:
-        raise RegistryError(f"cannot read the skops artifact: {type(exc).__name__}: {exc}") from exc
+    if artifact_format not in ARTIFACT_FORMATS:
+        raise RegistryError(f"unknown artifact format {artifact_format!r}; this registry reads "
+                            f"{', '.join(ARTIFACT_FORMATS)}")
+    return ARTIFACT_FORMATS[artifact_format][1](data)
 
 
 def _refuse_untrusted(data: bytes, what: str) -> list[str]:
@@ -226,70 +310,6 @@ _CLASS_RULES = {
 }
 
 
-# --- artifacts of the models that are not estimators -------------------------------------
-# Each is a plain data format read without unpickling: numbers in a .npz (np.load with
-# allow_pickle=False refuses object arrays) beside JSON, or JSON alone.
-
-
-def dump_als_npz(model: Any) -> bytes:
-    """A fitted ``Recommender`` as one .npz: its numeric arrays and a JSON ``meta`` member (as bytes)."""
-    import io
-    import json
-
-    arrays, meta = model.to_arrays()
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays, meta=np.frombuffer(json.dumps(meta, sort_keys=True).encode(), dtype=np.uint8))
-    return buffer.getvalue()
-
-
-def load_als_npz(data: bytes) -> Any:
-    """The ``Recommender`` in ``dump_als_npz`` bytes; numeric arrays only, never a pickle.
-
-    Raises:
-        RegistryError: not an .npz of the recommender's arrays.
-    """
-    import io
-    import json
-    import zipfile
-
-    from ownlens_ml.errors import ValidationError
-    from ownlens_ml.models.customer.recommendation import Recommender
-
-    try:
-        with np.load(io.BytesIO(data), allow_pickle=False) as archive:
-            arrays = {name: archive[name] for name in archive.files}
-    except (ValueError, OSError, zipfile.BadZipFile) as exc:
-        raise RegistryError(f"cannot read the als-npz artifact: {exc}") from None
-    unknown = sorted(set(arrays) - set(Recommender.ARRAYS) - {"meta"})
-    odd = sorted(name for name, a in arrays.items() if a.dtype.kind not in "iuf")
-    if unknown or odd or "meta" not in arrays:
-        raise RegistryError(f"als-npz artifact has unexpected members {unknown or odd or ['no meta']}")
-    try:
-        return Recommender.from_arrays(arrays, json.loads(arrays.pop("meta").tobytes()))
-    except (ValidationError, ValueError) as exc:
-        raise RegistryError(f"als-npz artifact does not hold a recommender: {exc}") from None
-
-
-def dump_rule_json(rule: Any) -> bytes:
-    """A scoring rule's parameters as JSON."""
-    return rule.to_json()
-
-
-def load_rule_json(data: bytes) -> Any:
-    """The ``TrendingRule`` in ``dump_rule_json`` bytes.
-
-    Raises:
-        RegistryError: not a rule document.
-    """
-    from ownlens_ml.errors import ValidationError
-    from ownlens_ml.models.editorial.trending import TrendingRule
-
-    try:
-        return TrendingRule.from_json(data)
-    except ValidationError as exc:
-        raise RegistryError(f"rule-json artifact: {exc}") from None
-
-
 # --- training runs ---------------------------------------------------------------------
 
 
@@ -363,6 +383,7 @@ def register(
     task: str,
     estimator: Any,
     feature_service: str,
+    artifact_format: str = ARTIFACT_FORMAT,
     feature_service_hash: str,
     training_set_fingerprint: str,
     window_start: datetime | None,
@@ -394,7 +415,7 @@ def register(
                    training_set_fingerprint=training_set_fingerprint, code_version=code_version)
     params = _jsonable(params, "params")
     metrics = _jsonable(metrics, "metrics")
-    artifact_format, artifact = dump_estimator(estimator)
+    artifact_format, artifact = dump_estimator(estimator, artifact_format)
     row = dict(
         model_name=model_name, task=task, feature_service=feature_service,
         feature_service_hash=feature_service_hash, training_set_fingerprint=training_set_fingerprint,

@@ -1,1 +1,1 @@
-"""Editorial models: article performance and trending topics."""
+"""Editorial models: articles, authors, topics."""
