@@ -410,9 +410,11 @@ def register(
         UntrustedArtifactError: the estimator contains a type outside the allowlist.
     """
     code_version = code_version or _code_version()
-    _check_lengths(ml_model_registry, model_name=model_name, task=task, feature_service=feature_service,
-                   feature_service_hash=feature_service_hash,
+    _check_lengths(ml_model_registry, model_name=model_name, task=task,
                    training_set_fingerprint=training_set_fingerprint, code_version=code_version)
+    # a model that reads no feature service (a rule over raw activity) records none
+    _check_lengths(ml_model_registry, optional=True, feature_service=feature_service,
+                   feature_service_hash=feature_service_hash)
     params = _jsonable(params, "params")
     metrics = _jsonable(metrics, "metrics")
     artifact_format, artifact = dump_estimator(estimator, artifact_format)
@@ -710,10 +712,10 @@ def _utc(value: Any, name: str) -> datetime | None:
     return _as_utc(value)
 
 
-def _check_lengths(table, **values: str) -> None:
+def _check_lengths(table, optional: bool = False, **values: str) -> None:
     for name, value in values.items():
         limit = table.c[name].type.length if isinstance(table.c[name].type, String) else None
-        if not isinstance(value, str) or not value:
+        if not isinstance(value, str) or not (value or optional):
             raise RegistryError(f"{name} must be a non-empty string; got {value!r}")
         if limit and len(value) > limit:
             raise RegistryError(f"{name} {value[:80]!r} is {len(value)} characters; the limit is {limit}")

@@ -17,14 +17,19 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from threadpoolctl import threadpool_limits
 
-from ownlens_ml.errors import ValidationError
+from ownlens_ml.errors import OwnLensError, ValidationError
+from ownlens_ml.evaluation.oracle import oracle
+from ownlens_ml.evaluation.report import Evaluation
+from ownlens_ml.models.reads import articles, engaged_reads
+from ownlens_ml.models.spec import ModelSpec, Trained, TrainContext
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +119,8 @@ class Recommender:
         matrix = sp.csr_matrix((confidence(reads["seconds"].to_numpy(), p), (u, i)), shape=(len(users), len(items)),
                                dtype=np.float32)
         self.als_ = self._als()
-        self.als_.fit(matrix, show_progress=False)
+        with threadpool_limits(1, "blas"):
+            self.als_.fit(matrix, show_progress=False)
         self.user_ids_, self.item_ids_, self.user_items_ = users, items, matrix
         self.as_of_ = pd.Timestamp(as_of)
         cat = catalogue[catalogue["published_at"].to_numpy() < cut].sort_values("article_id")
@@ -134,9 +140,11 @@ class Recommender:
         from implicit.cpu.als import AlternatingLeastSquares
 
         p = self.params
-        # alpha is applied by ``confidence``; implicit's own alpha stays 1
-        return AlternatingLeastSquares(factors=p.factors, regularization=p.regularization, alpha=1.0,
-                                       iterations=p.iterations, random_state=p.seed, num_threads=p.threads)
+        # alpha is applied by ``confidence``; implicit's own alpha stays 1. implicit parallelises
+        # itself and asks for a single-threaded BLAS (it warns otherwise)
+        with threadpool_limits(1, "blas"):
+            return AlternatingLeastSquares(factors=p.factors, regularization=p.regularization, alpha=1.0,
+                                           iterations=p.iterations, random_state=p.seed, num_threads=p.threads)
 
     def _popularity(self, reads: pd.DataFrame, cut: int) -> np.ndarray:
         """Decayed reads at the cut-off plus a recency bonus, so unread new articles can rank too."""
@@ -514,3 +522,138 @@ def fold_in_check(h: Holdout, catalogue: pd.DataFrame, params: RecommenderParams
         pos = np.where(ids >= 0, _index(ids.ravel(), h.catalogue_ids).reshape(ids.shape), -1)
         result[name] = ranking_metrics(pos, sub, len(h.candidates), k)
     return result
+
+
+# --- the trainer the engine calls (ranking kind) -------------------------------------------------
+
+CATALOGUE_SERVICE = "recommendation_articles_v1"
+HORIZON_HOURS = 24.0
+
+
+def _fingerprint(frame: pd.DataFrame, *parts: str) -> str:
+    import hashlib
+
+    digest = hashlib.sha256(pd.util.hash_pandas_object(frame.reset_index(drop=True), index=False).to_numpy().tobytes())
+    for part in parts:
+        digest.update(part.encode())
+    return digest.hexdigest()
+
+
+@dataclass
+class _Split:
+    train: pd.DataFrame
+    test: pd.DataFrame
+    catalogue: pd.DataFrame
+    holdout: Holdout
+    fingerprint: str
+    definition_hash: str
+
+
+@dataclass(frozen=True)
+class RecommendationTrainer:
+    """Fit on engaged reads before T, score on the next ``horizon_hours`` (ranking kind's trainer).
+
+    T is ``train --as-of`` or the start of the day of the newest page view (so the last day is
+    the evaluation window). Article side features (brand, publish time) come from the
+    ``recommendation_articles_v1`` feature service as of T.
+    """
+
+    params: RecommenderParams = RecommenderParams()
+    horizon_hours: float = HORIZON_HOURS
+
+    def _split(self, ctx: TrainContext, as_of: pd.Timestamp | None) -> _Split:
+        from ownlens_ml.features import store  # Feast is imported only to train, not to serve
+
+        settings = ctx.settings
+        if as_of is None:
+            newest = engaged_reads(settings)["last_at"].max()
+            as_of = pd.Timestamp(int(newest), unit="s", tz="UTC").floor("D")
+        as_of = pd.Timestamp(as_of).tz_convert("UTC") if pd.Timestamp(as_of).tzinfo else pd.Timestamp(as_of, tz="UTC")
+        end = as_of + pd.Timedelta(hours=self.horizon_hours)
+        with ctx.steps("reads", f"{ctx.spec.name}: engaged reads before and after {as_of:%Y-%m-%d %H:%M}"):
+            train = engaged_reads(settings, end=as_of.to_pydatetime())
+            test = engaged_reads(settings, start=as_of.to_pydatetime(), end=end.to_pydatetime())
+        with ctx.steps("catalogue", f"{ctx.spec.name}: article side features from {ctx.spec.feature_service}"):
+            known = articles(settings)
+            known = known[known["published_at"] < int(as_of.timestamp())]
+            rows = store.training_set(settings, ctx.spec.feature_service,
+                                      pd.DataFrame({"article_id": known["article_id"].to_numpy(), "event_timestamp": as_of}))
+            frame = rows.frame.dropna(subset=["brand_id", "published_at_epoch"])
+            catalogue = pd.DataFrame({"article_id": frame["article_id"].to_numpy(np.int64),
+                                      "brand_id": frame["brand_id"].to_numpy(np.int64),
+                                      "published_at": frame["published_at_epoch"].to_numpy(np.int64)})
+        holdout = build_holdout(train, test, catalogue, as_of, self.params.max_age_hours)
+        return _Split(train, test, catalogue, holdout, _fingerprint(train, rows.fingerprint), rows.definition_hash)
+
+    def _evaluation(self, ctx: TrainContext, split: _Split, model: Recommender, version: int | None) -> Evaluation:
+        h, notes = split.holdout, []
+        models = {"model": model}
+        champion = ctx.champion()
+        if champion is not None and champion[0].version != version:
+            models[f"champion_v{champion[0].version}"] = champion[1]
+
+        def truth(users, items):
+            return oracle(ctx.settings, ctx.spec.oracle, pd.DataFrame({"user_id": users, "article_id": items}),
+                          as_of=h.as_of, horizon_hours=self.horizon_hours)
+
+        judge = truth if ctx.spec.oracle else None
+        with ctx.steps("evaluate", f"{ctx.spec.name}: rank for {len(h.readers):,} readers beside the baselines"):
+            try:
+                metrics, curves = score_holdout(h, models, judge)
+            except OwnLensError as err:  # imported data: no truth to rank by
+                notes.append(f"oracle omitted: {err}")
+                metrics, curves = score_holdout(h, models, None)
+            check = fold_in_check(h, split.catalogue, model.params)
+        if check:
+            metrics["model"].update({"fold_in_ndcg@10": check["fold_in"]["ndcg@10"],
+                                     "fallback_ndcg@10": check["fallback"]["ndcg@10"],
+                                     "fold_in_readers": check["fold_in"]["readers"]})
+            notes.append(f"readers without factors ({check['fold_in']['readers']:,} left out of a second fit): "
+                         f"NDCG@10 {check['fold_in']['ndcg@10']:.4f} with their history folded in, "
+                         f"{check['fallback']['ndcg@10']:.4f} from the popularity-recency fallback")
+        if "oracle" in metrics:
+            gap = metrics["oracle"]["ndcg@10"] - metrics["model"]["ndcg@10"]
+            notes.append(f"distance to the oracle (true affinity x quality x recency): NDCG@10 {gap:.4f} below it")
+        notes.append("relevant: the candidates a reader read in the "
+                     f"{self.horizon_hours:g} hours after the split; popularity = readers in the 24 hours before it")
+        return Evaluation(ctx.spec.name, version, ctx.spec.kind, ctx.spec.feature_service, metrics, h.describe(),
+                          notes=notes, extras={"ndcg_curves": curves, "ks": list(KS)})
+
+    def train(self, ctx: TrainContext) -> Trained:
+        """Fit on the reads before T and evaluate on the readers who read after it."""
+        params = replace(self.params, seed=ctx.seed)
+        split = self._split(ctx, ctx.window.as_of)
+        with ctx.steps("fit", f"{ctx.spec.name}: ALS on {len(split.train):,} (reader, article) reads"):
+            model = Recommender(params).fit(split.train, split.catalogue, split.holdout.as_of)
+        evaluation = self._evaluation(ctx, split, model, None)
+        first = pd.Timestamp(int(split.train["last_at"].min()), unit="s", tz="UTC")
+        lineage = {"recommender": asdict(params), "as_of": split.holdout.as_of.isoformat(),
+                   "horizon_hours": self.horizon_hours, "catalogue_service": ctx.spec.feature_service,
+                   "readers": int(len(model.user_ids_)), "articles": int(len(model.item_ids_)),
+                   "reads": int(len(split.train))}
+        return Trained(model, evaluation, lineage, split.fingerprint, split.definition_hash, first.to_pydatetime(),
+                       (split.holdout.as_of + pd.Timedelta(hours=self.horizon_hours)).to_pydatetime())
+
+    def evaluate(self, ctx: TrainContext, version, model: Recommender) -> Evaluation:
+        """Re-score a registered version on its own split (rebuilt from its lineage)."""
+        trainer = RecommendationTrainer(self.params, version.params.get("horizon_hours", self.horizon_hours))
+        split = trainer._split(ctx, pd.Timestamp(version.params["as_of"]))
+        evaluation = trainer._evaluation(ctx, split, model, version.version)
+        if split.fingerprint != version.training_set_fingerprint:
+            evaluation.notes.append("the reads rebuilt from this version's lineage differ from those it was trained "
+                                    "on (data changed since)")
+        return evaluation
+
+
+SPEC = ModelSpec(
+    name="recommendation",
+    kind="ranking",
+    feature_service=CATALOGUE_SERVICE,
+    entity_key=("user_id",),
+    metrics=("ndcg@10", "precision@10", "recall@10", "map@10", "coverage"),
+    trainer=RecommendationTrainer(),
+    oracle="recommendation",
+    description="Which ten articles will a reader read next? Implicit ALS on engaged reads",
+    label_description=("relevant = the candidate articles (the reader's brand, published in the 72 hours "
+                       "before T, not read before) the reader read in the 24 hours after T"),
+)

@@ -21,7 +21,11 @@ import numpy as np
 import pandas as pd
 from scipy.special import gammainc  # regularised lower incomplete gamma: the Poisson upper tail, vectorised
 
-from ownlens_ml.errors import EmptyWindowError, ValidationError
+from ownlens_ml.errors import EmptyWindowError, ModelValidationError, NoTruthError, ValidationError
+from ownlens_ml.evaluation.oracle import oracle
+from ownlens_ml.evaluation.report import Evaluation
+from ownlens_ml.models.reads import hourly_reads
+from ownlens_ml.models.spec import ModelSpec, Trained, TrainContext
 from ownlens_ml.settings import Settings
 
 HOUR = 3600
@@ -124,6 +128,8 @@ class Detection:
     ratio: np.ndarray
     """(hours, series): observed / expected reads in that window."""
     flags: np.ndarray
+    expected: np.ndarray
+    """(hours, series): the baseline's expected reads in each hour."""
     episodes: pd.DataFrame
     """series, brand_id, category_id, start_hour, end_hour (exclusive), peak_score."""
 
@@ -147,6 +153,7 @@ def detect(series: Series, rule: TrendingRule = TrendingRule()) -> Detection:
     var = np.full((len(rule.windows), n_series), 0.25)
     score, ratio = np.zeros((n_hours, n_series)), np.zeros((n_hours, n_series))
     flags = np.zeros((n_hours, n_series), dtype=bool)
+    base = np.zeros((n_hours, n_series))
     windows = np.array(sorted(rule.windows))
     span = int(windows.max())
     for t in range(n_hours):
@@ -156,6 +163,7 @@ def detect(series: Series, rule: TrendingRule = TrendingRule()) -> Detection:
             overall = num.sum(axis=0) / np.maximum(den.sum(axis=0), 1e-12)
             share = (num[slot[lo:t + 1]] + rule.prior_reads * overall) / (den[slot[lo:t + 1]] + rule.prior_reads)
             expected_h = share * series.parent[lo:t + 1]
+            base[t] = expected_h[-1]
             observed_h = series.reads[lo:t + 1]
             k = np.minimum(windows, t + 1 - lo)
             expected = np.cumsum(expected_h[::-1], axis=0)[k - 1]      # (windows, series)
@@ -178,7 +186,7 @@ def detect(series: Series, rule: TrendingRule = TrendingRule()) -> Detection:
         den *= decay
         num[slot[t]] += np.where(keep, series.reads[t], 0.0)
         den[slot[t]] += np.where(keep, series.parent[t], 0.0)
-    return Detection(series, score, ratio, flags, _episodes(series, flags, score, rule.merge_gap_hours))
+    return Detection(series, score, ratio, flags, base, _episodes(series, flags, score, rule.merge_gap_hours))
 
 
 def _episodes(series: Series, flags: np.ndarray, score: np.ndarray, gap: int) -> pd.DataFrame:
@@ -229,8 +237,6 @@ def trending_now(settings: Settings, rule: TrendingRule = TrendingRule(), brand_
     Raises:
         EmptyWindowError: no page views in the lookback window.
     """
-    from ownlens_ml.models.reads import hourly_reads
-
     end = pd.Timestamp(at) if at is not None else None
     if end is None:
         latest = hourly_reads(settings)["hour"].max()
@@ -294,7 +300,10 @@ def score_bursts(detection: Detection, bursts: pd.DataFrame, grace_hours: int = 
     strong = b["lift"] >= 2.0
     series_days = s.reads.shape[1] * len(s.hours) / 24.0
     false_alarms = int((~matched).sum())
+    recall = float(b.loc[strong, "found"].mean()) if strong.any() else 0.0
+    precision = float(matched.mean()) if len(ep) else 1.0
     metrics = {
+        "f1_2x": 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0,
         "recall_2x": float(b.loc[strong, "found"].mean()) if strong.any() else float("nan"),
         "recall_all": float(b["found"].mean()) if len(b) else float("nan"),
         "recall_2x_any_scope": float(b.loc[strong, "found_any_scope"].mean()) if strong.any() else float("nan"),
@@ -309,10 +318,123 @@ def score_bursts(detection: Detection, bursts: pd.DataFrame, grace_hours: int = 
         "false_alarms": false_alarms,
     }
     b["lift_bin"] = pd.cut(b["lift"], LIFT_BINS, right=False).astype(str)
-    return metrics, b
+    # a metric with nothing to measure (no burst found) is None, not NaN: the registry stores JSON
+    return {k: None if isinstance(v, float) and not np.isfinite(v) else v for k, v in metrics.items()}, b
 
 
 def recall_by_lift(per_burst: pd.DataFrame) -> pd.DataFrame:
     """The detection curve: bursts and the share found, by lift bin."""
     return per_burst.groupby("lift_bin", sort=False).agg(bursts=("found", "size"), found=("found", "mean"),
                                                          median_hours=("hours_to_detect", "median")).sort_index()
+
+
+# --- the trainer the engine calls (rule kind) -----------------------------------------------------
+
+NAIVE = TrendingRule(prior_reads=1e12, min_z=0.0, min_ratio=2.0, min_reads=1, min_score=3.0)
+"""The baseline: twice the series' decayed mean share at p < 0.001, no daily cycle, no noise model, no floor."""
+PANELS = 4
+
+
+def _panels(detection: Detection, per_burst: pd.DataFrame) -> list[dict]:
+    """A few series to draw: those with the most bursts overall and per brand, and the quietest with one."""
+    s, ep = detection.series, detection.episodes
+    counts = per_burst["series"].value_counts()
+    volume = pd.Series(s.reads.mean(axis=0), index=s.names)
+    picks = [n for n in counts.index if "@" not in n][:2] + [n for n in counts.index if "@" in n][:1]
+    quiet = volume.reindex(counts.index).dropna().sort_values()
+    picks += [n for n in quiet.index if n not in picks][:PANELS - len(picks)]
+    panels = []
+    for name in picks[:PANELS]:
+        j = s.names.index(name)
+        mine = per_burst[per_burst["series"] == name]
+        panels.append({
+            "series": name, "hours": s.hours.tolist(), "reads": s.reads[:, j].tolist(),
+            "expected": detection.expected[:, j].tolist(),
+            "bursts": [(int(a), int(b), float(c)) for a, b, c in mine[["start_hour", "end_hour", "lift"]].itertuples(index=False)],
+            "detected": [(int(a), int(b)) for a, b in ep.loc[ep["series"] == name, ["start_hour", "end_hour"]].itertuples(index=False)],
+        })
+    return panels
+
+
+@dataclass(frozen=True)
+class TrendingTrainer:
+    """Register the rule's parameters and score them against the generator's injected bursts (rule kind).
+
+    The rule runs over every hour of page views up to ``train --as-of`` (default: all); it is
+    scored beside ``NAIVE`` and the champion's parameters on the same series.
+    """
+
+    rule: TrendingRule = TrendingRule()
+
+    def _series(self, ctx: TrainContext, as_of: pd.Timestamp | None) -> tuple[Series, pd.DataFrame, str]:
+        from ownlens_ml.features.store import entity_fingerprint
+
+        with ctx.steps("activity", f"{ctx.spec.name}: hourly reads per category and brand"):
+            hourly = hourly_reads(ctx.settings, end=None if as_of is None else pd.Timestamp(as_of).to_pydatetime())
+            series = series_from_hourly(hourly, category_names(ctx.settings))
+        return series, hourly, entity_fingerprint(hourly)
+
+    def _evaluation(self, ctx: TrainContext, series: Series, rule: TrendingRule, version: int | None) -> Evaluation:
+        try:
+            bursts = oracle(ctx.settings, ctx.spec.oracle, None)
+        except NoTruthError as err:
+            raise ModelValidationError(f"{ctx.spec.name} is scored against the generator's injected bursts and this "
+                                       f"data has none ({err}); its parameters cannot be judged") from None
+        rules = {"model": rule, "naive_ratio": NAIVE}
+        champion = ctx.champion()
+        if champion is not None and champion[0].version != version:
+            rules[f"champion_v{champion[0].version}"] = champion[1]
+        metrics, found = {}, {}
+        with ctx.steps("evaluate", f"{ctx.spec.name}: detect over {series.reads.shape[1]} series x "
+                                   f"{len(series.hours):,} hours"):
+            for who, r in rules.items():
+                detection = detect(series, r)
+                metrics[who], per_burst = score_bursts(detection, bursts)
+                if who == "model":
+                    mine, found = detection, per_burst
+        curve = recall_by_lift(found)
+        notes = [f"{len(found)} injected bursts; a burst is found when an episode on its own series overlaps it "
+                 "(up to 6 hours after its end); an episode overlapping no burst of its category is a false alarm",
+                 "lift = the series' expected reads with the burst over those without it (the generator's truth)",
+                 "recall by lift: " + ", ".join(f"{k}: {v['found']:.0%} of {int(v['bursts'])}"
+                                                for k, v in curve.iterrows())]
+        first = pd.Timestamp(int(series.hours[0]) * HOUR, unit="s", tz="UTC")
+        holdout = (f"{series.reads.shape[1]} series x {len(series.hours):,} hours from {first:%Y-%m-%d} "
+                   f"({metrics['model']['bursts']} bursts, {metrics['model']['bursts_2x']} of 2x or more)")
+        extras = {"recall_by_lift": {k: {"bursts": int(v["bursts"]), "found": float(v["found"])}
+                                     for k, v in curve.iterrows()}, "activity": _panels(mine, found)}
+        return Evaluation(ctx.spec.name, version, ctx.spec.kind, None, metrics, holdout, notes=notes, extras=extras)
+
+    def train(self, ctx: TrainContext) -> Trained:
+        """Run the rule over the activity and score it; the parameters are the artifact."""
+        series, hourly, fingerprint = self._series(ctx, ctx.window.as_of)
+        evaluation = self._evaluation(ctx, series, self.rule, None)
+        start = pd.Timestamp(int(series.hours[0]) * HOUR, unit="s", tz="UTC")
+        end = pd.Timestamp(int(series.hours[-1] + 1) * HOUR, unit="s", tz="UTC")
+        lineage = {"rule": asdict(self.rule), "as_of": end.isoformat() if ctx.window.as_of is not None else None,
+                   "series": len(series.names), "hours": len(series.hours)}
+        return Trained(self.rule, evaluation, lineage, fingerprint, None, start.to_pydatetime(), end.to_pydatetime())
+
+    def evaluate(self, ctx: TrainContext, version, model: TrendingRule) -> Evaluation:
+        """Re-score a registered rule on the activity of its lineage."""
+        as_of = version.params.get("as_of")
+        series, _, fingerprint = self._series(ctx, pd.Timestamp(as_of) if as_of else None)
+        evaluation = self._evaluation(ctx, series, model, version.version)
+        if fingerprint != version.training_set_fingerprint:
+            evaluation.notes.append("the activity differs from the one this version was scored on (data changed since)")
+        return evaluation
+
+
+SPEC = ModelSpec(
+    name="trending",
+    kind="rule",
+    feature_service=None,
+    entity_key=("series",),
+    metrics=("f1_2x", "recall_2x", "precision", "false_alarms_per_series_day", "median_hours_to_detect",
+             "recall_all"),
+    trainer=TrendingTrainer(),
+    oracle="trending",
+    description="Which categories (overall and per brand) are reading far above their own baseline right now?",
+    label_description=("a burst = hours in which a category's reads rise above what its own decayed, "
+                       "hour-of-week share of its parent's reads predicts (Poisson and own-noise tests, volume floor)"),
+)
