@@ -105,7 +105,11 @@ def _serve_rankings(settings: Settings, console: Console) -> None:
                           (f"a new reader who read {history}", recommender.recommend(-1, 5, history=history)),
                           ("an unknown reader", recommender.recommend(-1, 5, brand_id=1))):
         route = "fallback (popularity-recency)" if answer.fallback else "personalised"
-        console.print(f"   {label}: {answer.article_ids.tolist()} [{route}]")
-    now = trending_now(settings, rule)
-    shown = now.head(5).assign(since=now["since"].dt.strftime("%Y-%m-%d %H:%M"))
-    console.print(shown.round(2).to_string(index=False) if len(now) else "   nothing trends right now")
+        console.print(f"   {label}: {answer.article_ids.tolist()} ({route})")
+    now = trending_now(settings, rule).head(5)
+    if now.empty:
+        console.print("   trending: nothing trends in the newest hour")
+        return
+    shown = now.assign(since=now["since"].dt.strftime("%Y-%m-%d %H:%M"))[["series", "score", "ratio", "since",
+                                                                         "hours_trending"]]
+    console.print(shown.round(2).to_string(index=False), soft_wrap=True)

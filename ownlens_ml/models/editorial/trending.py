@@ -223,6 +223,7 @@ def current(detection: Detection, brand_id: int | None = None) -> pd.DataFrame:
                      last - start + 1))
     frame = pd.DataFrame(rows, columns=["series", "brand_id", "category_id", "score", "ratio", "since",
                                         "hours_trending"])
+    frame["since"] = pd.to_datetime(frame["since"], utc=True)  # typed even when nothing trends
     return frame.sort_values("score", ascending=False, ignore_index=True)
 
 
