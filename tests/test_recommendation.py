@@ -105,8 +105,9 @@ def test_npz_with_a_pickled_member_is_refused(fitted):
 
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory) -> Settings:
-    settings = Settings(profile="local", home=tmp_path_factory.mktemp("recsys") / "home", project="recsys")
-    platform(settings, users=3_000, days=60)
+    """A generated platform (3,000 readers, 90 days, seed 7) for this module's quality tests."""
+    settings = Settings(profile="local", home=tmp_path_factory.mktemp("generated") / "home", project="generated")
+    platform(settings, users=3_000, days=90)
     return settings
 
 

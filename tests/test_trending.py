@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from test_models import platform
+from test_recommendation import generated  # noqa: F401 (the module's own copy of that platform)
 
 from ownlens_ml import registry
 from ownlens_ml.data.generator import GeneratorConfig, iter_platform
@@ -19,7 +19,6 @@ from ownlens_ml.models.editorial.trending import (
     trending_now,
 )
 from ownlens_ml.pipelines.training import train
-from ownlens_ml.settings import Settings
 
 
 def _bursts(config: GeneratorConfig) -> pd.DataFrame:
@@ -71,13 +70,6 @@ def test_rule_json_round_trip_and_refusals():
                 b'{"rule": "trending", "params": {"half_life_hours": -1}}'):
         with pytest.raises(RegistryError, match="rule-json"):
             registry.load_rule_json(bad)
-
-
-@pytest.fixture(scope="module")
-def generated(tmp_path_factory) -> Settings:
-    settings = Settings(profile="local", home=tmp_path_factory.mktemp("trending") / "home", project="trending")
-    platform(settings, users=3_000, days=90)
-    return settings
 
 
 def test_trending_finds_strong_bursts_with_few_false_alarms(generated):

@@ -28,27 +28,31 @@ def _window(dialect: str, start: datetime | None, end: datetime | None) -> tuple
     return "".join(f" AND {c}" for c in clauses), args
 
 
+def _page_views(settings: Settings, start: datetime | None, end: datetime | None, sql) -> pd.DataFrame:
+    """Run ``sql(dialect, where)`` over the page views in [start, end); EmptyWindowError if none."""
+    engine = get_engine(settings)
+    require_tables(engine, "events", "articles")
+    where, args = _window(engine.dialect.name, start, end)
+    with engine.connect() as conn:
+        frame = pd.read_sql_query(text(sql(engine.dialect.name, where)), conn, params=args)
+    if frame.empty:
+        raise EmptyWindowError(f"no page views between {start or 'the start'} and {end or 'the end'}; "
+                               "generate or import a platform first")
+    return frame.astype("int64")
+
+
 def engaged_reads(settings: Settings, start: datetime | None = None, end: datetime | None = None) -> pd.DataFrame:
-    """Per (reader, article): page views, engaged seconds and the last read (epoch seconds) in [start, end).
+    """Per (reader, article): page views (``reads``), engaged ``seconds`` and the last read
+    (``last_at``, epoch seconds) in [start, end).
 
     Raises:
         MissingTableError: the platform tables do not exist.
         EmptyWindowError: no page view in the window.
     """
-    engine = get_engine(settings)
-    require_tables(engine, "events", "articles")
-    where, args = _window(engine.dialect.name, start, end)
-    sql = (f"SELECT e.user_id, e.article_id, COUNT(*) AS reads, "
-           f"SUM(COALESCE(e.engaged_seconds, 0)) AS seconds, MAX({_epoch(engine.dialect.name, 'e.event_at')}) AS last_at "
-           f"FROM events e WHERE e.event_type = 'page_view' AND e.article_id IS NOT NULL{where} "
-           "GROUP BY e.user_id, e.article_id")
-    with engine.connect() as conn:
-        frame = pd.read_sql_query(text(sql), conn, params=args)
-    if frame.empty:
-        raise EmptyWindowError(f"no page views between {start or 'the start'} and {end or 'the end'}; "
-                               "generate or import a platform first")
-    return frame.astype({"user_id": "int64", "article_id": "int64", "reads": "int64", "seconds": "int64",
-                         "last_at": "int64"})
+    return _page_views(settings, start, end, lambda dialect, where: (
+        "SELECT e.user_id, e.article_id, COUNT(*) AS reads, SUM(COALESCE(e.engaged_seconds, 0)) AS seconds, "
+        f"MAX({_epoch(dialect, 'e.event_at')}) AS last_at FROM events e "
+        f"WHERE e.event_type = 'page_view' AND e.article_id IS NOT NULL{where} GROUP BY e.user_id, e.article_id"))
 
 
 def hourly_reads(settings: Settings, start: datetime | None = None, end: datetime | None = None) -> pd.DataFrame:
@@ -58,20 +62,13 @@ def hourly_reads(settings: Settings, start: datetime | None = None, end: datetim
         MissingTableError: the platform tables do not exist.
         EmptyWindowError: no page view in the window.
     """
-    engine = get_engine(settings)
-    require_tables(engine, "events", "articles")
-    dialect = engine.dialect.name
-    where, args = _window(dialect, start, end)
-    hour = f"({_epoch(dialect, 'e.event_at')} / 3600)"
-    sql = (f"SELECT {hour} AS hour, a.brand_id, a.category_id, COUNT(*) AS reads "
-           "FROM events e JOIN articles a ON a.article_id = e.article_id "
-           f"WHERE e.event_type = 'page_view'{where} GROUP BY {hour}, a.brand_id, a.category_id")
-    with engine.connect() as conn:
-        frame = pd.read_sql_query(text(sql), conn, params=args)
-    if frame.empty:
-        raise EmptyWindowError(f"no page views between {start or 'the start'} and {end or 'the end'}; "
-                               "generate or import a platform first")
-    return frame.astype("int64")
+    def sql(dialect: str, where: str) -> str:
+        hour = f"({_epoch(dialect, 'e.event_at')} / 3600)"
+        return (f"SELECT {hour} AS hour, a.brand_id, a.category_id, COUNT(*) AS reads "
+                "FROM events e JOIN articles a ON a.article_id = e.article_id "
+                f"WHERE e.event_type = 'page_view'{where} GROUP BY {hour}, a.brand_id, a.category_id")
+
+    return _page_views(settings, start, end, sql)
 
 
 def articles(settings: Settings) -> pd.DataFrame:
