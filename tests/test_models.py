@@ -206,3 +206,20 @@ def test_gate_promote_rollback_and_evaluate_from_the_cli(local_settings):
     assert "oracle" in evaluated and (local_settings.reports_dir / "churn" / "v1" / "report.md").exists()
     unknown = cli(local_settings, "train", "chrun", ok=False)
     assert "no model 'chrun'; known:" in unknown and "churn" in unknown and "Traceback" not in unknown
+
+
+def test_a_corrupt_champion_is_reported_and_training_carries_on(local_settings):
+    """A champion whose artifact no longer matches its checksum must not block every later
+    run: the new version is compared without it, the report says why, and it can take over."""
+    from test_registry import _tamper
+
+    platform(local_settings, users=600, days=100)
+    train(local_settings, "churn")
+    registry.promote(local_settings, "churn", 1)
+    _tamper(local_settings, artifact=b"not a model any more")
+    result = train(local_settings, "churn")
+    notes = " ".join(result.evaluation.notes)
+    assert "the champion could not be loaded" in notes and "checksum mismatch" in notes
+    assert not any(who.startswith("champion") for who in result.evaluation.metrics)
+    assert result.version.version == 2 and not any("champion" in refusal for refusal in result.refusals)
+    assert "the champion could not be loaded" in result.report.read_text()
