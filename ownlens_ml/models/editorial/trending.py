@@ -394,7 +394,7 @@ class TrendingTrainer:
                 if who == "model":
                     mine, found = detection, per_burst
         curve = recall_by_lift(found)
-        notes = [f"{len(found)} injected bursts; a burst is found when an episode on its own series overlaps it "
+        notes = [f"judged by the oracle: the generator's {len(found)} injected bursts; a burst is found when an episode on its own series overlaps it "
                  "(up to 6 hours after its end); an episode overlapping no burst of its category is a false alarm",
                  "lift = the series' expected reads with the burst over those without it (the generator's truth)",
                  "recall by lift: " + ", ".join(f"{k}: {v['found']:.0%} of {int(v['bursts'])}"
