@@ -77,6 +77,11 @@ def test_unknown_readers_get_the_flagged_fallback_and_history_is_folded_in(fitte
     folded = fitted.recommend(999, k=2, brand_id=1, history=[(6, 60), (7, 60), (8, 60)])
     assert not folded.fallback
     assert set(folded.article_ids) == {9, 10}, "the folded-in reader gets the rest of their taste, not what they read"
+    later = T + pd.Timedelta(hours=2)
+    extended = registry.load_als_npz(registry.dump_als_npz(fitted)).extend_catalogue(pd.DataFrame(
+        {"article_id": [77], "brand_id": [1], "published_at": [int(later.timestamp()) - 600]}))
+    assert 77 in extended.recommend(999, k=20, brand_id=1, now=later).article_ids, "published since training"
+    assert 77 not in extended.recommend(1, k=10, now=later).article_ids, "no factors: not in ALS answers"
     scores = fitted.score_items(999, [6, 9, 1, 77], history=[6, 7, 8])
     assert scores[1] > scores[2] and np.isnan(scores[3])
 

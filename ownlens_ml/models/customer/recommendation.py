@@ -158,6 +158,24 @@ class Recommender:
         age = (cut - self.catalogue_published_) / HOUR
         return np.log1p(decayed) + np.exp(-np.maximum(age, 0) / max(p.max_age_hours, 1.0))
 
+    def extend_catalogue(self, catalogue: pd.DataFrame) -> Recommender:
+        """Add articles published since training (``article_id``, ``brand_id``, ``published_at``);
+        without reads or factors they reach readers through the fallback, by recency. Returns self."""
+        _require(catalogue, ("article_id", "brand_id", "published_at"), "catalogue")
+        new = catalogue[_index(catalogue["article_id"].to_numpy(np.int64), self.catalogue_ids_) < 0]
+        new = new.drop_duplicates("article_id")
+        if len(new):
+            ids = np.concatenate([self.catalogue_ids_, new["article_id"].to_numpy(np.int64)])
+            order = np.argsort(ids, kind="stable")
+            self.catalogue_ids_ = ids[order]
+            self.catalogue_brand_ = np.concatenate([self.catalogue_brand_, new["brand_id"].to_numpy(np.int64)])[order]
+            self.catalogue_published_ = np.concatenate([self.catalogue_published_,
+                                                        new["published_at"].to_numpy(np.int64)])[order]
+            # no reads yet: the recency bonus of an article just published (see _popularity)
+            self.popularity_ = np.concatenate([self.popularity_, np.ones(len(new))])[order]
+            self._prepare()
+        return self
+
     def _prepare(self) -> None:
         """Lookups derived from the fitted state (after fit and after load): per brand (and -1 for
         all brands) the catalogue ordered by publish time, so that the age filter is a slice."""
