@@ -116,14 +116,6 @@ def generated(tmp_path_factory) -> Settings:
     return settings
 
 
-def test_train_evaluate_list_and_gate_from_the_cli(generated):
-    out = cli(generated, "train", "recommendation", "--no-promote")
-    assert "recommendation v" in out and "ndcg@10" in out
-    listed = cli(generated, "registry", "list")
-    assert "recommendation" in listed and "ranking" in listed
-    assert "oracle" in cli(generated, "evaluate", "recommendation")
-
-
 def test_recommender_beats_popularity_and_recency_and_nears_the_oracle(generated):
     """On a generated platform: NDCG@10 at least 10 % above the better of popularity and recency,
     below the oracle with the distance reported, and readers folded in score above the fallback."""
@@ -136,16 +128,29 @@ def test_recommender_beats_popularity_and_recency_and_nears_the_oracle(generated
     assert m["model"]["fold_in_ndcg@10"] > m["model"]["fallback_ndcg@10"], m["model"]
     assert result.promoted and (result.report.parent / "ndcg_at_k.png").exists()
 
-    # a factor file changed in the registry is refused
+
+def test_train_promote_evaluate_and_list_from_the_cli(generated):
+    out = cli(generated, "train", "recommendation", "--no-promote")
+    assert "registered recommendation v2 as challenger" in out and "ndcg@10" in out
+    # the same reads give the same factors: v2 does not beat champion v1, so the gate refuses it
+    refused = cli(generated, "registry", "promote", "recommendation", "2", ok=False)
+    assert "refused: ndcg@10" in refused and "champion_v1" in refused
+    cli(generated, "registry", "promote", "recommendation", "2", "--force")
+    assert registry.get_version(generated, "recommendation", "champion").version == 2
+    listed = cli(generated, "registry", "list")
+    assert "recommendation" in listed and "ranking" in listed
+    assert "oracle" in cli(generated, "evaluate", "recommendation")
+
+
+def test_a_tampered_factor_file_is_refused(generated):
     with get_engine(generated).connect() as conn:
         blob = conn.execute(select(ml_model_registry.c.artifact).where(
-            ml_model_registry.c.model_name == "recommendation",
-            ml_model_registry.c.version == result.version.version)).scalar_one()
+            ml_model_registry.c.model_name == "recommendation", ml_model_registry.c.version == 1)).scalar_one()
     with np.load(io.BytesIO(blob), allow_pickle=False) as archive:
         arrays = {name: archive[name] for name in archive.files}
     arrays["item_factors"] = arrays["item_factors"] * 1.01
     forged = io.BytesIO()
     np.savez(forged, **arrays)
     _tamper(generated, artifact=forged.getvalue())
-    with pytest.raises(ArtifactIntegrityError, match=f"{result.version.label}.*checksum mismatch"):
-        registry.load_model(generated, "recommendation", result.version.version)
+    with pytest.raises(ArtifactIntegrityError, match="recommendation v1.*checksum mismatch"):
+        registry.load_model(generated, "recommendation", 1)
