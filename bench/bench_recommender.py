@@ -17,7 +17,10 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from ownlens_ml.data.generator import GeneratorConfig, iter_platform
-from ownlens_ml.models.customer.recommendation import Recommender, RecommenderParams, confidence
+from ownlens_ml.models.customer.recommendation import (
+    Recommender,
+    RecommenderParams,
+)
 
 
 def generated_reads(users: int, days: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.Timestamp]:

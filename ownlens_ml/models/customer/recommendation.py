@@ -7,7 +7,9 @@ read, older than ``max_age_hours``, brand) and the answer for readers the factor
 know. A reader with trained factors is ranked by them; a reader without them but with a
 read history is folded in (implicit's ``recalculate_user``: least squares against the
 fixed item factors); a reader with neither gets the popularity-recency ranking, flagged
-``fallback=True``, through which new articles with no reads yet can appear too.
+``fallback=True``, through which new articles with no reads yet can appear too. Taste
+(user factors . item factors) is blended with that popularity-recency prior,
+log(taste) + ``popularity_weight`` x prior: news readers pick among what is fresh and read.
 
 Confidence of a read is ``1 + alpha * log1p(engaged_seconds / seconds_scale)``: a skim
 counts, a long read counts more, with diminishing returns.
@@ -15,7 +17,6 @@ counts, a long read counts more, with diminishing returns.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import asdict, dataclass, replace
 from typing import NamedTuple
@@ -29,7 +30,7 @@ from ownlens_ml.errors import OwnLensError, ValidationError
 from ownlens_ml.evaluation.oracle import oracle
 from ownlens_ml.evaluation.report import Evaluation
 from ownlens_ml.models.reads import articles, engaged_reads
-from ownlens_ml.models.spec import ModelSpec, Trained, TrainContext
+from ownlens_ml.models.spec import ModelSpec, TrainContext, Trained
 
 log = logging.getLogger(__name__)
 
@@ -71,9 +72,11 @@ def confidence(seconds: np.ndarray, params: RecommenderParams) -> np.ndarray:
 
 def _index(ids: np.ndarray, known: np.ndarray) -> np.ndarray:
     """Positions of ``ids`` in the sorted array ``known``; -1 where absent."""
-    pos = np.searchsorted(known, ids)
-    pos = np.minimum(pos, max(len(known) - 1, 0))
-    return np.where((len(known) > 0) & (known[pos] == ids), pos, -1) if len(known) else np.full(len(ids), -1)
+    ids = np.asarray(ids)
+    if not len(known):
+        return np.full(len(ids), -1)
+    pos = np.minimum(np.searchsorted(known, ids), len(known) - 1)
+    return np.where(known[pos] == ids, pos, -1)
 
 
 class Recommender:
@@ -134,6 +137,7 @@ class Recommender:
         votes = np.bincount(u * len(brands) + b, minlength=len(users) * len(brands)).reshape(len(users), -1)
         self.user_brand_ = brands[votes.argmax(axis=1)].astype(np.int64)
         self._prepare()
+        log.info("ALS fitted on %d readers x %d articles (%d reads) before %s", len(users), len(items), matrix.nnz, as_of)
         return self
 
     def _als(self):
@@ -580,7 +584,9 @@ class RecommendationTrainer:
     horizon_hours: float = HORIZON_HOURS
 
     def _split(self, ctx: TrainContext, as_of: pd.Timestamp | None) -> _Split:
-        from ownlens_ml.features import store  # Feast is imported only to train, not to serve
+        from ownlens_ml.features import (
+            store,  # Feast is imported only to train, not to serve
+        )
 
         settings = ctx.settings
         if as_of is None:

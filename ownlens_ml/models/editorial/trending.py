@@ -14,18 +14,25 @@ series' noise from looking like a trend). The score is the strongest window's ``
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import datetime
 
 import numpy as np
 import pandas as pd
-from scipy.special import gammainc  # regularised lower incomplete gamma: the Poisson upper tail, vectorised
+from scipy.special import (
+    gammainc,  # regularised lower incomplete gamma: the Poisson upper tail, vectorised
+)
 
-from ownlens_ml.errors import EmptyWindowError, ModelValidationError, NoTruthError, ValidationError
+from ownlens_ml.errors import (
+    EmptyWindowError,
+    ModelValidationError,
+    NoTruthError,
+    ValidationError,
+)
 from ownlens_ml.evaluation.oracle import oracle
 from ownlens_ml.evaluation.report import Evaluation
 from ownlens_ml.models.reads import hourly_reads
-from ownlens_ml.models.spec import ModelSpec, Trained, TrainContext
+from ownlens_ml.models.spec import ModelSpec, TrainContext, Trained
 from ownlens_ml.settings import Settings
 
 HOUR = 3600
@@ -367,13 +374,13 @@ class TrendingTrainer:
 
     rule: TrendingRule = TrendingRule()
 
-    def _series(self, ctx: TrainContext, as_of: pd.Timestamp | None) -> tuple[Series, pd.DataFrame, str]:
+    def _series(self, ctx: TrainContext, as_of: pd.Timestamp | None) -> tuple[Series, str]:
         from ownlens_ml.features.store import entity_fingerprint
 
         with ctx.steps("activity", f"{ctx.spec.name}: hourly reads per category and brand"):
             hourly = hourly_reads(ctx.settings, end=None if as_of is None else pd.Timestamp(as_of).to_pydatetime())
             series = series_from_hourly(hourly, category_names(ctx.settings))
-        return series, hourly, entity_fingerprint(hourly)
+        return series, entity_fingerprint(hourly)
 
     def _evaluation(self, ctx: TrainContext, series: Series, rule: TrendingRule, version: int | None) -> Evaluation:
         try:
@@ -394,8 +401,9 @@ class TrendingTrainer:
                 if who == "model":
                     mine, found = detection, per_burst
         curve = recall_by_lift(found)
-        notes = [f"judged by the oracle: the generator's {len(found)} injected bursts; a burst is found when an episode on its own series overlaps it "
-                 "(up to 6 hours after its end); an episode overlapping no burst of its category is a false alarm",
+        notes = [(f"judged by the oracle: the generator's {len(found)} injected bursts; a burst is found when an "
+                  "episode on its own series overlaps it (up to 6 hours after its end); an episode overlapping no "
+                  "burst of its category is a false alarm"),
                  "lift = the series' expected reads with the burst over those without it (the generator's truth)",
                  "recall by lift: " + ", ".join(f"{k}: {v['found']:.0%} of {int(v['bursts'])}"
                                                 for k, v in curve.iterrows())]
@@ -408,7 +416,7 @@ class TrendingTrainer:
 
     def train(self, ctx: TrainContext) -> Trained:
         """Run the rule over the activity and score it; the parameters are the artifact."""
-        series, hourly, fingerprint = self._series(ctx, ctx.window.as_of)
+        series, fingerprint = self._series(ctx, ctx.window.as_of)
         evaluation = self._evaluation(ctx, series, self.rule, None)
         start = pd.Timestamp(int(series.hours[0]) * HOUR, unit="s", tz="UTC")
         end = pd.Timestamp(int(series.hours[-1] + 1) * HOUR, unit="s", tz="UTC")
@@ -419,7 +427,7 @@ class TrendingTrainer:
     def evaluate(self, ctx: TrainContext, version, model: TrendingRule) -> Evaluation:
         """Re-score a registered rule on the activity of its lineage."""
         as_of = version.params.get("as_of")
-        series, _, fingerprint = self._series(ctx, pd.Timestamp(as_of) if as_of else None)
+        series, fingerprint = self._series(ctx, pd.Timestamp(as_of) if as_of else None)
         evaluation = self._evaluation(ctx, series, model, version.version)
         if fingerprint != version.training_set_fingerprint:
             evaluation.notes.append("the activity differs from the one this version was scored on (data changed since)")
