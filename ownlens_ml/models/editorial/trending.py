@@ -9,6 +9,8 @@ series trends, so a burst does not raise its own baseline. A window is significa
 reads are improbable under Poisson(expected) (``-log10 p >= min_score``), at least
 ``min_ratio`` times the expectation and at least ``min_reads`` (the floor that keeps a quiet
 series' noise from looking like a trend). The score is the strongest window's ``-log10 p``.
+A trend starts when the score reaches ``start_score`` and lasts while it stays above
+``min_score`` (equal by default; a higher ``start_score`` trades recall for fewer false alarms).
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ class TrendingRule:
     windows: tuple[int, ...] = (1, 3, 6, 12)
     min_score: float = 8.0
     """-log10 of the Poisson tail probability a window must reach."""
+    start_score: float = 8.0
+    """-log10 p at which a trend starts (it then lasts while windows reach ``min_score``)."""
     min_ratio: float = 1.4
     min_z: float = 4.0
     """How many of the series' own standard deviations (of the window's ratio) a window must rise."""
@@ -183,7 +187,8 @@ def detect(series: Series, rule: TrendingRule = TrendingRule()) -> Detection:
             best = s.argmax(axis=0)
             score[t] = s[best, np.arange(n_series)]
             ratio[t] = r[best, np.arange(n_series)]
-            flags[t] = score[t] > 0
+            # hysteresis: a trend starts at ``start_score`` and carries on while windows pass ``min_score``
+            flags[t] = (score[t] > 0) & ((score[t] >= rule.start_score) | (flags[t - 1] if t else False))
         # learn from this hour unless the series is trending (the burst must not become its baseline)
         keep = ~flags[t]
         if t >= rule.warmup_hours:
