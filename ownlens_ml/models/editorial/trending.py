@@ -159,9 +159,10 @@ def detect(series: Series, rule: TrendingRule = TrendingRule()) -> Detection:
     var_decay = 0.5 ** (1.0 / rule.noise_half_life_hours)
     slot = _slots(series.hours)
     num, den = np.zeros((48, n_series)), np.zeros((48, n_series))
-    # decayed variance of each window's ratio around 1 on ordinary hours: the series' own noise,
-    # Poisson and organic (a strong story lifts its category for a day), learned from its past
-    var = np.full((len(rule.windows), n_series), 0.25)
+    # decayed extra-Poisson variance of each window's ratio on ordinary hours: the series' organic
+    # noise (a strong story lifts its category for a day), learned from its past; the Poisson part,
+    # 1 / expected, is added back per window, so quiet night hours do not inflate it
+    var = np.full((len(rule.windows), n_series), 0.05)
     score, ratio = np.zeros((n_hours, n_series)), np.zeros((n_hours, n_series))
     flags = np.zeros((n_hours, n_series), dtype=bool)
     base = np.zeros((n_hours, n_series))
@@ -181,7 +182,7 @@ def detect(series: Series, rule: TrendingRule = TrendingRule()) -> Detection:
             observed = np.cumsum(observed_h[::-1], axis=0)[k - 1]
             s = _poisson_score(observed, expected)
             r = observed / np.maximum(expected, 1e-9)
-            z = (r - 1.0) / np.sqrt(var)
+            z = (r - 1.0) / np.sqrt(var + 1.0 / np.maximum(expected, 1e-9))
             s = np.where((observed >= rule.min_reads) & (r >= rule.min_ratio) & (s >= rule.min_score)
                          & (z >= rule.min_z), s, 0.0)
             best = s.argmax(axis=0)
@@ -193,7 +194,8 @@ def detect(series: Series, rule: TrendingRule = TrendingRule()) -> Detection:
         keep = ~flags[t]
         if t >= rule.warmup_hours:
             seen = (expected >= 1.0) & keep
-            var = np.where(seen, var_decay * var + (1 - var_decay) * np.minimum((r - 1.0) ** 2, 16.0), var)
+            extra = np.clip((r - 1.0) ** 2 - 1.0 / np.maximum(expected, 1e-9), 0.0, 16.0)
+            var = np.where(seen, var_decay * var + (1 - var_decay) * extra, var)
         num *= decay
         den *= decay
         num[slot[t]] += np.where(keep, series.reads[t], 0.0)
