@@ -345,7 +345,7 @@ def recall_by_lift(per_burst: pd.DataFrame) -> pd.DataFrame:
 
 # --- the trainer the engine calls (rule kind) -----------------------------------------------------
 
-NAIVE = TrendingRule(prior_reads=1e12, min_z=0.0, min_ratio=2.0, min_reads=1, min_score=3.0)
+NAIVE = TrendingRule(prior_reads=1e12, min_z=0.0, min_ratio=2.0, min_reads=1, min_score=3.0, start_score=3.0)
 """The baseline: twice the series' decayed mean share at p < 0.001, no daily cycle, no noise model, no floor."""
 PANELS = 4
 
