@@ -509,7 +509,7 @@ def load_model(settings: Settings, model_name: str, version: int | str | None = 
         estimator = load_estimator(info.artifact_format, bytes(artifact), info.artifact_sha256)
     except RegistryError as exc:
         raise type(exc)(f"{info.label}: {exc}") from None
-    needed = [m for m in REQUIRED_METHODS.get(info.task, ("predict",)) if not callable(getattr(estimator, m, None))]
+    needed = [m for m in REQUIRED_METHODS.get(info.task, ()) if not callable(getattr(estimator, m, None))]
     if needed:
         raise ArtifactIntegrityError(
             f"{info.label}: the artifact holds a {type(estimator).__name__}, which has no {', '.join(needed)} "
@@ -517,9 +517,10 @@ def load_model(settings: Settings, model_name: str, version: int | str | None = 
     return info, estimator
 
 
-REQUIRED_METHODS = {"binary": ("predict_proba",)}
-"""What a loaded estimator must offer per task kind (default: ``predict``); checked on load,
-because a checksum proves the bytes are the registered ones, not that they are the right kind."""
+REQUIRED_METHODS = {"binary": ("predict_proba",), "regression": ("predict",), "clustering": ("predict",),
+                    "ranking": ("recommend",)}
+"""What a loaded model must offer per task kind; checked on load, because a checksum proves
+the bytes are the registered ones, not that they are the right kind of model."""
 
 
 def list_versions(settings: Settings, model_name: str | None = None) -> list[ModelVersion]:
