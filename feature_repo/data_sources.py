@@ -36,3 +36,5 @@ reader_activity_push_source = PushSource(
     batch_source=reader_activity_source,
     description="Real-time page views pushed by the tracking pipeline",
 )
+customer_user_segments_source = _source(
+    "customer_user_segments", "Reader segments written back by the segmentation model")

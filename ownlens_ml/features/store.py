@@ -334,7 +334,8 @@ def _as_rows(columns: dict[str, list]) -> list[dict]:
     return [dict(zip(columns, values)) for values in zip(*columns.values())]
 
 
-def materialize(settings: Settings, start: datetime, end: datetime, engine: str = "auto") -> None:
+def materialize(settings: Settings, start: datetime, end: datetime, engine: str = "auto",
+                views: list[str] | None = None) -> None:
     """Load the latest feature values stamped in [start, end] into the online store.
 
     Args:
@@ -343,10 +344,11 @@ def materialize(settings: Settings, start: datetime, end: datetime, engine: str 
         engine: ``auto`` (Redis: the vectorized writer in ``materializer.py``, same bytes as
             Feast's; SQLite: Feast), ``fast`` or ``feast`` (``FeatureStore.materialize``, what
             the plain ``feast materialize`` runs).
+        views: feature view names; default: every online view.
     """
     if _use_fast(engine, settings.is_production, "materialization"):
         from ownlens_ml.features.materializer import materialize_redis
 
-        materialize_redis(settings, start, end)
+        materialize_redis(settings, start, end, views)
         return
-    feature_store(settings).materialize(start_date=start, end_date=end)
+    feature_store(settings).materialize(start_date=start, end_date=end, feature_views=views)

@@ -21,7 +21,9 @@ from sklearn.metrics import silhouette_score
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import check_is_fitted
 
-from ownlens_ml.errors import ValidationError
+from ownlens_ml.errors import EmptyWindowError, ValidationError
+from ownlens_ml.models.customer.labels import HISTORY_DAYS, visit_days
+from ownlens_ml.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -218,6 +220,36 @@ def _rule_name(z: np.ndarray, taken: set[str]) -> str:
     while f"{base} {n}" in taken:
         n += 1
     return f"{base} {n}"
+
+
+def segment_time(visits: pd.DataFrame, as_of) -> pd.Timestamp:
+    """The snapshot time segments are drawn at: midnight of ``as_of`` (default: the end of the data)."""
+    if visits.empty:
+        raise EmptyWindowError("segmentation: no sessions; run `ownlens-ml data generate` or `data import` first")
+    data_end = visits["day"].max() + pd.Timedelta(days=1)
+    if as_of is None:
+        return data_end
+    return min(pd.Timestamp(as_of).tz_convert("UTC").floor("D"), data_end)
+
+
+def segment_readers(settings: Settings, as_of=None, active_days: int | None = HISTORY_DAYS) -> pd.DataFrame:
+    """The entity frame of a segmentation: ``user_id`` and ``event_timestamp`` (the snapshot time T).
+
+    Args:
+        settings: profile and locations.
+        as_of: draw segments as of this moment (default: the end of the data).
+        active_days: only readers with a session in this many days before T; None: every
+            reader who visited before T.
+    """
+    visits = visit_days(settings)
+    t = segment_time(visits, as_of)
+    seen = visits["day"] < t
+    if active_days is not None:
+        seen &= visits["day"] >= t - pd.Timedelta(days=active_days)
+    users = np.sort(visits.loc[seen, "user_id"].unique())
+    if len(users) == 0:
+        raise EmptyWindowError(f"segmentation: no reader visited in the {active_days} days before {t.date()}")
+    return pd.DataFrame({"user_id": users.astype("int64"), "event_timestamp": t})
 
 
 def segmentation_estimator(seed: int) -> ReaderSegmentation:
