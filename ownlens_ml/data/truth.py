@@ -220,3 +220,14 @@ def _replay(settings: Settings, user_ids, as_of, window_days: int, paths: int, s
                 acc = update(step(rd, st, d, int(truth.weekday(d)), rng, truth.dyn), acc)
             out[idx] = acc.reshape(len(idx), paths)
     return out
+
+
+def oracle_segments(settings: Settings, rows: pd.DataFrame, **_params) -> np.ndarray:
+    """The latent segment (``generator.SEGMENT_NAMES``) of each reader in ``rows['user_id']``, in order.
+
+    Raises:
+        MissingTableError: no generated truth (imported data).
+        ValidationError: a reader the generator did not draw.
+    """
+    truth = _Truth(settings)
+    return truth.users["segment"].to_numpy()[truth.rows(rows["user_id"].to_numpy())].astype(object)

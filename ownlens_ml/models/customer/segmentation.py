@@ -269,3 +269,51 @@ def assign(model: ReaderSegmentation, features: pd.DataFrame) -> np.ndarray:
     """
     numeric = features[list(SEGMENT_FEATURES)].apply(pd.to_numeric, errors="coerce").astype(float)
     return model.predict(numeric)
+
+
+# --- training and evaluation (the clustering kind's trainer) -----------------------------
+
+
+def _silhouette(z: np.ndarray, labels: np.ndarray, sample: int = 5000) -> float | None:
+    if len(set(labels)) < 2:
+        return None
+    return float(silhouette_score(z, labels, sample_size=min(len(z), sample), random_state=0))
+
+
+def segmentation_metrics(model: ReaderSegmentation, x: pd.DataFrame, champion: tuple | None,
+                         truth: np.ndarray | None) -> tuple[dict[str, dict[str, float]], dict]:
+    """Silhouette, adjusted Rand index vs the latent segments and name stability vs the champion.
+
+    Every scorer (the model, the champion, the latent truth as "oracle") is measured on the
+    same readers: those the model clusters (``min_sessions``+ sessions), in the model's own
+    standardised space, so silhouettes are comparable.
+
+    Returns:
+        Metrics per scorer, and extras for the report (k curve, profile, transitions).
+    """
+    from sklearn.metrics import adjusted_rand_score
+
+    names = model.predict(x)
+    rows = names != OCCASIONAL
+    z = model.standardise(x.loc[rows])
+    labels = {"model": names[rows]}
+    extras: dict = {"k_curve": {int(k): v for k, v in model.k_curve_.items()}, "k": int(model.n_segments_),
+                    "profile": model.profile()}
+    if champion is not None:
+        entry, previous = champion
+        labels[f"champion_v{entry.version}"] = previous.predict(x)[rows]
+        extras["previous"] = f"v{entry.version}"
+        extras["transitions"] = pd.crosstab(pd.Series(labels[f"champion_v{entry.version}"], name="previous"),
+                                            pd.Series(labels["model"], name="segment"))
+    if truth is not None:
+        labels["oracle"] = np.asarray(truth, dtype=object)[rows]
+    metrics: dict[str, dict[str, float]] = {}
+    for who, lab in labels.items():
+        values = {"silhouette": _silhouette(z, lab), "rows": int(rows.sum()), "segments": len(set(lab))}
+        if truth is not None:
+            values["adjusted_rand"] = float(adjusted_rand_score(labels["oracle"], lab))
+        metrics[who] = {k: v for k, v in values.items() if v is not None}
+    if champion is not None:
+        previous_names = labels[f"champion_v{champion[0].version}"]
+        metrics["model"]["name_stability"] = float(np.mean(previous_names == labels["model"]))
+    return metrics, extras
