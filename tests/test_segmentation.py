@@ -90,19 +90,11 @@ def test_artifact_round_trips_through_the_registry_allowlist():
 
 # --- on a generated platform --------------------------------------------------------------
 
-from ownlens_ml.data.generator import GeneratorConfig, generate  # noqa: E402
-from ownlens_ml.db import init_db  # noqa: E402
+from test_models import platform  # noqa: E402
+
 from ownlens_ml.features import store  # noqa: E402
-from ownlens_ml.features.snapshots import build_snapshots  # noqa: E402
 from ownlens_ml.models.baselines import feature_matrix  # noqa: E402
 from ownlens_ml.models.customer.segmentation import segment_readers  # noqa: E402
-
-
-def platform(settings, users: int, days: int, seed: int = 7):
-    init_db(settings)
-    generate(settings, GeneratorConfig(users=users, days=days, seed=seed))
-    build_snapshots(settings)
-    store.apply_repo(settings)
 
 
 def readers_at(settings, as_of=None) -> pd.DataFrame:

@@ -6,12 +6,6 @@ import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
 
-from ownlens_ml.models.spec import Task
-
-HIGHER_IS_BETTER = {"roc_auc": True, "pr_auc": True, "log_loss": False, "brier": False,
-                    "calibration_error": False, "top_decile_lift": True,
-                    "rmse": False, "mae": False, "r2": True, "spearman": True}
-
 
 def _clip(p: np.ndarray) -> np.ndarray:
     return np.clip(np.asarray(p, dtype=float), 1e-6, 1 - 1e-6)
@@ -64,13 +58,3 @@ def regression_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
         "spearman": float(pd.Series(y).corr(pd.Series(p), method="spearman")),
         "rows": int(len(y)),
     }
-
-
-def score_metrics(task: Task, y: np.ndarray, p: np.ndarray) -> dict[str, float]:
-    """The task's metrics for labels ``y`` and scores ``p``."""
-    return binary_metrics(y, p) if task == "binary" else regression_metrics(y, p)
-
-
-def improvement(metric: str, challenger: float, incumbent: float) -> float:
-    """How much better the challenger is on ``metric`` (positive = better, whatever the direction)."""
-    return challenger - incumbent if HIGHER_IS_BETTER[metric] else incumbent - challenger

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import func, select, text
 
@@ -62,4 +63,33 @@ def lapsed_labels(settings: Settings, window: LabelWindow) -> pd.DataFrame:
         returned = visits.loc[after, "user_id"].unique()
         frames.append(pd.DataFrame({"user_id": active, "event_timestamp": t,
                                     "label": (~pd.Index(active).isin(returned)).astype("int64")}))
+    return pd.concat(frames, ignore_index=True).sort_values(["event_timestamp", "user_id"], ignore_index=True)
+
+
+def subscription_starts(settings: Settings) -> pd.Series:
+    """When each reader became a paying subscriber (NaT for readers who never did), by user_id."""
+    engine = get_engine(settings)
+    require_tables(engine, schema.users.name)
+    u = schema.users.c
+    with engine.connect() as conn:
+        rows = conn.execute(select(u.user_id, u.subscribed_at)).all()
+    frame = pd.DataFrame(rows, columns=["user_id", "subscribed_at"])
+    return pd.Series(pd.to_datetime(frame["subscribed_at"], utc=True).to_numpy(),
+                     index=frame["user_id"].astype("int64").to_numpy(), name="subscribed_at")
+
+
+def conversion_labels(settings: Settings, window: LabelWindow) -> pd.DataFrame:
+    """Conversion labels: for each as-of T, readers active in the 30 days before T who are not
+    paying at T; 1 if they subscribe in [T, T + window)."""
+    visits = visit_days(settings)
+    subscribed = subscription_starts(settings)
+    frames = []
+    for t in as_of_dates(visits, window, "conversion"):
+        before = visits["day"].between(t - pd.Timedelta(days=HISTORY_DAYS), t, inclusive="left")
+        active = visits.loc[before, "user_id"].unique()
+        since = pd.DatetimeIndex(subscribed.reindex(active).to_numpy())
+        free = since.isna() | (since >= t)
+        converts = (since >= t) & (since < t + pd.Timedelta(days=window.window_days))
+        frames.append(pd.DataFrame({"user_id": active[free], "event_timestamp": t,
+                                    "label": np.asarray(converts[free], dtype="int64")}))
     return pd.concat(frames, ignore_index=True).sort_values(["event_timestamp", "user_id"], ignore_index=True)

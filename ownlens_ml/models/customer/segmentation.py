@@ -11,19 +11,28 @@ their segment name across retrains when their habits do not change.
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 from scipy.optimize import linear_sum_assignment
-from sklearn.base import BaseEstimator, ClusterMixin
+from sklearn.base import BaseEstimator, ClusterMixin, clone
 from sklearn.cluster import KMeans
-from sklearn.metrics import silhouette_score
+from sklearn.metrics import adjusted_rand_score, silhouette_score
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import check_is_fitted
 
-from ownlens_ml.errors import EmptyWindowError, ValidationError
+from ownlens_ml.errors import EmptyWindowError, OwnLensError, ValidationError
+from ownlens_ml.evaluation.oracle import oracle
+from ownlens_ml.evaluation.report import Evaluation
+from ownlens_ml.features import store
+from ownlens_ml.models.baselines import feature_matrix
 from ownlens_ml.models.customer.labels import HISTORY_DAYS, visit_days
+from ownlens_ml.models.spec import ModelSpec, Trained, TrainContext
 from ownlens_ml.settings import Settings
+
+if TYPE_CHECKING:
+    from ownlens_ml.registry import ModelVersion
 
 log = logging.getLogger(__name__)
 
@@ -274,25 +283,27 @@ def assign(model: ReaderSegmentation, features: pd.DataFrame) -> np.ndarray:
 # --- training and evaluation (the clustering kind's trainer) -----------------------------
 
 
-def _silhouette(z: np.ndarray, labels: np.ndarray, sample: int = 5000) -> float | None:
+def _silhouette(z: np.ndarray, labels: np.ndarray, sample: int) -> float | None:
     if len(set(labels)) < 2:
         return None
     return float(silhouette_score(z, labels, sample_size=min(len(z), sample), random_state=0))
 
 
-def segmentation_metrics(model: ReaderSegmentation, x: pd.DataFrame, champion: tuple | None,
+def segmentation_metrics(model: ReaderSegmentation, x: pd.DataFrame,
+                         champion: tuple[ModelVersion, ReaderSegmentation] | None,
                          truth: np.ndarray | None) -> tuple[dict[str, dict[str, float]], dict]:
-    """Silhouette, adjusted Rand index vs the latent segments and name stability vs the champion.
+    """Silhouette, adjusted Rand index vs the latent segments, and name stability.
+
+    Name stability is the share of readers whose segment name a retrain keeps: against the
+    champion when there is one, else against a refit with another seed.
 
     Every scorer (the model, the champion, the latent truth as "oracle") is measured on the
-    same readers: those the model clusters (``min_sessions``+ sessions), in the model's own
-    standardised space, so silhouettes are comparable.
+    same readers, those the model clusters (``min_sessions``+ sessions), in the model's own
+    standardised space, so their silhouettes compare.
 
     Returns:
-        Metrics per scorer, and extras for the report (k curve, profile, transitions).
+        Metrics per scorer, and the report's extras (k curve, profile, transitions).
     """
-    from sklearn.metrics import adjusted_rand_score
-
     names = model.predict(x)
     rows = names != OCCASIONAL
     z = model.standardise(x.loc[rows])
@@ -302,18 +313,106 @@ def segmentation_metrics(model: ReaderSegmentation, x: pd.DataFrame, champion: t
     if champion is not None:
         entry, previous = champion
         labels[f"champion_v{entry.version}"] = previous.predict(x)[rows]
-        extras["previous"] = f"v{entry.version}"
+        extras["previous"] = entry.label
         extras["transitions"] = pd.crosstab(pd.Series(labels[f"champion_v{entry.version}"], name="previous"),
                                             pd.Series(labels["model"], name="segment"))
     if truth is not None:
         labels["oracle"] = np.asarray(truth, dtype=object)[rows]
     metrics: dict[str, dict[str, float]] = {}
     for who, lab in labels.items():
-        values = {"silhouette": _silhouette(z, lab), "rows": int(rows.sum()), "segments": len(set(lab))}
+        values = {"silhouette": _silhouette(z, lab, model.silhouette_sample), "rows": int(rows.sum()),
+                  "segments": len(set(lab))}
         if truth is not None:
             values["adjusted_rand"] = float(adjusted_rand_score(labels["oracle"], lab))
         metrics[who] = {k: v for k, v in values.items() if v is not None}
     if champion is not None:
-        previous_names = labels[f"champion_v{champion[0].version}"]
-        metrics["model"]["name_stability"] = float(np.mean(previous_names == labels["model"]))
+        reference = labels[f"champion_v{champion[0].version}"]
+    else:  # no earlier version: a refit with another seed at the same k, naming from this one
+        refit = clone(model).set_params(random_state=(model.random_state or 0) + 1, k_min=model.n_segments_,
+                                        k_max=model.n_segments_).fit(x, previous=model)
+        reference = refit.predict(x)[rows]
+    metrics["model"]["name_stability"] = float(np.mean(reference == labels["model"]))
     return metrics, extras
+
+
+class SegmentationTrainer:
+    """The clustering kind's trainer: readers at T -> point-in-time habits -> fit (names from
+    the champion) -> metrics beside the champion and the latent segments."""
+
+    def train(self, ctx: TrainContext) -> Trained:
+        spec = ctx.spec
+        with ctx.steps("labels", f"{spec.name}: readers active in the {HISTORY_DAYS} days before T"):
+            readers = segment_readers(ctx.settings, ctx.window.as_of)
+        frame, x, training_set = self._features(ctx, readers)
+        champion = self._champion(ctx, None)
+        with ctx.steps("fit", f"{spec.name}: fit {len(x):,} readers, k = 3..8"):
+            model = spec.estimator(ctx.seed).fit(x, previous=champion[1] if champion else None)
+        evaluation = self._evaluate(ctx, model, None, frame, x, champion)
+        t = readers["event_timestamp"].iloc[0]
+        final = {k: v for k, v in model.get_params().items() if isinstance(v, (bool, int, float, str))}
+        params = {"seed": ctx.seed, "estimator": type(model).__name__, "hyperparameters": final,
+                  "as_of": t.isoformat(), "readers": len(frame), "segments": model.segment_names_,
+                  "k_curve": {str(k): v for k, v in model.k_curve_.items()},
+                  "names_inherited_from": champion[0].version if champion else None}
+        return Trained(model, evaluation, params, training_set.fingerprint, training_set.definition_hash,
+                       (t - pd.Timedelta(days=HISTORY_DAYS)).to_pydatetime(), t.to_pydatetime())
+
+    def evaluate(self, ctx: TrainContext, version: ModelVersion, model: ReaderSegmentation) -> Evaluation:
+        """Re-score ``version`` on the readers it was fitted on (rebuilt at its T); notes if the data changed."""
+        readers = segment_readers(ctx.settings, pd.Timestamp(version.params["as_of"]))
+        frame, x, training_set = self._features(ctx, readers)
+        evaluation = self._evaluate(ctx, model, version.version, frame, x, self._champion(ctx, version.version))
+        if training_set.fingerprint != version.training_set_fingerprint:
+            evaluation.notes.append("the readers or features rebuilt from this version's lineage differ from the "
+                                    "ones it was fitted on (data or feature definitions changed since)")
+        return evaluation
+
+    @staticmethod
+    def _features(ctx: TrainContext, readers: pd.DataFrame):
+        spec = ctx.spec
+        with ctx.steps("training_set", f"{spec.name}: point-in-time features from {spec.feature_service}"):
+            training_set = store.training_set(ctx.settings, spec.feature_service, readers)
+        return training_set.frame, feature_matrix(training_set.frame, training_set.features), training_set
+
+    @staticmethod
+    def _champion(ctx: TrainContext, exclude: int | None):
+        champion = ctx.champion()
+        if champion is None or champion[0].version == exclude or not isinstance(champion[1], ReaderSegmentation):
+            return None
+        return champion
+
+    @staticmethod
+    def _evaluate(ctx: TrainContext, model: ReaderSegmentation, version: int | None, frame: pd.DataFrame,
+                  x: pd.DataFrame, champion) -> Evaluation:
+        spec, notes = ctx.spec, []
+        truth = None
+        try:
+            truth = oracle(ctx.settings, spec.oracle, frame[["user_id"]])
+        except OwnLensError as err:  # imported data: no latent segments to compare with
+            notes.append(f"no generator truth, so no adjusted Rand index against latent segments: {err}")
+        with ctx.steps("evaluate", f"{spec.name}: silhouette, agreement with the truth and the champion"):
+            metrics, extras = segmentation_metrics(model, x, champion, truth)
+        t = frame["event_timestamp"].iloc[0]
+        clustered = metrics["model"]["rows"]
+        holdout = (f"{clustered:,} readers with {model.min_sessions}+ sessions in the {HISTORY_DAYS} days before "
+                   f"{t:%Y-%m-%d} ({len(frame) - clustered:,} more active readers are {OCCASIONAL!r}); "
+                   f"{model.n_segments_} segments")
+        if champion is None:
+            notes.append("no champion yet: names come from the centroid rules; name stability is measured against "
+                         "a refit with another seed")
+        return Evaluation(spec.name, version, spec.kind, spec.feature_service, metrics, holdout,
+                          notes=notes, extras=extras)
+
+
+SPEC = ModelSpec(
+    name="segmentation",
+    kind="clustering",
+    feature_service="segmentation_v1",
+    entity_key=("user_id",),
+    metrics=("silhouette", "adjusted_rand", "name_stability"),
+    estimator=segmentation_estimator,
+    trainer=SegmentationTrainer(),
+    oracle="segments",
+    description="Which reading habits does a reader share with others? Named segments, stable across retrains",
+    label_description=f"no label: readers with 2+ sessions in the {HISTORY_DAYS} days before T clustered by habits",
+)
