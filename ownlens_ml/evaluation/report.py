@@ -165,17 +165,22 @@ def _comparison(ev: Evaluation, folder: Path) -> list[str]:
 
 
 def _k_selection(ev: Evaluation, folder: Path) -> list[str]:
-    """Mean silhouette per number of segments tried, the chosen count marked."""
+    """Mean silhouette per number of segments tried, the tie band and the chosen count marked."""
     curve, chosen = ev.extras.get("k_curve"), ev.extras.get("k")
     if not curve:
         return []
     ks, values = [int(k) for k in curve], list(curve.values())
-    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    fig, ax = plt.subplots(figsize=(7, 4.3))
     ax.plot(ks, values, marker="o", color=MODEL_COLOR)
+    tolerance = ev.extras.get("k_tolerance")
+    if tolerance:
+        ax.axhspan(max(values) - tolerance, max(values), color=MODEL_COLOR, alpha=0.12,
+                   label=f"within {tolerance} of the best: ties, the largest k is taken")
     if chosen is not None:
         ax.scatter([chosen], [curve[chosen]], s=120, facecolors="none", edgecolors=ORACLE_COLOR, lw=1.6,
                    label=f"chosen: {chosen} segments", zorder=3)
-        ax.legend(fontsize=8)
+    if tolerance or chosen is not None:
+        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False)
     ax.set_xticks(ks)
     _style(ax, "Number of segments: mean silhouette (higher = better separated)", "segments (k)", "silhouette")
     fig.tight_layout()
@@ -212,7 +217,8 @@ def _segment_profiles(ev: Evaluation, folder: Path) -> list[str]:
     fig.savefig(folder / "segment_profiles.png", dpi=110)
     plt.close(fig)
     habits = profile[[c for c in profile.columns if not c.startswith("z_")]].round(2)
-    return ["segment_profiles.png", "", "Segment centroids in the habits' own units:", "", habits.to_markdown()]
+    return ["segment_profiles.png", "", "Segment centroids in the habits' own units (per-session habits shrunk "
+            "towards the population for readers with few sessions):", "", habits.to_markdown()]
 
 
 def _segment_transitions(ev: Evaluation, folder: Path) -> list[str]:

@@ -258,7 +258,9 @@ def segment_readers(settings: Settings, as_of=None, active_days: int | None = HI
     users = np.sort(visits.loc[seen, "user_id"].unique())
     if len(users) == 0:
         raise EmptyWindowError(f"segmentation: no reader visited in the {active_days} days before {t.date()}")
-    return pd.DataFrame({"user_id": users.astype("int64"), "event_timestamp": t})
+    # one timestamp unit whatever ``as_of`` was parsed from, so a rebuilt frame fingerprints the same
+    stamps = pd.Series(t, index=range(len(users))).astype("datetime64[ns, UTC]")
+    return pd.DataFrame({"user_id": users.astype("int64"), "event_timestamp": stamps})
 
 
 def segmentation_estimator(seed: int) -> ReaderSegmentation:
@@ -309,7 +311,7 @@ def segmentation_metrics(model: ReaderSegmentation, x: pd.DataFrame,
     z = model.standardise(x.loc[rows])
     labels = {"model": names[rows]}
     extras: dict = {"k_curve": {int(k): v for k, v in model.k_curve_.items()}, "k": int(model.n_segments_),
-                    "profile": model.profile()}
+                    "k_tolerance": model.silhouette_tolerance, "profile": model.profile()}
     if champion is not None:
         entry, previous = champion
         labels[f"champion_v{entry.version}"] = previous.predict(x)[rows]
@@ -398,8 +400,8 @@ class SegmentationTrainer:
                    f"{t:%Y-%m-%d} ({len(frame) - clustered:,} more active readers are {OCCASIONAL!r}); "
                    f"{model.n_segments_} segments")
         if champion is None:
-            notes.append("no champion yet: names come from the centroid rules; name stability is measured against "
-                         "a refit with another seed")
+            notes.append("no other champion to compare with: name stability is measured against a refit with "
+                         "another seed (names passed on by centroid matching)")
         return Evaluation(spec.name, version, spec.kind, spec.feature_service, metrics, holdout,
                           notes=notes, extras=extras)
 
