@@ -20,7 +20,7 @@ import pandas as pd
 from sqlalchemy import Engine, text
 
 from ownlens_ml.db import get_engine, require_tables
-from ownlens_ml.db.schema import FEATURE_TABLES, Table
+from ownlens_ml.db.schema import FEATURE_TABLES, Table, customer_user_segments
 from ownlens_ml.errors import EmptyWindowError, ValidationError
 from ownlens_ml.settings import Settings
 
@@ -405,11 +405,22 @@ def _local_duckdb(engine: Engine) -> duckdb.DuckDBPyConnection:
 def _build_local(settings: Settings, engine: Engine, parts: dict[str, _Part]) -> dict[str, int]:
     con = _local_duckdb(engine)
     settings.offline_dir.mkdir(parents=True, exist_ok=True)
+    _ensure_segments_file(settings)
     try:
         return {name: _rewrite_parquet(con, settings.offline_dir / f"{name}.parquet", part)
                 for name, part in parts.items()}
     finally:
         con.close()
+
+
+def _ensure_segments_file(settings: Settings) -> None:
+    """An empty ``customer_user_segments`` file until the segmentation model writes one: every
+    source's file must exist for a plain ``feast materialize`` of all views (PostgreSQL has the table)."""
+    path = settings.offline_dir / f"{customer_user_segments.name}.parquet"
+    if not path.exists():
+        pd.DataFrame({"user_id": pd.Series(dtype="int64"), "event_timestamp": pd.Series(dtype="datetime64[ns, UTC]"),
+                      "segment_name": pd.Series(dtype=object), "segment_model_version": pd.Series(dtype="int64"),
+                      }).to_parquet(path, index=False)
 
 
 def _rewrite_parquet(con: duckdb.DuckDBPyConnection, path: Path, part: _Part) -> int:
