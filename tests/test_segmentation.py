@@ -90,7 +90,7 @@ def test_artifact_round_trips_through_the_registry_allowlist():
 
 # --- on a generated platform --------------------------------------------------------------
 
-from test_models import platform  # noqa: E402
+from test_models import cli, platform  # noqa: E402
 
 from ownlens_ml.features import store  # noqa: E402
 from ownlens_ml.models.baselines import feature_matrix  # noqa: E402
@@ -149,3 +149,23 @@ def test_online_assignment_equals_batch_and_the_written_view_reads_through_feast
     assert dict(zip(history["user_id"], history["segment_name"])) == {i: expected[i] for i in ids}
     # writing again replaces the rows stamped T instead of adding a second copy
     assert write_segments(any_settings, version.version).readers == written.readers
+
+
+def test_train_evaluate_list_write_and_show_from_the_cli(local_settings):
+    platform(local_settings, users=600, days=100)
+    trained = cli(local_settings, "train", "segmentation")
+    assert "silhouette" in trained and "adjusted_rand" in trained and "registered segmentation v1 as champion" in trained
+    assert "roc_auc" not in trained
+    again = cli(local_settings, "train", "segmentation")  # same data, same seed: same model, not better
+    assert "registered segmentation v2 as challenger" in again and "does not beat champion_v1" in again
+    assert "name_stability" in cli(local_settings, "evaluate", "segmentation", "--version", "2")
+    listed = cli(local_settings, "registry", "list", "segmentation")
+    assert "clustering" in listed and "silhouette 0." in listed
+    written = cli(local_settings, "segments", "write")
+    assert "reader segments of segmentation v1" in written
+    frame = readers_at(local_settings)
+    store.materialize(local_settings, (frame["event_timestamp"].iloc[0] - pd.Timedelta(days=2)).to_pydatetime(),
+                      frame["event_timestamp"].iloc[0].to_pydatetime())
+    user = int(frame["user_id"].iloc[0])
+    _, model = registry.load_model(local_settings, "segmentation", "champion")
+    assert f"{user}: {assign(model, frame.head(1))[0]} (segmentation v1)" in cli(local_settings, "segments", "show", str(user))
