@@ -2,10 +2,12 @@
 
 ``ReaderSegmentation`` is a scikit-learn estimator: it standardises engagement features
 (per-session habits shrunk towards the population for readers with few sessions, counts on a
-log scale), picks the number of segments by silhouette over a range of k, clusters with
-KMeans, and names each segment from its centroid by fixed rules. A retrain inherits the
+log scale), picks the number of segments by silhouette over a range of k (near-ties go to
+the finer segmentation), clusters with KMeans, and names each segment from its centroid by
+fixed rules; readers with too few sessions to show a habit are "occasional". A retrain inherits the
 previous version's names by matching centroids (Hungarian assignment), so a reader keeps
-their segment name across retrains when their habits do not change.
+their segment name across retrains when their habits do not change. ``SegmentationTrainer``
+is the clustering kind's trainer the shared engine calls; ``assign`` serves one or many readers.
 """
 
 from __future__ import annotations
