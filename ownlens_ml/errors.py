@@ -67,3 +67,7 @@ class SpecError(OwnLensError):
 
 class NoTruthError(OwnLensError):
     """The data has no generator truth (it was imported), so no oracle can score it."""
+
+
+class TooFewLabelsError(OwnLensError):
+    """The rows to fit or score on do not hold the labels a metric needs (e.g. one class only)."""

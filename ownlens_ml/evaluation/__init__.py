@@ -6,6 +6,8 @@ import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
 
+from ownlens_ml.errors import TooFewLabelsError
+
 
 def _clip(p: np.ndarray) -> np.ndarray:
     return np.clip(np.asarray(p, dtype=float), 1e-6, 1 - 1e-6)
@@ -33,7 +35,8 @@ def binary_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
     """ROC-AUC, PR-AUC, log loss, Brier, expected calibration error and top-decile lift."""
     y, p = np.asarray(y, dtype=int), _clip(p)
     if len(np.unique(y)) < 2:
-        raise ValueError("metrics need both classes in the evaluation rows")
+        raise TooFewLabelsError(f"the {len(y):,} evaluation rows all have label {int(y[0]) if len(y) else '-'}: "
+                                "binary metrics need both classes; train on more readers or a longer stretch of data")
     calibration = calibration_table(y, p)
     ece = float(np.average((calibration["predicted"] - calibration["observed"]).abs(), weights=calibration["rows"]))
     return {

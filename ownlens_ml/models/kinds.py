@@ -39,6 +39,7 @@ class TaskKind:
         bad_labels: ``labels -> mask`` of the labels the kind refuses (label files a user brings).
         label_rule: what a label must be, for the message naming refused ones.
         importance_scoring: scikit-learn scorer for permutation importance.
+        classes: the labels every part of a split must hold (classifiers), else empty.
     """
 
     name: str
@@ -54,6 +55,7 @@ class TaskKind:
     bad_labels: Callable[[pd.Series], np.ndarray] = field(default=lambda labels: np.zeros(len(labels), bool))
     label_rule: str = ""
     importance_scoring: str | None = None
+    classes: tuple = ()
 
     def improvement(self, metric: str, challenger: float, incumbent: float) -> float:
         """How much better ``challenger`` is on ``metric``: positive is better, whatever the direction."""
@@ -103,6 +105,7 @@ BINARY = TaskKind(
     bad_labels=_not_zero_one,
     label_rule="must be 0 or 1 for a binary model",
     importance_scoring="roc_auc",
+    classes=(0, 1),
 )
 
 REGRESSION = TaskKind(

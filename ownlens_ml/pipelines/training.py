@@ -26,6 +26,7 @@ from ownlens_ml.errors import (
     ModelValidationError,
     OwnLensError,
     RegistryError,
+    TooFewLabelsError,
     UnknownModelVersionError,
 )
 from ownlens_ml.evaluation.oracle import oracle
@@ -250,6 +251,17 @@ def _lineage_params(prepared: Prepared, estimator) -> dict:
     return params
 
 
+def _check_classes(spec: ModelSpec, split: Split) -> None:
+    """A classifier needs every class in its training, validation and test rows."""
+    for part in ("train", "validation", "test"):
+        labels = getattr(split, part)["label"]
+        missing = [c for c in spec.task_kind.classes if not (labels == c).any()]
+        if missing:
+            raise TooFewLabelsError(
+                f"{spec.name}: the {len(labels):,} {part} rows hold no label {missing[0]}; train on more "
+                "entities or a longer stretch of data")
+
+
 class TabularTrainer:
     """The shared trainer of supervised kinds: labels → point-in-time features → split → fit →
     validators → holdout evaluation beside baselines, champion and oracle."""
@@ -257,6 +269,7 @@ class TabularTrainer:
     def train(self, ctx: TrainContext) -> Trained:
         spec = ctx.spec
         prepared = prepare(ctx.settings, spec, ctx.window, ctx.steps, ctx.labels, ctx.labels_from)
+        _check_classes(spec, prepared.split)
         x_train, y_train = prepared.xy("train")
         x_val, y_val = prepared.xy("validation")
         with ctx.steps("fit", f"{spec.name}: fit {len(x_train):,} rows"):
