@@ -169,3 +169,26 @@ def test_train_evaluate_list_write_and_show_from_the_cli(local_settings):
     user = int(frame["user_id"].iloc[0])
     _, model = registry.load_model(local_settings, "segmentation", "champion")
     assert f"{user}: {assign(model, frame.head(1))[0]} (segmentation v1)" in cli(local_settings, "segments", "show", str(user))
+
+
+def test_the_user_segment_view_declares_the_table_columns():
+    import importlib
+    import sys
+    from pathlib import Path
+
+    from feast.types import Int64, String
+
+    from ownlens_ml.db.schema import customer_user_segments
+
+    repo = Path(__file__).resolve().parent.parent / "feature_repo"
+    sys.path.insert(0, str(repo))
+    try:
+        view = importlib.import_module("segment_features").user_segment_fv
+    finally:
+        sys.path.remove(str(repo))
+        for name in ("segment_features", "data_sources", "entities"):
+            sys.modules.pop(name, None)
+    declared = {f.name: f.dtype for f in view.schema if f.name != "user_id"}
+    assert declared == {"segment_name": String, "segment_model_version": Int64}
+    assert set(declared) | {"user_id", "event_timestamp"} == set(customer_user_segments.columns.keys())
+    assert all(f.description for f in view.schema if f.name in declared)
