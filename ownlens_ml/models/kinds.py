@@ -124,6 +124,7 @@ REGRESSION = TaskKind(
     importance_scoring="r2",
 )
 
+
 def _segment_names(model, x: pd.DataFrame) -> np.ndarray:
     return np.asarray(model.predict(x), dtype=object)
 
