@@ -67,3 +67,5 @@ class ModelSpec:
     description: str = ""
     window: LabelWindow = field(default_factory=lambda: LabelWindow(as_of=None))
     """Default label window; ``train --as-of`` moves its end."""
+    population: Callable[[Settings, datetime], pd.DataFrame] | None = None
+    """``(settings, as_of) -> frame`` of the entity keys that batch scoring scores at ``as_of``."""

@@ -8,7 +8,7 @@ from sklearn.pipeline import Pipeline
 from xgboost import XGBClassifier
 
 from ownlens_ml.models.baselines import preprocessing
-from ownlens_ml.models.customer.labels import lapsed_labels
+from ownlens_ml.models.customer.labels import active_readers, lapsed_labels
 from ownlens_ml.models.spec import Gate, LabelWindow, ModelSpec
 from ownlens_ml.settings import Settings
 
@@ -41,5 +41,6 @@ SPEC = ModelSpec(
     metrics=("roc_auc", "pr_auc", "log_loss", "brier", "calibration_error", "top_decile_lift"),
     gate=Gate(metric="roc_auc", min_gain=0.0),
     oracle=churn_oracle,
+    population=active_readers,
     description="Will a reader active in the last 30 days stay away for the next 30?",
 )

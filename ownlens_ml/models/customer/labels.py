@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import func, select, text
 
@@ -56,10 +58,21 @@ def lapsed_labels(settings: Settings, window: LabelWindow) -> pd.DataFrame:
     visits = visit_days(settings)
     frames = []
     for t in as_of_dates(visits, window, "churn"):
-        before = visits["day"].between(t - pd.Timedelta(days=HISTORY_DAYS), t, inclusive="left")
         after = visits["day"].between(t, t + pd.Timedelta(days=window.window_days), inclusive="left")
-        active = visits.loc[before, "user_id"].unique()
+        active = _active(visits, t)
         returned = visits.loc[after, "user_id"].unique()
         frames.append(pd.DataFrame({"user_id": active, "event_timestamp": t,
                                     "label": (~pd.Index(active).isin(returned)).astype("int64")}))
     return pd.concat(frames, ignore_index=True).sort_values(["event_timestamp", "user_id"], ignore_index=True)
+
+
+def _active(visits: pd.DataFrame, t: pd.Timestamp) -> np.ndarray:
+    before = visits["day"].between(t - pd.Timedelta(days=HISTORY_DAYS), t, inclusive="left")
+    return visits.loc[before, "user_id"].unique()
+
+
+def active_readers(settings: Settings, as_of: datetime) -> pd.DataFrame:
+    """Readers who visited in the HISTORY_DAYS before ``as_of``: whom churn scores then."""
+    t = pd.Timestamp(as_of)
+    t = t.tz_localize("UTC") if t.tz is None else t.tz_convert("UTC")
+    return pd.DataFrame({"user_id": np.sort(_active(visit_days(settings), t))})

@@ -1,0 +1,135 @@
+"""Online and batch inference: the in-process predictor, the HTTP service, batch scoring, and
+their behaviour under bad input and faults, against real PostgreSQL and Redis."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ownlens_ml import registry
+from ownlens_ml.errors import ValidationError
+from ownlens_ml.features import store
+from ownlens_ml.models.baselines import feature_matrix
+from ownlens_ml.pipelines.training import predict
+from ownlens_ml.serving.predictor import Predictor
+from ownlens_ml.settings import Settings
+from serving_platform import build, new_database
+
+pytestmark = pytest.mark.production
+
+
+@pytest.fixture(scope="module")
+def platform(pg_server, redis_server, tmp_path_factory) -> Settings:
+    url, drop = new_database(pg_server)
+    settings = Settings(profile="production", home=tmp_path_factory.mktemp("serving"), database_url=url,
+                        redis_url=redis_server, project=f"t{np.random.default_rng().integers(1 << 40):x}")
+    yield build(settings)
+    drop()
+
+
+@pytest.fixture(scope="module")
+def users(platform) -> list[int]:
+    """Readers with online features (the newest snapshot), and one the platform never saw."""
+    frame = store.online_features(platform, "churn_v1", {"user_id": list(range(1, 80))}).frame
+    known = frame.loc[frame["sessions_30d"].notna(), "user_id"].tolist()
+    assert len(known) > 20
+    return known[:20]
+
+
+def pipeline_scores(settings: Settings, features: list[dict]) -> np.ndarray:
+    """What the registered sklearn pipeline says of these feature values."""
+    _, model = registry.load_model(settings, "churn", "champion")
+    x = feature_matrix(pd.DataFrame(features), list(model.feature_names_in_))
+    return predict("binary", model, x)
+
+
+def test_predictor_equals_the_registered_pipeline_on_the_served_values(platform, users):
+    predictor = Predictor(platform, "churn", watch_every=None)
+    ids = users + [10**9]
+    prediction = predictor.predict(ids)
+    assert predictor.version.version == registry.get_version(platform, "churn", "champion").version
+    assert [r.entity["user_id"] for r in prediction.results] == ids
+    # the served values are Feast's own online values
+    sdk = store.online_features(platform, "churn_v1", {"user_id": ids}, engine="feast").frame
+    served = pd.DataFrame([r.features for r in prediction.results])
+    pd.testing.assert_frame_equal(served.astype(float), sdk[served.columns].astype(float))
+    scores = np.array([r.score for r in prediction.results])
+    assert np.array_equal(scores, pipeline_scores(platform, [r.features for r in prediction.results]))
+    assert predictor._loaded.scorer.booster is not None  # the shortcut was proved equal at load time
+    single = predictor.predict([users[0]]).results[0]
+    assert single.score == prediction.results[0].score
+    assert not single.cold_start and single.stale_views == []
+    assert set(single.feature_age_seconds) == {"user_daily_engagement", "user_daily_behaviour",
+                                               "user_daily_recency", "user_daily_subscription"}
+
+
+def test_unknown_reader_is_a_flagged_cold_start(platform):
+    result = Predictor(platform, "churn", watch_every=None).predict([10**9]).results[0]
+    assert result.cold_start and all(age is None for age in result.feature_age_seconds.values())
+    assert all(value is None for value in result.features.values())
+    assert result.score == pipeline_scores(platform, [result.features])[0]
+
+
+def test_values_older_than_the_ttl_are_missing_and_flagged(platform, users):
+    predictor = Predictor(platform, "churn", watch_every=None)
+    fresh = predictor.predict([users[0]]).results[0]
+    later = datetime.now(timezone.utc) + timedelta(days=3)  # the daily views' TTL is 2 days
+    stale = predictor.predict([users[0]], now=later).results[0]
+    assert set(stale.stale_views) == set(fresh.feature_age_seconds)
+    assert not stale.cold_start
+    assert all(value is None for value in stale.features.values())
+    assert stale.score == pipeline_scores(platform, [stale.features])[0]
+    assert stale.score != fresh.score
+
+
+def test_bad_entities_get_clear_errors(platform):
+    predictor = Predictor(platform, "churn", watch_every=None)
+    for kwargs, words in [({}, "exactly one"), ({"ids": ["7"]}, "64-bit"), ({"ids": [2**63]}, "64-bit"),
+                          ({"ids": []}, "1 to 1000"), ({"entities": [{"article_id": 1}]}, "user_id")]:
+        with pytest.raises(ValidationError, match=words):
+            predictor.predict(**kwargs)
+
+
+def test_champion_moves_are_followed_without_a_stall(platform, users):
+    """A second version registered and promoted while calls run: they never fail or wait long,
+    and switch to the new version."""
+    champion, model = registry.load_model(platform, "churn", "champion")
+    run = registry.start_run(platform, "churn", {})
+    fields = {f: getattr(champion, f) for f in ("feature_service", "feature_service_hash", "training_set_fingerprint",
+                                                "window_start", "window_end", "params", "metrics")}
+    second = registry.register(platform, run, model_name="churn", task="binary", estimator=model, **fields)
+    predictor = Predictor(platform, "churn", watch_every=0.1)
+    seen, slowest, errors = [], [0.0], []
+    stop = threading.Event()
+
+    def call() -> None:
+        while not stop.is_set():
+            started = time.perf_counter()
+            try:
+                seen.append(predictor.predict([users[0]]).version)
+            except Exception as exc:  # noqa: BLE001 - any failure fails the test
+                errors.append(exc)
+            slowest[0] = max(slowest[0], time.perf_counter() - started)
+
+    caller = threading.Thread(target=call)
+    caller.start()
+    try:
+        time.sleep(0.3)
+        registry.promote(platform, "churn", second.version)
+        deadline = time.monotonic() + 10
+        while predictor.version.version != second.version and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.2)
+    finally:
+        stop.set()
+        caller.join()
+        predictor.close()
+        registry.rollback(platform, "churn")
+    assert not errors
+    assert seen[0] == champion.version and seen[-1] == second.version
+    assert slowest[0] < 0.5, slowest  # a load happens beside the calls, never inside one
