@@ -89,7 +89,7 @@ def test_values_older_than_the_ttl_are_missing_and_flagged(platform, users):
 
 def test_bad_entities_get_clear_errors(platform):
     predictor = Predictor(platform, "churn", watch_every=None)
-    for kwargs, words in [({}, "exactly one"), ({"ids": ["7"]}, "64-bit"), ({"ids": [2**63]}, "64-bit"),
+    for kwargs, words in [({}, "exactly one"), ({"ids": ["7"]}, r"ids\.0: .7. is not a 64-bit"), ({"ids": [2**63]}, "64-bit"),
                           ({"ids": []}, "1 to 1000"), ({"entities": [{"article_id": 1}]}, "user_id")]:
         with pytest.raises(ValidationError, match=words):
             predictor.predict(**kwargs)
@@ -133,3 +133,91 @@ def test_champion_moves_are_followed_without_a_stall(platform, users):
     assert not errors
     assert seen[0] == champion.version and seen[-1] == second.version
     assert slowest[0] < 0.5, slowest  # a load happens beside the calls, never inside one
+
+
+# --- HTTP ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def client(platform):
+    from fastapi.testclient import TestClient
+
+    from ownlens_ml.serving.app import create_app
+
+    with TestClient(create_app(platform, check_every=0.5), raise_server_exceptions=False) as http:
+        yield http
+
+
+def sample(name: str, labels: dict | None = None) -> float:
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value(name, labels or {}) or 0.0
+
+
+def logged(settings: Settings, where: str, expected: int, timeout: float = 10.0) -> list:
+    from sqlalchemy import text
+
+    from ownlens_ml.db import get_engine
+
+    deadline = time.monotonic() + timeout
+    while True:
+        with get_engine(settings).connect() as conn:
+            rows = conn.execute(text(f"SELECT * FROM ml_model_predictions WHERE {where}")).mappings().all()
+        if len(rows) >= expected or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.1)
+
+
+def test_http_in_process_and_log_agree(platform, client, users):
+    ids = users[:5]
+    response = client.post("/v1/predict/churn", json={"ids": ids})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    local = Predictor(platform, "churn", watch_every=None).predict(ids)
+    assert body["version"] == local.version
+    assert [p["score"] for p in body["predictions"]] == [r.score for r in local.results]
+    rows = logged(platform, f"source = 'online' AND entity_id IN ({','.join(map(str, ids))})", len(ids))
+    assert len(rows) >= len(ids)
+    row = next(r for r in rows if r["entity_id"] == ids[0])
+    assert row["entity_key"] == f'{{"user_id":{ids[0]}}}' and row["version"] == body["version"]
+    assert row["score"] == body["predictions"][0]["score"] == row["output"]["score"]
+    assert row["features"] == local.results[0].features
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["models"] == {"churn": body["version"]}
+    metrics = client.get("/metrics").text
+    for name in ("ownlens_http_requests_total", "ownlens_http_request_seconds_bucket", "ownlens_model_version_loaded",
+                 "ownlens_prediction_log_written_rows_total"):
+        assert name in metrics
+
+
+@pytest.mark.parametrize("body, loc", [
+    ('{"ids": [1,', ["body", 11]),
+    ({"ids": ["7"]}, ["body", "ids", 0]),
+    ({"ids": [1.5]}, ["body", "ids", 0]),
+    ({"ids": [2**64]}, ["body", "ids", 0]),
+    ({"ids": []}, ["body", "ids"]),
+    ({"ids": list(range(1001))}, ["body", "ids"]),
+    ({"entities": [{"article_id": 1}]}, ["body", "entities", 0]),
+    ({"ids": [1], "extra": 2}, ["body", "extra"]),
+])
+def test_bad_requests_are_422_naming_the_field(client, body, loc):
+    kwargs = {"content": body, "headers": {"content-type": "application/json"}} if isinstance(body, str) else {"json": body}
+    response = client.post("/v1/predict/churn", **kwargs)
+    assert response.status_code == 422, response.text
+    assert any(error["loc"] == loc for error in response.json()["detail"]), response.json()
+
+
+def test_unknown_model_is_404_listing_the_known_ones(client):
+    response = client.post("/v1/predict/chrun", json={"ids": [1]})
+    assert response.status_code == 404
+    assert "no model 'chrun'" in response.json()["detail"] and "known: churn" in response.json()["detail"]
+
+
+def test_cold_start_is_answered_and_counted(client):
+    before = sample("ownlens_fallbacks_total", {"model": "churn", "reason": "cold_start"})
+    response = client.post("/v1/predict/churn", json={"ids": [10**12]})
+    assert response.status_code == 200
+    answer = response.json()["predictions"][0]
+    assert answer["cold_start"] and 0 < answer["score"] < 1
+    assert set(answer["feature_age_seconds"].values()) == {None}
+    assert sample("ownlens_fallbacks_total", {"model": "churn", "reason": "cold_start"}) == before + 1

@@ -273,23 +273,34 @@ class Predictor:
             return False
 
 
+class InvalidEntityError(ValidationError):
+    """An entity of a request is malformed; ``loc`` names the field, e.g. ``("ids", 3)``."""
+
+    def __init__(self, message: str, loc: tuple = ()):
+        super().__init__(message)
+        self.loc = loc
+
+
 def _entity_rows(keys: list[str], ids: list[int] | None, entities: list[dict[str, int]] | None) -> dict[str, list]:
     if (ids is None) == (entities is None):
-        raise ValidationError("give exactly one of ids (for a model with one join key) or entities")
+        raise InvalidEntityError("give exactly one of ids (for a model with one join key) or entities")
+    field = "ids" if ids is not None else "entities"
     if ids is not None:
         if len(keys) != 1:
-            raise ValidationError(f"ids: this model has join keys {keys}; send entities instead")
+            raise InvalidEntityError(f"ids: this model has join keys {keys}; send entities instead", ("ids",))
         entities = [{keys[0]: i} for i in ids]
     if not entities or len(entities) > MAX_ENTITIES:
-        raise ValidationError(f"entities: send 1 to {MAX_ENTITIES} entities, not {len(entities)}")
+        raise InvalidEntityError(f"{field}: send 1 to {MAX_ENTITIES} entities, not {len(entities)}", (field,))
     rows: dict[str, list] = {k: [] for k in keys}
     for i, entity in enumerate(entities):
         if set(entity) != set(keys):
-            raise ValidationError(f"entities[{i}]: join keys must be exactly {keys}, got {sorted(entity)}")
+            raise InvalidEntityError(f"entities[{i}]: join keys must be exactly {keys}, got {sorted(entity)}",
+                                     ("entities", i))
         for key in keys:
             value = entity[key]
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or not INT64[0] <= value <= INT64[1]:
-                raise ValidationError(f"entities[{i}].{key}: {value!r} is not a 64-bit integer id")
+                loc = ("ids", i) if field == "ids" else ("entities", i, key)
+                raise InvalidEntityError(f"{'.'.join(map(str, loc))}: {value!r} is not a 64-bit integer id", loc)
             rows[key].append(int(value))
     return rows
 

@@ -1,0 +1,294 @@
+"""The HTTP prediction service (``ownlens-ml serve``): FastAPI over the in-process predictors.
+
+``POST /v1/predict/{model}`` scores one or many entities; ``/healthz`` says the process is
+up, ``/readyz`` that models are loaded and the online store answers, ``/metrics`` exposes
+Prometheus counters and histograms; OpenAPI at ``/docs``. Models are loaded at start-up and
+kept current by one background thread (champion moves, models that gain a champion, a
+registry that comes back); a request never waits for a load. Every answer goes to the
+prediction log through a bounded queue (``prediction_log.py``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import warnings
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import FastAPI, HTTPException, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from ownlens_ml.errors import DatabaseUnavailableError, RedisUnavailableError, UnknownModelVersionError
+from ownlens_ml.features import redis_layout as layout
+from ownlens_ml.models import SPECS
+from ownlens_ml.serving.prediction_log import PredictionLog
+from ownlens_ml.serving.predictor import INT64, MAX_ENTITIES, REDIS_TIMEOUT_SECONDS, InvalidEntityError, Predictor
+from ownlens_ml.settings import Settings
+
+log = logging.getLogger(__name__)
+
+REQUESTS = Counter("ownlens_http_requests", "HTTP requests by endpoint and status", ["endpoint", "status"])
+LATENCY = Histogram("ownlens_http_request_seconds", "HTTP request latency by endpoint", ["endpoint"],
+                    buckets=(.0005, .001, .002, .003, .005, .0075, .01, .025, .05, .1, .25, .5, 1.0, 2.5))
+ERRORS = Counter("ownlens_http_errors", "Requests answered with an error, by endpoint and reason", ["endpoint", "reason"])
+FALLBACKS = Counter("ownlens_fallbacks", "Answers that fell back (cold start, popularity)", ["model", "reason"])
+STALE = Counter("ownlens_stale_features", "Entity feature views older than their TTL, read as missing", ["model", "view"])
+VERSIONS = Gauge("ownlens_model_version_loaded", "Model version being served", ["model"], multiprocess_mode="max")
+_REASONS = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 422: "invalid_request",
+            503: "unavailable"}
+
+Id = Annotated[int, Field(strict=True, ge=INT64[0], le=INT64[1])]
+
+
+class PredictRequest(BaseModel):
+    """Entities to score: ``ids`` for a model with one join key, else ``entities``."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"ids": [17, 42]}]})
+    ids: list[Id] | None = Field(None, min_length=1, max_length=MAX_ENTITIES,
+                                 description="Entity ids, e.g. user ids for churn")
+    entities: list[dict[str, Id]] | None = Field(
+        None, min_length=1, max_length=MAX_ENTITIES,
+        description='Join key -> id per entity, e.g. [{"article_id": 5, "author_id": 2}]')
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> PredictRequest:
+        if (self.ids is None) == (self.entities is None):
+            raise ValueError("give exactly one of 'ids' or 'entities'")
+        return self
+
+
+class EntityPrediction(BaseModel):
+    entity: dict[str, int]
+    score: float = Field(description="Probability of the positive class (binary models) or the prediction")
+    cold_start: bool = Field(description="The online store holds nothing for this entity: the score is the "
+                                         "model's answer on all-missing features")
+    stale_views: list[str] = Field(description="Feature views older than their TTL, read as missing")
+    feature_age_seconds: dict[str, float | None] = Field(description="Per feature view, seconds since its values "
+                                                                     "were stamped (null: none stored)")
+
+
+class PredictResponse(BaseModel):
+    model: str
+    version: int
+    feature_service: str
+    served_at: datetime
+    predictions: list[EntityPrediction]
+
+
+class Readiness(BaseModel):
+    ready: bool
+    models: dict[str, int] = Field(description="Model -> version loaded")
+    online_store: bool
+    reasons: list[str]
+
+
+class Serving:
+    """The models one process serves, loaded off the request path and kept current."""
+
+    def __init__(self, settings: Settings, *, check_every: float = 5.0, redis_timeout: float = REDIS_TIMEOUT_SECONDS,
+                 log_queue: int = 10_000):
+        self.settings, self.check_every, self.redis_timeout = settings, check_every, redis_timeout
+        self.predictors: dict[str, Predictor] = {}
+        self.unserved: dict[str, str] = {}
+        self.registry_error: str | None = None
+        self.log = PredictionLog(settings, max_queue=log_queue)
+        self._probe = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True, name="serving-refresh")
+
+    def start(self) -> None:
+        self._refresh()
+        self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        self.log.close()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.check_every):
+            self._refresh()
+
+    def _refresh(self) -> None:
+        try:
+            for name in SPECS:
+                predictor = self.predictors.get(name)
+                if predictor is not None:
+                    predictor.refresh()
+                else:
+                    try:
+                        self.predictors[name] = Predictor(self.settings, name, watch_every=None,
+                                                          redis_timeout=self.redis_timeout)
+                        self.unserved.pop(name, None)
+                    except UnknownModelVersionError:
+                        self.unserved[name] = "no champion yet"
+                VERSIONS.labels(name).set(self.predictors[name].version.version if name in self.predictors else 0)
+        except DatabaseUnavailableError as exc:
+            if self.registry_error is None:  # one line per outage, not one per retry
+                log.error("not ready: the model registry is unreachable (%s); retrying every %.0fs",
+                          exc, self.check_every)
+            self.registry_error = str(exc)
+            return
+        except Exception as exc:  # keep serving what is loaded
+            log.warning("model refresh failed: %s: %s", type(exc).__name__, exc)
+            return
+        if self.registry_error is not None:
+            log.warning("the model registry is reachable again; serving %s", ", ".join(self.predictors) or "nothing")
+        self.registry_error = None
+
+    def predictor(self, model: str) -> Predictor:
+        predictor = self.predictors.get(model)
+        if predictor is None:
+            known = ", ".join(sorted(self.predictors)) or "none"
+            waiting = "; ".join(f"{name}: {why}" for name, why in sorted(self.unserved.items()))
+            raise HTTPException(404, f"no model {model!r} is served; known: {known}" + (f" ({waiting})" if waiting else ""))
+        return predictor
+
+    def online_store_reachable(self) -> bool:
+        if not self.settings.is_production:
+            return True
+        try:
+            if self._probe is None:
+                self._probe = layout.redis_client(self.settings, timeout=self.redis_timeout)
+            return bool(self._probe.ping())
+        except Exception:  # noqa: BLE001 - any failure means not reachable
+            return False
+
+    def readiness(self) -> Readiness:
+        reasons = []
+        if self.registry_error:
+            reasons.append(f"model registry unreachable: {self.registry_error}")
+        if not self.predictors:
+            reasons.append("no model loaded")
+        online = self.online_store_reachable()
+        if not online:
+            reasons.append("online store unreachable")
+        return Readiness(ready=not reasons, models={n: p.version.version for n, p in self.predictors.items()},
+                         online_store=online, reasons=reasons)
+
+
+class _Metrics:
+    """Counts and times every request by endpoint (pure ASGI: no per-request task or copy)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = [500]
+
+        async def send_status(message):
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            endpoint = getattr(scope.get("endpoint"), "__name__", "unmatched")
+            LATENCY.labels(endpoint).observe(time.perf_counter() - started)
+            REQUESTS.labels(endpoint, str(status[0])).inc()
+            if status[0] >= 400:
+                ERRORS.labels(endpoint, _REASONS.get(status[0], "internal" if status[0] >= 500 else "client")).inc()
+
+
+def create_app(settings: Settings, **options) -> FastAPI:
+    """The service for these settings; ``options`` go to ``Serving`` (check_every, redis_timeout, log_queue)."""
+    serving = Serving(settings, **options)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        serving.start()
+        yield
+        serving.close()  # after uvicorn has finished the requests in flight
+
+    app = FastAPI(title="OwnLens ML prediction service", version="1", lifespan=lifespan,
+                  description="Online predictions from the registry's champions on the online store's features.")
+    app.state.serving = serving
+    app.add_middleware(_Metrics)
+
+    @app.post("/v1/predict/{model}", response_model=PredictResponse, responses={
+        404: {"description": "Unknown model; the message lists the known ones"},
+        422: {"description": "Malformed body or entity; the field is named"},
+        503: {"description": "The online store did not answer in time"}})
+    def predict(model: str, body: PredictRequest) -> dict:
+        """Score one or many entities with the model's champion on its online features."""
+        predictor = serving.predictor(model)
+        try:
+            prediction = predictor.predict(body.ids, entities=body.entities)
+        except InvalidEntityError as exc:
+            raise HTTPException(422, [{"loc": ["body", *exc.loc], "msg": str(exc), "type": "value_error"}]) from None
+        except RedisUnavailableError as exc:
+            raise HTTPException(503, str(exc)) from None
+        serving.log.record(prediction)
+        results = []
+        for r in prediction.results:
+            if r.cold_start:
+                FALLBACKS.labels(model, "cold_start").inc()
+            for view in r.stale_views:
+                STALE.labels(model, view).inc()
+            results.append({"entity": r.entity, "score": r.score, "cold_start": r.cold_start,
+                            "stale_views": r.stale_views, "feature_age_seconds": r.feature_age_seconds})
+        return {"model": prediction.model, "version": prediction.version,
+                "feature_service": prediction.feature_service, "served_at": prediction.served_at,
+                "predictions": results}
+
+    @app.get("/healthz")
+    def healthz() -> dict:
+        """The process is up."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}})
+    def readyz():
+        """Models are loaded, the registry was reached and the online store answers."""
+        state = serving.readiness()
+        return JSONResponse(state.model_dump(), status_code=200 if state.ready else 503)
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        """Prometheus metrics (all workers' when several run)."""
+        registry = REGISTRY
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            from prometheus_client import multiprocess
+
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """Factory for uvicorn workers: settings from ``OWNLENS_*``, options from ``OWNLENS_SERVE_*``."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("ownlens_ml").setLevel(logging.INFO)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", message=".*experimental feature.*")
+    env = os.environ
+    return create_app(Settings.from_env(), check_every=float(env.get("OWNLENS_SERVE_CHECK_SECONDS", 5)),
+                      redis_timeout=float(env.get("OWNLENS_SERVE_REDIS_TIMEOUT", REDIS_TIMEOUT_SECONDS)))
+
+
+def run(settings: Settings, host: str, port: int, workers: int = 1) -> None:
+    """Serve until SIGTERM/SIGINT: uvicorn finishes the requests in flight, then the log is flushed."""
+    import tempfile
+
+    import uvicorn
+
+    os.environ.update({"OWNLENS_PROFILE": settings.profile, "OWNLENS_HOME": str(settings.home),
+                       "OWNLENS_DATABASE_URL": settings.database_url, "OWNLENS_REDIS_URL": settings.redis_url,
+                       "OWNLENS_FEATURE_REPO": str(settings.feature_repo), "OWNLENS_FEAST_PROJECT": settings.project})
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # set before the workers import prometheus_client, so /metrics sums every worker
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="ownlens-metrics-")
+    uvicorn.run("ownlens_ml.serving.app:app_from_env", factory=True, host=host, port=port, workers=workers,
+                access_log=False, log_level="info")
