@@ -3,6 +3,7 @@ their behaviour under bad input and faults, against real PostgreSQL and Redis.""
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
 from datetime import datetime, timedelta, timezone
@@ -221,3 +222,116 @@ def test_cold_start_is_answered_and_counted(client):
     assert answer["cold_start"] and 0 < answer["score"] < 1
     assert set(answer["feature_age_seconds"].values()) == {None}
     assert sample("ownlens_fallbacks_total", {"model": "churn", "reason": "cold_start"}) == before + 1
+
+
+# --- faults ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def own_redis(platform, tmp_path):
+    """The platform's features in a redis-server of this test's own, and settings that use it."""
+    from serving_platform import OwnRedis, with_redis
+
+    server = OwnRedis(tmp_path)
+    settings = with_redis(platform, server.url)
+    server.materialize = lambda: _materialize(settings)
+    server.materialize()
+    yield server, settings
+    subprocess.run(["kill", "-CONT", str(server.pid)], check=False)
+    server.stop()
+
+
+def _materialize(settings: Settings) -> None:
+    from ownlens_ml.features.quality import newest_snapshot, utc_midnight
+
+    end = utc_midnight(newest_snapshot(settings))
+    store.materialize(settings, end - timedelta(days=30), end)
+
+
+def timed_post(http, path: str, body: dict):
+    started = time.perf_counter()
+    response = http.post(path, json=body)
+    return response, time.perf_counter() - started
+
+
+def test_redis_down_is_503_in_bounded_time_and_recovers_without_restart(own_redis, users):
+    from fastapi.testclient import TestClient
+
+    from ownlens_ml.serving.app import create_app
+
+    server, settings = own_redis
+    with TestClient(create_app(settings, check_every=0.2)) as http:
+        first, _ = timed_post(http, "/v1/predict/churn", {"ids": users[:3]})
+        assert first.status_code == 200 and http.get("/readyz").status_code == 200
+
+        server.stop()
+        down, seconds = timed_post(http, "/v1/predict/churn", {"ids": users[:3]})
+        assert down.status_code == 503 and f"127.0.0.1:{server.port}" in down.json()["detail"]
+        assert seconds < 2.0
+        ready = http.get("/readyz")
+        assert ready.status_code == 503 and ready.json()["online_store"] is False
+
+        # a Redis that accepts connections but never answers: the read timeout bounds the wait
+        server.start()
+        subprocess.run(["kill", "-STOP", str(server.pid)], check=True)
+        hung, seconds = timed_post(http, "/v1/predict/churn", {"ids": users[:3]})
+        assert hung.status_code == 503 and seconds < 3.0
+        subprocess.run(["kill", "-CONT", str(server.pid)], check=True)
+
+        server.materialize()  # the new server started empty
+        again, _ = timed_post(http, "/v1/predict/churn", {"ids": users[:3]})
+        assert again.status_code == 200
+        assert [p["score"] for p in again.json()["predictions"]] == [p["score"] for p in first.json()["predictions"]]
+        assert http.get("/readyz").status_code == 200
+
+
+def test_a_full_queue_or_a_database_outage_drops_log_rows_and_counts_them(platform, users):
+    import dataclasses
+
+    from ownlens_ml.serving.prediction_log import PredictionLog
+    from serving_platform import free_port
+
+    prediction = Predictor(platform, "churn", watch_every=None).predict(users[:2])
+    down = dataclasses.replace(platform, database_url=f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere")
+    before = sample("ownlens_prediction_log_dropped_rows_total", {"reason": "database"})
+    outage = PredictionLog(down, flush_seconds=0.05)
+    started = time.perf_counter()
+    for _ in range(5):
+        outage.record(prediction)
+    assert time.perf_counter() - started < 0.05  # recording never waits for the database
+    outage.close()
+    assert sample("ownlens_prediction_log_dropped_rows_total", {"reason": "database"}) == before + 10
+
+    full_before = sample("ownlens_prediction_log_dropped_rows_total", {"reason": "queue_full"})
+    tiny = PredictionLog(down, max_queue=1, flush_seconds=0.05)
+    for _ in range(200):
+        tiny.record(prediction)
+    tiny.close()
+    assert sample("ownlens_prediction_log_dropped_rows_total", {"reason": "queue_full"}) > full_before
+
+
+def test_schemathesis_finds_no_server_error(platform):
+    """Requests generated from the service's own OpenAPI document, valid and invalid: no 5xx."""
+    import schemathesis
+    from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
+    from schemathesis.checks import not_a_server_error
+    from schemathesis.generation.modes import GenerationMode
+
+    from ownlens_ml.serving.app import create_app
+
+    app = create_app(platform)
+    schema = schemathesis.openapi.from_asgi("/openapi.json", app)
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert {op.path for op in operations} >= {"/v1/predict/{model}", "/healthz", "/readyz", "/metrics"}
+    strategy = st.one_of([op.as_strategy(generation_mode=mode) for op in operations
+                          for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)])
+    statuses = []
+
+    @hypothesis_settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @given(strategy)
+    def check(case):
+        response = case.call_and_validate(checks=[not_a_server_error])
+        statuses.append(response.status_code)
+
+    check()  # schemathesis runs the app's lifespan once and keeps it for the process
+    assert {200, 422} <= set(statuses), statuses

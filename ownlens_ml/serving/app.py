@@ -97,19 +97,27 @@ class Serving:
         self.predictors: dict[str, Predictor] = {}
         self.unserved: dict[str, str] = {}
         self.registry_error: str | None = None
-        self.log = PredictionLog(settings, max_queue=log_queue)
+        self.log_queue = log_queue
+        self.log: PredictionLog | None = None
         self._probe = None
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True, name="serving-refresh")
+        self._thread: threading.Thread | None = None
 
     def start(self) -> None:
+        """Load the models, start the prediction log and the refresh thread (again after ``close``)."""
+        self._stop.clear()
+        self.log = PredictionLog(self.settings, max_queue=self.log_queue)
         self._refresh()
+        self._thread = threading.Thread(target=self._loop, daemon=True, name="serving-refresh")
         self._thread.start()
 
     def close(self) -> None:
+        """Stop the refresh thread and write the prediction log's queue out."""
         self._stop.set()
-        self._thread.join(timeout=10)
-        self.log.close()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        if self.log is not None:
+            self.log.close()
 
     def _loop(self) -> None:
         while not self._stop.wait(self.check_every):
