@@ -335,3 +335,168 @@ def test_schemathesis_finds_no_server_error(platform):
 
     check()  # schemathesis runs the app's lifespan once and keeps it for the process
     assert {200, 422} <= set(statuses), statuses
+
+
+# --- a real uvicorn process -----------------------------------------------------------------
+
+
+def serve(settings: Settings, port: int, **env: str) -> subprocess.Popen:
+    import os
+    import sys
+    from pathlib import Path
+
+    variables = os.environ | {
+        "OWNLENS_HOME": str(settings.home), "OWNLENS_DATABASE_URL": settings.database_url,
+        "OWNLENS_REDIS_URL": settings.redis_url, "OWNLENS_FEAST_PROJECT": settings.project,
+        "OWNLENS_SERVE_CHECK_SECONDS": "0.5"} | env
+    cli = str(Path(sys.executable).with_name("ownlens-ml"))
+    return subprocess.Popen([cli, "--profile", "production", "serve", "--port", str(port)], env=variables,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for(port: int, path: str, status: int, timeout: float = 60.0):
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            response = httpx.get(f"http://127.0.0.1:{port}{path}", timeout=2)
+            if response.status_code == status:
+                return response
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"{path} never answered {status}")
+
+
+def test_registry_unreachable_at_start_up_means_not_ready_with_one_log_line(platform):
+    import dataclasses
+    import signal
+
+    from serving_platform import free_port
+
+    port = free_port()
+    down = dataclasses.replace(platform, database_url=f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere")
+    process = serve(down, port)
+    try:
+        wait_for(port, "/healthz", 200)
+        ready = wait_for(port, "/readyz", 503)
+        assert any("registry unreachable" in reason for reason in ready.json()["reasons"])
+        time.sleep(1.5)  # three more attempts to load
+        assert wait_for(port, "/readyz", 503).json()["ready"] is False
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=30)
+    lines = [line for line in stderr.splitlines() if "registry is unreachable" in line]
+    assert len(lines) == 1, stderr
+    assert f"127.0.0.1" in lines[0] and "Traceback" not in stderr
+
+
+def test_sigterm_finishes_requests_in_flight_and_flushes_the_log(own_redis, users):
+    import signal
+
+    import httpx
+
+    from serving_platform import free_port
+
+    server, settings = own_redis
+    port = free_port()
+    process = serve(settings, port, OWNLENS_SERVE_REDIS_TIMEOUT="10")
+    marker = users[7]
+    try:
+        wait_for(port, "/readyz", 200)
+        started = datetime.now(timezone.utc)
+        subprocess.run(["kill", "-STOP", str(server.pid)], check=True)  # the next request waits on Redis
+        answer = {}
+        caller = threading.Thread(target=lambda: answer.update(response=httpx.post(
+            f"http://127.0.0.1:{port}/v1/predict/churn", json={"ids": [marker]}, timeout=30)))
+        caller.start()
+        time.sleep(0.5)
+        process.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        assert process.poll() is None  # still finishing the request
+        subprocess.run(["kill", "-CONT", str(server.pid)], check=True)
+        caller.join(timeout=30)
+        assert answer["response"].status_code == 200
+        assert process.wait(timeout=30) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal once done
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.communicate()
+    rows = logged(settings, f"entity_id = {marker} AND source = 'online' AND predicted_at >= '{started.isoformat()}'", 1,
+                  timeout=0)
+    assert len(rows) == 1 and rows[0]["score"] == answer["response"].json()["predictions"][0]["score"]
+
+
+# --- batch scoring --------------------------------------------------------------------------
+
+
+def batch_rows(settings: Settings, batch_id: str) -> pd.DataFrame:
+    from sqlalchemy import text
+
+    from ownlens_ml.db import get_engine
+
+    with get_engine(settings).connect() as conn:
+        return pd.read_sql_query(text("SELECT * FROM ml_model_predictions WHERE batch_id = :b"), conn,
+                                 params={"b": batch_id})
+
+
+def test_batch_in_process_and_http_agree_for_the_same_feature_values(platform, client, users):
+    from ownlens_ml.pipelines.inference import default_as_of, score
+
+    result = score(platform, "churn")
+    assert result.as_of == default_as_of(platform)
+    rows = batch_rows(platform, result.batch_id).set_index("entity_id")
+    population = store.training_set(platform, "churn_v1", pd.DataFrame({"user_id": users, "event_timestamp":
+                                                                        pd.Timestamp(result.as_of)}))
+    online = Predictor(platform, "churn", watch_every=None).predict(users)
+    http = client.post("/v1/predict/churn", json={"ids": users}).json()["predictions"]
+    compared = 0
+    for i, user in enumerate(users):
+        offline = population.frame.iloc[i][population.features].astype(float)
+        served = pd.Series(online.results[i].features, dtype=float)[population.features]
+        if user not in rows.index or not np.allclose(offline, served, equal_nan=True, rtol=0, atol=0):
+            continue  # not in the population at as-of, or different values: nothing to compare
+        assert rows.loc[user, "score"] == online.results[i].score == http[i]["score"]
+        assert rows.loc[user, "version"] == online.version
+        compared += 1
+    assert compared >= len(users) // 2
+
+
+def test_batch_scoring_is_idempotent_and_an_interrupted_run_leaves_nothing(platform, monkeypatch):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from ownlens_ml.models import get_spec
+    from ownlens_ml.pipelines import inference
+
+    as_of = inference.default_as_of(platform) - timedelta(days=7)
+    expected = len(get_spec("churn").population(platform, as_of))
+    real, calls = store.training_set, []
+
+    def failing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # as if the run were stopped between two chunks
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(inference.store, "training_set", failing)
+    with pytest.raises(KeyboardInterrupt):
+        inference.score(platform, "churn", as_of, chunk_rows=100)
+    monkeypatch.setattr(inference.store, "training_set", real)
+    version = registry.get_version(platform, "churn", "champion").version
+    batch_id = inference.batch_key("churn", version, as_of)
+    assert len(batch_rows(platform, batch_id)) == 0
+
+    env = {"OWNLENS_HOME": str(platform.home), "OWNLENS_DATABASE_URL": platform.database_url,
+           "OWNLENS_REDIS_URL": platform.redis_url, "OWNLENS_FEAST_PROJECT": platform.project}
+    cli = str(Path(sys.executable).with_name("ownlens-ml"))
+    for _ in range(2):  # the rerun completes the batch; a second one replaces it
+        done = subprocess.run([cli, "--profile", "production", "score", "churn", "--as-of", f"{as_of:%Y-%m-%d}"],
+                              env=__import__("os").environ | env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        assert f"scored {expected:,} entities" in done.stdout
+        rows = batch_rows(platform, batch_id)
+        assert len(rows) == expected and rows["entity_key"].is_unique
+        assert set(rows["version"]) == {version} and (rows["as_of"] == pd.Timestamp(as_of)).all()
