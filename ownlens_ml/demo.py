@@ -16,7 +16,8 @@ from ownlens_ml.settings import Settings
 def run_demo(settings: Settings, console: Console, *, users: int = 6_000, days: int = 120, seed: int = 7) -> None:
     """Init the database, generate a platform and profile it, build and check features, apply the Feast
     repository, materialize, show a training row and an online vector, then train, evaluate,
-    register and promote the churn model."""
+    register and promote the churn model, serve it over HTTP for one request, and score every
+    active reader in a batch."""
     from ownlens_ml.data.generator import GeneratorConfig, generate
     from ownlens_ml.data.profile import profile_report
     from ownlens_ml.db import init_db
@@ -77,4 +78,52 @@ def run_demo(settings: Settings, console: Console, *, users: int = 6_000, days: 
     status = "promoted to champion" if result.promoted else "kept as challenger: " + "; ".join(result.refusals)
     console.print(f"   registered churn v{result.version.version} (sha256 {result.version.artifact_sha256[:12]}…), {status}")
     console.print(f"   evaluation report: {result.report}")
+    if not result.promoted:
+        from ownlens_ml import registry
+
+        registry.promote(settings, "churn", result.version.version)
+        console.print(f"   [yellow]made v{result.version.version} champion anyway, for the serving steps below only[/]")
+
+    _serve_once(settings, console)
+
+    from ownlens_ml.pipelines.inference import score
+
+    batch = score(settings, "churn", progress=True)
+    console.print(f"8. batch scoring: {batch.rows:,} active readers scored with churn v{batch.version} as of "
+                  f"{batch.as_of:%Y-%m-%d} into ml_model_predictions in {batch.seconds:.1f}s (rerunning replaces the batch)")
     console.print(Rule("done"))
+
+
+def _serve_once(settings: Settings, console: Console) -> None:
+    """Start the HTTP service in this process, ask it for one prediction, stop it."""
+    import socket
+    import threading
+    import time
+
+    import httpx
+    import uvicorn
+
+    from ownlens_ml.serving.app import create_app
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.05)
+        base = f"http://127.0.0.1:{port}"
+        ready = httpx.get(f"{base}/readyz", timeout=10).json()
+        answer = httpx.post(f"{base}/v1/predict/churn", json={"ids": [1, 2, 3]}, timeout=10).json()
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+    console.print(f"7. HTTP service on {base} (OpenAPI at /docs): ready={ready['ready']}, models {ready['models']}")
+    for p in answer["predictions"]:
+        flags = " (cold start)" if p["cold_start"] else ""
+        console.print(f"   POST /v1/predict/churn reader {p['entity']['user_id']}: churn probability "
+                      f"{p['score']:.3f}{flags} from churn v{answer['version']}")
+    console.print("   service stopped; its predictions are in ml_model_predictions")

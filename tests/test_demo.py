@@ -19,7 +19,8 @@ def test_demo_runs_everything_on_the_local_profile(tmp_path):
     assert done.returncode == 0, out
     assert "Traceback" not in out
     for step in ("schema at revision", "exploration report with plots", "data quality checks passed", "online store materialized",
-                 "the training row and the online vector agree", "registered churn v1", "evaluation report"):
+                 "the training row and the online vector agree", "registered churn v1", "evaluation report",
+                 "POST /v1/predict/churn reader 1: churn probability", "active readers scored with churn v1"):
         assert step in out, step
     report = tmp_path / ".ownlens" / "reports" / "churn" / "v1" / "report.md"
     assert report.exists() and "oracle" in report.read_text()

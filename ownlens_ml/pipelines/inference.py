@@ -205,7 +205,7 @@ def default_as_of(settings: Settings) -> datetime:
 
 
 def score(settings: Settings, name: str, as_of: datetime | None = None, *, version: int | str = "champion",
-          chunk_rows: int = CHUNK_ROWS, progress: bool = False) -> BatchResult:
+          entities: pd.DataFrame | None = None, chunk_rows: int = CHUNK_ROWS, progress: bool = False) -> BatchResult:
     """Score every entity of the model's population at ``as_of`` into ``ml_model_predictions``.
 
     Features are point-in-time at ``as_of`` from the offline store (``store.training_set``),
@@ -217,12 +217,13 @@ def score(settings: Settings, name: str, as_of: datetime | None = None, *, versi
     Args:
         as_of: default: the newest snapshot day (``default_as_of``).
         version: a version number or alias; default the champion.
+        entities: the join keys to score; default: the spec's population at ``as_of``.
 
     Raises:
         ConfigError: the model declares no population to score.
     """
     spec = get_spec(name)
-    if spec.population is None:
+    if entities is None and spec.population is None:
         raise ConfigError(f"model {name!r} declares no population (ModelSpec.population); batch scoring "
                           "needs to know which entities to score")
     started = time.perf_counter()
@@ -230,7 +231,7 @@ def score(settings: Settings, name: str, as_of: datetime | None = None, *, versi
     entry = scorer.version
     as_of = pd.Timestamp(as_of or default_as_of(settings))
     as_of = (as_of.tz_localize("UTC") if as_of.tz is None else as_of.tz_convert("UTC")).to_pydatetime()
-    population = spec.population(settings, as_of).reset_index(drop=True)
+    population = (spec.population(settings, as_of) if entities is None else entities).reset_index(drop=True)
     keys = list(population.columns)
     batch_id = batch_key(name, entry.version, as_of)
     table = ml_model_predictions
