@@ -13,6 +13,8 @@ from pathlib import Path
 import pandas as pd
 import psycopg2
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from ownlens_ml import registry
 from ownlens_ml.data.generator import GeneratorConfig, generate
@@ -78,11 +80,15 @@ class OwnRedis:
                         "--pidfile", str(self.folder / f"redis-{self.port}.pid")], check=True)
         for _ in range(100):
             try:
-                redis.Redis(port=self.port).ping()
+                self.client().ping()
                 return
             except redis.ConnectionError:
                 time.sleep(0.05)
         raise RuntimeError(f"redis-server on {self.port} did not start")
+
+    def client(self) -> redis.Redis:
+        # no retries: redis-py's default backs off for seconds on a server that is going away
+        return redis.Redis(port=self.port, socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0))
 
     @property
     def pid(self) -> int:
@@ -90,12 +96,12 @@ class OwnRedis:
 
     def stop(self) -> None:
         try:
-            redis.Redis(port=self.port).shutdown(nosave=True)
+            self.client().shutdown(nosave=True)
         except redis.ConnectionError:  # shutdown closes the connection
             pass
         for _ in range(100):
             try:
-                redis.Redis(port=self.port, socket_connect_timeout=0.2).ping()
+                self.client().ping()
                 time.sleep(0.05)
             except redis.ConnectionError:
                 return

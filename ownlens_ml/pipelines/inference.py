@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 NUMERIC_TYPES = {ValueType.INT32, ValueType.INT64, ValueType.FLOAT, ValueType.DOUBLE, ValueType.BOOL,
                  ValueType.UNIX_TIMESTAMP}
 CHUNK_ROWS = 20_000
+SINGLE_THREAD_ROWS = 256
 _PROBES = 64
 
 
@@ -146,12 +147,17 @@ def _booster_shortcut(model: Any, features: list[str]) -> Callable[[np.ndarray],
     if len(used) != 1 or used[0][1] != features or not _identity(used[0][0]):
         return None
     booster = final.get_booster()
+    # A few rows on one thread: waking a second OpenMP thread costs more than it saves, and on a
+    # busy machine it made p99 ten times worse (see bench/README.md).
+    single = booster.copy()
+    single.set_param({"nthread": 1})
     best = getattr(final, "best_iteration", None)
     iterations = (0, best + 1) if best is not None else (0, 0)
     missing = final.missing
 
     def shortcut(x: np.ndarray) -> np.ndarray:
-        return booster.inplace_predict(x, iteration_range=iterations, missing=missing, validate_features=False)
+        return (single if len(x) <= SINGLE_THREAD_ROWS else booster).inplace_predict(
+            x, iteration_range=iterations, missing=missing, validate_features=False)
 
     return shortcut
 

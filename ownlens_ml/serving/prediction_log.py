@@ -58,15 +58,16 @@ class PredictionLog:
     Args:
         max_queue: answers held at most; beyond, new ones are dropped and counted.
         batch_rows: rows per insert at most.
-        flush_seconds: how long the writer waits to fill a batch.
+        flush_seconds: how long the writer waits after an answer before writing what queued.
     """
 
     def __init__(self, settings: Settings, *, max_queue: int = 10_000, batch_rows: int = 500,
-                 flush_seconds: float = 0.2):
+                 flush_seconds: float = 0.5):
         self.settings = settings
         self.batch_rows, self.flush_seconds = batch_rows, flush_seconds
         self._queue: queue.Queue = queue.Queue(max_queue)
         self._failing = False
+        self._closing = threading.Event()
         self._writer = threading.Thread(target=self._run, daemon=True, name="prediction-log")
         self._writer.start()
 
@@ -79,6 +80,7 @@ class PredictionLog:
 
     def close(self, timeout: float = 30.0) -> None:
         """Write everything queued, then stop the writer."""
+        self._closing.set()
         try:
             self._queue.put(_STOP, timeout=timeout)
         except queue.Full:
@@ -87,21 +89,26 @@ class PredictionLog:
         self._writer.join(timeout)
 
     def _run(self) -> None:
-        stopping = False
-        while not stopping:
+        # Wake once per flush interval, not once per answer: every wake-up takes the GIL from
+        # the request path.
+        while True:
             batch = [self._queue.get()]
-            rows = 0
-            while batch[-1] is not _STOP and rows < self.batch_rows:
-                rows += _size(batch[-1])
+            if batch[0] is not _STOP:
+                self._closing.wait(self.flush_seconds)
+            while True:
                 try:
-                    batch.append(self._queue.get(timeout=self.flush_seconds))
+                    batch.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
-            if batch[-1] is _STOP:
-                stopping = True
-                batch.pop()
-            if batch:
-                self._write(batch)
+            answers = [answer for answer in batch if answer is not _STOP]
+            start = rows = 0
+            for i, answer in enumerate(answers):
+                rows += _size(answer)
+                if rows >= self.batch_rows or i == len(answers) - 1:
+                    self._write(answers[start:i + 1])
+                    start, rows = i + 1, 0
+            if len(answers) < len(batch):
+                return
 
     def _write(self, answers: list) -> None:
         rows = [row for answer in answers for row in rows_of(answer)]
