@@ -1,11 +1,13 @@
-"""Bench (not a test): churn training time and peak memory at scale, retrieval apart from fitting.
+"""Bench (not a test): each model's training time and peak memory at scale, retrieval apart from fitting.
 
 Usage: .venv/bin/python bench/bench_training.py [--users 100000] [--days 90] [--profile local|production]
+       [--models churn,conversion,...]   (default: every model)
 
 Generates the platform into a scratch home (and, for production, a scratch PostgreSQL
-database and Feast project), builds the snapshots, applies the repository, then trains
-churn once through the real engine and prints the wall time of each step (labels,
-point-in-time training set, fit, validators, baselines, register) and the peak RSS.
+database and Feast project), builds the snapshots, applies the repository, then trains each
+model once through the real engine, each in a fresh child process so that its peak RSS is
+its own, and prints the wall time of each step (labels, point-in-time training set, fit,
+validators, baselines, register), the peak RSS and the headline metric beside the oracle.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from ownlens_ml.data.generator import GeneratorConfig, generate
 from ownlens_ml.db import init_db
 from ownlens_ml.features import store
 from ownlens_ml.features.snapshots import build_snapshots
+from ownlens_ml.models import SPECS
 from ownlens_ml.pipelines.training import train
 from ownlens_ml.settings import Settings
 
@@ -47,11 +50,30 @@ def _setup(settings: Settings, args, queue) -> None:
     queue.put(seconds)
 
 
+def _train(settings: Settings, name: str, args, queue) -> None:
+    before = _peak_mb()
+    started = time.perf_counter()
+    result = train(settings, name)
+    total = time.perf_counter() - started
+    spec, metrics = SPECS[name], result.evaluation.metrics
+    split = result.version.params.get("split", {})
+    lines = [f"{name} at {args.users:,} users x {args.days} days, {args.profile} profile "
+             f"({split.get('train', {}).get('rows', '?'):,} training rows, {split.get('test', {}).get('rows', '?'):,} test rows)"]
+    lines += [f"  train {step:<28} {seconds:8.1f} s" for step, seconds in result.seconds.items()]
+    lines.append(f"  train total                        {total:8.1f} s")
+    lines.append(f"  peak RSS of the training process {_peak_mb():,.0f} MB (before training {before:,.0f} MB)")
+    headline = spec.metrics[0]
+    lines.append(f"  holdout {headline} " + str({who: round(m[headline], 4) for who, m in metrics.items()
+                                                if m.get(headline) is not None}))
+    queue.put("\n".join(lines))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--users", type=int, default=100_000)
     ap.add_argument("--days", type=int, default=90)
     ap.add_argument("--profile", choices=["local", "production"], default="local")
+    ap.add_argument("--models", default=",".join(SPECS), help="comma-separated model names (default: all)")
     args = ap.parse_args()
     home = Path(tempfile.mkdtemp(prefix="bench_training_"))
     db = f"bench_train_{uuid.uuid4().hex[:8]}"
@@ -70,21 +92,13 @@ def main() -> None:
         if child.exitcode != 0:
             raise SystemExit("set-up failed")
         setup = queue.get()
-        before = _peak_mb()
-        started = time.perf_counter()
-        result = train(settings, "churn")
-        total = time.perf_counter() - started
-        rows = result.evaluation.metrics["model"]["rows"]
-        print(f"churn at {args.users:,} users x {args.days} days, {args.profile} profile "
-              f"({result.version.params['split']['train']['rows']:,} training rows, {rows:,} test rows)")
         for step, seconds in setup.items():
-            print(f"  setup {step:<28} {seconds:8.1f} s")
-        for step, seconds in result.seconds.items():
-            print(f"  train {step:<28} {seconds:8.1f} s")
-        print(f"  train total                        {total:8.1f} s")
-        print(f"  peak RSS of the training process {_peak_mb():,.0f} MB (before training {before:,.0f} MB)")
-        auc = {who: round(m["roc_auc"], 4) for who, m in result.evaluation.metrics.items()}
-        print(f"  holdout ROC-AUC {auc}")
+            print(f"setup {step:<28} {seconds:8.1f} s")
+        for name in args.models.split(","):
+            child = multiprocessing.get_context("fork").Process(target=_train, args=(settings, name, args, queue))
+            child.start()
+            child.join()
+            print(queue.get() if child.exitcode == 0 else f"{name}: training failed (exit {child.exitcode})")
     finally:
         if args.profile == "production":
             admin.cursor().execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')

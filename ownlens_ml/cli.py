@@ -216,28 +216,54 @@ def _metrics_table(evaluation, names: tuple[str, ...]):
     table = Table("scorer", *names, title=f"{evaluation.model}: holdout of {evaluation.holdout}", title_justify="left")
     for who, values in evaluation.metrics.items():
         style = "bold" if who == "model" else "dim" if who == "oracle" else None
-        table.add_row(who, *(f"{values[m]:.4f}" for m in names), style=style)
+        table.add_row(who, *("" if values.get(m) is None else f"{values[m]:.4f}" for m in names), style=style)
     return table
 
 
 @app.command()
 def train(
-    model: Annotated[str, typer.Argument(help="Model name, e.g. churn.")],
+    model: Annotated[str, typer.Argument(help="Model name (e.g. churn), or `all` for every model.")],
     as_of: Annotated[Optional[str], typer.Option(help="Train as if it were this day (YYYY-MM-DD): only labels known by then.")] = None,
     promote: Annotated[bool, typer.Option(help="Make the new version champion if it passes the gate.")] = True,
+    labels: Annotated[Optional[Path], typer.Option(
+        help="Your own labels (CSV or Parquet: the model's entity key(s), event_timestamp, label) "
+             "instead of the model's label builder.", dir_okay=False)] = None,
 ) -> None:
     """Train a model on point-in-time features, compare with baselines, register it."""
     from ownlens_ml.features.quality import utc_midnight
     from ownlens_ml.models import get_spec
     from ownlens_ml.pipelines.training import train as run
+    from ownlens_ml.pipelines.training import train_all
 
+    moment = utc_midnight(_day(as_of)) if as_of else None
+    if model == "all":
+        if labels is not None:
+            raise typer.BadParameter("--labels belongs to one model, not `all`", param_hint="--labels")
+
+        def show(name, outcome) -> None:
+            if isinstance(outcome, OwnLensError):
+                console.print(f"[bold red]{name} failed:[/] {type(outcome).__name__}: {outcome}", highlight=False)
+            else:
+                _show_result(get_spec(name), outcome)
+
+        outcomes = train_all(settings(), moment, promote=promote, progress=True, on_result=show)
+        failed = [name for name, outcome in outcomes.items() if isinstance(outcome, OwnLensError)]
+        if failed:
+            console.print(f"[bold red]{len(failed)} of {len(outcomes)} models failed:[/] {', '.join(failed)}")
+            raise typer.Exit(1)
+        return
     spec = get_spec(model)
-    result = run(settings(), model, utc_midnight(_day(as_of)) if as_of else None, promote=promote, progress=True)
+    _show_result(spec, run(settings(), model, moment, promote=promote, progress=True, labels_file=labels))
+
+
+def _show_result(spec, result) -> None:
     console.print(_metrics_table(result.evaluation, spec.metrics[:4]))
     status = "champion" if result.promoted else "challenger"
-    console.print(f"registered {model} v{result.version.version} as {status}")
+    console.print(f"registered {spec.name} v{result.version.version} as {status}")
     for refusal in result.refusals:
         console.print(f"  [yellow]not promoted:[/] {refusal}")
+    for note in result.evaluation.notes:
+        console.print(f"  note: {note}", soft_wrap=True, highlight=False)
     console.print(f"report: {result.report}")
 
 
@@ -254,7 +280,7 @@ def evaluate(
     evaluation, path = run(settings(), model, _version(version), progress=True)
     console.print(_metrics_table(evaluation, spec.metrics[:4]))
     for note in evaluation.notes:
-        console.print(f"  note: {note}")
+        console.print(f"  note: {note}", soft_wrap=True, highlight=False)
     console.print(f"report: {path}")
 
 
@@ -269,12 +295,15 @@ def registry_list(model: Annotated[Optional[str], typer.Argument(help="Only this
 
     from ownlens_ml import registry
 
-    table = Table("model", "version", "aliases", "created", "feature service", "roc_auc / r2", "sha256")
+    from ownlens_ml.models import SPECS
+
+    table = Table("model", "kind", "version", "aliases", "created", "feature service", "headline", "sha256")
     for v in registry.list_versions(settings(), model):
-        holdout = v.metrics.get("holdout", {}).get("model", {})
-        headline = holdout.get("roc_auc", holdout.get("r2"))
-        table.add_row(v.model_name, str(v.version), ", ".join(v.aliases), f"{v.created_at:%Y-%m-%d %H:%M}",
-                      v.feature_service, "" if headline is None else f"{headline:.4f}", v.artifact_sha256[:12])
+        spec = SPECS.get(v.model_name)
+        metric = spec.metrics[0] if spec else None
+        value = v.metrics.get("holdout", {}).get("model", {}).get(metric)
+        table.add_row(v.model_name, v.task, str(v.version), ", ".join(v.aliases), f"{v.created_at:%Y-%m-%d %H:%M}",
+                      v.feature_service, "" if value is None else f"{metric} {value:.4f}", v.artifact_sha256[:12])
     console.print(table)
 
 

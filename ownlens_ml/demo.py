@@ -16,8 +16,8 @@ from ownlens_ml.settings import Settings
 def run_demo(settings: Settings, console: Console, *, users: int = 6_000, days: int = 120, seed: int = 7) -> None:
     """Init the database, generate a platform and profile it, build and check features, apply the Feast
     repository, materialize, show a training row and an online vector, then train, evaluate,
-    register and promote the churn model, serve it over HTTP for one request, and score every
-    active reader in a batch."""
+    register and promote every model, serve the champions over HTTP for one request, and score
+    every active reader for churn in a batch."""
     from ownlens_ml.data.generator import GeneratorConfig, generate
     from ownlens_ml.data.profile import profile_report
     from ownlens_ml.db import init_db
@@ -25,7 +25,8 @@ def run_demo(settings: Settings, console: Console, *, users: int = 6_000, days: 
     from ownlens_ml.features.quality import check_snapshots, utc_midnight
     from ownlens_ml.features.snapshots import build_snapshots
     from ownlens_ml.models import get_spec
-    from ownlens_ml.pipelines.training import train
+    from ownlens_ml.errors import OwnLensError
+    from ownlens_ml.pipelines.training import train_all
 
     console.print(Rule(f"OwnLens ML demo ({settings.profile} profile, home {settings.home})"))
     revision = init_db(settings)
@@ -71,18 +72,23 @@ def run_demo(settings: Settings, console: Console, *, users: int = 6_000, days: 
     ages = {view: f"{age / 3600:.1f} h" for view, age in online.staleness_seconds.iloc[0].dropna().items()}
     console.print(f"   age of each view's values: {ages}")
 
-    console.print("6. training churn on point-in-time features (XGBoost vs logistic regression, random forest, MLP)")
-    result = train(settings, "churn", progress=True)
-    metrics = result.evaluation.table(("roc_auc", "pr_auc", "log_loss", "brier"))
-    console.print(metrics.round(4).to_string())
-    status = "promoted to champion" if result.promoted else "kept as challenger: " + "; ".join(result.refusals)
-    console.print(f"   registered churn v{result.version.version} (sha256 {result.version.artifact_sha256[:12]}…), {status}")
-    console.print(f"   evaluation report: {result.report}")
-    if not result.promoted:
-        from ownlens_ml import registry
+    console.print("6. training every model on point-in-time features, each beside its baselines and the oracle")
+    for name, outcome in train_all(settings, progress=True).items():
+        if isinstance(outcome, OwnLensError):
+            console.print(f"   [red]{name} failed:[/] {outcome}")
+            continue
+        spec = get_spec(name)
+        metric = spec.metrics[0]
+        console.print(outcome.evaluation.table(spec.metrics[:4]).astype(float).round(4).to_string())
+        status = "promoted to champion" if outcome.promoted else "kept as challenger: " + "; ".join(outcome.refusals)
+        console.print(f"   {name} v{outcome.version.version} ({spec.kind}, headline {metric}), {status}; "
+                      f"report: {outcome.report}")
+    from ownlens_ml import registry
 
-        registry.promote(settings, "churn", result.version.version)
-        console.print(f"   [yellow]made v{result.version.version} champion anyway, for the serving steps below only[/]")
+    churn = registry.get_version(settings, "churn", "latest")
+    if "champion" not in churn.aliases:  # a small platform can miss the gate
+        registry.promote(settings, "churn", churn.version)
+        console.print(f"   [yellow]made churn v{churn.version} champion anyway, for the serving steps below only[/]")
 
     _serve_once(settings, console)
 

@@ -59,3 +59,15 @@ class UntrustedArtifactError(RegistryError):
 
 class ModelValidationError(OwnLensError):
     """A trained model failed a check that runs before registration (named in the message)."""
+
+
+class SpecError(OwnLensError):
+    """A model spec is malformed (named with the field at fault when it is defined)."""
+
+
+class NoTruthError(OwnLensError):
+    """The data has no generator truth (it was imported), so no oracle can score it."""
+
+
+class TooFewLabelsError(OwnLensError):
+    """The rows to fit or score on do not hold the labels a metric needs (e.g. one class only)."""

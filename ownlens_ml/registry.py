@@ -16,6 +16,7 @@ import logging
 import math
 import subprocess
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from functools import lru_cache
@@ -89,19 +90,7 @@ class ModelVersion:
 # --- artifacts -------------------------------------------------------------------------
 
 
-def dump_estimator(estimator: Any) -> tuple[str, bytes]:
-    """Serialize a fitted estimator or Pipeline as a skops archive.
-
-    The archive is checked against the same allowlist ``load_estimator`` applies, so a model
-    that could never be loaded is refused at registration, not at serving time.
-
-    Returns:
-        ``("skops", archive_bytes)``.
-
-    Raises:
-        RegistryError: skops cannot serialize the object.
-        UntrustedArtifactError: the object contains a type outside the allowlist.
-    """
+def _dump_skops(estimator: Any) -> bytes:
     import skops.io as sio
 
     try:
@@ -112,11 +101,45 @@ def dump_estimator(estimator: Any) -> tuple[str, bytes]:
             f"as a skops artifact: {type(exc).__name__}: {exc}"
         ) from exc
     _refuse_untrusted(data, f"{type(estimator).__qualname__} artifact")
-    return ARTIFACT_FORMAT, data
+    return data
+
+
+def _load_skops(data: bytes) -> Any:
+    import skops.io as sio
+
+    untrusted = _refuse_untrusted(data, "artifact")
+    try:
+        return sio.loads(data, trusted=untrusted)
+    except Exception as exc:
+        raise RegistryError(f"cannot read the skops artifact: {type(exc).__name__}: {exc}") from exc
+
+
+ARTIFACT_FORMATS: dict[str, tuple[Callable[[Any], bytes], Callable[[bytes], Any]]] = {
+    ARTIFACT_FORMAT: (_dump_skops, _load_skops),
+}
+"""Artifact format -> (dump, load). Every loader refuses what it cannot vouch for; none unpickles."""
+
+
+def dump_estimator(estimator: Any, artifact_format: str = ARTIFACT_FORMAT) -> tuple[str, bytes]:
+    """Serialize a fitted model in ``artifact_format`` (default: a skops archive).
+
+    A skops archive is checked against the same allowlist ``load_estimator`` applies, so a
+    model that could never be loaded is refused at registration, not at serving time.
+
+    Returns:
+        ``(artifact_format, artifact_bytes)``.
+
+    Raises:
+        RegistryError: unknown format, or the object cannot be serialized in it.
+        UntrustedArtifactError: the object contains a type outside the allowlist.
+    """
+    if artifact_format not in ARTIFACT_FORMATS:
+        raise RegistryError(f"unknown artifact format {artifact_format!r}; known: {', '.join(ARTIFACT_FORMATS)}")
+    return artifact_format, ARTIFACT_FORMATS[artifact_format][0](estimator)
 
 
 def load_estimator(artifact_format: str, data: bytes, sha256: str) -> Any:
-    """Verify an artifact's checksum and types, then construct the estimator.
+    """Verify an artifact's checksum, then load it by its format (types checked for skops).
 
     Raises:
         ArtifactIntegrityError: the bytes do not hash to ``sha256`` (checked first).
@@ -129,15 +152,10 @@ def load_estimator(artifact_format: str, data: bytes, sha256: str) -> Any:
             f"artifact checksum mismatch: expected sha256 {sha256}, got {actual}; the stored "
             "artifact was altered or corrupted, refusing to load it (retrain or restore the row)"
         )
-    if artifact_format != ARTIFACT_FORMAT:
-        raise RegistryError(f"unknown artifact format {artifact_format!r}; this registry reads {ARTIFACT_FORMAT!r}")
-    import skops.io as sio
-
-    untrusted = _refuse_untrusted(data, "artifact")
-    try:
-        return sio.loads(data, trusted=untrusted)
-    except Exception as exc:
-        raise RegistryError(f"cannot read the skops artifact: {type(exc).__name__}: {exc}") from exc
+    if artifact_format not in ARTIFACT_FORMATS:
+        raise RegistryError(f"unknown artifact format {artifact_format!r}; this registry reads "
+                            f"{', '.join(ARTIFACT_FORMATS)}")
+    return ARTIFACT_FORMATS[artifact_format][1](data)
 
 
 def _refuse_untrusted(data: bytes, what: str) -> list[str]:
@@ -299,6 +317,7 @@ def register(
     task: str,
     estimator: Any,
     feature_service: str,
+    artifact_format: str = ARTIFACT_FORMAT,
     feature_service_hash: str,
     training_set_fingerprint: str,
     window_start: datetime | None,
@@ -330,7 +349,7 @@ def register(
                    training_set_fingerprint=training_set_fingerprint, code_version=code_version)
     params = _jsonable(params, "params")
     metrics = _jsonable(metrics, "metrics")
-    artifact_format, artifact = dump_estimator(estimator)
+    artifact_format, artifact = dump_estimator(estimator, artifact_format)
     row = dict(
         model_name=model_name, task=task, feature_service=feature_service,
         feature_service_hash=feature_service_hash, training_set_fingerprint=training_set_fingerprint,

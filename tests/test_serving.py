@@ -16,7 +16,7 @@ from ownlens_ml import registry
 from ownlens_ml.errors import ValidationError
 from ownlens_ml.features import store
 from ownlens_ml.models.baselines import feature_matrix
-from ownlens_ml.pipelines.training import predict
+from ownlens_ml.models.kinds import get_kind
 from ownlens_ml.serving.predictor import Predictor
 from ownlens_ml.settings import Settings
 from serving_platform import build, new_database
@@ -46,7 +46,7 @@ def pipeline_scores(settings: Settings, features: list[dict]) -> np.ndarray:
     """What the registered sklearn pipeline says of these feature values."""
     _, model = registry.load_model(settings, "churn", "champion")
     x = feature_matrix(pd.DataFrame(features), list(model.feature_names_in_))
-    return predict("binary", model, x)
+    return get_kind("binary").predict(model, x)
 
 
 def test_predictor_equals_the_registered_pipeline_on_the_served_values(platform, users):

@@ -178,23 +178,31 @@ def oracle_conversion_probability(settings: Settings, user_ids: np.ndarray, as_o
                                   paths: int = MC_PATHS, seed: int = 0) -> np.ndarray:
     """True probability that a free reader converts to paid in [as_of, as_of + window_days).
 
-    Monte Carlo: from each reader's latent state at the end of the day before ``as_of``
-    (engagement, paywall pressure, meter, ...), ``paths`` futures are replayed with the
-    generator's own ``step``; readers already paid get 0. Standard error <= 0.5/sqrt(paths).
-    Arguments as for ``oracle_churn_probability``.
+    From each reader's latent state at the end of the day before ``as_of`` (engagement,
+    paywall pressure, meter, ...), ``paths`` futures are replayed with the generator's own
+    ``step`` with the reader held free; on each path the chance of no conversion is the
+    product of (1 - the day's conversion hazard), averaged over paths (smooth: a rare event
+    is not left to a few sampled conversions). Readers already paid get 0. Arguments as for
+    ``oracle_churn_probability``.
     """
 
-    def converted(draws, seen):
-        return np.logical_or(seen, draws.converted)
+    def stays_free(draws, log_p):
+        return log_p + np.log1p(-draws.conversion_hazard)
 
-    return _replay(settings, user_ids, as_of, window_days, paths, seed, converted,
-                   lambda st: ~st.paid, initial=False).mean(axis=1)
+    def hold_free(state, draws):
+        # conditioned on no conversion so far the reader evolves as a free reader
+        state.paid = draws.was_paid
+
+    log_p = _replay(settings, user_ids, as_of, window_days, paths, seed, stays_free, lambda st: ~st.paid,
+                    after_step=hold_free)
+    return 1.0 - np.exp(log_p).mean(axis=1)
 
 
 def _replay(settings: Settings, user_ids, as_of, window_days: int, paths: int, seed: int, update, eligible,
-            initial=0.0) -> np.ndarray:
+            initial=0.0, after_step=None) -> np.ndarray:
     """Replay ``paths`` futures per (reader, as_of) with ``step``; fold each day's draws with
-    ``update(draws, acc)`` into one value per path. Ineligible pairs keep ``initial``."""
+    ``update(draws, acc)`` into one value per path; ``after_step(state, draws)`` may adjust the
+    state between days. Ineligible pairs keep ``initial``."""
     if window_days < 1:
         raise ValidationError(f"window_days must be positive, got {window_days}")
     truth = _Truth(settings)
@@ -217,6 +225,50 @@ def _replay(settings: Settings, user_ids, as_of, window_days: int, paths: int, s
             acc = np.full(len(rep), initial, dtype=type(initial))
             for i in range(window_days):
                 d = int(start) + i
-                acc = update(step(rd, st, d, int(truth.weekday(d)), rng, truth.dyn), acc)
+                draws = step(rd, st, d, int(truth.weekday(d)), rng, truth.dyn)
+                acc = update(draws, acc)
+                if after_step is not None:
+                    after_step(st, draws)
             out[idx] = acc.reshape(len(idx), paths)
     return out
+
+
+# --- oracles by name (offered to the engines through ownlens_ml.evaluation.oracle) -------
+
+
+def _churn_oracle(settings: Settings, rows: pd.DataFrame, window_days: int = 30, **_) -> np.ndarray:
+    return oracle_churn_probability(settings, rows["user_id"].to_numpy(), rows["event_timestamp"].to_numpy(),
+                                    window_days=window_days)
+
+
+def _conversion_oracle(settings: Settings, rows: pd.DataFrame, window_days: int = 14, **_) -> np.ndarray:
+    return oracle_conversion_probability(settings, rows["user_id"].to_numpy(), rows["event_timestamp"].to_numpy(),
+                                         window_days=window_days)
+
+
+def _article_performance_oracle(settings: Settings, rows: pd.DataFrame, train: pd.DataFrame, **_) -> np.ndarray:
+    """What the truth adds to what is observed: gradient-boosted trees fitted on the training
+    rows to the article's latent log-quality (author, category, premium, hour effects and
+    noise) beside every observed numeric feature of the rows; applied to ``rows``."""
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    quality = load_truth(settings, "articles").set_index("article_id")["quality"]
+    skip = {"label", "article_id", "author_id", "event_timestamp"}
+    observed = [c for c in train.columns if c not in skip and pd.api.types.is_numeric_dtype(train[c])]
+
+    def design(frame: pd.DataFrame) -> np.ndarray:
+        q = frame["article_id"].map(quality)
+        if q.isna().any():
+            raise ValidationError(f"article ids not in the generated truth: {frame.loc[q.isna(), 'article_id'][:5].tolist()}")
+        return np.column_stack([np.log(q.to_numpy(float)), frame[observed].to_numpy(float)])
+
+    model = HistGradientBoostingRegressor(random_state=0).fit(design(train), train["label"].to_numpy(float))
+    return model.predict(design(rows))
+
+
+ORACLES = {
+    "churn": _churn_oracle,
+    "conversion": _conversion_oracle,
+    "article_performance": _article_performance_oracle,
+}
+"""Oracle name -> ``fn(settings, rows, **params)``: the generator's truth for the rows."""

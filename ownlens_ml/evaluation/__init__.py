@@ -6,11 +6,7 @@ import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
 
-from ownlens_ml.models.spec import Task
-
-HIGHER_IS_BETTER = {"roc_auc": True, "pr_auc": True, "log_loss": False, "brier": False,
-                    "calibration_error": False, "top_decile_lift": True,
-                    "rmse": False, "mae": False, "r2": True, "spearman": True}
+from ownlens_ml.errors import TooFewLabelsError
 
 
 def _clip(p: np.ndarray) -> np.ndarray:
@@ -39,7 +35,8 @@ def binary_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
     """ROC-AUC, PR-AUC, log loss, Brier, expected calibration error and top-decile lift."""
     y, p = np.asarray(y, dtype=int), _clip(p)
     if len(np.unique(y)) < 2:
-        raise ValueError("metrics need both classes in the evaluation rows")
+        raise TooFewLabelsError(f"the {len(y):,} evaluation rows all have label {int(y[0]) if len(y) else '-'}: "
+                                "binary metrics need both classes; train on more readers or a longer stretch of data")
     calibration = calibration_table(y, p)
     ece = float(np.average((calibration["predicted"] - calibration["observed"]).abs(), weights=calibration["rows"]))
     return {
@@ -64,13 +61,3 @@ def regression_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
         "spearman": float(pd.Series(y).corr(pd.Series(p), method="spearman")),
         "rows": int(len(y)),
     }
-
-
-def score_metrics(task: Task, y: np.ndarray, p: np.ndarray) -> dict[str, float]:
-    """The task's metrics for labels ``y`` and scores ``p``."""
-    return binary_metrics(y, p) if task == "binary" else regression_metrics(y, p)
-
-
-def improvement(metric: str, challenger: float, incumbent: float) -> float:
-    """How much better the challenger is on ``metric`` (positive = better, whatever the direction)."""
-    return challenger - incumbent if HIGHER_IS_BETTER[metric] else incumbent - challenger

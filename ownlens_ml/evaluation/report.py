@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,16 +27,19 @@ class Evaluation:
 
     model: str
     version: int | None
-    task: str
-    feature_service: str
-    y: np.ndarray
-    scores: dict[str, np.ndarray]
-    """Scores on the holdout rows: "model", each baseline, "oracle" and "champion" where known."""
+    kind: str
+    feature_service: str | None
     metrics: dict[str, dict[str, float]]
-    importance: pd.Series
+    """Metric values by scorer: "model", each baseline, "champion_vN" and "oracle" where known."""
     holdout: str
-    """Which rows: e.g. "2026-03-02 as-of date, 1,234 readers"."""
+    """Which rows: e.g. "1,234 rows with label times 2026-03-02..2026-03-30"."""
+    y: np.ndarray | None = None
+    scores: dict[str, np.ndarray] = field(default_factory=dict)
+    """Outputs on the holdout rows by scorer (supervised kinds)."""
+    importance: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))
     notes: list[str] = field(default_factory=list)
+    extras: dict = field(default_factory=dict)
+    """Kind-specific data the plots draw (curves, series, profiles)."""
 
     def table(self, names: tuple[str, ...]) -> pd.DataFrame:
         """Metrics side by side, one row per scorer."""
@@ -54,8 +58,7 @@ def _color(i: int, who: str) -> str:
     return MODEL_COLOR if who == "model" else ORACLE_COLOR if who == "oracle" else OTHER_COLORS[i % len(OTHER_COLORS)]
 
 
-def _curves(ev: Evaluation, folder: Path) -> list[str]:
-    files = []
+def _roc_pr(ev: Evaluation, folder: Path) -> list[str]:
     fig, (roc, pr) = plt.subplots(1, 2, figsize=(11, 4.6))
     for i, (who, p) in enumerate(ev.scores.items()):
         fpr, tpr, _ = skm.roc_curve(ev.y, p)
@@ -72,9 +75,11 @@ def _curves(ev: Evaluation, folder: Path) -> list[str]:
     pr.legend(fontsize=8, loc="upper right")
     fig.tight_layout()
     fig.savefig(folder / "roc_pr.png", dpi=110)
-    files.append("roc_pr.png")
     plt.close(fig)
+    return ["roc_pr.png"]
 
+
+def _calibration(ev: Evaluation, folder: Path) -> list[str]:
     fig, ax = plt.subplots(figsize=(5.5, 5))
     for i, who in enumerate(w for w in ev.scores if w in ("model", "oracle")):
         table = calibration_table(ev.y, ev.scores[who])
@@ -84,12 +89,51 @@ def _curves(ev: Evaluation, folder: Path) -> list[str]:
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(folder / "calibration.png", dpi=110)
-    files.append("calibration.png")
     plt.close(fig)
-    return files
+    return ["calibration.png"]
 
 
-def _importance(ev: Evaluation, folder: Path) -> str:
+def _gains(ev: Evaluation, folder: Path) -> list[str]:
+    table = gains_table(ev.y, ev.scores["model"])
+    fig, (lift, gain) = plt.subplots(1, 2, figsize=(11, 4))
+    lift.bar(table.index, table["lift"], color=MODEL_COLOR)
+    lift.axhline(1.0, color="#bbbbbb", lw=1)
+    _style(lift, "Lift by score decile (model)", "decile (1 = highest scores)", "positive rate / base rate")
+    share = np.arange(len(table) + 1) / len(table)
+    gain.plot(share, np.r_[0.0, table["cumulative_gain"]], marker="o", color=MODEL_COLOR, label="model")
+    gain.plot([0, 1], [0, 1], color="#bbbbbb", lw=1, label="random")
+    _style(gain, "Cumulative gains (model)", "share of rows, highest scores first", "share of positives found")
+    gain.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(folder / "gains.png", dpi=110)
+    plt.close(fig)
+    return ["## Lift and gains by decile (model)\n\n" + table.round(3).to_markdown(), "gains.png"]
+
+
+def _predicted_vs_actual(ev: Evaluation, folder: Path) -> list[str]:
+    fig, (scatter, residuals) = plt.subplots(1, 2, figsize=(11, 4.4))
+    p = ev.scores["model"]
+    scatter.scatter(ev.y, p, s=6, alpha=0.35, color=MODEL_COLOR, label="model")
+    if "oracle" in ev.scores:
+        scatter.scatter(ev.y, ev.scores["oracle"], s=6, alpha=0.25, color=ORACLE_COLOR, label="oracle")
+    low, high = float(np.min(ev.y)), float(np.max(ev.y))
+    scatter.plot([low, high], [low, high], color="#bbbbbb", lw=1)
+    _style(scatter, "Predicted vs actual (holdout)", "actual", "predicted")
+    scatter.legend(fontsize=8)
+    for i, (who, q) in enumerate(ev.scores.items()):
+        residuals.hist(np.asarray(q) - ev.y, bins=40, histtype="step", lw=2.2 if who == "model" else 1.2,
+                       color=_color(i, who), label=f"{who} (RMSE {ev.metrics[who]['rmse']:.3f})")
+    _style(residuals, "Residuals (predicted - actual)", "residual", "rows")
+    residuals.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(folder / "predicted_vs_actual.png", dpi=110)
+    plt.close(fig)
+    return ["predicted_vs_actual.png"]
+
+
+def _importance(ev: Evaluation, folder: Path) -> list[str]:
+    if ev.importance.empty:
+        return []
     top = ev.importance.sort_values().tail(20)
     fig, ax = plt.subplots(figsize=(7, 0.3 * len(top) + 1.2))
     ax.barh(top.index, top.values, color=MODEL_COLOR)
@@ -97,10 +141,11 @@ def _importance(ev: Evaluation, folder: Path) -> str:
     fig.tight_layout()
     fig.savefig(folder / "feature_importance.png", dpi=110)
     plt.close(fig)
-    return "feature_importance.png"
+    return ["feature_importance.png"]
 
 
-def _comparison(ev: Evaluation, metric: str, folder: Path) -> str:
+def _comparison(ev: Evaluation, folder: Path) -> list[str]:
+    metric = ev.extras.get("headline") or next(iter(next(iter(ev.metrics.values()))))
     names = list(ev.metrics)
     values = [ev.metrics[n][metric] for n in names]
     fig, ax = plt.subplots(figsize=(7.5, 3.8))
@@ -113,30 +158,47 @@ def _comparison(ev: Evaluation, metric: str, folder: Path) -> str:
     fig.tight_layout()
     fig.savefig(folder / "model_vs_baselines.png", dpi=110)
     plt.close(fig)
-    return "model_vs_baselines.png"
+    return ["model_vs_baselines.png"]
 
 
-def write_report(ev: Evaluation, folder: Path, metrics: tuple[str, ...]) -> Path:
-    """Write ``report.md`` and its PNG plots into ``folder``; returns the report's path."""
+PLOTS: dict[str, Callable[[Evaluation, Path], list[str]]] = {
+    "roc_pr": _roc_pr,
+    "calibration": _calibration,
+    "gains": _gains,
+    "predicted_vs_actual": _predicted_vs_actual,
+    "importance": _importance,
+    "comparison": _comparison,
+}
+"""Report sections by name; a kind lists the ones it draws. Each writes its PNGs into the
+folder and returns them in order (an entry not ending in ``.png`` is Markdown, e.g. a table)."""
+
+
+def write_report(ev: Evaluation, folder: Path, metrics: tuple[str, ...], plots: tuple[str, ...]) -> Path:
+    """Write ``report.md`` and its PNG plots into ``folder``; returns the report's path.
+
+    Args:
+        metrics: the columns of the metrics table; the first is the headline.
+        plots: names in ``PLOTS``, drawn in this order.
+    """
     folder.mkdir(parents=True, exist_ok=True)
-    headline = metrics[0]
-    images = (_curves(ev, folder) if ev.task == "binary" else []) + [_importance(ev, folder), _comparison(ev, headline, folder)]
+    ev.extras.setdefault("headline", metrics[0])
     table = ev.table(metrics).map(lambda v: "" if v is None or pd.isna(v) else f"{v:.4f}")
     lines = [
         f"# {ev.model} v{ev.version}: evaluation" if ev.version else f"# {ev.model}: evaluation",
         "",
-        f"Feature service `{ev.feature_service}`; holdout: {ev.holdout}.",
-        "Every scorer below is measured on the same holdout rows; baselines were fitted on the same training rows.",
+        (f"Feature service `{ev.feature_service}`; holdout: {ev.holdout}." if ev.feature_service
+         else f"Holdout: {ev.holdout}."),
+        "Every scorer below is measured on the same holdout; baselines were fitted on the same training data.",
         "",
         table.to_markdown(),
         "",
     ]
-    if ev.task == "binary":
-        gains = gains_table(ev.y, ev.scores["model"]).round(3)
-        lines += ["## Lift and gains by decile (model)", "", gains.to_markdown(), ""]
-    lines += [f"![{name}]({name})" for name in images]
+    for name in plots:
+        lines += [entry if not entry.endswith(".png") else f"![{entry[:-4]}]({entry})"
+                  for entry in PLOTS[name](ev, folder)]
+        lines.append("")
     if ev.notes:
-        lines += ["", "## Notes", ""] + [f"- {note}" for note in ev.notes]
+        lines += ["## Notes", ""] + [f"- {note}" for note in ev.notes]
     path = folder / "report.md"
     path.write_text("\n".join(lines) + "\n")
     return path

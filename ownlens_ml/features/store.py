@@ -113,7 +113,12 @@ def service_definition_hash(settings: Settings, service: FeatureService) -> str:
     """SHA-256 of the service's spec and of every view it reads (metadata excluded)."""
     digest = hashlib.sha256(service.to_proto().spec.SerializeToString(deterministic=True))
     for view in _service_views(feature_store(settings), service):
-        digest.update(view.to_proto().spec.SerializeToString(deterministic=True))
+        spec = view.to_proto().spec
+        for source in getattr(spec, "sources", {}).values():  # an on-demand view embeds its sources
+            embedded = getattr(source, source.WhichOneof("source"))
+            if "meta" in embedded.DESCRIPTOR.fields_by_name:
+                embedded.ClearField("meta")  # creation times, stamped anew on every read
+        digest.update(spec.SerializeToString(deterministic=True))
     return digest.hexdigest()
 
 

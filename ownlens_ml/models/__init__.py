@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from ownlens_ml.errors import UnknownModelError
-from ownlens_ml.models.customer import churn
+from ownlens_ml.models.customer import churn, conversion
+from ownlens_ml.models.editorial import article_performance
 from ownlens_ml.models.spec import ModelSpec
 
-SPECS: dict[str, ModelSpec] = {spec.name: spec for spec in (churn.SPEC,)}
+SPECS: dict[str, ModelSpec] = {spec.name: spec for spec in (churn.SPEC, conversion.SPEC, article_performance.SPEC)}
 
 
 def get_spec(name: str) -> ModelSpec:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.compose import ColumnTransformer, make_column_selector
 from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 from sklearn.impute import SimpleImputer
@@ -11,8 +12,8 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.utils.validation import check_is_fitted
 
-from ownlens_ml.models.spec import Task
 
 
 def preprocessing(*, impute: bool, scale: bool) -> ColumnTransformer:
@@ -43,19 +44,18 @@ def feature_matrix(frame: pd.DataFrame, features: list[str]) -> pd.DataFrame:
     return pd.DataFrame(out, index=frame.index)
 
 
-def baselines(task: Task, seed: int) -> dict[str, Pipeline]:
+def baselines(seed: int, *, classifier: bool) -> dict[str, Pipeline]:
     """Logistic/ridge regression, random forest and a small neural network, unfitted.
 
     Baselines are the libraries' standard configurations, deliberately untuned: they show
     what a model's own choices (estimator, tuning, early stopping) add.
     """
-    binary = task == "binary"
-    forest = RandomForestClassifier if binary else RandomForestRegressor
-    network = MLPClassifier if binary else MLPRegressor
+    forest = RandomForestClassifier if classifier else RandomForestRegressor
+    network = MLPClassifier if classifier else MLPRegressor
     return {
-        "logistic_regression" if binary else "ridge_regression": Pipeline([
+        "logistic_regression" if classifier else "ridge_regression": Pipeline([
             ("prep", preprocessing(impute=True, scale=True)),
-            ("model", LogisticRegression(max_iter=2000) if binary else Ridge())]),
+            ("model", LogisticRegression(max_iter=2000) if classifier else Ridge())]),
         "random_forest": Pipeline([
             ("prep", preprocessing(impute=True, scale=False)),
             ("model", forest(n_estimators=200, n_jobs=2, random_state=seed))]),
@@ -63,3 +63,21 @@ def baselines(task: Task, seed: int) -> dict[str, Pipeline]:
             ("prep", preprocessing(impute=True, scale=True)),
             ("model", network(hidden_layer_sizes=(32, 16), early_stopping=True, max_iter=300, random_state=seed))]),
     }
+
+
+class GroupMeanRegressor(RegressorMixin, BaseEstimator):
+    """Predicts the mean training label of the row's group (e.g. its author); unseen groups
+    get the overall mean. Fitted on earlier rows, it is the group's track record."""
+
+    def __init__(self, column: str = "author_id") -> None:
+        self.column = column
+
+    def fit(self, x: pd.DataFrame, y: np.ndarray) -> GroupMeanRegressor:
+        y = np.asarray(y, dtype=float)
+        self.overall_ = float(y.mean())
+        self.means_ = pd.Series(y, index=x[self.column].to_numpy()).groupby(level=0).mean()
+        return self
+
+    def predict(self, x: pd.DataFrame) -> np.ndarray:
+        check_is_fitted(self, "means_")
+        return x[self.column].map(self.means_).fillna(self.overall_).to_numpy(dtype=float)

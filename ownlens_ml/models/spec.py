@@ -1,19 +1,22 @@
-"""What a model declares: one frozen spec per model; the engines do the rest."""
+"""What a model declares: one frozen spec per model, checked when it is defined; the engines do the rest."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Protocol
 
-import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator
 
+from ownlens_ml.errors import SpecError
+from ownlens_ml.evaluation.report import Evaluation
+from ownlens_ml.models.kinds import KINDS, TaskKind
+from ownlens_ml.progress import Steps
 from ownlens_ml.settings import Settings
 
-Task = Literal["binary", "regression"]
+if TYPE_CHECKING:
+    from ownlens_ml.registry import ModelVersion
 
 
 @dataclass(frozen=True)
@@ -31,9 +34,48 @@ class LabelWindow:
 class Gate:
     """Promotion rule: the challenger must beat the champion and every baseline on ``metric``."""
 
-    metric: str = "roc_auc"
+    metric: str | None = None
+    """None: the kind's gate metric."""
     min_gain: float = 0.0
-    """How much better than the champion the challenger must be (absolute)."""
+    """How much better than the champion the challenger must be (in the metric's own units)."""
+
+
+@dataclass
+class TrainContext:
+    """What a trainer gets: where the data is, which window, the seed, progress, the champion."""
+
+    settings: Settings
+    spec: ModelSpec
+    window: LabelWindow
+    seed: int
+    steps: Steps
+    champion: Callable[[], tuple[ModelVersion, Any] | None]
+    """The current champion and its model, or None (none yet, or its artifact is unloadable)."""
+    labels: pd.DataFrame | None = None
+    """Labels the user brought (``train --labels``) instead of the spec's label builder."""
+    labels_from: str | None = None
+    """The file those labels came from."""
+
+
+@dataclass
+class Trained:
+    """A fitted, evaluated model, ready to register."""
+
+    model: Any
+    evaluation: Evaluation
+    params: dict
+    fingerprint: str
+    definition_hash: str | None
+    window_start: datetime
+    window_end: datetime
+
+
+class Trainer(Protocol):
+    """Fit-and-evaluate code of a kind the shared tabular engine does not train."""
+
+    def train(self, ctx: TrainContext) -> Trained: ...
+
+    def evaluate(self, ctx: TrainContext, version: ModelVersion, model: Any) -> Evaluation: ...
 
 
 @dataclass(frozen=True)
@@ -42,30 +84,78 @@ class ModelSpec:
 
     Attributes:
         name: registry name, e.g. ``churn``.
-        task: ``binary`` or ``regression``; the engines branch only on this.
+        kind: a key of ``ownlens_ml.models.kinds.KINDS``; engines look its behaviour up there.
         feature_service: the Feast feature service the model reads, e.g. ``churn_v1``.
-        entity_key: join key of the rows, e.g. ``user_id``.
-        build_labels: ``(settings, window) -> frame`` of entity key, ``event_timestamp``
-            (tz-aware UTC, the as-of time) and ``label``.
+        entity_key: join key(s) of the rows, e.g. ``("user_id",)``; a string is one key.
+        metrics: metrics reported, all of the kind; the first is the headline.
+        build_labels: ``(settings, window) -> frame`` of the entity key(s), ``event_timestamp``
+            (tz-aware UTC, the as-of time) and ``label``; required by supervised kinds.
         estimator: ``seed -> unfitted estimator`` (preprocessing inside the pipeline).
-        metrics: metric names reported for this model (see ``ownlens_ml.evaluation``).
+        trainer: fit-and-evaluate code for kinds the tabular engine does not train.
+        extra_baselines: ``seed -> unfitted baselines`` of this model only; they see the
+            feature matrix plus ``baseline_columns``.
+        baseline_columns: entity columns the extra baselines read (e.g. ``author_id``).
         gate: the promotion rule.
-        oracle: ``(settings, labels frame, window) -> scores`` from the generator's latent
-            truth, or None where no truth exists.
-        description: one line for listings and reports.
+        oracle: name of the generator-truth oracle (``ownlens_ml.evaluation.oracle``).
+        description: one line for listings.
+        label_description: what the label means, one line.
+        window: default label window; ``train --as-of`` moves its end.
+        population: ``(settings, as_of) -> frame`` of the entity keys batch scoring scores
+            at ``as_of``; None: the model is not batch-scored.
     """
 
     name: str
-    task: Task
-    feature_service: str
-    entity_key: str
-    build_labels: Callable[[Settings, LabelWindow], pd.DataFrame]
-    estimator: Callable[[int], BaseEstimator]
+    kind: str
+    feature_service: str | None
+    entity_key: tuple[str, ...]
     metrics: tuple[str, ...]
+    build_labels: Callable[[Settings, LabelWindow], pd.DataFrame] | None = None
+    estimator: Callable[[int], Any] | None = None
+    trainer: Trainer | None = None
+    extra_baselines: Callable[[int], dict[str, Any]] | None = None
+    baseline_columns: tuple[str, ...] = ()
     gate: Gate = field(default_factory=Gate)
-    oracle: Callable[[Settings, pd.DataFrame, LabelWindow], np.ndarray] | None = None
+    oracle: str | None = None
     description: str = ""
+    label_description: str = ""
     window: LabelWindow = field(default_factory=lambda: LabelWindow(as_of=None))
-    """Default label window; ``train --as-of`` moves its end."""
     population: Callable[[Settings, datetime], pd.DataFrame] | None = None
-    """``(settings, as_of) -> frame`` of the entity keys that batch scoring scores at ``as_of``."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.entity_key, str):
+            object.__setattr__(self, "entity_key", (self.entity_key,))
+
+        def refuse(field_name: str, problem: str) -> None:
+            raise SpecError(f"model spec {self.name!r}, field {field_name!r}: {problem}")
+
+        if self.kind not in KINDS:
+            refuse("kind", f"unknown kind {self.kind!r}; declared: {', '.join(KINDS)}")
+        kind = KINDS[self.kind]
+        if not self.entity_key:
+            refuse("entity_key", "needs at least one join key")
+        if not self.metrics:
+            refuse("metrics", "needs at least one metric")
+        for metric in self.metrics:
+            if metric not in kind.metrics:
+                refuse("metrics", f"{metric!r} is not a {kind.name} metric; choose from {', '.join(kind.metrics)}")
+        if self.gate.metric is not None and self.gate.metric not in kind.metrics:
+            refuse("gate", f"gate metric {self.gate.metric!r} is not a {kind.name} metric; "
+                           f"choose from {', '.join(kind.metrics)}")
+        if kind.supervised:
+            for name in ("build_labels", "estimator"):
+                if not callable(getattr(self, name)):
+                    refuse(name, f"a {kind.name} model needs a callable {name}")
+            if self.feature_service is None:
+                refuse("feature_service", f"a {kind.name} model reads a feature service")
+        elif self.trainer is None or not callable(getattr(self.trainer, "train", None)):
+            refuse("trainer", f"a {kind.name} model needs a trainer with train() and evaluate()")
+        if self.extra_baselines is not None and not callable(self.extra_baselines):
+            refuse("extra_baselines", "must be a callable seed -> baselines")
+
+    @property
+    def task_kind(self) -> TaskKind:
+        return KINDS[self.kind]
+
+    @property
+    def gate_metric(self) -> str:
+        return self.gate.metric or self.task_kind.gate_metric

@@ -33,7 +33,7 @@ from ownlens_ml.db.schema import ml_model_predictions
 from ownlens_ml.errors import ConfigError, ModelValidationError
 from ownlens_ml.features import store
 from ownlens_ml.models import get_spec
-from ownlens_ml.pipelines.training import predict
+from ownlens_ml.models.kinds import get_kind
 from ownlens_ml.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,7 @@ class Scorer:
         return self._pipeline(pd.DataFrame(columns, index=frame.index))
 
     def _pipeline(self, x: pd.DataFrame) -> np.ndarray:
-        return np.asarray(predict(self.version.task, self.model, x), dtype=np.float64)
+        return np.asarray(get_kind(self.version.task).predict(self.model, x), dtype=np.float64)
 
 
 def _typed(values: list, numeric: bool) -> np.ndarray:
@@ -132,16 +132,19 @@ def _probe_rows(width: int) -> np.ndarray:
 
 def _booster_shortcut(model: Any, features: list[str]) -> Callable[[np.ndarray], np.ndarray] | None:
     """``Booster.inplace_predict`` when the pipeline passes every feature through, in order,
-    to an XGBoost binary classifier; the same iteration range and missing value it uses."""
+    to an XGBoost binary classifier or squared-error regressor; the same iteration range and
+    missing value it uses."""
     from sklearn.compose import ColumnTransformer
-    from xgboost import XGBClassifier
+    from xgboost import XGBClassifier, XGBRegressor
 
     steps = getattr(model, "steps", None)
     if not steps or len(steps) != 2:
         return None
     prep, final = steps[0][1], steps[1][1]
-    if not isinstance(prep, ColumnTransformer) or not isinstance(final, XGBClassifier) \
-            or final.objective != "binary:logistic" or getattr(final, "n_classes_", 2) != 2:
+    binary = isinstance(final, XGBClassifier) and final.objective == "binary:logistic" \
+        and getattr(final, "n_classes_", 2) == 2
+    regression = isinstance(final, XGBRegressor) and final.objective == "reg:squarederror"
+    if not isinstance(prep, ColumnTransformer) or not (binary or regression):
         return None
     used = [(transformer, list(columns)) for _, transformer, columns in prep.transformers_ if len(columns)]
     if len(used) != 1 or used[0][1] != features or not _identity(used[0][0]):

@@ -1,33 +1,42 @@
 """The training engine, one for every model spec.
 
-labels and as-of times → point-in-time training set from the spec's feature service →
-temporal train/validation/test split → fit → evaluate beside the baselines, the current
-champion and the oracle → validators → register → promote if the gate passes.
+For every kind: start a run → the kind's trainer fits and evaluates → register (artifact in
+the kind's format) → gate against the champion and every baseline → champion or challenger →
+report. Supervised kinds share the tabular trainer here: labels and as-of times →
+point-in-time training set from the spec's feature service → temporal
+train/validation/test split → fit → validators → evaluation beside the baselines, the
+current champion and the oracle. Other kinds bring their own trainer (``spec.trainer``).
 """
 
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from sklearn.inspection import permutation_importance
 
 from ownlens_ml import registry
-from ownlens_ml.errors import EmptyWindowError, ModelValidationError, OwnLensError, UnknownModelVersionError
-from ownlens_ml.evaluation import improvement, score_metrics
+from ownlens_ml.errors import (
+    EmptyWindowError,
+    ModelValidationError,
+    OwnLensError,
+    RegistryError,
+    TooFewLabelsError,
+    UnknownModelVersionError,
+)
+from ownlens_ml.evaluation.oracle import oracle
 from ownlens_ml.evaluation.report import Evaluation, write_report
 from ownlens_ml.features import store
-from ownlens_ml.models import get_spec
-from ownlens_ml.models.baselines import baselines, feature_matrix
-from ownlens_ml.models.spec import LabelWindow, ModelSpec
+from ownlens_ml.models import SPECS, get_spec
+from ownlens_ml.models.baselines import feature_matrix
+from ownlens_ml.models.spec import LabelWindow, ModelSpec, Trained, TrainContext, Trainer
+from ownlens_ml.pipelines.labels import labels_fingerprint, read_labels
+from ownlens_ml.progress import Steps, steps as show_steps
 from ownlens_ml.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -82,10 +91,16 @@ class Prepared:
     window: LabelWindow
     training_set: store.TrainingSet
     split: Split
+    labels_from: str | None = None
+    """The file the labels came from (``train --labels``), None for the spec's label builder."""
+    labels_fingerprint: str | None = None
 
-    def xy(self, part: str) -> tuple[pd.DataFrame, np.ndarray]:
+    def xy(self, part: str, extra: tuple[str, ...] = ()) -> tuple[pd.DataFrame, np.ndarray]:
         rows = getattr(self.split, part)
-        return feature_matrix(rows, self.training_set.features), rows["label"].to_numpy()
+        x = feature_matrix(rows, self.training_set.features)
+        for column in extra:
+            x[column] = rows[column].to_numpy()
+        return x, rows["label"].to_numpy()
 
 
 @dataclass
@@ -99,41 +114,17 @@ class TrainResult:
     """Wall time per step: labels, training_set, fit, evaluate, register."""
 
 
-class _Steps:
-    """Named steps with a spinner (when asked) and their wall times."""
-
-    def __init__(self, progress: Progress | None) -> None:
-        self.progress = progress
-        self.seconds: dict[str, float] = {}
-
-    @contextmanager
-    def __call__(self, key: str, label: str) -> Iterator[None]:
-        task = self.progress.add_task(label, total=1) if self.progress else None
-        started = time.perf_counter()
-        yield
-        self.seconds[key] = self.seconds.get(key, 0.0) + time.perf_counter() - started
-        if task is not None:
-            self.progress.update(task, completed=1)
-
-
-@contextmanager
-def _steps(show: bool) -> Iterator[_Steps]:
-    if not show:
-        yield _Steps(None)
-        return
-    columns = (SpinnerColumn(finished_text="[green]✓"), TextColumn("{task.description}"), TimeElapsedColumn())
-    with Progress(*columns) as progress:
-        yield _Steps(progress)
-
-
-def prepare(settings: Settings, spec: ModelSpec, window: LabelWindow, steps: _Steps | None = None) -> Prepared:
-    """Labels → point-in-time training set → temporal split."""
-    steps = steps or _Steps(None)
-    with steps("labels", f"{spec.name}: labels"):
-        labels = spec.build_labels(settings, window)
+def prepare(settings: Settings, spec: ModelSpec, window: LabelWindow, steps: Steps | None = None,
+            labels: pd.DataFrame | None = None, labels_from: str | None = None) -> Prepared:
+    """Labels (the spec's, or the user's) → point-in-time training set → temporal split."""
+    steps = steps or Steps()
+    if labels is None:
+        with steps("labels", f"{spec.name}: labels"):
+            labels = spec.build_labels(settings, window)
     with steps("training_set", f"{spec.name}: point-in-time features from {spec.feature_service}"):
         training_set = store.training_set(settings, spec.feature_service, labels)
-    return Prepared(spec, window, training_set, temporal_split(training_set.frame))
+    return Prepared(spec, window, training_set, temporal_split(training_set.frame), labels_from,
+                    labels_fingerprint(labels) if labels_from else None)
 
 
 def fit_estimator(estimator, x_train: pd.DataFrame, y_train: np.ndarray, x_val: pd.DataFrame, y_val: np.ndarray):
@@ -146,32 +137,27 @@ def fit_estimator(estimator, x_train: pd.DataFrame, y_train: np.ndarray, x_val: 
     return estimator.fit(x_train, y_train)
 
 
-def predict(task: str, estimator, x: pd.DataFrame) -> np.ndarray:
-    """Probability of the positive class for binary tasks, the prediction otherwise."""
-    return estimator.predict_proba(x)[:, 1] if task == "binary" else estimator.predict(x)
-
-
 def validate(spec: ModelSpec, estimator, features: list[str], x: pd.DataFrame, y: np.ndarray) -> pd.Series:
     """Checks before registration; returns each feature's share of permutation importance.
 
     Raises:
-        ModelValidationError: naming the failed check: non-finite or out-of-range
-            predictions, an input signature that differs from the feature service's, or one
-            feature carrying nearly all the importance (a leakage smell).
+        ModelValidationError: naming the failed check: an input signature that differs from
+            the feature service's, outputs the kind refuses (e.g. non-finite, or
+            probabilities outside [0, 1]), or one feature carrying nearly all the
+            importance (a leakage smell).
     """
+    kind = spec.task_kind
     signature = list(getattr(estimator, "feature_names_in_", []))
     if signature != features:
         missing, extra = sorted(set(features) - set(signature)), sorted(set(signature) - set(features))
         raise ModelValidationError(f"{spec.name}: input signature differs from {spec.feature_service}: "
                                    f"missing {missing or 'none'}, unexpected {extra or 'none'}")
-    scores = predict(spec.task, estimator, x)
-    if not np.isfinite(scores).all():
-        raise ModelValidationError(f"{spec.name}: {int((~np.isfinite(scores)).sum())} predictions are not finite")
-    if spec.task == "binary" and ((scores < 0) | (scores > 1)).any():
-        raise ModelValidationError(f"{spec.name}: probabilities outside [0, 1] (min {scores.min()}, max {scores.max()})")
+    problem = kind.check_outputs(np.asarray(kind.predict(estimator, x), dtype=float))
+    if problem:
+        raise ModelValidationError(f"{spec.name}: {problem}")
     sample = np.random.default_rng(SEED).permutation(len(x))[:4000]
     result = permutation_importance(estimator, x.iloc[sample], y[sample], n_repeats=3, random_state=SEED,
-                                    scoring="roc_auc" if spec.task == "binary" else "r2")
+                                    scoring=kind.importance_scoring)
     drops = pd.Series(np.clip(result.importances_mean, 0, None), index=features)
     share = drops / drops.sum() if drops.sum() > 1e-9 else drops
     if share.max() > MAX_IMPORTANCE_SHARE:
@@ -180,81 +166,75 @@ def validate(spec: ModelSpec, estimator, features: list[str], x: pd.DataFrame, y
     return share.sort_values(ascending=False)
 
 
-def _oracle(settings: Settings, prepared: Prepared, rows: pd.DataFrame) -> np.ndarray | None:
+def oracle_scores(settings: Settings, prepared: Prepared) -> tuple[np.ndarray | None, str | None]:
+    """The oracle's scores on the test rows, or None and the reason it is omitted."""
     spec = prepared.spec
     if spec.oracle is None:
-        return None
+        return None, f"{spec.name} declares no oracle"
+    if prepared.labels_from is not None:
+        return None, (f"labels come from {prepared.labels_from}, not from the generator's process, so the "
+                      "generator's truth does not describe them: the oracle is omitted")
     try:
-        return np.asarray(spec.oracle(settings, rows, prepared.window), dtype=float)
-    except OwnLensError as err:  # imported data has no latent truth
+        scores = oracle(settings, spec.oracle, prepared.split.test, window_days=prepared.window.window_days,
+                        train=prepared.split.train)
+    except OwnLensError as err:  # imported data has no latent truth; ids outside it
         log.info("no oracle for %s: %s", spec.name, err)
+        return None, f"oracle omitted: {err}"
+    return np.asarray(scores, dtype=float), None
+
+
+def _champion_scores(settings: Settings, prepared: Prepared, champion: tuple[registry.ModelVersion, Any] | None,
+                     exclude: int | None) -> tuple[int, np.ndarray] | None:
+    if champion is None or champion[0].version == exclude:
         return None
-
-
-def _champion_scores(settings: Settings, prepared: Prepared, exclude: int | None) -> tuple[int, np.ndarray] | None:
+    entry, model = champion
     spec = prepared.spec
-    try:
-        champion, model = registry.load_model(settings, spec.name, "champion")
-    except UnknownModelVersionError:
-        return None
-    if champion.version == exclude:
-        return None
     test = prepared.split.test
-    if champion.feature_service != spec.feature_service:
-        labels = test[[spec.entity_key, "event_timestamp", "label"]]
-        test = store.training_set(settings, champion.feature_service, labels).frame
+    if entry.feature_service != spec.feature_service:
+        labels = test[[*spec.entity_key, "event_timestamp", "label"]]
+        test = store.training_set(settings, entry.feature_service, labels).frame
     features = list(model.feature_names_in_)
-    return champion.version, predict(spec.task, model, feature_matrix(test, features))
+    return entry.version, spec.task_kind.predict(model, feature_matrix(test, features))
 
 
-def evaluate_holdout(settings: Settings, prepared: Prepared, model, version: int | None,
-                     importance: pd.Series, steps: _Steps | None = None) -> Evaluation:
+def evaluate_holdout(settings: Settings, prepared: Prepared, model, version: int | None, importance: pd.Series,
+                     champion: tuple[registry.ModelVersion, Any] | None, steps: Steps | None = None) -> Evaluation:
     """Score the model, freshly fitted baselines, the champion and the oracle on the test rows."""
-    steps = steps or _Steps(None)
-    spec = prepared.spec
+    steps = steps or Steps()
+    spec, kind = prepared.spec, prepared.spec.task_kind
     x_train, y_train = prepared.xy("train")
     x_test, y_test = prepared.xy("test")
-    scores = {"model": predict(spec.task, model, x_test)}
+    scores = {"model": kind.predict(model, x_test)}
     with steps("baselines", f"{spec.name}: baselines on the same split"):
-        for name, baseline in baselines(spec.task, SEED).items():
-            scores[name] = predict(spec.task, baseline.fit(x_train, y_train), x_test)
-    champion = _champion_scores(settings, prepared, exclude=version)
-    if champion is not None:
-        scores[f"champion_v{champion[0]}"] = champion[1]
+        for name, baseline in kind.baselines(SEED).items():
+            scores[name] = kind.predict(baseline.fit(x_train, y_train), x_test)
+        if spec.extra_baselines is not None:
+            xe_train, _ = prepared.xy("train", spec.baseline_columns)
+            xe_test, _ = prepared.xy("test", spec.baseline_columns)
+            for name, baseline in spec.extra_baselines(SEED).items():
+                scores[name] = kind.predict(baseline.fit(xe_train, y_train), xe_test)
+    scored = _champion_scores(settings, prepared, champion, exclude=version)
+    if scored is not None:
+        scores[f"champion_v{scored[0]}"] = scored[1]
     notes = []
-    oracle = _oracle(settings, prepared, prepared.split.test)
-    if oracle is not None:
-        scores["oracle"] = oracle
+    truth, why_not = oracle_scores(settings, prepared)
+    if truth is not None:
+        scores["oracle"] = truth
     else:
-        notes.append("no generator truth for these rows: the oracle is omitted")
+        notes.append(why_not)
     test = prepared.split.test["event_timestamp"]
     holdout = (f"{len(test):,} rows with label times {test.min():%Y-%m-%d}..{test.max():%Y-%m-%d} "
                f"(training rows before {prepared.split.validation['event_timestamp'].min():%Y-%m-%d})")
-    return Evaluation(spec.name, version, spec.task, spec.feature_service, y_test, scores,
-                      {who: score_metrics(spec.task, y_test, p) for who, p in scores.items()},
-                      importance, holdout, notes)
-
-
-def gate_refusals(spec: ModelSpec, metrics: dict[str, dict[str, float]]) -> list[str]:
-    """Why the model may not become champion: it must beat the champion and every baseline."""
-    metric, mine = spec.gate.metric, metrics["model"][spec.gate.metric]
-    refusals = []
-    for who, values in metrics.items():
-        if who in ("model", "oracle"):
-            continue
-        need = spec.gate.min_gain if who.startswith("champion") else 0.0
-        gain = improvement(metric, mine, values[metric])
-        if gain <= need:
-            refusals.append(f"{metric} {mine:.4f} does not beat {who} ({values[metric]:.4f}): "
-                            f"short by {need - gain:.4f}")
-    return refusals
+    return Evaluation(spec.name, version, spec.kind, spec.feature_service,
+                      {who: kind.score(y_test, p) for who, p in scores.items()}, holdout,
+                      y=y_test, scores=scores, importance=importance, notes=notes)
 
 
 def _lineage_params(prepared: Prepared, estimator) -> dict:
     final = estimator[-1] if hasattr(estimator, "steps") else estimator
     stamps = sorted(prepared.training_set.frame["event_timestamp"].unique())
     window = prepared.window
-    return {
+    params = {
         "seed": SEED,
         "estimator": type(final).__name__,
         "hyperparameters": {k: v for k, v in final.get_params().items()
@@ -265,44 +245,149 @@ def _lineage_params(prepared: Prepared, estimator) -> dict:
         "label_times": [pd.Timestamp(s).isoformat() for s in stamps] if len(stamps) <= 500 else len(stamps),
         "split": prepared.split.describe(),
     }
+    if prepared.labels_from is not None:
+        params["labels_file"] = prepared.labels_from
+        params["labels_fingerprint"] = prepared.labels_fingerprint
+    return params
+
+
+def _check_classes(spec: ModelSpec, split: Split) -> None:
+    """A classifier needs every class in its training, validation and test rows."""
+    for part in ("train", "validation", "test"):
+        labels = getattr(split, part)["label"]
+        missing = [c for c in spec.task_kind.classes if not (labels == c).any()]
+        if missing:
+            raise TooFewLabelsError(
+                f"{spec.name}: the {len(labels):,} {part} rows hold no label {missing[0]}; train on more "
+                "entities or a longer stretch of data")
+
+
+class TabularTrainer:
+    """The shared trainer of supervised kinds: labels → point-in-time features → split → fit →
+    validators → holdout evaluation beside baselines, champion and oracle."""
+
+    def train(self, ctx: TrainContext) -> Trained:
+        spec = ctx.spec
+        prepared = prepare(ctx.settings, spec, ctx.window, ctx.steps, ctx.labels, ctx.labels_from)
+        _check_classes(spec, prepared.split)
+        x_train, y_train = prepared.xy("train")
+        x_val, y_val = prepared.xy("validation")
+        with ctx.steps("fit", f"{spec.name}: fit {len(x_train):,} rows"):
+            model = fit_estimator(spec.estimator(ctx.seed), x_train, y_train, x_val, y_val)
+        with ctx.steps("validate", f"{spec.name}: validators"):
+            importance = validate(spec, model, prepared.training_set.features, x_val, y_val)
+        evaluation = evaluate_holdout(ctx.settings, prepared, model, None, importance, ctx.champion(), ctx.steps)
+        stamps = prepared.training_set.frame["event_timestamp"]
+        return Trained(model, evaluation, _lineage_params(prepared, model), prepared.training_set.fingerprint,
+                       prepared.training_set.definition_hash, stamps.min().to_pydatetime(),
+                       (stamps.max() + pd.Timedelta(days=ctx.window.window_days)).to_pydatetime())
+
+    def evaluate(self, ctx: TrainContext, version: registry.ModelVersion, model: Any) -> Evaluation:
+        """Re-score ``version`` on its own split, rebuilt from its lineage; notes if the data changed since."""
+        params = version.params
+        as_of = pd.Timestamp(params["as_of"]).to_pydatetime() if params.get("as_of") else None
+        window = LabelWindow(as_of=as_of, window_days=params["window_days"], step_days=params["step_days"])
+        labels = None
+        if params.get("labels_file"):
+            labels = read_labels(ctx.settings, Path(params["labels_file"]), ctx.spec)
+            if labels_fingerprint(labels) != params["labels_fingerprint"]:
+                raise ModelValidationError(
+                    f"{version.label} was trained on labels from {params['labels_file']}, which changed since; "
+                    "restore the file or train a new version on it")
+        prepared = prepare(ctx.settings, ctx.spec, window, ctx.steps, labels, params.get("labels_file"))
+        importance = pd.Series(version.metrics.get("importance", {}), dtype=float)
+        evaluation = evaluate_holdout(ctx.settings, prepared, model, version.version, importance, ctx.champion(),
+                                      ctx.steps)
+        if prepared.training_set.fingerprint != version.training_set_fingerprint:
+            evaluation.notes.append("the training set rebuilt from this version's lineage differs from the one it "
+                                    "was trained on (data or feature definitions changed since)")
+        return evaluation
+
+
+TABULAR = TabularTrainer()
+
+
+def trainer_for(spec: ModelSpec) -> Trainer:
+    """The shared tabular trainer for supervised kinds, else the spec's own."""
+    return TABULAR if spec.task_kind.supervised else spec.trainer
+
+
+def gate_refusals(spec: ModelSpec, metrics: dict[str, dict[str, float]]) -> list[str]:
+    """Why the model may not become champion: it must beat the champion and every baseline."""
+    kind, metric = spec.task_kind, spec.gate_metric
+    mine = metrics["model"][metric]
+    refusals = []
+    for who, values in metrics.items():
+        if who in ("model", "oracle") or values.get(metric) is None:
+            continue
+        need = spec.gate.min_gain if who.startswith("champion") else 0.0
+        gain = kind.improvement(metric, mine, values[metric])
+        if gain <= need:
+            refusals.append(f"{metric} {mine:.4f} does not beat {who} ({values[metric]:.4f}): "
+                            f"short by {need - gain:.4f}")
+    return refusals
 
 
 def report_folder(settings: Settings, name: str, version: int) -> Path:
     return settings.reports_dir / name / f"v{version}"
 
 
+def _context(settings: Settings, spec: ModelSpec, window: LabelWindow, steps: Steps, notes: list[str],
+             labels: pd.DataFrame | None = None, labels_from: str | None = None) -> TrainContext:
+    def champion() -> tuple[registry.ModelVersion, Any] | None:
+        try:
+            return registry.load_model(settings, spec.name, "champion")
+        except UnknownModelVersionError:
+            return None
+        except RegistryError as err:  # corrupt or untrusted artifact: compare without it, say so
+            log.warning("%s", err)
+            note = f"the champion could not be loaded, so it was left out of the comparison: {err}"
+            if note not in notes:
+                notes.append(note)
+            return None
+
+    return TrainContext(settings, spec, window, SEED, steps, champion, labels, labels_from)
+
+
 def train(settings: Settings, name: str, as_of: datetime | None = None, *, promote: bool = True,
-          progress: bool = False) -> TrainResult:
+          progress: bool = False, labels_file: Path | None = None) -> TrainResult:
     """Train, evaluate, validate and register a new version of model ``name``.
 
     The new version becomes ``champion`` if ``promote`` and the gate passes, else
     ``challenger``. A failure anywhere records the run as failed and registers nothing.
+
+    Args:
+        labels_file: train on the user's labels (CSV or Parquet: the spec's entity key(s),
+            ``event_timestamp``, ``label``) instead of the spec's label builder.
     """
     spec = get_spec(name)
+    kind = spec.task_kind
     window = replace(spec.window, as_of=as_of)
-    run_id = registry.start_run(settings, spec.name, {"as_of": as_of.isoformat() if as_of else None})
+    labels = None
+    if labels_file is not None:
+        if not kind.supervised:
+            raise ModelValidationError(f"{spec.name} is a {kind.name} model: it learns without labels, "
+                                       "so --labels does not apply")
+        labels = read_labels(settings, labels_file, spec)
+    run_id = registry.start_run(settings, spec.name, {"as_of": as_of.isoformat() if as_of else None,
+                                                      "labels_file": str(labels_file) if labels_file else None})
+    notes: list[str] = []
     try:
-        with _steps(progress) as steps:
-            prepared = prepare(settings, spec, window, steps)
-            x_train, y_train = prepared.xy("train")
-            x_val, y_val = prepared.xy("validation")
-            with steps("fit", f"{spec.name}: fit {len(x_train):,} rows"):
-                model = fit_estimator(spec.estimator(SEED), x_train, y_train, x_val, y_val)
-            with steps("validate", f"{spec.name}: validators"):
-                importance = validate(spec, model, prepared.training_set.features, x_val, y_val)
-            evaluation = evaluate_holdout(settings, prepared, model, None, importance, steps)
+        with show_steps(progress) as steps:
+            ctx = _context(settings, spec, window, steps, notes, labels, str(labels_file) if labels_file else None)
+            trained = trainer_for(spec).train(ctx)
+            evaluation = trained.evaluation
+            evaluation.notes += notes
             refusals = gate_refusals(spec, evaluation.metrics)
-            stamps = prepared.training_set.frame["event_timestamp"]
             with steps("register", f"{spec.name}: register"):
                 version = registry.register(
-                    settings, run_id, model_name=spec.name, task=spec.task, estimator=model,
-                    feature_service=spec.feature_service,
-                    feature_service_hash=prepared.training_set.definition_hash,
-                    training_set_fingerprint=prepared.training_set.fingerprint,
-                    window_start=stamps.min().to_pydatetime(),
-                    window_end=(stamps.max() + pd.Timedelta(days=window.window_days)).to_pydatetime(),
-                    params=_lineage_params(prepared, model),
-                    metrics={"holdout": evaluation.metrics, "importance": importance.round(6).to_dict()})
+                    settings, run_id, model_name=spec.name, task=spec.kind, estimator=trained.model,
+                    artifact_format=kind.artifact_format, feature_service=spec.feature_service or "",
+                    feature_service_hash=trained.definition_hash or "",
+                    training_set_fingerprint=trained.fingerprint,
+                    window_start=trained.window_start, window_end=trained.window_end, params=trained.params,
+                    metrics={"holdout": evaluation.metrics,
+                             "importance": evaluation.importance.round(6).to_dict()})
     except BaseException as err:
         registry.fail_run(settings, run_id, f"{type(err).__name__}: {err}")
         raise
@@ -312,22 +397,37 @@ def train(settings: Settings, name: str, as_of: datetime | None = None, *, promo
     else:
         registry.set_alias(settings, spec.name, "challenger", version.version)
     evaluation.version = version.version
-    path = write_report(evaluation, report_folder(settings, spec.name, version.version), spec.metrics)
+    path = write_report(evaluation, report_folder(settings, spec.name, version.version), spec.metrics, kind.plots)
     return TrainResult(registry.get_version(settings, spec.name, version.version), evaluation, path,
                        promoted, refusals, steps.seconds)
 
 
-def _rebuild(settings: Settings, spec: ModelSpec, version: registry.ModelVersion) -> tuple[Prepared, list[str]]:
-    """The version's own split, rebuilt from its lineage; notes if the data changed since."""
-    params = version.params
-    as_of = pd.Timestamp(params["as_of"]).to_pydatetime() if params.get("as_of") else None
-    window = LabelWindow(as_of=as_of, window_days=params["window_days"], step_days=params["step_days"])
-    prepared = prepare(settings, spec, window)
-    notes = []
-    if prepared.training_set.fingerprint != version.training_set_fingerprint:
-        notes.append("the training set rebuilt from this version's lineage differs from the one it was trained on "
-                     "(data or feature definitions changed since)")
-    return prepared, notes
+def train_all(settings: Settings, as_of: datetime | None = None, *, promote: bool = True,
+              progress: bool = False, on_result=None) -> dict[str, TrainResult | OwnLensError]:
+    """Train every declared model in turn; one model's failure does not stop the others.
+
+    Returns each model's result, or the error that stopped it. ``on_result(name, outcome)``
+    is called as each finishes.
+    """
+    outcomes: dict[str, TrainResult | OwnLensError] = {}
+    for name in SPECS:
+        try:
+            outcomes[name] = train(settings, name, as_of, promote=promote, progress=progress)
+        except OwnLensError as err:
+            outcomes[name] = err
+        if on_result is not None:
+            on_result(name, outcomes[name])
+    return outcomes
+
+
+def _rescore(settings: Settings, spec: ModelSpec, version: int | str | None,
+             steps: Steps) -> tuple[registry.ModelVersion, Evaluation]:
+    entry, model = registry.load_model(settings, spec.name, version)
+    notes: list[str] = []
+    ctx = _context(settings, spec, spec.window, steps, notes)
+    evaluation = trainer_for(spec).evaluate(ctx, entry, model)
+    evaluation.notes += notes
+    return entry, evaluation
 
 
 def evaluate(settings: Settings, name: str, version: int | str | None = None,
@@ -340,13 +440,10 @@ def evaluate(settings: Settings, name: str, version: int | str | None = None,
             version = "champion"
         except UnknownModelVersionError:
             version = None
-    entry, model = registry.load_model(settings, spec.name, version)
-    with _steps(progress) as steps:
-        prepared, notes = _rebuild(settings, spec, entry)
-        importance = pd.Series(entry.metrics.get("importance", {}), dtype=float)
-        evaluation = evaluate_holdout(settings, prepared, model, entry.version, importance, steps)
-    evaluation.notes += notes
-    path = write_report(evaluation, report_folder(settings, spec.name, entry.version), spec.metrics)
+    with show_steps(progress) as steps:
+        entry, evaluation = _rescore(settings, spec, version, steps)
+    path = write_report(evaluation, report_folder(settings, spec.name, entry.version), spec.metrics,
+                        spec.task_kind.plots)
     return evaluation, path
 
 
@@ -356,12 +453,12 @@ def promote(settings: Settings, name: str, version: int, force: bool = False) ->
     Returns the refusals (empty when promoted). ``force`` skips the gate.
     """
     spec = get_spec(name)
-    entry, model = registry.load_model(settings, spec.name, version)
     refusals: list[str] = []
-    if not force:
-        prepared, _ = _rebuild(settings, spec, entry)
-        importance = pd.Series(entry.metrics.get("importance", {}), dtype=float)
-        refusals = gate_refusals(spec, evaluate_holdout(settings, prepared, model, entry.version, importance).metrics)
+    if force:
+        entry, _ = registry.load_model(settings, spec.name, version)  # never promote an unloadable artifact
+    else:
+        entry, evaluation = _rescore(settings, spec, version, Steps())
+        refusals = gate_refusals(spec, evaluation.metrics)
     if not refusals:
         registry.promote(settings, spec.name, entry.version)
     return refusals

@@ -43,6 +43,9 @@ VERSIONS = Gauge("ownlens_model_version_loaded", "Model version being served", [
 _REASONS = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 422: "invalid_request",
             503: "unavailable"}
 
+SERVED = [name for name, spec in SPECS.items() if spec.task_kind.predict is not None and spec.feature_service]
+"""Models that score feature rows (the tabular kinds), each at /v1/predict/{model}."""
+
 Id = Annotated[int, Field(strict=True, ge=INT64[0], le=INT64[1])]
 
 
@@ -125,7 +128,7 @@ class Serving:
 
     def _refresh(self) -> None:
         try:
-            for name in SPECS:
+            for name in SERVED:
                 predictor = self.predictors.get(name)
                 if predictor is not None:
                     predictor.refresh()

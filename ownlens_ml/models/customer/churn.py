@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import numpy as np
-import pandas as pd
 from sklearn.pipeline import Pipeline
 from xgboost import XGBClassifier
 
 from ownlens_ml.models.baselines import preprocessing
 from ownlens_ml.models.customer.labels import active_readers, lapsed_labels
-from ownlens_ml.models.spec import Gate, LabelWindow, ModelSpec
-from ownlens_ml.settings import Settings
+from ownlens_ml.models.spec import ModelSpec
 
 
 def churn_estimator(seed: int) -> Pipeline:
@@ -23,24 +20,16 @@ def churn_estimator(seed: int) -> Pipeline:
     ])
 
 
-def churn_oracle(settings: Settings, labels: pd.DataFrame, window: LabelWindow) -> np.ndarray:
-    """The generator's true probability of no visit in the window, given the latent state at T."""
-    from ownlens_ml.data.truth import oracle_churn_probability
-
-    return oracle_churn_probability(settings, labels["user_id"].to_numpy(), labels["event_timestamp"].to_numpy(),
-                                    window_days=window.window_days)
-
-
 SPEC = ModelSpec(
     name="churn",
-    task="binary",
+    kind="binary",
     feature_service="churn_v1",
-    entity_key="user_id",
+    entity_key=("user_id",),
     build_labels=lapsed_labels,
     estimator=churn_estimator,
     metrics=("roc_auc", "pr_auc", "log_loss", "brier", "calibration_error", "top_decile_lift"),
-    gate=Gate(metric="roc_auc", min_gain=0.0),
-    oracle=churn_oracle,
+    oracle="churn",
     population=active_readers,
     description="Will a reader active in the last 30 days stay away for the next 30?",
+    label_description="1 if a reader who visited in the 30 days before T makes no visit in the 30 days from T",
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+
 import numpy as np
 import pandas as pd
 from sqlalchemy import func, select, text
@@ -66,13 +67,52 @@ def lapsed_labels(settings: Settings, window: LabelWindow) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True).sort_values(["event_timestamp", "user_id"], ignore_index=True)
 
 
+def subscription_starts(settings: Settings) -> pd.Series:
+    """When each reader became a paying subscriber (NaT for readers who never did), by user_id."""
+    engine = get_engine(settings)
+    require_tables(engine, schema.users.name)
+    u = schema.users.c
+    with engine.connect() as conn:
+        rows = conn.execute(select(u.user_id, u.subscribed_at)).all()
+    frame = pd.DataFrame(rows, columns=["user_id", "subscribed_at"])
+    return pd.Series(pd.to_datetime(frame["subscribed_at"], utc=True).to_numpy(),
+                     index=frame["user_id"].astype("int64").to_numpy(), name="subscribed_at")
+
+
+def conversion_labels(settings: Settings, window: LabelWindow) -> pd.DataFrame:
+    """Conversion labels: for each as-of T, readers active in the 30 days before T who are not
+    paying at T; 1 if they subscribe in [T, T + window)."""
+    visits = visit_days(settings)
+    subscribed = subscription_starts(settings)
+    frames = []
+    for t in as_of_dates(visits, window, "conversion"):
+        active = _active(visits, t)
+        since = pd.DatetimeIndex(subscribed.reindex(active).to_numpy())
+        free = since.isna() | (since >= t)
+        converts = (since >= t) & (since < t + pd.Timedelta(days=window.window_days))
+        frames.append(pd.DataFrame({"user_id": active[free], "event_timestamp": t,
+                                    "label": np.asarray(converts[free], dtype="int64")}))
+    return pd.concat(frames, ignore_index=True).sort_values(["event_timestamp", "user_id"], ignore_index=True)
+
+
 def _active(visits: pd.DataFrame, t: pd.Timestamp) -> np.ndarray:
     before = visits["day"].between(t - pd.Timedelta(days=HISTORY_DAYS), t, inclusive="left")
     return visits.loc[before, "user_id"].unique()
 
 
+def _utc(as_of: datetime) -> pd.Timestamp:
+    t = pd.Timestamp(as_of)
+    return t.tz_localize("UTC") if t.tz is None else t.tz_convert("UTC")
+
+
 def active_readers(settings: Settings, as_of: datetime) -> pd.DataFrame:
     """Readers who visited in the HISTORY_DAYS before ``as_of``: whom churn scores then."""
-    t = pd.Timestamp(as_of)
-    t = t.tz_localize("UTC") if t.tz is None else t.tz_convert("UTC")
-    return pd.DataFrame({"user_id": np.sort(_active(visit_days(settings), t))})
+    return pd.DataFrame({"user_id": np.sort(_active(visit_days(settings), _utc(as_of)))})
+
+
+def free_active_readers(settings: Settings, as_of: datetime) -> pd.DataFrame:
+    """Active readers not paying at ``as_of``: whom conversion scores then."""
+    t = _utc(as_of)
+    active = _active(visit_days(settings), t)
+    since = pd.DatetimeIndex(subscription_starts(settings).reindex(active).to_numpy())
+    return pd.DataFrame({"user_id": np.sort(active[since.isna() | (since >= t)])})

@@ -1,0 +1,1 @@
+"""Editorial models: articles, authors, topics."""

@@ -1,0 +1,135 @@
+"""Task kinds, declared once: how each kind predicts, what it reports, what its gate compares.
+
+Engines look a spec's kind up here instead of branching on names. Supervised kinds (binary,
+regression) are trained by the shared tabular engine from a label builder; the others
+(clustering, ranking, rule) bring a ``Trainer`` of their own and share the rest: the
+registry, the gate, the report and the CLI.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ownlens_ml.errors import UnknownModelError
+from ownlens_ml.evaluation import binary_metrics, regression_metrics
+from ownlens_ml.models.baselines import baselines
+
+
+@dataclass(frozen=True)
+class TaskKind:
+    """What every model of one kind has in common.
+
+    Attributes:
+        name: ``binary``, ``regression``, ``clustering``, ``ranking`` or ``rule``.
+        metrics: every metric the kind can report, mapped to True where higher is better.
+        gate_metric: the default gate metric, also the headline of listings.
+        artifact_format: how the registry stores a version (see ``registry.ARTIFACT_FORMATS``).
+        plots: report figures, names in ``ownlens_ml.evaluation.report.PLOTS``.
+        supervised: trained by the shared tabular engine from a label builder.
+        predict: ``(model, feature matrix) -> outputs`` where the kind scores feature rows.
+        score: ``(labels, outputs) -> metrics`` for supervised kinds.
+        baselines: ``seed -> unfitted baselines`` fitted on the same rows as the model.
+        check_outputs: ``outputs -> problem or None``, run before registration.
+        bad_labels: ``labels -> mask`` of the labels the kind refuses (label files a user brings).
+        label_rule: what a label must be, for the message naming refused ones.
+        importance_scoring: scikit-learn scorer for permutation importance.
+        classes: the labels every part of a split must hold (classifiers), else empty.
+    """
+
+    name: str
+    metrics: Mapping[str, bool]
+    gate_metric: str
+    artifact_format: str
+    plots: tuple[str, ...]
+    supervised: bool
+    predict: Callable[[Any, pd.DataFrame], np.ndarray] | None = None
+    score: Callable[[np.ndarray, np.ndarray], dict[str, float]] | None = None
+    baselines: Callable[[int], dict[str, Any]] = field(default=lambda seed: {})
+    check_outputs: Callable[[np.ndarray], str | None] = field(default=lambda outputs: None)
+    bad_labels: Callable[[pd.Series], np.ndarray] = field(default=lambda labels: np.zeros(len(labels), bool))
+    label_rule: str = ""
+    importance_scoring: str | None = None
+    classes: tuple = ()
+
+    def improvement(self, metric: str, challenger: float, incumbent: float) -> float:
+        """How much better ``challenger`` is on ``metric``: positive is better, whatever the direction."""
+        return challenger - incumbent if self.metrics[metric] else incumbent - challenger
+
+
+def _probability_of_one(model, x: pd.DataFrame) -> np.ndarray:
+    return model.predict_proba(x)[:, 1]
+
+
+def _prediction(model, x: pd.DataFrame) -> np.ndarray:
+    return np.asarray(model.predict(x), dtype=float)
+
+
+def _not_finite(outputs: np.ndarray) -> str | None:
+    bad = int((~np.isfinite(outputs)).sum())
+    return f"{bad} predictions are not finite" if bad else None
+
+
+def _not_probabilities(outputs: np.ndarray) -> str | None:
+    problem = _not_finite(outputs)
+    if problem is None and ((outputs < 0) | (outputs > 1)).any():
+        problem = f"probabilities outside [0, 1] (min {outputs.min()}, max {outputs.max()})"
+    return problem
+
+
+def _not_zero_one(labels: pd.Series) -> np.ndarray:
+    return ~labels.isin([0, 1]).to_numpy()
+
+
+def _not_finite_number(labels: pd.Series) -> np.ndarray:
+    return ~np.isfinite(pd.to_numeric(labels, errors="coerce").to_numpy(dtype=float, na_value=np.nan))
+
+
+BINARY = TaskKind(
+    name="binary",
+    metrics={"roc_auc": True, "pr_auc": True, "log_loss": False, "brier": False,
+             "calibration_error": False, "top_decile_lift": True},
+    gate_metric="roc_auc",
+    artifact_format="skops",
+    plots=("roc_pr", "calibration", "gains", "importance", "comparison"),
+    supervised=True,
+    predict=_probability_of_one,
+    score=binary_metrics,
+    baselines=partial(baselines, classifier=True),
+    check_outputs=_not_probabilities,
+    bad_labels=_not_zero_one,
+    label_rule="must be 0 or 1 for a binary model",
+    importance_scoring="roc_auc",
+    classes=(0, 1),
+)
+
+REGRESSION = TaskKind(
+    name="regression",
+    metrics={"rmse": False, "mae": False, "r2": True, "spearman": True},
+    gate_metric="rmse",
+    artifact_format="skops",
+    plots=("predicted_vs_actual", "importance", "comparison"),
+    supervised=True,
+    predict=_prediction,
+    score=regression_metrics,
+    baselines=partial(baselines, classifier=False),
+    check_outputs=_not_finite,
+    bad_labels=_not_finite_number,
+    label_rule="must be a finite number",
+    importance_scoring="r2",
+)
+
+KINDS: dict[str, TaskKind] = {kind.name: kind for kind in (BINARY, REGRESSION)}
+
+
+def get_kind(name: str) -> TaskKind:
+    """The kind called ``name``; the error lists the declared ones."""
+    try:
+        return KINDS[name]
+    except KeyError:
+        raise UnknownModelError(f"no task kind {name!r}; declared: {', '.join(KINDS)}") from None
