@@ -25,7 +25,7 @@ from ownlens_ml.features.snapshots import build_snapshots
 from ownlens_ml.pipelines.training import train
 from ownlens_ml.settings import Settings
 
-USERS, DAYS = 600, 100
+USERS, DAYS = 1000, 100
 
 
 def build(settings: Settings) -> Settings:

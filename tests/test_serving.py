@@ -184,7 +184,7 @@ def test_http_in_process_and_log_agree(platform, client, users):
     assert row["score"] == body["predictions"][0]["score"] == row["output"]["score"]
     assert row["features"] == local.results[0].features
     ready = client.get("/readyz")
-    assert ready.status_code == 200 and ready.json()["models"] == {"churn": body["version"]}
+    assert ready.status_code == 200 and ready.json()["models"]["churn"] == body["version"]
     metrics = client.get("/metrics").text
     for name in ("ownlens_http_requests_total", "ownlens_http_request_seconds_bucket", "ownlens_model_version_loaded",
                  "ownlens_prediction_log_written_rows_total"):
@@ -222,6 +222,40 @@ def test_cold_start_is_answered_and_counted(client):
     assert answer["cold_start"] and 0 < answer["score"] < 1
     assert set(answer["feature_age_seconds"].values()) == {None}
     assert sample("ownlens_fallbacks_total", {"model": "churn", "reason": "cold_start"}) == before + 1
+
+
+def test_every_tabular_model_is_served_and_scores_as_its_pipeline(platform, client):
+    """conversion (one key) and article_performance (composite key, a request-time feature)."""
+    from sqlalchemy import text
+
+    from ownlens_ml.db import get_engine
+    from ownlens_ml.pipelines.training import train
+
+    for name in ("conversion", "article_performance"):
+        registry.promote(platform, name, train(platform, name).version.version)
+    deadline = time.monotonic() + 20
+    while set(client.get("/readyz").json()["models"]) != {"churn", "conversion", "article_performance"}:
+        assert time.monotonic() < deadline, client.get("/readyz").json()
+        time.sleep(0.2)
+    with get_engine(platform).connect() as conn:
+        articles = conn.execute(text("SELECT article_id, author_id FROM articles ORDER BY published_at DESC "
+                                     "LIMIT 30")).mappings().all()
+    requests = {"conversion": {"ids": [1, 2, 3, 10**9]},
+                "article_performance": {"entities": [dict(a) for a in articles] + [{"article_id": 10**9, "author_id": 10**9}]}}
+    now = datetime.now(timezone.utc)
+    for name, body in requests.items():
+        response = client.post(f"/v1/predict/{name}", json=body)
+        assert response.status_code == 200, response.text
+        answers = response.json()["predictions"]
+        assert answers[-1]["cold_start"] and not all(a["cold_start"] for a in answers), (name, answers)
+        local = Predictor(platform, name, watch_every=None).predict(body.get("ids"), entities=body.get("entities"),
+                                                                  now=now)
+        _, model = registry.load_model(platform, name, "champion")
+        x = feature_matrix(pd.DataFrame([r.features for r in local.results]), list(model.feature_names_in_))
+        kind = get_kind(registry.get_version(platform, name, "champion").task)
+        assert np.array_equal(np.array([r.score for r in local.results]), kind.predict(model, x))
+    wrong = client.post("/v1/predict/article_performance", json={"ids": [1]})
+    assert wrong.status_code == 422 and wrong.json()["detail"][0]["loc"] == ["body", "ids"]
 
 
 # --- faults ----------------------------------------------------------------------------------
