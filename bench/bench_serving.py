@@ -46,7 +46,7 @@ import pyarrow as pa
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
-from bench_features import flush, generate, latency, load  # noqa: E402
+from bench_features import flush, generate, interleave, latency, load  # noqa: E402
 
 from ownlens_ml.settings import Settings  # noqa: E402
 
@@ -145,27 +145,12 @@ def bench_in_process(prod: Settings, users: int, calls: int, warmup: int) -> dic
         return booster.inplace_predict(row, iteration_range=iterations, missing=np.nan, validate_features=False)
 
     samples = interleave({"predictor_whole_prediction": whole, "feast_sdk_fetch_alone": sdk,
-                          "floor_hmget_plus_inplace_predict": floor}, users, calls, warmup)
+                          "floor_hmget_plus_inplace_predict": floor}, users, calls, warmup, random.Random(11))
     stats = {m: latency(s) for m, s in samples.items()}
     whole_s, sdk_s, floor_s = (stats[m] for m in samples)
     return {"latency": stats, "booster_shortcut": predictor._loaded.scorer.booster is not None,
             "ratio_p99_predictor_over_sdk": round(whole_s["p99_ms"] / sdk_s["p99_ms"], 2),
             "ratio_p50_predictor_over_floor": round(whole_s["p50_ms"] / floor_s["p50_ms"], 2)}
-
-
-def interleave(methods: dict, users: int, calls: int, warmup: int) -> dict[str, list[float]]:
-    rng = random.Random(11)
-    names = list(methods)
-    samples = {m: [] for m in methods}
-    for i in range(warmup + calls):
-        u = rng.randint(1, users)
-        rng.shuffle(names)
-        for m in names:
-            started = time.perf_counter()
-            methods[m](u)
-            if i >= warmup:
-                samples[m].append(time.perf_counter() - started)
-    return samples
 
 
 def start_servers(prod: Settings, scratch: Path) -> dict:
@@ -207,7 +192,7 @@ def bench_http(servers: dict, users: int, calls: int, warmup: int) -> dict:
         "feast_serve_fetch_alone": lambda u: call("feast", "/get-online-features",
                                                   {"feature_service": SERVICE, "entities": {"user_id": [u]}}),
         "bare_fastapi_constant": lambda u: call("constant", "/constant", {}),
-    }, users, calls, warmup)
+    }, users, calls, warmup, random.Random(12))
     stats = {m: latency(s) for m, s in samples.items()}
     return {"latency": stats, "errors": errors,
             "ratio_p99_ownlens_over_feast_serve": round(stats["ownlens_serve_prediction"]["p99_ms"]

@@ -28,11 +28,11 @@ from ownlens_ml.settings import Settings
 USERS, DAYS = 1000, 100
 
 
-def build(settings: Settings) -> Settings:
+def build(settings: Settings, users: int = USERS) -> Settings:
     """Generate, build snapshots, apply, materialize, train churn and make it champion."""
     init_db(settings)
     start = (pd.Timestamp.now(tz="UTC").normalize() - pd.Timedelta(days=DAYS)).date()
-    generate(settings, GeneratorConfig(users=USERS, days=DAYS, seed=7, start=start))
+    generate(settings, GeneratorConfig(users=users, days=DAYS, seed=7, start=start))
     built = build_snapshots(settings)
     store.apply_repo(settings)
     end = utc_midnight(built.end)

@@ -88,6 +88,25 @@ def test_values_older_than_the_ttl_are_missing_and_flagged(platform, users):
     assert stale.score != fresh.score
 
 
+def test_local_profile_predicts_through_feasts_online_path(tmp_path):
+    """SQLite online store: Feast's SDK reads, the same TTL rule, the same scores as the pipeline."""
+    local = build(Settings(profile="local", home=tmp_path / "home", project=f"t{np.random.default_rng().integers(1 << 40):x}"),
+                  users=600)
+    predictor = Predictor(local, "churn", watch_every=None)
+    assert predictor._loaded.plan is None
+    ids = list(range(1, 40)) + [10**9]
+    fresh = predictor.predict(ids)
+    known = [r for r in fresh.results if not r.cold_start]
+    assert len(known) > 10 and fresh.results[-1].cold_start
+    assert np.array_equal([r.score for r in fresh.results], pipeline_scores(local, [r.features for r in fresh.results]))
+    sdk = store.online_features(local, "churn_v1", {"user_id": ids}, engine="feast").frame
+    served = pd.DataFrame([r.features for r in fresh.results])
+    pd.testing.assert_frame_equal(served.astype(float), sdk[served.columns].astype(float))
+    stale = predictor.predict([known[0].entity["user_id"]], now=datetime.now(timezone.utc) + timedelta(days=3)).results[0]
+    assert set(stale.stale_views) == set(known[0].feature_age_seconds)
+    assert all(value is None for value in stale.features.values())  # on-demand ratios too: their sources are stale
+
+
 def test_bad_entities_get_clear_errors(platform):
     predictor = Predictor(platform, "churn", watch_every=None)
     for kwargs, words in [({}, "exactly one"), ({"ids": ["7"]}, r"ids\.0: .7. is not a 64-bit"), ({"ids": [2**63]}, "64-bit"),
