@@ -129,29 +129,38 @@ class Serving:
     def _refresh(self) -> None:
         try:
             for name in SERVED:
-                predictor = self.predictors.get(name)
-                if predictor is not None:
-                    predictor.refresh()
-                else:
-                    try:
-                        self.predictors[name] = Predictor(self.settings, name, watch_every=None,
-                                                          redis_timeout=self.redis_timeout)
-                        self.unserved.pop(name, None)
-                    except UnknownModelVersionError:
-                        self.unserved[name] = "no champion yet"
-                VERSIONS.labels(name).set(self.predictors[name].version.version if name in self.predictors else 0)
+                self._refresh_model(name)
         except DatabaseUnavailableError as exc:
             if self.registry_error is None:  # one line per outage, not one per retry
                 log.error("not ready: the model registry is unreachable (%s); retrying every %.0fs",
                           exc, self.check_every)
             self.registry_error = str(exc)
             return
-        except Exception as exc:  # keep serving what is loaded
-            log.warning("model refresh failed: %s: %s", type(exc).__name__, exc)
-            return
         if self.registry_error is not None:
             log.warning("the model registry is reachable again; serving %s", ", ".join(self.predictors) or "nothing")
         self.registry_error = None
+
+    def _refresh_model(self, name: str) -> None:
+        """Load a model not served yet, or follow its alias; a failure keeps what is served."""
+        predictor = self.predictors.get(name)
+        try:
+            if predictor is not None:
+                predictor.refresh()
+            else:
+                self.predictors[name] = Predictor(self.settings, name, watch_every=None,
+                                                  redis_timeout=self.redis_timeout)
+            self.unserved.pop(name, None)
+        except UnknownModelVersionError:
+            self.unserved[name] = "no champion yet"
+        except DatabaseUnavailableError:
+            raise
+        except Exception as exc:  # e.g. an artifact that fails its checksum: say so once, keep serving
+            problem = f"cannot load its champion ({type(exc).__name__}: {exc})"
+            if self.unserved.get(name) != problem:
+                log.warning("%s: %s%s", name, problem,
+                            f"; still serving {predictor.version.label}" if predictor is not None else "")
+            self.unserved[name] = problem
+        VERSIONS.labels(name).set(self.predictors[name].version.version if name in self.predictors else 0)
 
     def predictor(self, model: str) -> Predictor:
         predictor = self.predictors.get(model)
