@@ -17,6 +17,7 @@ registered and made champion. Then, single entity of churn_v1, calls interleaved
 
     .venv/bin/python bench/bench_serving.py              # 100k readers, 60 s of load
     .venv/bin/python bench/bench_serving.py --quick      # 20k readers, 10 s of load
+    .venv/bin/python bench/bench_serving.py --workers 2  # the service with two worker processes
 
 Everything it creates (database, Redis keys, files, processes) is removed at the end.
 """
@@ -153,7 +154,7 @@ def bench_in_process(prod: Settings, users: int, calls: int, warmup: int) -> dic
             "ratio_p50_predictor_over_floor": round(whole_s["p50_ms"] / floor_s["p50_ms"], 2)}
 
 
-def start_servers(prod: Settings, scratch: Path) -> dict:
+def start_servers(prod: Settings, scratch: Path, workers: int = 1) -> dict:
     env = os.environ | prod.feast_env() | {
         "OWNLENS_PROFILE": "production", "OWNLENS_HOME": str(prod.home), "OWNLENS_DATABASE_URL": prod.database_url,
         "OWNLENS_REDIS_URL": prod.redis_url, "OWNLENS_FEAST_PROJECT": prod.project, "PYTHONPATH": str(ROOT)}
@@ -161,7 +162,7 @@ def start_servers(prod: Settings, scratch: Path) -> dict:
     (scratch / "constant_app.py").write_text(CONSTANT_APP)
     ports = {name: free_port() for name in ("ownlens", "feast", "constant")}
     commands = {
-        "ownlens": [str(bin_dir / "ownlens-ml"), "serve", "--port", str(ports["ownlens"])],
+        "ownlens": [str(bin_dir / "ownlens-ml"), "serve", "--port", str(ports["ownlens"]), "--workers", str(workers)],
         "feast": [str(bin_dir / "feast"), "-f", str(prod.feature_store_yaml), "serve", "-p", str(ports["feast"]),
                   "--no-access-log", "--max-requests", "0"],
         "constant": [sys.executable, "-m", "uvicorn", "constant_app:app", "--port", str(ports["constant"]),
@@ -194,7 +195,11 @@ def bench_http(servers: dict, users: int, calls: int, warmup: int) -> dict:
         "bare_fastapi_constant": lambda u: call("constant", "/constant", {}),
     }, users, calls, warmup, random.Random(12))
     stats = {m: latency(s) for m, s in samples.items()}
+    metrics = clients["ownlens"].get("/metrics").text
+    served = {k: float(line.split()[-1]) for line in metrics.splitlines() for k in ("_sum", "_count")
+              if line.startswith(f'ownlens_http_request_seconds{k}{{endpoint="predict"}}')}
     return {"latency": stats, "errors": errors,
+            "ownlens_server_side_mean_ms": round(served["_sum"] / served["_count"] * 1000, 3),
             "ratio_p99_ownlens_over_feast_serve": round(stats["ownlens_serve_prediction"]["p99_ms"]
                                                         / stats["feast_serve_fetch_alone"]["p99_ms"], 2),
             "ratio_p50_ownlens_over_constant": round(stats["ownlens_serve_prediction"]["p50_ms"]
@@ -247,6 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trees", type=int, default=600)
     parser.add_argument("--calls", type=int, default=3000)
     parser.add_argument("--load-seconds", type=float)
+    parser.add_argument("--workers", type=int, default=1, help="worker processes of ownlens-ml serve")
     parser.add_argument("--pg", default=os.environ.get("OWNLENS_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres"))
     parser.add_argument("--redis", default=os.environ.get("OWNLENS_BENCH_REDIS", "redis://127.0.0.1:6379/0"))
     args = parser.parse_args(argv)
@@ -273,19 +279,21 @@ def main(argv: list[str] | None = None) -> int:
     prod = Settings(profile="production", home=scratch / "home", project=f"bench{uuid.uuid4().hex[:8]}",
                     database_url=urlsplit(args.pg)._replace(path=f"/{name}").geturl(), redis_url=args.redis)
     servers = None
-    results = {"users": users, "trees": args.trees, "calls": calls}
+    results = {"users": users, "trees": args.trees, "calls": calls, "workers": args.workers,
+               "load_average_at_start": os.getloadavg()[0]}
     try:
         started = time.perf_counter()
         last = setup(prod, users, args.days, args.trees)
         results["setup_seconds"] = round(time.perf_counter() - started, 1)
         results["a_in_process"] = bench_in_process(prod, users, calls, warmup=200)
         print(json.dumps({"a_in_process": results["a_in_process"]}, indent=2), flush=True)
-        servers = start_servers(prod, scratch)
+        servers = start_servers(prod, scratch, args.workers)
         results["b_http"] = bench_http(servers, users, calls, warmup=200)
         print(json.dumps({"b_http": results["b_http"]}, indent=2), flush=True)
         results["c_load"] = bench_load(servers["ports"]["ownlens"], users, load_seconds)
         print(json.dumps({"c_load": results["c_load"]}, indent=2), flush=True)
         results["d_batch"] = bench_batch(prod, users, last)
+        results["load_average_at_end"] = os.getloadavg()[0]
     finally:
         for process in (servers or {}).get("processes", {}).values():
             os.killpg(process.pid, signal.SIGTERM)

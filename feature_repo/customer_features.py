@@ -13,8 +13,7 @@ from feast.types import Int64
 
 from data_sources import customer_user_features_source, reader_activity_push_source
 from entities import user
-from fields import fields
-from ownlens_ml.db.schema import customer_user_features as table
+from fields import USER_SNAPSHOT, fields
 
 OWNER = "customer-analytics@ownlens.example"
 DAILY_TTL = timedelta(days=2)
@@ -22,7 +21,7 @@ DAILY_TTL = timedelta(days=2)
 
 def _daily_view(name: str, topic: str, description: str, *names: str) -> FeatureView:
     return FeatureView(
-        name=name, entities=[user], ttl=DAILY_TTL, schema=fields(table, *names),
+        name=name, entities=[user], ttl=DAILY_TTL, schema=fields(USER_SNAPSHOT, *names),
         source=customer_user_features_source, online=True,
         description=description, owner=OWNER, tags={"domain": "customer", "topic": topic, "grain": "daily"},
     )

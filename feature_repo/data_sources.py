@@ -1,5 +1,10 @@
-"""Batch and push sources. Only these bindings differ by profile (OWNLENS_PROFILE):
-parquet files under OWNLENS_HOME/offline locally, PostgreSQL tables in production."""
+"""Batch and push sources. Only these bindings differ by profile: parquet files in the state
+folder's ``offline/`` locally, PostgreSQL tables in production.
+
+Two variables choose the binding; with neither set (the plain ``feast`` CLI in this folder)
+the sources are the local profile's files under ``../.ownlens/offline``, the default state
+folder of ``ownlens-ml`` run from the project root. ``ownlens-ml features env`` prints both.
+"""
 
 import os
 from pathlib import Path
@@ -7,10 +12,15 @@ from pathlib import Path
 from feast import FileSource, PushSource
 from feast.infra.offline_stores.contrib.postgres_offline_store.postgres_source import PostgreSQLSource
 
-from ownlens_ml.features.snapshots import READER_ACTIVITY_QUERY
-
 PRODUCTION = os.environ.get("OWNLENS_PROFILE", "local") == "production"
-OFFLINE_DIR = Path(os.environ.get("OWNLENS_HOME", Path(__file__).resolve().parent.parent / ".ownlens")) / "offline"
+OFFLINE_DIR = Path(os.environ.get("OWNLENS_HOME") or Path(__file__).resolve().parent.parent / ".ownlens") / "offline"
+
+READER_ACTIVITY_QUERY = (
+    "SELECT user_id, event_at AS event_timestamp, article_id AS last_article_id, "
+    "CAST(engaged_seconds AS BIGINT) AS last_engaged_seconds FROM events WHERE event_type = 'page_view'"
+)
+"""Page views, latest article read per reader: the production batch source of the real-time
+view (locally, ``ownlens-ml features build`` writes the same rows to ``reader_activity.parquet``)."""
 
 
 def _source(table: str, description: str, query: str | None = None):

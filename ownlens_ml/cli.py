@@ -1,22 +1,30 @@
-"""The ``ownlens-ml`` command line: thin commands over the library, one-line errors."""
+"""The ``ownlens-ml`` command line: thin commands over the library, one-line errors.
+
+The error boundary is ``main()``: a bad argument is refused by click before a command runs
+(exit 2); an ``OwnLensError`` (each names the problem and the fix; the library translates
+Feast's, DuckDB's, SQLAlchemy's and redis-py's errors where they are raised) is one line,
+exit 1; anything else is a bug, reported in one line pointing at ``-v`` for the traceback.
+"""
 
 from __future__ import annotations
 
 import logging
 import sys
 import warnings
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from ownlens_ml.errors import OwnLensError
-from ownlens_ml.settings import Settings
+from ownlens_ml.settings import PROFILES, Settings
 
 console = Console()
-app = typer.Typer(help="OwnLens ML: feature-store-backed models for publishers.", no_args_is_help=True)
+app = typer.Typer(help="OwnLens ML: feature-store-backed models for publishers.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
 db_app = typer.Typer(help="The OwnLens database.", no_args_is_help=True)
 data_app = typer.Typer(help="Platform data: generate, import, profile.", no_args_is_help=True)
 features_app = typer.Typer(help="Feature snapshots and the Feast repository.", no_args_is_help=True)
@@ -29,6 +37,7 @@ app.add_typer(registry_app, name="registry")
 
 class State:
     settings: Settings | None = None
+    verbose: bool = False
 
 
 def settings() -> Settings:
@@ -39,17 +48,29 @@ def settings() -> Settings:
 
 @app.callback()
 def _global(
-    profile: Annotated[Optional[str], typer.Option(help="local (embedded, default) or production; overrides OWNLENS_PROFILE.")] = None,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details.")] = False,
+    profile: Annotated[Optional[str], typer.Option(callback=lambda v: _choice(v, PROFILES),
+                                                   help="local (embedded, default) or production; overrides OWNLENS_PROFILE.")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details; show tracebacks of bugs.")] = False,
 ) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    State.verbose = verbose
     State.settings = Settings.from_env(profile)
 
 
-def _positive(value: int) -> int:
-    if value < 1:
-        raise typer.BadParameter(f"must be at least 1, got {value}")
+DAY = ["%Y-%m-%d"]
+"""A calendar day, YYYY-MM-DD; click refuses anything else with a usage error."""
+ENTITY_ID = {"min": -(2**63), "max": 2**63 - 1}
+"""Entity ids are 64-bit integers (Feast INT64 join keys)."""
+
+
+def _choice(value: Optional[str], choices: tuple[str, ...]) -> Optional[str]:
+    if value is not None and value not in choices:
+        raise typer.BadParameter(f"{value!r} is not one of: {', '.join(choices)}")
     return value
+
+
+def _day(value: Optional[datetime]) -> Optional[date]:
+    return value.date() if value is not None else None
 
 
 # --- db ------------------------------------------------------------------------------
@@ -69,17 +90,17 @@ def db_init() -> None:
 
 @data_app.command("generate")
 def data_generate(
-    users: Annotated[int, typer.Option(callback=_positive, help="Number of readers.")] = 2_000,
-    days: Annotated[int, typer.Option(callback=_positive, help="Days of activity.")] = 90,
-    brands: Annotated[int, typer.Option(callback=_positive, help="Number of brands.")] = 2,
-    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same bytes.")] = 7,
-    start: Annotated[Optional[str], typer.Option(help="First day (YYYY-MM-DD); default 2026-01-01.")] = None,
+    users: Annotated[int, typer.Option(min=1, max=10_000_000, help="Number of readers.")] = 2_000,
+    days: Annotated[int, typer.Option(min=1, max=3_650, help="Days of activity.")] = 90,
+    brands: Annotated[int, typer.Option(min=1, max=20, help="Number of brands.")] = 2,
+    seed: Annotated[int, typer.Option(min=0, max=2**32 - 1, help="Random seed; the same seed gives the same bytes.")] = 7,
+    start: Annotated[Optional[datetime], typer.Option(formats=DAY, help="First day (YYYY-MM-DD); default 2026-01-01.")] = None,
 ) -> None:
     """Generate a whole publisher platform with planted, documented signals."""
     from ownlens_ml.data.generator import GeneratorConfig, generate
 
     config = GeneratorConfig(users=users, days=days, brands=brands, seed=seed,
-                             start=date.fromisoformat(start) if start else GeneratorConfig.start)
+                             start=_day(start) or GeneratorConfig.start)
     summary = generate(settings(), config, progress=True)
     console.print(summary.as_table())
 
@@ -100,7 +121,7 @@ def data_import(
 
 @data_app.command("profile")
 def data_profile(
-    out: Annotated[Optional[Path], typer.Option(help="Report folder; default OWNLENS_HOME/reports/profile.")] = None,
+    out: Annotated[Optional[Path], typer.Option(file_okay=False, help="Report folder; default OWNLENS_HOME/reports/profile.")] = None,
 ) -> None:
     """Write an exploration report of the platform tables, with plots."""
     from ownlens_ml.data.profile import profile_report
@@ -112,44 +133,40 @@ def data_profile(
 # --- features ------------------------------------------------------------------------
 
 
-def _day(value: Optional[str]) -> Optional[date]:
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise typer.BadParameter(f"{value!r} is not a date like 2026-03-01") from None
-
-
 @features_app.command("build")
 def features_build(
-    start: Annotated[Optional[str], typer.Option(help="First snapshot day (YYYY-MM-DD); default: day after the first event.")] = None,
-    end: Annotated[Optional[str], typer.Option(help="Last snapshot day; default: day after the last event.")] = None,
-    check: Annotated[bool, typer.Option(help="Run the data quality checks afterwards.")] = True,
+    start: Annotated[Optional[datetime], typer.Option(formats=DAY, help="First snapshot day (YYYY-MM-DD); default: day after the first event.")] = None,
+    end: Annotated[Optional[datetime], typer.Option(formats=DAY, help="Last snapshot day; default: day after the last event.")] = None,
+    check: Annotated[bool, typer.Option(help="Check the build before it replaces the current snapshots.")] = True,
 ) -> None:
-    """Compute the daily reader, author and article feature snapshots (idempotent)."""
-    from ownlens_ml.features.quality import check_snapshots
+    """Compute the daily reader, author and article feature snapshots (idempotent).
+
+    The new snapshots replace the current ones only once the data quality checks pass."""
     from ownlens_ml.features.snapshots import build_snapshots
 
     with console.status("building feature snapshots"):
-        summary = build_snapshots(settings(), _day(start), _day(end))
+        summary = build_snapshots(settings(), _day(start), _day(end), check=check)
     for table, rows in summary.rows.items():
         console.print(f"{table}: {rows:,} rows for {summary.start}..{summary.end}")
-    if check:
-        check_snapshots(settings(), expected_newest=summary.end).raise_for_problems()
-        console.print("data quality checks passed")
+    if summary.quality is None:
+        console.print("[yellow]written without data quality checks[/] (run `ownlens-ml features check`)")
+        return
+    for table in summary.quality.absent:
+        console.print(f"{table}: absent (the platform has no data for it)")
+    console.print("data quality checks passed")
 
 
 @features_app.command("check")
 def features_check(
-    newest: Annotated[Optional[str], typer.Option(help="Snapshot day the daily tables must have reached.")] = None,
+    newest: Annotated[Optional[datetime], typer.Option(formats=DAY, help="Snapshot day the daily tables must have reached.")] = None,
 ) -> None:
     """Run the data quality checks on the snapshot tables; exit 1 with a report on failure."""
     from ownlens_ml.features.quality import check_snapshots
 
     report = check_snapshots(settings(), expected_newest=_day(newest))
     for table, rows in report.checked.items():
-        console.print(f"{table}: {rows:,} rows checked")
+        console.print(f"{table}: absent (the platform has no data for it)" if table in report.absent
+                      else f"{table}: {rows:,} rows checked")
     report.raise_for_problems()
     console.print("data quality checks passed")
 
@@ -166,15 +183,15 @@ def features_apply() -> None:
 
 @features_app.command("materialize")
 def features_materialize(
-    start: Annotated[Optional[str], typer.Option(help="Window start (YYYY-MM-DD); default: 30 days before --end.")] = None,
-    end: Annotated[Optional[str], typer.Option(help="Window end (YYYY-MM-DD, 00:00 UTC); default: the newest snapshot.")] = None,
+    start: Annotated[Optional[datetime], typer.Option(formats=DAY, help="Window start (YYYY-MM-DD); default: 30 days before --end.")] = None,
+    end: Annotated[Optional[datetime], typer.Option(formats=DAY, help="Window end (YYYY-MM-DD, 00:00 UTC); default: the newest snapshot.")] = None,
 ) -> None:
     """Check the snapshots, then load the latest values in the window into the online store."""
     from ownlens_ml.features.quality import check_snapshots, newest_snapshot, utc_midnight
     from ownlens_ml.features.store import materialize
 
     report = check_snapshots(settings())
-    report.raise_for_problems()
+    report.raise_for_problems(outcome="; nothing was materialized")
     end_day = _day(end) or newest_snapshot(settings())
     start_day = _day(start) or end_day - timedelta(days=30)
     with console.status(f"materializing {start_day}..{end_day}"):
@@ -187,6 +204,9 @@ def features_env() -> None:
     """Print `export` lines for the plain Feast CLI: eval "$(ownlens-ml features env)"."""
     import shlex
 
+    from ownlens_ml.features.feast_store import write_feast_yaml
+
+    write_feast_yaml(settings())
     for key, value in settings().feast_env().items():
         print(f"export {key}={shlex.quote(value)}")
 
@@ -194,15 +214,16 @@ def features_env() -> None:
 @features_app.command("online")
 def features_online(
     service: Annotated[str, typer.Argument(help="Feature service, e.g. churn_v1.")],
-    ids: Annotated[list[int], typer.Argument(help="Entity ids.")],
+    ids: Annotated[list[int], typer.Argument(**ENTITY_ID, help="Entity ids.")],
 ) -> None:
     """Print a feature service's online vectors for some entities."""
-    from ownlens_ml.features.store import join_keys, feature_service, online_features
+    from ownlens_ml.features.store import join_keys, feature_service, online_features, require_values
 
     keys = join_keys(settings(), feature_service(settings(), service))
     if len(keys) != 1:
         raise typer.BadParameter(f"{service} needs several keys ({keys}); use the Python API")
     vectors = online_features(settings(), service, {keys[0]: ids})
+    require_values(settings(), service, vectors)
     console.print(vectors.frame.T.to_string())
     console.print("staleness (s):", vectors.staleness_seconds.to_dict("records"))
 
@@ -223,7 +244,7 @@ def _metrics_table(evaluation, names: tuple[str, ...]):
 @app.command()
 def train(
     model: Annotated[str, typer.Argument(help="Model name (e.g. churn), or `all` for every model.")],
-    as_of: Annotated[Optional[str], typer.Option(help="Train as if it were this day (YYYY-MM-DD): only labels known by then.")] = None,
+    as_of: Annotated[Optional[datetime], typer.Option(formats=DAY, help="Train as if it were this day (YYYY-MM-DD): only labels known by then.")] = None,
     promote: Annotated[bool, typer.Option(help="Make the new version champion if it passes the gate.")] = True,
     labels: Annotated[Optional[Path], typer.Option(
         help="Your own labels (CSV or Parquet: the model's entity key(s), event_timestamp, label) "
@@ -298,7 +319,10 @@ def registry_list(model: Annotated[Optional[str], typer.Argument(help="Only this
     from ownlens_ml.models import SPECS
 
     table = Table("model", "kind", "version", "aliases", "created", "feature service", "headline", "sha256")
-    for v in registry.list_versions(settings(), model):
+    versions = registry.list_versions(settings(), model)
+    if model and not versions:
+        registry.get_version(settings(), model)  # raises: no model ..., naming the known ones
+    for v in versions:
         spec = SPECS.get(v.model_name)
         metric = spec.metrics[0] if spec else None
         value = v.metrics.get("holdout", {}).get("model", {}).get(metric)
@@ -331,7 +355,7 @@ def registry_show(
 @registry_app.command("promote")
 def registry_promote(
     model: Annotated[str, typer.Argument()],
-    version: Annotated[int, typer.Argument()],
+    version: Annotated[int, typer.Argument(min=1)],
     force: Annotated[bool, typer.Option(help="Skip the gate (beat the champion and every baseline on the holdout).")] = False,
 ) -> None:
     """Make a version champion if it passes the gate; otherwise say which metric and by how much."""
@@ -391,9 +415,9 @@ def score(
 
 @app.command()
 def demo(
-    users: Annotated[int, typer.Option(callback=_positive, help="Readers to generate.")] = 6_000,
-    days: Annotated[int, typer.Option(callback=_positive, help="Days of activity, ending today.")] = 120,
-    seed: Annotated[int, typer.Option(help="Generator seed.")] = 7,
+    users: Annotated[int, typer.Option(min=1, max=10_000_000, help="Readers to generate.")] = 6_000,
+    days: Annotated[int, typer.Option(min=1, max=3_650, help="Days of activity, ending today.")] = 120,
+    seed: Annotated[int, typer.Option(min=0, max=2**32 - 1, help="Generator seed.")] = 7,
 ) -> None:
     """Run everything that exists end to end on a small generated platform."""
     from ownlens_ml.demo import run_demo
@@ -414,10 +438,24 @@ def main() -> None:
         show(message, category, *args, **kwargs)
 
     warnings.showwarning = quiet
+    err = Console(stderr=True)
     try:
         app()
     except OwnLensError as exc:
-        Console(stderr=True).print(f"[bold red]error:[/] {type(exc).__name__}: {exc}", highlight=False, soft_wrap=True)
+        err.print(f"[bold red]error:[/] {type(exc).__name__}: {escape(str(exc))}", highlight=False, soft_wrap=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)
+    except Exception as exc:  # a bug: one line, the traceback only with -v
+        if State.verbose:
+            import traceback
+
+            traceback.print_exc()
+        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        err.print(f"[bold red]internal error:[/] {type(exc).__name__}: {escape(first)} (a bug in ownlens-ml; "
+                  f"{'the traceback is above' if State.verbose else 'rerun with -v for the traceback'} and report it)",
+                  highlight=False, soft_wrap=True)
         sys.exit(1)
 
 

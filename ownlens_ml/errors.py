@@ -61,6 +61,18 @@ class ModelValidationError(OwnLensError):
     """A trained model failed a check that runs before registration (named in the message)."""
 
 
+class StateFolderError(OwnLensError):
+    """The state folder (OWNLENS_HOME) cannot be created or written."""
+
+
+class FeatureStoreStateError(OwnLensError):
+    """The Feast registry or online store is missing, empty, or bound to another state folder."""
+
+
+class NotMaterializedError(OwnLensError):
+    """The online store holds no values for the entities asked for."""
+
+
 class SpecError(OwnLensError):
     """A model spec is malformed (named with the field at fault when it is defined)."""
 

@@ -30,7 +30,7 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from ownlens_ml import __version__
-from ownlens_ml.db import get_engine
+from ownlens_ml.db import get_engine, require_tables
 from ownlens_ml.db.schema import ml_model_aliases, ml_model_registry, ml_model_training_runs
 from ownlens_ml.errors import (
     ArtifactIntegrityError,
@@ -441,7 +441,17 @@ def load_model(settings: Settings, model_name: str, version: int | str | None = 
         estimator = load_estimator(info.artifact_format, bytes(artifact), info.artifact_sha256)
     except RegistryError as exc:
         raise type(exc)(f"{info.label}: {exc}") from None
+    needed = [m for m in REQUIRED_METHODS.get(info.task, ("predict",)) if not callable(getattr(estimator, m, None))]
+    if needed:
+        raise ArtifactIntegrityError(
+            f"{info.label}: the artifact holds a {type(estimator).__name__}, which has no {', '.join(needed)} "
+            f"for a {info.task} model; promote or train another version")
     return info, estimator
+
+
+REQUIRED_METHODS = {"binary": ("predict_proba",)}
+"""What a loaded estimator must offer per task kind (default: ``predict``); checked on load,
+because a checksum proves the bytes are the registered ones, not that they are the right kind."""
 
 
 def list_versions(settings: Settings, model_name: str | None = None) -> list[ModelVersion]:
@@ -616,8 +626,13 @@ def _to_version(row, aliases: dict[tuple[str, int], tuple[str, ...]]) -> ModelVe
 # --- small helpers ---------------------------------------------------------------------
 
 
+REGISTRY_TABLES = ("ml_model_registry", "ml_model_aliases", "ml_model_training_runs")
+
+
 def _engine(settings: Settings) -> Engine:
-    return get_engine(settings)
+    engine = get_engine(settings)
+    require_tables(engine, *REGISTRY_TABLES)
+    return engine
 
 
 def _now() -> datetime:

@@ -37,8 +37,16 @@ class Settings:
 
     @classmethod
     def from_env(cls, profile: str | None = None) -> Settings:
-        """Read ``OWNLENS_*`` variables; ``profile`` overrides ``OWNLENS_PROFILE``."""
+        """Read ``OWNLENS_*`` variables; ``profile`` overrides ``OWNLENS_PROFILE``.
+
+        Raises:
+            ConfigError: a variable is set but empty or malformed (named in the message).
+        """
         env = os.environ
+        for name in ("OWNLENS_PROFILE", "OWNLENS_HOME", "OWNLENS_DATABASE_URL", "OWNLENS_REDIS_URL",
+                     "OWNLENS_FEATURE_REPO", "OWNLENS_FEAST_PROJECT"):
+            if name in env and not env[name].strip():
+                raise ConfigError(f"{name} is set but empty; unset it for the default or give a value")
         settings = cls(
             profile=profile or env.get("OWNLENS_PROFILE", "local"),
             home=Path(env.get("OWNLENS_HOME", ".ownlens")).expanduser().resolve(),
@@ -57,10 +65,30 @@ class Settings:
         return other
 
     def validate(self) -> None:
+        """Raise ``ConfigError`` naming the first setting that cannot work."""
         if self.profile not in PROFILES:
             raise ConfigError(f"unknown profile {self.profile!r}; use one of: {', '.join(PROFILES)}")
         if not self.project.isidentifier():
             raise ConfigError(f"Feast project name {self.project!r} must be letters, digits and _")
+        if self.home.exists() and not self.home.is_dir():
+            raise ConfigError(f"OWNLENS_HOME {self.home} is a file, not a folder; point it at a folder")
+        if not (self.feature_repo / "feature_store.yaml").is_file():
+            raise ConfigError(f"OWNLENS_FEATURE_REPO {self.feature_repo} is not a Feast repository "
+                              "(no feature_store.yaml); point it at the project's feature_repo/")
+        pg = urlsplit(self.database_url)
+        if pg.scheme.split("+")[0] not in ("postgresql", "postgres"):
+            raise ConfigError(f"OWNLENS_DATABASE_URL {_redact(self.database_url)!r} is not supported; "
+                              "use a PostgreSQL URL like postgresql://user@host:5432/db")
+        redis = urlsplit(self.redis_url)
+        if redis.scheme not in ("redis", "rediss") or not redis.hostname:
+            raise ConfigError(f"OWNLENS_REDIS_URL {_redact(self.redis_url)!r} is not a Redis URL; "
+                              "use redis://host:6379/0")
+        try:
+            pg.port, redis.port  # noqa: B018 (urlsplit checks ports lazily)
+            int((redis.path or "/0").lstrip("/") or 0)
+        except ValueError as exc:
+            raise ConfigError(f"malformed port or database number in OWNLENS_DATABASE_URL or "
+                              f"OWNLENS_REDIS_URL: {exc}") from None
 
     @property
     def is_production(self) -> bool:
@@ -87,38 +115,52 @@ class Settings:
     def reports_dir(self) -> Path:
         return self.home / "reports"
 
-    def feast_env(self) -> dict[str, str]:
-        """Environment variables that ``feature_repo/feature_store*.yaml`` expand.
+    @property
+    def feast_yaml(self) -> Path:
+        """The ``feature_store.yaml`` ownlens-ml writes for these settings (``features/feast_store.py``)."""
+        return self.home / "feast" / "feature_store.yaml"
 
-        ``ownlens-ml features env`` prints them, so the plain Feast CLI sees the same
-        configuration as the Python API.
+    def feast_env(self) -> dict[str, str]:
+        """Environment for the plain Feast CLI to see these settings.
+
+        ``OWNLENS_PROFILE`` and ``OWNLENS_HOME`` bind ``feature_repo/data_sources.py``;
+        ``FEAST_FS_YAML_FILE_PATH`` points Feast at the generated yaml. The rest are the
+        connection settings ``feature_store.production.yaml`` expands, and the secrets the
+        generated production yaml leaves to the environment. ``ownlens-ml features env``
+        prints them.
         """
         env = {
             "OWNLENS_PROFILE": self.profile,
             "OWNLENS_HOME": str(self.home),
             "OWNLENS_FEAST_PROJECT": self.project,
+            "FEAST_FS_YAML_FILE_PATH": str(self.feast_yaml),
         }
         if self.is_production:
-            pg = urlsplit(self.database_url)
-            redis = urlsplit(self.redis_url)
-            redis_db = (redis.path or "/0").lstrip("/") or "0"
-            redis_conn = f"{redis.hostname or '127.0.0.1'}:{redis.port or 6379},db={redis_db}"
-            if redis.password:
-                redis_conn += f",password={unquote(redis.password)}"
-            env |= {
-                # a socket directory (postgresql://user@/db?host=/run/postgresql) or a host name
-                "OWNLENS_PG_HOST": parse_qs(pg.query).get("host", [pg.hostname or "127.0.0.1"])[0],
-                "OWNLENS_PG_PORT": str(pg.port or 5432),
-                "OWNLENS_PG_DATABASE": (pg.path or "/postgres").lstrip("/"),
-                "OWNLENS_PG_USER": unquote(pg.username or "postgres"),
-                "OWNLENS_PG_PASSWORD": unquote(pg.password or ""),
-                "OWNLENS_FEAST_REGISTRY_URL": _psycopg_url(self.database_url),
-                "OWNLENS_REDIS_CONNECTION": redis_conn,
-            }
+            env |= self.feast_connection()
         return env
+
+    def feast_connection(self) -> dict[str, str]:
+        """The production store's connection values, as the variables the yaml files name."""
+        pg = urlsplit(self.database_url)
+        redis = urlsplit(self.redis_url)
+        redis_db = (redis.path or "/0").lstrip("/") or "0"
+        redis_conn = f"{redis.hostname or '127.0.0.1'}:{redis.port or 6379},db={redis_db}"
+        if redis.password:
+            redis_conn += f",password={unquote(redis.password)}"
+        return {
+            # a socket directory (postgresql://user@/db?host=/run/postgresql) or a host name
+            "OWNLENS_PG_HOST": parse_qs(pg.query).get("host", [pg.hostname or "127.0.0.1"])[0],
+            "OWNLENS_PG_PORT": str(pg.port or 5432),
+            "OWNLENS_PG_DATABASE": (pg.path or "/postgres").lstrip("/"),
+            "OWNLENS_PG_USER": unquote(pg.username or "postgres"),
+            "OWNLENS_PG_PASSWORD": unquote(pg.password or ""),
+            "OWNLENS_FEAST_REGISTRY_URL": _psycopg_url(self.database_url),
+            "OWNLENS_REDIS_CONNECTION": redis_conn,
+        }
 
     @property
     def feature_store_yaml(self) -> Path:
+        """The repository's own yaml for this profile (the template of ``feast_yaml``)."""
         name = "feature_store.production.yaml" if self.is_production else "feature_store.yaml"
         return self.feature_repo / name
 
@@ -129,3 +171,11 @@ def _psycopg_url(url: str) -> str:
     if not sep:
         raise ConfigError(f"OWNLENS_DATABASE_URL {url!r} is not a URL like postgresql://user@host:5432/db")
     return f"postgresql+psycopg://{rest}"
+
+
+def _redact(url: str) -> str:
+    """A URL with its password replaced, for messages."""
+    parts = urlsplit(url)
+    if parts.password:
+        return url.replace(f":{parts.password}@", ":***@", 1)
+    return url

@@ -158,3 +158,47 @@ def test_quality_check_names_table_column_and_day(built):
         ("customer_user_features", "pageviews_7d", date(2026, 3, 5))]
     with pytest.raises(DataQualityError, match="customer_user_features.pageviews_7d on 2026-03-05"):
         report.raise_for_problems()
+
+
+def test_a_customer_only_platform_builds_with_editorial_tables_absent(any_settings):
+    """Real data, customer tables only (no articles or authors): the editorial snapshots are
+    reported absent, not as failures."""
+    init_db(any_settings)
+    engine = get_engine(any_settings)
+    load_tiny_platform(engine)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE events SET article_id = NULL"))
+        conn.execute(text("DELETE FROM articles"))
+        conn.execute(text("DELETE FROM authors"))
+    summary = build_snapshots(any_settings)
+    assert summary.quality.ok, summary.quality.problems
+    assert sorted(summary.quality.absent) == ["editorial_article_features", "editorial_author_features"]
+    assert summary.rows["customer_user_features"] > 0
+
+
+def test_growth_is_no_defect_but_a_collapsed_day_is():
+    from ownlens_ml.features.quality import _row_count_problems
+
+    days = pd.Series(pd.date_range("2026-03-01", periods=8, freq="D").date)
+    young = pd.Series([1, 3, 10, 40, 90, 160, 200, 230])  # readers still signing up
+    assert _row_count_problems("customer_user_features", days, young) == []
+    lost = pd.Series([100, 120, 130, 50, 140, 150, 150, 160])  # day 4 lost most of its rows
+    problems = _row_count_problems("customer_user_features", days, lost)
+    assert [(p.day, p.message) for p in problems] == [(date(2026, 3, 4), "50 rows, below half of an earlier day's 130")]
+
+
+def test_a_build_that_fails_its_checks_leaves_the_snapshots_as_they_were(built):
+    before = {name: snapshot_table(built, name) for name in ("customer_user_features", "editorial_author_features")}
+    with get_engine(built).begin() as conn:  # a negative page count: the range check fails
+        conn.execute(text("UPDATE sessions SET page_views = -5 WHERE user_id = 1"))
+    with pytest.raises(DataQualityError, match="pageviews_1d.*nothing was written"):
+        build_snapshots(built)
+    for name, frame in before.items():
+        pd.testing.assert_frame_equal(snapshot_table(built, name), frame, obj=name)
+    if not built.is_production:  # no staging files are left behind
+        assert sorted(p.name for p in built.offline_dir.iterdir()) == sorted(
+            f"{n}.parquet" for n in ("customer_user_features", "editorial_article_features",
+                                     "editorial_author_features", "reader_activity"))
+    unchecked = build_snapshots(built, check=False)  # --no-check writes, and says it did not check
+    assert unchecked.quality is None
+    assert (snapshot_table(built)["pageviews_1d"] < 0).any()

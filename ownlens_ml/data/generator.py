@@ -43,7 +43,7 @@ import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 
 import numpy as np
 import pandas as pd
@@ -417,6 +417,10 @@ class GeneratorConfig:
             raise ValidationError(f"generator brands must be at most 20, got {self.brands}")
         if not isinstance(self.start, date):
             raise ValidationError(f"generator start must be a date, got {self.start!r}")
+        # timestamps are nanoseconds in pandas: they end in April 2262 (and start in 1677)
+        if not pd.Timestamp.min.date() < self.start <= pd.Timestamp.max.date() - timedelta(days=self.days + 1):
+            raise ValidationError(f"generator start {self.start} with {self.days} days leaves the timestamp range "
+                                  f"{pd.Timestamp.min.date()}..{pd.Timestamp.max.date()}; choose an earlier --start")
 
     @property
     def start_ts(self) -> pd.Timestamp:

@@ -348,6 +348,8 @@ def _header(path: Path) -> list[str]:
     if not path.is_file():
         raise ValidationError(f"{path}: no such file")
     sep = _format(path)
+    if sep is not None:
+        _refuse_nul(path)
     try:
         if sep is None:
             import pyarrow.parquet as pq
@@ -365,6 +367,8 @@ def _header(path: Path) -> list[str]:
 
 def _read(path: Path) -> _Frame:
     sep = _format(path)
+    if sep is not None:
+        _refuse_nul(path)
     try:
         if sep is None:
             raw = pd.read_parquet(path, dtype_backend="numpy_nullable")
@@ -383,6 +387,21 @@ def _read(path: Path) -> _Frame:
     rows = 2 + np.arange(len(raw)) + np.concatenate([[0], np.cumsum(spans)[:-1]]) if len(raw) else np.zeros(0, np.int64)
     keep = raw.notna().any(axis=1).to_numpy()  # blank lines carry nothing
     return _Frame(raw[keep].reset_index(drop=True), rows[keep], "line")
+
+
+def _refuse_nul(path: Path) -> None:
+    """pandas' CSV parser silently cuts a field at a NUL byte, so look for one in the bytes first."""
+    import mmap
+
+    with path.open("rb") as f:
+        if path.stat().st_size == 0:
+            return
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            pos = data.find(b"\x00")
+            if pos >= 0:
+                line = data[:pos].count(b"\n") + 1
+                raise ValidationError(f"{path}: line {line} contains a NUL byte (\\x00), which text columns "
+                                      "cannot hold; remove it and import again")
 
 
 def _first(exc: BaseException) -> str:
@@ -535,7 +554,10 @@ def _parse_date(raw: pd.Series) -> tuple[pd.Series, np.ndarray]:
 
 
 def _parse_string(raw: pd.Series) -> tuple[pd.Series, np.ndarray]:
-    return _text(raw), np.zeros(len(raw), dtype=bool)
+    # A NUL byte ends a string in SQLite's C API (the value would be stored cut short) and
+    # PostgreSQL refuses it: such a value is bad input, not text.
+    text = _text(raw)
+    return text, text.str.contains("\x00", regex=False).fillna(False).to_numpy(dtype=bool)
 
 
 _PARSERS = {
@@ -544,7 +566,7 @@ _PARSERS = {
     "boolean": (_parse_boolean, "is not a boolean (true, false, 1 or 0)"),
     "timestamp": (_parse_timestamp, "is not an ISO-8601 timestamp"),
     "date": (_parse_date, "is not a date (YYYY-MM-DD)"),
-    "string": (_parse_string, "is not text"),
+    "string": (_parse_string, "contains a NUL byte (\\x00), which text columns cannot hold"),
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.exc import OperationalError
 
-from ownlens_ml.errors import DatabaseUnavailableError, MissingTableError
+from ownlens_ml.errors import DatabaseUnavailableError, MissingTableError, StateFolderError
 from ownlens_ml.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -35,10 +36,32 @@ def _engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 5})
 
 
-def get_engine(settings: Settings) -> Engine:
-    """The OwnLens database engine; raises a one-line error if it cannot be reached."""
-    if not settings.is_production:
+def state_folder(settings: Settings) -> Path:
+    """The state folder (``OWNLENS_HOME``), created if needed.
+
+    Raises:
+        StateFolderError: it cannot be created or is read-only.
+    """
+    try:
         settings.home.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StateFolderError(f"cannot create the state folder {settings.home}: {exc.strerror}; "
+                               "set OWNLENS_HOME to a folder you can write") from None
+    if not os.access(settings.home, os.W_OK):
+        raise StateFolderError(f"the state folder {settings.home} is read-only; make it writable "
+                               "or set OWNLENS_HOME to a folder you can write")
+    return settings.home
+
+
+def get_engine(settings: Settings) -> Engine:
+    """The OwnLens database engine; raises a one-line error if it cannot be reached.
+
+    Raises:
+        DatabaseUnavailableError: the database cannot be reached or opened.
+        StateFolderError: the local profile's state folder cannot be written.
+    """
+    if not settings.is_production:
+        state_folder(settings)
     engine = _engine(settings.sqlalchemy_url)
     try:
         with engine.connect() as conn:
@@ -80,7 +103,10 @@ def init_db(settings: Settings) -> str:
 
 def require_tables(engine: Engine, *names: str) -> None:
     """Raise ``MissingTableError`` naming the first table that does not exist."""
-    existing = set(inspect(engine).get_table_names())
+    try:
+        existing = set(inspect(engine).get_table_names())
+    except OperationalError as exc:
+        raise DatabaseUnavailableError(_describe_unreachable(engine, exc)) from None
     for name in names:
         if name not in existing:
             raise MissingTableError(f"table {name!r} does not exist; run `ownlens-ml db init` first")

@@ -8,7 +8,7 @@ import pandas as pd
 from feast.data_source import PushMode
 
 from ownlens_ml.errors import ValidationError
-from ownlens_ml.features.store import feature_store
+from ownlens_ml.features.feast_store import feature_store
 from ownlens_ml.settings import Settings
 
 PUSH_SOURCE = "reader_activity_push_source"

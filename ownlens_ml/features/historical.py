@@ -26,6 +26,7 @@ from feast.infra.offline_stores.contrib.postgres_offline_store.postgres_source i
 from feast.value_type import ValueType
 
 from ownlens_ml.errors import ConfigError
+from ownlens_ml.features.feast_store import feature_names, feature_store
 from ownlens_ml.features import pgcopy
 from ownlens_ml.settings import Settings
 
@@ -106,8 +107,6 @@ def historical_postgres(settings: Settings, service: FeatureService, entities: p
     Raises:
         FastPathUnsupported: the service needs something only Feast's path handles.
     """
-    from ownlens_ml.features.store import feature_store
-
     started = time.perf_counter()
     store = feature_store(settings)
     groups, sources, types, odfvs, requested = _plan(store, service, list(entities.columns))
@@ -184,8 +183,6 @@ def _apply_odfvs(base: pa.Table, odfvs) -> pa.Table:
 def _to_frame(table: pa.Table, service: FeatureService, entity_columns: list[str]) -> pd.DataFrame:
     """The input columns, then the service's features in service order: the layout
     ``store.training_set`` returns, selected in Arrow (no copy) so pandas need not reorder."""
-    from ownlens_ml.features.store import feature_names
-
     order = entity_columns + [f for f in feature_names(service) if f not in entity_columns]
     return table.select(order).to_pandas()
 
@@ -199,8 +196,6 @@ def historical_duckdb(settings: Settings, service: FeatureService, entities: pd.
     Arrow, and on-demand views run once over whole columns (``_apply_odfvs``).
     """
     import duckdb
-
-    from ownlens_ml.features.store import feature_store
 
     started = time.perf_counter()
     store = feature_store(settings)

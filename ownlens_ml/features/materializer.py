@@ -26,6 +26,7 @@ from feast.infra.offline_stores.contrib.postgres_offline_store.postgres_source i
 from feast.value_type import ValueType
 
 from ownlens_ml.errors import ConfigError
+from ownlens_ml.features.feast_store import feature_store
 from ownlens_ml.features import pgcopy
 from ownlens_ml.features import redis_layout as layout
 from ownlens_ml.settings import Settings
@@ -98,8 +99,6 @@ def materialize_redis(settings: Settings, start: datetime, end: datetime,
         start, end: the window (inclusive), as for ``FeatureStore.materialize``.
         views: feature view names; default all online batch views.
     """
-    from ownlens_ml.features.store import feature_store
-
     started = time.perf_counter()
     start, end = _utc(start), _utc(end)
     store = feature_store(settings)

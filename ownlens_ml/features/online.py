@@ -20,6 +20,7 @@ from feast.type_map import feast_value_type_to_python_type, python_values_to_pro
 from feast.value_type import ValueType
 
 from ownlens_ml.errors import ConfigError
+from ownlens_ml.features.feast_store import feature_service, feature_store
 from ownlens_ml.features import redis_layout as layout
 from ownlens_ml.settings import Settings
 
@@ -61,8 +62,6 @@ class OnlinePlan:
 
 def build_plan(settings: Settings, service: FeatureService) -> OnlinePlan:
     """The Redis fields and on-demand views of ``service``."""
-    from ownlens_ml.features.store import feature_store
-
     store = feature_store(settings)
     config = store.config
     if config.online_store.type != "redis":
@@ -129,8 +128,6 @@ def plan_for(settings: Settings, service_name: str) -> OnlinePlan:
     """The cached plan of a service (rebuilt after ``PLAN_TTL_SECONDS``)."""
     plan = _plans.get((settings, service_name))
     if plan is None or time.monotonic() - plan.built_at > PLAN_TTL_SECONDS:
-        from ownlens_ml.features.store import feature_service
-
         plan = build_plan(settings, feature_service(settings, service_name))
         _plans[(settings, service_name)] = plan
     return plan

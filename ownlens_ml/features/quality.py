@@ -1,19 +1,23 @@
 """Data quality checks on the snapshot tables before they feed training or materialization.
 
-Per table and day: row counts (no empty or collapsed day), null rates (only columns that
-are null by design may be null), value ranges, and freshness of the newest snapshot. The
-aggregates run where the data lives (PostgreSQL, or DuckDB over the local parquet files);
-only one row per table-day comes back.
+Per table and day: row counts (no missing day, no day that collapses against the days
+before it: a young platform's growth is not a defect), null rates (only columns that are
+null by design may be null), value ranges, and freshness of the newest snapshot. A domain
+the platform has no data for (e.g. no articles imported) is reported as absent, not as a
+problem. The aggregates run where the data lives (PostgreSQL, or DuckDB over the local
+parquet files); only one row per table-day comes back. ``snapshots.build_snapshots`` runs
+the checks on a build before it becomes visible.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
 
 import duckdb
 import pandas as pd
-from sqlalchemy import Table
+from sqlalchemy import Connection, Table, text
 
 from ownlens_ml.db import get_engine
 from ownlens_ml.db.schema import FEATURE_TABLES
@@ -32,7 +36,10 @@ FLAGS = {"is_subscriber", "newsletter_subscriber", "is_premium", "has_video"}
 BOUNDS = {"session_trend_7d": (-1.0, 1.0), "publish_hour": (0.0, 23.0)}
 DAILY = {"customer_user_features", "editorial_author_features"}
 MIN_DAY_SHARE = 0.5
-"""A day with fewer rows than this share of the median day is reported as collapsed."""
+"""A day with fewer rows than this share of the largest day before it is reported as collapsed."""
+PLATFORM_SOURCE = {"customer_user_features": "users", "editorial_article_features": "articles",
+                   "editorial_author_features": "authors"}
+"""The platform table each snapshot table summarises: when it is empty, the domain is absent."""
 
 
 def _bounds(column: str) -> tuple[float, float]:
@@ -59,16 +66,20 @@ class QualityReport:
 
     checked: dict[str, int] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
+    absent: list[str] = field(default_factory=list)
+    """Snapshot tables left empty because the platform has no data for their domain."""
 
     @property
     def ok(self) -> bool:
         return not self.problems
 
-    def raise_for_problems(self, limit: int = 10) -> None:
+    def raise_for_problems(self, limit: int = 10, outcome: str = "") -> None:
+        """Raise ``DataQualityError`` listing the first ``limit`` problems, then ``outcome``
+        (what the caller did or did not write)."""
         if self.problems:
             shown = "; ".join(str(p) for p in self.problems[:limit])
             more = f" (+{len(self.problems) - limit} more)" if len(self.problems) > limit else ""
-            raise DataQualityError(f"{len(self.problems)} data quality problem(s): {shown}{more}")
+            raise DataQualityError(f"{len(self.problems)} data quality problem(s): {shown}{more}{outcome}")
 
 
 def _profile_sql(table: Table, source: str) -> str:
@@ -82,40 +93,66 @@ def _profile_sql(table: Table, source: str) -> str:
     return f"SELECT {', '.join(parts)} FROM {source} GROUP BY 1 ORDER BY 1"
 
 
-def _profiles(settings: Settings) -> dict[str, pd.DataFrame]:
+def _profiles(settings: Settings, folder: Path | None, conn: Connection | None) -> dict[str, pd.DataFrame]:
     out = {}
     if settings.is_production:
-        engine = get_engine(settings)
-        with engine.connect() as conn:
-            conn.exec_driver_sql("SET TIME ZONE 'UTC'")
-            for table in FEATURE_TABLES:
-                out[table.name] = pd.read_sql_query(_profile_sql(table, table.name), conn)
-    else:
-        con = duckdb.connect()
-        con.execute("SET TimeZone = 'UTC'")
+        if conn is None:
+            with get_engine(settings).connect() as own:
+                return _profiles(settings, folder, own)
+        conn.exec_driver_sql("SET TIME ZONE 'UTC'")
         for table in FEATURE_TABLES:
-            path = settings.offline_dir / f"{table.name}.parquet"
+            out[table.name] = pd.read_sql_query(text(_profile_sql(table, table.name)), conn)
+        return out
+    folder = folder or settings.offline_dir
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    try:
+        for table in FEATURE_TABLES:
+            path = folder / f"{table.name}.parquet"
             if not path.exists():
-                raise MissingTableError(f"snapshot file {path} does not exist; run `ownlens-ml features build`")
+                raise MissingTableError(f"snapshot file {settings.offline_dir / path.name} does not exist; "
+                                        "run `ownlens-ml features build`")
             out[table.name] = con.sql(_profile_sql(table, f"read_parquet('{path}')")).df()
+    finally:
         con.close()
     return out
 
 
-def check_snapshots(settings: Settings, expected_newest: date | None = None) -> QualityReport:
+def _absent_domains(settings: Settings, conn: Connection | None) -> set[str]:
+    """Snapshot tables whose platform source table has no rows."""
+    if conn is None:
+        with get_engine(settings).connect() as own:
+            return _absent_domains(settings, own)
+    return {name for name, source in PLATFORM_SOURCE.items()
+            if conn.execute(text(f"SELECT COUNT(*) FROM (SELECT 1 FROM {source} LIMIT 1) t")).scalar() == 0}
+
+
+def check_snapshots(settings: Settings, expected_newest: date | None = None, *,
+                    folder: Path | None = None, conn: Connection | None = None) -> QualityReport:
     """Run every check on every snapshot table.
 
     Args:
         settings: profile and locations.
         expected_newest: the snapshot day the daily tables must have reached (freshness);
             default: skip the freshness check.
+        folder: local profile: check the parquet files in this folder (a build not yet
+            swapped in); default the offline store's.
+        conn: production profile: check through this connection (a build's open
+            transaction); default a new one.
+
+    Raises:
+        MissingTableError: a local snapshot file does not exist.
     """
     report = QualityReport()
-    for name, prof in _profiles(settings).items():
+    absent = _absent_domains(settings, conn)
+    for name, prof in _profiles(settings, folder, conn).items():
         table = next(t for t in FEATURE_TABLES if t.name == name)
         report.checked[name] = int(prof["n_rows"].sum()) if len(prof) else 0
         if prof.empty:
-            report.problems.append(Problem(name, None, None, "no rows; run `ownlens-ml features build`"))
+            if name in absent:
+                report.absent.append(name)
+            else:
+                report.problems.append(Problem(name, None, None, "no rows; run `ownlens-ml features build`"))
             continue
         days = pd.to_datetime(prof["day"], utc=True).dt.date
         report.problems += _row_count_problems(name, days, prof["n_rows"])
@@ -138,10 +175,14 @@ def _row_count_problems(name: str, days: pd.Series, counts: pd.Series) -> list[P
             if day not in present:
                 problems.append(Problem(name, None, day, "no rows for this day"))
             day += timedelta(days=1)
-        floor = MIN_DAY_SHARE * counts.median()
+        # Daily tables hold a row per reader (author) who had joined by the day, so a young
+        # platform grows day by day; a day is collapsed when it falls below half of the
+        # largest day before it, i.e. rows were lost.
+        largest = 0
         for d, n in zip(days, counts):
-            if n < floor:
-                problems.append(Problem(name, None, d, f"{n} rows, below half the median day ({counts.median():.0f})"))
+            if n < MIN_DAY_SHARE * largest:
+                problems.append(Problem(name, None, d, f"{n} rows, below half of an earlier day's {largest}"))
+            largest = max(largest, n)
     return problems
 
 
@@ -178,3 +219,22 @@ def newest_snapshot(settings: Settings) -> date:
     if newest is None:
         raise MissingTableError("customer_user_features is empty; run `ownlens-ml features build`")
     return pd.Timestamp(newest).tz_convert("UTC").date() if pd.Timestamp(newest).tzinfo else pd.Timestamp(newest).date()
+
+
+
+def snapshot_span(settings: Settings, start: datetime, end: datetime) -> tuple[datetime | None, datetime | None, int]:
+    """The reader snapshots' first and last stamp, and how many rows are stamped in [start, end]."""
+    sql = ("SELECT MIN(event_timestamp), MAX(event_timestamp), "
+           "SUM(CASE WHEN event_timestamp >= CAST('{lo}' AS TIMESTAMPTZ) AND event_timestamp <= CAST('{hi}' AS TIMESTAMPTZ) "
+           "THEN 1 ELSE 0 END) FROM {source}")
+    sql = sql.replace("{lo}", start.isoformat()).replace("{hi}", end.isoformat())
+    if settings.is_production:
+        with get_engine(settings).connect() as conn:
+            first, last, rows = conn.exec_driver_sql(sql.format(source="customer_user_features")).one()
+    else:
+        path = settings.offline_dir / "customer_user_features.parquet"
+        if not path.exists():
+            raise MissingTableError(f"snapshot file {path} does not exist; run `ownlens-ml features build`")
+        with duckdb.connect() as con:
+            first, last, rows = con.sql(sql.format(source=f"read_parquet('{path}')")).fetchall()[0]
+    return first, last, int(rows or 0)

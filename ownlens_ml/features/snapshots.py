@@ -1,15 +1,21 @@
 """Snapshot builder: daily per-user, per-author and per-article feature tables from raw events.
 
 One set of SQL statements, written in the dialect PostgreSQL and DuckDB share, serves both
-profiles: production runs it set-based inside PostgreSQL (delete the range, insert, one
-transaction per table); local runs it in DuckDB over the SQLite tables and rewrites the
-offline store's parquet files. A snapshot stamped at time t uses only events before t, and
-rebuilding a range replaces exactly that range, so builds are incremental and idempotent.
+profiles: production runs it set-based inside PostgreSQL (delete the range, insert);
+local runs it in DuckDB over the SQLite tables and rewrites the offline store's parquet
+files. A snapshot stamped at time t uses only events before t, and rebuilding a range
+replaces exactly that range, so builds are incremental and idempotent.
+
+A build becomes visible only whole and checked: production writes every table and runs the
+data quality checks in one transaction, committed only if they pass; local writes the new
+files beside the old ones, checks them, then swaps them in.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 import sqlite3
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
@@ -21,7 +27,8 @@ from sqlalchemy import Engine, text
 
 from ownlens_ml.db import get_engine, require_tables
 from ownlens_ml.db.schema import FEATURE_TABLES, Table
-from ownlens_ml.errors import EmptyWindowError, ValidationError
+from ownlens_ml.errors import EmptyWindowError, StateFolderError, ValidationError
+from ownlens_ml.features.quality import QualityReport, check_snapshots
 from ownlens_ml.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -271,13 +278,6 @@ WHERE event_type = 'page_view' AND event_at >= {_ts(start)} - INTERVAL '1 day' A
 """
 
 
-READER_ACTIVITY_QUERY = (
-    "SELECT user_id, event_at AS event_timestamp, article_id AS last_article_id, "
-    "CAST(engaged_seconds AS BIGINT) AS last_engaged_seconds FROM events WHERE event_type = 'page_view'"
-)
-"""The same rows as ``reader_activity_sql``, as the production batch source's query."""
-
-
 @dataclass(frozen=True)
 class SnapshotSummary:
     """What a build wrote: rows per table for the snapshot days ``start`` .. ``end``."""
@@ -285,6 +285,8 @@ class SnapshotSummary:
     start: date
     end: date
     rows: dict[str, int]
+    quality: QualityReport | None = None
+    """The checks run before the build became visible; None when built with ``check=False``."""
 
 
 @dataclass(frozen=True)
@@ -314,28 +316,47 @@ def _parts(start: date, end: date, category_bits: int, with_activity: bool) -> d
     return parts
 
 
+def _event_span(engine: Engine, lo: datetime | None = None, hi: datetime | None = None) -> tuple:
+    """First and last event, and whether any event falls in [lo, hi)."""
+    from sqlalchemy import exists, func, select
+
+    from ownlens_ml.db.schema import events
+
+    with engine.connect() as conn:
+        first, last = conn.execute(select(func.min(events.c.event_at), func.max(events.c.event_at))).one()
+        inside = False
+        if lo is not None and first is not None:
+            if engine.dialect.name == "sqlite":  # naive UTC there
+                lo, hi = lo.replace(tzinfo=None), hi.replace(tzinfo=None)
+            inside = conn.execute(select(exists().where(events.c.event_at >= lo, events.c.event_at < hi))).scalar()
+    return first, last, inside
+
+
 def default_range(engine: Engine) -> tuple[date, date]:
     """Snapshot days covering all events: the day after the first event to the day after the last."""
-    with engine.connect() as conn:
-        first, last = conn.execute(text("SELECT MIN(event_at), MAX(event_at) FROM events")).one()
+    first, last, _ = _event_span(engine)
     if first is None:
         raise EmptyWindowError("the events table is empty; run `ownlens-ml data generate` or `data import` first")
     first, last = pd.Timestamp(first), pd.Timestamp(last)
     return (first.date() + timedelta(days=1), last.date() + timedelta(days=1))
 
 
-def build_snapshots(settings: Settings, start: date | None = None, end: date | None = None) -> SnapshotSummary:
+def build_snapshots(settings: Settings, start: date | None = None, end: date | None = None,
+                    check: bool = True) -> SnapshotSummary:
     """Compute the feature snapshot tables for days ``start`` .. ``end`` (inclusive).
 
     Args:
         settings: profile and locations.
         start: first snapshot day (values stamped at its 00:00 UTC); default: day after the first event.
         end: last snapshot day; default: the day after the last event.
+        check: run the data quality checks on the build before it becomes visible; a
+            failure leaves the previous snapshots exactly as they were.
 
     Raises:
         ValidationError: ``end`` is before ``start``.
-        EmptyWindowError: there are no events to build from.
+        EmptyWindowError: there are no events to build from in the range.
         MissingTableError: the platform tables do not exist.
+        DataQualityError: ``check`` found problems; nothing was written.
     """
     engine = get_engine(settings)
     require_tables(engine, "users", "sessions", "events", "articles", "authors")
@@ -343,33 +364,52 @@ def build_snapshots(settings: Settings, start: date | None = None, end: date | N
         first, last = default_range(engine)
         start, end = start or first, end or last
     if end < start:
-        raise ValidationError(f"snapshot range ends ({end}) before it starts ({start})")
+        raise ValidationError(f"snapshot range ends ({end}) before it starts ({start}); swap --start and --end")
+    day0 = datetime.combine(start, datetime.min.time(), timezone.utc)
+    first, last, inside = _event_span(engine, day0 - timedelta(days=HISTORY_DAYS + 1),
+                                      datetime.combine(end, datetime.min.time(), timezone.utc))
+    if not inside:
+        span = (f"events span {pd.Timestamp(first):%Y-%m-%d}..{pd.Timestamp(last):%Y-%m-%d}"
+                if first is not None else "the events table is empty")
+        raise EmptyWindowError(f"no events in the {HISTORY_DAYS} days before or during {start}..{end} ({span}); "
+                               "choose a range inside the data, or import or generate events first")
     with engine.connect() as conn:
         max_category = conn.execute(text("SELECT MAX(category_id) FROM categories")).scalar() or 0
     if max_category > 62:
         raise ValidationError(f"category ids must be below 63 for the diversity bitmask; found {max_category}")
     parts = _parts(start, end, max_category + 1, with_activity=not settings.is_production)
     if settings.is_production:
-        rows = _build_postgres(engine, parts)
+        rows, report = _build_postgres(settings, engine, parts, end if check else None)
     else:
-        rows = _build_local(settings, engine, parts)
+        rows, report = _build_local(settings, engine, parts, end if check else None)
     log.info("snapshots %s..%s: %s", start, end, rows)
-    return SnapshotSummary(start, end, rows)
+    return SnapshotSummary(start, end, rows, report)
 
 
-def _build_postgres(engine: Engine, parts: dict[str, _Part]) -> dict[str, int]:
-    rows = {}
-    for name, part in parts.items():
-        columns = ", ".join(_table(name).columns.keys())
-        with engine.begin() as conn:
+NOT_WRITTEN = "; nothing was written: the previous snapshots are unchanged (fix the data, or build with --no-check)"
+
+
+def _build_postgres(settings: Settings, engine: Engine, parts: dict[str, _Part],
+                    check_newest: date | None) -> tuple[dict[str, int], QualityReport | None]:
+    rows, report = {}, None
+    with engine.connect() as conn:
+        with conn.begin():
             conn.exec_driver_sql("SET LOCAL TIME ZONE 'UTC'")
-            conn.execute(text(f"DELETE FROM {name} WHERE event_timestamp >= :lo AND event_timestamp < :hi"),
-                         {"lo": part.lo, "hi": part.hi})
-            rows[name] = conn.exec_driver_sql(
-                f"INSERT INTO {name} ({columns}) SELECT {columns} FROM ({part.sql.replace('%', '%%')}) q"
-            ).rowcount
+            for name, part in parts.items():
+                columns = ", ".join(_table(name).columns.keys())
+                conn.execute(text(f"DELETE FROM {name} WHERE event_timestamp >= :lo AND event_timestamp < :hi"),
+                             {"lo": part.lo, "hi": part.hi})
+                rows[name] = conn.exec_driver_sql(
+                    f"INSERT INTO {name} ({columns}) SELECT {columns} FROM ({part.sql.replace('%', '%%')}) q"
+                ).rowcount
+            if check_newest is not None:
+                report = check_snapshots(settings, check_newest, conn=conn)
+                if not report.ok:  # leaving the block by an exception rolls the build back
+                    report.raise_for_problems(outcome=NOT_WRITTEN)
+        for name in parts:
             conn.exec_driver_sql(f"ANALYZE {name}")
-    return rows
+        conn.commit()
+    return rows, report
 
 
 def _table(name: str) -> Table:
@@ -402,18 +442,39 @@ def _local_duckdb(engine: Engine) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def _build_local(settings: Settings, engine: Engine, parts: dict[str, _Part]) -> dict[str, int]:
-    con = _local_duckdb(engine)
-    settings.offline_dir.mkdir(parents=True, exist_ok=True)
+def _build_local(settings: Settings, engine: Engine, parts: dict[str, _Part],
+                 check_newest: date | None) -> tuple[dict[str, int], QualityReport | None]:
+    """Write the new files into a staging folder, check them there, then swap them in."""
     try:
-        return {name: _rewrite_parquet(con, settings.offline_dir / f"{name}.parquet", part)
+        settings.offline_dir.mkdir(parents=True, exist_ok=True)
+        staging = settings.offline_dir / f".build-{os.getpid()}"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir()
+    except OSError as exc:
+        raise StateFolderError(f"cannot write snapshots into {settings.offline_dir}: {exc.strerror}; "
+                               "make the state folder writable or set OWNLENS_HOME") from None
+    con = _local_duckdb(engine)
+    report = None
+    try:
+        rows = {name: _rewrite_parquet(con, settings.offline_dir / f"{name}.parquet", staging / f"{name}.parquet", part)
                 for name, part in parts.items()}
+        # reader_activity is no quality-checked table, but the checks read all three the same way
+        for name in {t.name for t in FEATURE_TABLES} - parts.keys():
+            if (settings.offline_dir / f"{name}.parquet").exists():
+                shutil.copy2(settings.offline_dir / f"{name}.parquet", staging / f"{name}.parquet")
+        if check_newest is not None:
+            report = check_snapshots(settings, check_newest, folder=staging)
+            report.raise_for_problems(outcome=NOT_WRITTEN)
+        for name in parts:
+            os.replace(staging / f"{name}.parquet", settings.offline_dir / f"{name}.parquet")
     finally:
         con.close()
+        shutil.rmtree(staging, ignore_errors=True)
+    return rows, report
 
 
-def _rewrite_parquet(con: duckdb.DuckDBPyConnection, path: Path, part: _Part) -> int:
-    """Replace the rows stamped in [part.lo, part.hi) of a parquet file; atomic via rename."""
+def _rewrite_parquet(con: duckdb.DuckDBPyConnection, path: Path, out: Path, part: _Part) -> int:
+    """Write to ``out`` the rows of ``path`` outside [part.lo, part.hi) plus the fresh rows."""
     con.execute(f"CREATE OR REPLACE TEMP TABLE fresh AS {part.sql}")
     kept = "SELECT * FROM fresh"
     if path.exists():
@@ -421,7 +482,5 @@ def _rewrite_parquet(con: duckdb.DuckDBPyConnection, path: Path, part: _Part) ->
                 f"WHERE event_timestamp < CAST('{part.lo.isoformat()}' AS TIMESTAMPTZ) "
                 f"OR event_timestamp >= CAST('{part.hi.isoformat()}' AS TIMESTAMPTZ) "
                 "UNION ALL BY NAME SELECT * FROM fresh")
-    tmp = path.with_suffix(".parquet.tmp")
-    con.execute(f"COPY ({kept} ORDER BY event_timestamp, {part.key}) TO '{tmp}' (FORMAT parquet)")
-    tmp.replace(path)
+    con.execute(f"COPY ({kept} ORDER BY event_timestamp, {part.key}) TO '{out}' (FORMAT parquet)")
     return con.execute("SELECT COUNT(*) FROM fresh").fetchone()[0]

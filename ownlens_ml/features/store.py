@@ -2,7 +2,9 @@
 
 Every function takes ``Settings`` and works the same in both profiles; only
 ``feature_repo/``'s bindings differ. Feast objects are looked up by feature service, so a
-model asks for exactly the features it was trained on.
+model asks for exactly the features it was trained on. The top of ``features/``: it uses
+``feast_store`` and the fast paths (``historical``, ``online``, ``materializer``), none of
+which imports it.
 """
 
 from __future__ import annotations
@@ -18,43 +20,39 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
-from feast import FeatureService, FeatureStore
-from feast.errors import FeatureServiceNotFoundException
-from feast.feature_view import DUMMY_ENTITY_ID
+from feast import FeatureService
 
-from ownlens_ml.errors import UnknownFeatureServiceError, ValidationError
+from ownlens_ml.errors import EmptyWindowError, MissingTableError, NotMaterializedError, ValidationError
+from ownlens_ml.features import historical, online
+from ownlens_ml.features.feast_store import (  # noqa: F401 (re-exported: the package's feature API)
+    feast_errors,
+    feature_names,
+    feature_service,
+    feature_store,
+    join_keys,
+    require_applied,
+    service_views,
+)
+from ownlens_ml.features.materializer import materialize_redis
 from ownlens_ml.settings import Settings
 
 log = logging.getLogger(__name__)
 REQUEST_TIME = "request_time_epoch"
 """The request field on-demand views read; filled from ``event_timestamp`` when absent."""
-
-
-def _export_env(settings: Settings) -> None:
-    # feature_store*.yaml and feature_repo/data_sources.py read these variables.
-    os.environ.update(settings.feast_env())
-
-
-_stores: dict[Settings, FeatureStore] = {}
-
-
-def feature_store(settings: Settings) -> FeatureStore:
-    """The Feast ``FeatureStore`` for these settings (one per settings, reused)."""
-    store = _stores.get(settings)
-    if store is None:
-        _export_env(settings)
-        store = FeatureStore(repo_path=str(settings.feature_repo), fs_yaml_file=settings.feature_store_yaml)
-        _stores[settings] = store
-    return store
+BINDING = ("OWNLENS_PROFILE", "OWNLENS_HOME")
+"""The variables ``feature_repo/data_sources.py`` reads to bind its sources."""
 
 
 @contextlib.contextmanager
-def _repo_imports(repo: Path):
-    """Import the repo's modules fresh, as ``feast apply`` does from inside the repo."""
+def _repo_imports(repo: Path, settings: Settings):
+    """Import the repo's modules fresh, as ``feast apply`` does from inside the repo, with
+    the variables that bind ``data_sources.py`` set to these settings."""
     names = {p.stem for p in repo.glob("*.py")}
     for name in names:
         sys.modules.pop(name, None)
     cwd = os.getcwd()
+    saved = {k: os.environ.get(k) for k in BINDING}
+    os.environ.update({k: v for k, v in settings.feast_env().items() if k in BINDING})
     sys.path.insert(0, str(repo))
     os.chdir(repo)
     try:
@@ -62,6 +60,11 @@ def _repo_imports(repo: Path):
     finally:
         os.chdir(cwd)
         sys.path.remove(str(repo))
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
         for name in names:
             sys.modules.pop(name, None)
 
@@ -71,48 +74,27 @@ def apply_repo(settings: Settings) -> list[str]:
 
     Returns:
         Names of the feature services now registered.
+
+    Raises:
+        StateFolderError: the state folder cannot be written.
+        DatabaseUnavailableError: the production database cannot be reached.
     """
     from feast.repo_operations import parse_repo
 
-    store = feature_store(settings)
-    _export_env(settings)
-    with _repo_imports(settings.feature_repo):
+    store = feature_store(settings, create=True)
+    with _repo_imports(settings.feature_repo, settings), feast_errors(settings, "features apply"):
         repo = parse_repo(settings.feature_repo)
-    objects = [*repo.entities, *repo.data_sources, *repo.feature_views,
-               *repo.on_demand_feature_views, *repo.feature_services]
-    store.apply(objects)
-    from ownlens_ml.features.online import forget_plans
-
-    forget_plans()
+        objects = [*repo.entities, *repo.data_sources, *repo.feature_views,
+                   *repo.on_demand_feature_views, *repo.feature_services]
+        store.apply(objects)
+    online.forget_plans()
     return sorted(fs.name for fs in repo.feature_services)
-
-
-def feature_service(settings: Settings, name: str) -> FeatureService:
-    """A registered feature service; an unknown name lists the known ones."""
-    store = feature_store(settings)
-    try:
-        return store.get_feature_service(name)
-    except FeatureServiceNotFoundException:
-        known = sorted(fs.name for fs in store.list_feature_services())
-        raise UnknownFeatureServiceError(
-            f"no feature service {name!r}; known: {', '.join(known) or 'none (run `ownlens-ml features apply`)'}"
-        ) from None
-
-
-def _service_views(store: FeatureStore, service: FeatureService) -> list:
-    views = []
-    for projection in service.feature_view_projections:
-        try:
-            views.append(store.get_feature_view(projection.name))
-        except Exception:  # an on-demand view
-            views.append(store.get_on_demand_feature_view(projection.name))
-    return views
 
 
 def service_definition_hash(settings: Settings, service: FeatureService) -> str:
     """SHA-256 of the service's spec and of every view it reads (metadata excluded)."""
     digest = hashlib.sha256(service.to_proto().spec.SerializeToString(deterministic=True))
-    for view in _service_views(feature_store(settings), service):
+    for view in service_views(feature_store(settings), service):
         spec = view.to_proto().spec
         for source in getattr(spec, "sources", {}).values():  # an on-demand view embeds its sources
             embedded = getattr(source, source.WhichOneof("source"))
@@ -120,17 +102,6 @@ def service_definition_hash(settings: Settings, service: FeatureService) -> str:
                 embedded.ClearField("meta")  # creation times, stamped anew on every read
         digest.update(spec.SerializeToString(deterministic=True))
     return digest.hexdigest()
-
-
-def join_keys(settings: Settings, service: FeatureService) -> list[str]:
-    """The entity join keys a service's entity frame must carry, in a stable order."""
-    store = feature_store(settings)
-    keys: list[str] = []
-    for view in _service_views(store, service):
-        for column in getattr(view, "entity_columns", []):
-            if column.name not in keys and column.name != DUMMY_ENTITY_ID:
-                keys.append(column.name)
-    return keys
 
 
 def _needs_request_time(service: FeatureService) -> bool:
@@ -174,11 +145,6 @@ def entity_fingerprint(entity_df: pd.DataFrame) -> str:
     return digest.hexdigest()
 
 
-def feature_names(service: FeatureService) -> list[str]:
-    """Output column names of a service, in service order."""
-    return [f.name for p in service.feature_view_projections for f in p.features]
-
-
 ENGINES = ("auto", "fast", "feast")
 """``auto``: the fast path where it applies (training sets in both profiles; online reads and
 materialization with Redis), Feast's own elsewhere; ``fast``: the fast path or an error;
@@ -210,28 +176,28 @@ def training_set(settings: Settings, service_name: str, entity_df: pd.DataFrame,
         The frame in the input's row order with the service's features appended, plus a
         fingerprint of the entity frame and the service definition for lineage.
     """
+    require_applied(settings)
     service = feature_service(settings, service_name)
     keys = join_keys(settings, service)
     _check_entity_frame(entity_df, keys)
+    _require_sources(settings, service)
     entities = entity_df.reset_index(drop=True)
     if _needs_request_time(service) and REQUEST_TIME not in entities.columns:
         entities = entities.assign(**{REQUEST_TIME: entities["event_timestamp"].astype("int64") // 10**9})
     started = time.perf_counter()
     frame = None
     if _use_fast(engine, True, "historical"):
-        from ownlens_ml.features.historical import FastPathUnsupported, historical_duckdb, historical_postgres
-
         try:
-            fast = historical_postgres if settings.is_production else historical_duckdb
+            fast = historical.historical_postgres if settings.is_production else historical.historical_duckdb
             frame = fast(settings, service, entities)
-        except FastPathUnsupported as exc:
+        except historical.FastPathUnsupported as exc:
             if engine == "fast":
                 raise
             log.info("training set %s: Feast's path (%s)", service_name, exc)
     if frame is None:
-        store = feature_store(settings)
-        frame = store.get_historical_features(entity_df=entities.assign(_row=range(len(entities))),
-                                              features=service).to_df()
+        with feast_errors(settings, "training set"):
+            frame = feature_store(settings).get_historical_features(
+                entity_df=entities.assign(_row=range(len(entities))), features=service).to_df()
         frame = frame.sort_values("_row").drop(columns="_row").reset_index(drop=True)
     # Exactly the input columns and the service's features, in service order: Feast's offline
     # path also returns on-demand views' undeclared inputs, in an order that varies by process.
@@ -273,6 +239,7 @@ def online_features(settings: Settings, service_name: str, entity_rows: dict[str
     Raises:
         RedisUnavailableError: the production Redis cannot be reached.
     """
+    require_applied(settings, online=True)
     if _use_fast(engine, settings.is_production, "online"):
         return _online_fast(settings, service_name, entity_rows, request_time)
     service = feature_service(settings, service_name)
@@ -282,16 +249,8 @@ def online_features(settings: Settings, service_name: str, entity_rows: dict[str
     rows = {k: list(entity_rows[k]) for k in keys}
     if _needs_request_time(service):
         rows[REQUEST_TIME] = [int(now.timestamp())] * len(rows[keys[0]])
-    try:
+    with feast_errors(settings, "online features"):
         response = feature_store(settings).get_online_features(features=service, entity_rows=_as_rows(rows))
-    except Exception as exc:  # redis-py's ConnectionError, raised through Feast
-        import redis
-
-        if isinstance(exc, redis.ConnectionError):
-            from ownlens_ml.features.redis_layout import unavailable
-
-            raise unavailable(settings, exc) from None
-        raise
     values = response.to_dict(include_event_timestamps=True)
     frame = pd.DataFrame({k: values[k] for k in keys + feature_names(service)})
     staleness = {}
@@ -302,10 +261,31 @@ def online_features(settings: Settings, service_name: str, entity_rows: dict[str
     return OnlineVectors(frame, pd.DataFrame(staleness))
 
 
+def require_values(settings: Settings, service_name: str, vectors: OnlineVectors) -> None:
+    """Raise ``NotMaterializedError`` if any entity of ``vectors`` has no value at all.
+
+    Feast answers an id it holds nothing for with nulls; a caller showing vectors to a
+    person says instead whether the store was never materialized or which ids are missing.
+    """
+    features = [c for c in vectors.frame.columns if c not in join_keys(settings, feature_service(settings, service_name))]
+    empty = vectors.frame[features].isna().all(axis=1)
+    if not empty.any():
+        return
+    store = feature_store(settings)
+    with feast_errors(settings):
+        views = store.list_feature_views()
+    if not any(v.materialization_intervals for v in views):
+        raise NotMaterializedError(f"the online store of project {settings.project!r} was never materialized; "
+                                   "run `ownlens-ml features materialize`")
+    key = vectors.frame.columns[0]
+    missing = vectors.frame.loc[empty, key].tolist()
+    raise NotMaterializedError(
+        f"no online values for {key} {', '.join(map(str, missing[:10]))} in {service_name} (unknown ids, or "
+        "their newest snapshot is older than the views' TTL); check the ids or materialize a newer window")
+
+
 def _online_fast(settings: Settings, service_name: str, entity_rows: dict[str, list],
                  request_time: datetime | None) -> OnlineVectors:
-    from ownlens_ml.features import online
-
     plan = online.plan_for(settings, service_name)
     keys = plan.join_keys
     _check_entity_rows(service_name, keys, entity_rows)
@@ -329,10 +309,36 @@ def _check_entity_rows(service_name: str, keys: list[str], entity_rows: dict[str
         bad = [v for v in entity_rows[key] if not isinstance(v, int) or isinstance(v, bool)]
         if bad:
             raise ValidationError(f"{key} must be integers; got {bad[0]!r} ({type(bad[0]).__name__})")
+        out_of_range = [v for v in entity_rows[key] if not INT64_MIN <= v <= INT64_MAX]
+        if out_of_range:
+            raise ValidationError(f"{key} {out_of_range[0]} is outside the 64-bit integer range of entity ids")
     lengths = {len(entity_rows[k]) for k in keys}
     if len(lengths) > 1:
         raise ValidationError(f"entity rows of {service_name} differ in length: "
                               f"{ {k: len(entity_rows[k]) for k in keys} }")
+
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+def _require_sources(settings: Settings, service: FeatureService) -> None:
+    """Every snapshot the service reads must exist: locally its parquet file (DuckDB would say
+    "No files found"), in production rows in its table (else every feature is silently null)."""
+    sources = {getattr(view, "batch_source", None) for view in service_views(feature_store(settings), service)}
+    for source in sources - {None}:
+        if settings.is_production:
+            table = source.get_table_query_string()
+            if table.startswith("("):
+                continue  # a query source (reader activity): its events may legitimately be none
+            from sqlalchemy import text
+
+            from ownlens_ml.db import get_engine
+
+            with get_engine(settings).connect() as conn:
+                if not conn.execute(text(f"SELECT EXISTS (SELECT 1 FROM {table})")).scalar():
+                    raise MissingTableError(f"snapshot table {table} is empty; run `ownlens-ml features build`")
+        elif getattr(source, "path", None) and not Path(source.path).exists():
+            raise MissingTableError(f"snapshot file {source.path} does not exist; run `ownlens-ml features build`")
 
 
 def _as_rows(columns: dict[str, list]) -> list[dict]:
@@ -348,10 +354,26 @@ def materialize(settings: Settings, start: datetime, end: datetime, engine: str 
         engine: ``auto`` (Redis: the vectorized writer in ``materializer.py``, same bytes as
             Feast's; SQLite: Feast), ``fast`` or ``feast`` (``FeatureStore.materialize``, what
             the plain ``feast materialize`` runs).
-    """
-    if _use_fast(engine, settings.is_production, "materialization"):
-        from ownlens_ml.features.materializer import materialize_redis
 
+    Raises:
+        ValidationError: ``start`` is after ``end``.
+        FeatureStoreStateError: the repository is not applied to this state folder, or the
+            local online store file is missing.
+        EmptyWindowError: no snapshot is stamped in the window.
+    """
+    if start > end:
+        raise ValidationError(f"materialization window starts ({start:%Y-%m-%d %H:%M}) after it ends "
+                              f"({end:%Y-%m-%d %H:%M}); swap --start and --end")
+    require_applied(settings, online=True)
+    from ownlens_ml.features.quality import snapshot_span
+
+    first, last, rows = snapshot_span(settings, start, end)
+    if not rows:
+        known = f"snapshots span {first:%Y-%m-%d}..{last:%Y-%m-%d}" if first else "there are no snapshots"
+        raise EmptyWindowError(f"no feature snapshots stamped in {start:%Y-%m-%d}..{end:%Y-%m-%d} ({known}); "
+                               "choose a window inside it, or run `ownlens-ml features build`")
+    if _use_fast(engine, settings.is_production, "materialization"):
         materialize_redis(settings, start, end)
         return
-    feature_store(settings).materialize(start_date=start, end_date=end)
+    with feast_errors(settings, "features materialize"):
+        feature_store(settings).materialize(start_date=start, end_date=end)

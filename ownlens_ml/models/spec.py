@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import pandas as pd
 
-from ownlens_ml.errors import SpecError
+from ownlens_ml.errors import EmptyWindowError, SpecError
 from ownlens_ml.evaluation.report import Evaluation
 from ownlens_ml.models.kinds import KINDS, TaskKind
 from ownlens_ml.progress import Steps
@@ -28,6 +28,23 @@ class LabelWindow:
     window_days: int = 30
     step_days: int = 7
     """Days between consecutive as-of dates of one training set."""
+
+    def cutoff(self, first: pd.Timestamp, data_end: pd.Timestamp, what: str) -> pd.Timestamp:
+        """The moment every outcome must be known by: ``as_of`` (whole UTC days), else the end of data.
+
+        Raises:
+            EmptyWindowError: ``as_of`` lies after the data ends or before it begins; training
+                "as if" then would silently mean "as of the last day".
+        """
+        if self.as_of is None:
+            return data_end
+        as_of = pd.Timestamp(self.as_of)
+        as_of = (as_of.tz_localize("UTC") if as_of.tz is None else as_of.tz_convert("UTC")).floor("D")
+        if as_of > data_end or as_of <= first:
+            raise EmptyWindowError(f"{what}: --as-of {as_of.date()} is outside the data, which covers "
+                                   f"{first.date()}..{(data_end - pd.Timedelta(days=1)).date()}; choose a day "
+                                   "inside it")
+        return as_of
 
 
 @dataclass(frozen=True)

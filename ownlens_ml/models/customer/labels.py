@@ -40,7 +40,7 @@ def as_of_dates(visits: pd.DataFrame, window: LabelWindow, model: str) -> list[p
         raise EmptyWindowError(f"{model}: no sessions; run `ownlens-ml data generate` or `data import` first")
     first, last = visits["day"].min(), visits["day"].max()
     data_end = last + pd.Timedelta(days=1)
-    cutoff = data_end if window.as_of is None else min(pd.Timestamp(window.as_of).tz_convert("UTC").floor("D"), data_end)
+    cutoff = window.cutoff(first, data_end, model)
     newest = cutoff - pd.Timedelta(days=window.window_days)
     oldest = first + pd.Timedelta(days=HISTORY_DAYS)
     dates = []

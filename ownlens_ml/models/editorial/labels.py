@@ -36,7 +36,7 @@ def first_week_labels(settings: Settings, window: LabelWindow) -> pd.DataFrame:
                                "generate` or import articles and article_daily_performance first")
     first, last = pd.Timestamp(first, tz="UTC"), pd.Timestamp(last, tz="UTC")
     data_end = last + pd.Timedelta(days=1)
-    cutoff = data_end if window.as_of is None else min(pd.Timestamp(window.as_of).tz_convert("UTC"), data_end)
+    cutoff = window.cutoff(first, data_end, "article_performance")
     articles["published_at"] = pd.to_datetime(articles["published_at"], utc=True)
     publish_day = articles["published_at"].dt.floor("D")
     closes = publish_day + pd.Timedelta(days=window.window_days)
