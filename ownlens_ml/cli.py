@@ -385,8 +385,8 @@ def registry_rollback(model: Annotated[str, typer.Argument()]) -> None:
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
-    workers: Annotated[int, typer.Option(callback=_positive, help="Worker processes.")] = 1,
+    port: Annotated[int, typer.Option(min=1, max=65_535, help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Worker processes.")] = 1,
 ) -> None:
     """Serve online predictions over HTTP (OpenAPI at /docs) until SIGTERM or Ctrl-C."""
     from ownlens_ml.serving.app import run
@@ -397,7 +397,7 @@ def serve(
 @app.command()
 def score(
     model: Annotated[str, typer.Argument(help="Model name, e.g. churn.")],
-    as_of: Annotated[Optional[str], typer.Option(help="Score as of this day (YYYY-MM-DD, 00:00 UTC); default: the newest snapshot.")] = None,
+    as_of: Annotated[Optional[datetime], typer.Option(formats=DAY, help="Score as of this day (YYYY-MM-DD, 00:00 UTC); default: the newest snapshot.")] = None,
     version: Annotated[Optional[str], typer.Option(help="Version number or alias; default champion.")] = None,
 ) -> None:
     """Score the model's whole population into ml_model_predictions (rerunning replaces the batch)."""
