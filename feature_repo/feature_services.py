@@ -62,3 +62,12 @@ article_performance_v1 = FeatureService(
     owner="editorial-analytics@ownlens.example",
     tags={"model": "article_performance"},
 )
+
+recommendation_articles_v1 = FeatureService(
+    name="recommendation_articles_v1",
+    features=[article_publish_content_fv[["brand_id", "category_id", "is_premium", "published_at_epoch"]]],
+    description="What the recommender knows of an article when it trains: brand (the brand filter), category, "
+                "premium, publish time (the age filter and the recency prior)",
+    owner="customer-analytics@ownlens.example",
+    tags={"model": "recommendation"},
+)

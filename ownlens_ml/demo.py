@@ -83,6 +83,8 @@ def run_demo(settings: Settings, console: Console, *, users: int = 6_000, days: 
         status = "promoted to champion" if outcome.promoted else "kept as challenger: " + "; ".join(outcome.refusals)
         console.print(f"   {name} v{outcome.version.version} ({spec.kind}, headline {metric}), {status}; "
                       f"report: {outcome.report}")
+    _serve_rankings(settings, console)
+
     from ownlens_ml import registry
 
     churn = registry.get_version(settings, "churn", "latest")
@@ -95,9 +97,38 @@ def run_demo(settings: Settings, console: Console, *, users: int = 6_000, days: 
     from ownlens_ml.pipelines.inference import score
 
     batch = score(settings, "churn", progress=True)
-    console.print(f"8. batch scoring: {batch.rows:,} active readers scored with churn v{batch.version} as of "
+    console.print(f"9. batch scoring: {batch.rows:,} active readers scored with churn v{batch.version} as of "
                   f"{batch.as_of:%Y-%m-%d} into ml_model_predictions in {batch.seconds:.1f}s (rerunning replaces the batch)")
     console.print(Rule("done"))
+
+
+def _serve_rankings(settings: Settings, console: Console) -> None:
+    """The recommender's answers for a known, a folded-in and an unknown reader; what trends now."""
+    from ownlens_ml import registry
+    from ownlens_ml.errors import OwnLensError
+    from ownlens_ml.models.editorial.trending import trending_now
+
+    console.print("7. the champions answer: top 5 articles for readers, and the trending list")
+    try:
+        _, recommender = registry.load_model(settings, "recommendation", "champion")
+        _, rule = registry.load_model(settings, "trending", "champion")
+    except OwnLensError as err:
+        console.print(f"   [red]no champion to serve:[/] {err}")
+        return
+    reader = int(recommender.user_ids_[len(recommender.user_ids_) // 2])
+    history = recommender.recommend(reader, 3).article_ids.tolist()
+    for label, answer in ((f"reader {reader}", recommender.recommend(reader, 5)),
+                          (f"a new reader who read {history}", recommender.recommend(-1, 5, history=history)),
+                          ("an unknown reader", recommender.recommend(-1, 5, brand_id=1))):
+        route = "fallback (popularity-recency)" if answer.fallback else "personalised"
+        console.print(f"   {label}: {answer.article_ids.tolist()} ({route})")
+    now = trending_now(settings, rule).head(5)
+    if now.empty:
+        console.print("   trending: nothing trends in the newest hour")
+        return
+    shown = now.assign(since=now["since"].dt.strftime("%Y-%m-%d %H:%M"))[["series", "score", "ratio", "since",
+                                                                         "hours_trending"]]
+    console.print(shown.round(2).to_string(index=False), soft_wrap=True)
 
 
 def _serve_once(settings: Settings, console: Console) -> None:
@@ -127,7 +158,7 @@ def _serve_once(settings: Settings, console: Console) -> None:
     finally:
         server.should_exit = True
         thread.join(timeout=30)
-    console.print(f"7. HTTP service on {base} (OpenAPI at /docs): ready={ready['ready']}, models {ready['models']}")
+    console.print(f"8. HTTP service on {base} (OpenAPI at /docs): ready={ready['ready']}, models {ready['models']}")
     for p in answer["predictions"]:
         flags = " (cold start)" if p["cold_start"] else ""
         console.print(f"   POST /v1/predict/churn reader {p['entity']['user_id']}: churn probability "

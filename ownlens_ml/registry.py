@@ -114,8 +114,74 @@ def _load_skops(data: bytes) -> Any:
         raise RegistryError(f"cannot read the skops artifact: {type(exc).__name__}: {exc}") from exc
 
 
+# --- artifacts of the models that are not estimators -------------------------------------
+# Each is a plain data format read without unpickling: numbers in a .npz (np.load with
+# allow_pickle=False refuses object arrays) beside JSON, or JSON alone.
+
+
+def dump_als_npz(model: Any) -> bytes:
+    """A fitted ``Recommender`` as one .npz: its numeric arrays and a JSON ``meta`` member (as bytes)."""
+    import io
+    import json
+
+    arrays, meta = model.to_arrays()
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays, meta=np.frombuffer(json.dumps(meta, sort_keys=True).encode(), dtype=np.uint8))
+    return buffer.getvalue()
+
+
+def load_als_npz(data: bytes) -> Any:
+    """The ``Recommender`` in ``dump_als_npz`` bytes; numeric arrays only, never a pickle.
+
+    Raises:
+        RegistryError: not an .npz of the recommender's arrays.
+    """
+    import io
+    import json
+    import zipfile
+
+    from ownlens_ml.errors import ValidationError
+    from ownlens_ml.models.customer.recommendation import Recommender
+
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as archive:
+            arrays = {name: archive[name] for name in archive.files}
+    except (ValueError, OSError, zipfile.BadZipFile) as exc:
+        raise RegistryError(f"cannot read the als-npz artifact: {exc}") from None
+    unknown = sorted(set(arrays) - set(Recommender.ARRAYS) - {"meta"})
+    odd = sorted(name for name, a in arrays.items() if a.dtype.kind not in "iuf")
+    if unknown or odd or "meta" not in arrays:
+        raise RegistryError(f"als-npz artifact has unexpected members {unknown or odd or ['no meta']}")
+    try:
+        return Recommender.from_arrays(arrays, json.loads(arrays.pop("meta").tobytes()))
+    except (ValidationError, ValueError) as exc:
+        raise RegistryError(f"als-npz artifact does not hold a recommender: {exc}") from None
+
+
+def dump_rule_json(rule: Any) -> bytes:
+    """A scoring rule's parameters as JSON."""
+    return rule.to_json()
+
+
+def load_rule_json(data: bytes) -> Any:
+    """The ``TrendingRule`` in ``dump_rule_json`` bytes.
+
+    Raises:
+        RegistryError: not a rule document.
+    """
+    from ownlens_ml.errors import ValidationError
+    from ownlens_ml.models.editorial.trending import TrendingRule
+
+    try:
+        return TrendingRule.from_json(data)
+    except ValidationError as exc:
+        raise RegistryError(f"rule-json artifact: {exc}") from None
+
+
 ARTIFACT_FORMATS: dict[str, tuple[Callable[[Any], bytes], Callable[[bytes], Any]]] = {
     ARTIFACT_FORMAT: (_dump_skops, _load_skops),
+    "als-npz": (dump_als_npz, load_als_npz),
+    "rule-json": (dump_rule_json, load_rule_json),
 }
 """Artifact format -> (dump, load). Every loader refuses what it cannot vouch for; none unpickles."""
 
@@ -344,9 +410,11 @@ def register(
         UntrustedArtifactError: the estimator contains a type outside the allowlist.
     """
     code_version = code_version or _code_version()
-    _check_lengths(ml_model_registry, model_name=model_name, task=task, feature_service=feature_service,
-                   feature_service_hash=feature_service_hash,
+    _check_lengths(ml_model_registry, model_name=model_name, task=task,
                    training_set_fingerprint=training_set_fingerprint, code_version=code_version)
+    # a model that reads no feature service (a rule over raw activity) records none
+    _check_lengths(ml_model_registry, optional=True, feature_service=feature_service,
+                   feature_service_hash=feature_service_hash)
     params = _jsonable(params, "params")
     metrics = _jsonable(metrics, "metrics")
     artifact_format, artifact = dump_estimator(estimator, artifact_format)
@@ -659,10 +727,10 @@ def _utc(value: Any, name: str) -> datetime | None:
     return _as_utc(value)
 
 
-def _check_lengths(table, **values: str) -> None:
+def _check_lengths(table, optional: bool = False, **values: str) -> None:
     for name, value in values.items():
         limit = table.c[name].type.length if isinstance(table.c[name].type, String) else None
-        if not isinstance(value, str) or not value:
+        if not isinstance(value, str) or not (value or optional):
             raise RegistryError(f"{name} must be a non-empty string; got {value!r}")
         if limit and len(value) > limit:
             raise RegistryError(f"{name} {value[:80]!r} is {len(value)} characters; the limit is {limit}")

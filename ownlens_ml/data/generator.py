@@ -32,7 +32,14 @@ Planted signals:
    then an article of that category in proportion to quality x recency (exp(-age/1.5 days)).
 5. Article performance: quality = exp(author + category + premium + publish-hour effects +
    noise); ``article_daily_performance`` is the exact daily aggregate of the events.
-6. Topic bursts: a few topics get ``BURST_BOOST`` x reading weight inside known windows.
+6. Topic bursts: about ``BURSTS_PER_DAY`` a day, each on one category, across every brand
+   or inside one brand (a series), with the category's reading weight multiplied by
+   ``boost`` (log-uniform in ``BURST_BOOST_RANGE``) for reads whose session starts inside
+   [start, end) (log-uniform ``BURST_HOURS`` long, so from hours to days). Bursts on one
+   category never overlap. Because the category's share of a reader's choice is normalised,
+   the series' activity rises by less than ``boost``: the truth records ``lift``, the
+   expected ratio of the series' reads with the burst to those without it over the same
+   reads (exact, from the choice probabilities), which is what a detector can see.
 """
 
 from __future__ import annotations
@@ -342,8 +349,13 @@ AUTHORS_PER_BRAND = 16
 PREMIUM_ARTICLE_SHARE = 0.3
 ARTICLE_LOOKBACK_DAYS = 10
 RECENCY_TAU_DAYS = 1.5
-BURSTS = 3
-BURST_BOOST = 5.0
+BURSTS_PER_DAY = 0.3
+BURST_BOOST_RANGE = (1.6, 16.0)
+BURST_HOURS = (3.0, 96.0)
+BURST_GLOBAL_SHARE = 0.5
+"""Share of bursts on a category in every brand; the rest are on one brand's category."""
+BURST_GAP_HOURS = 24.0
+"""Least time between two bursts on the same category (so each burst has a clean baseline)."""
 AD_CLICK_RATE = 0.01
 MS_DAY = 86_400_000
 EVENT_ORDER = {name: k for k, name in enumerate(schema.EVENT_TYPES)}
@@ -444,8 +456,10 @@ class Editorial:
     pub_day: np.ndarray
     quality: np.ndarray
     bursts: pd.DataFrame
-    burst_boost: np.ndarray | None = None
-    """(articles, days) flags: the article's topic is bursting that day (signal 6)."""
+    burst_reads: np.ndarray | None = None
+    """Reads inside each burst's window and series, summed over chunks."""
+    burst_expected: np.ndarray | None = None
+    """(bursts, 2): each burst's expected series reads without and with its boost."""
 
 
 def _editorial(config: GeneratorConfig, rng: np.random.Generator) -> Editorial:
@@ -497,24 +511,57 @@ def _editorial(config: GeneratorConfig, rng: np.random.Generator) -> Editorial:
         "has_video": rng.random(n)[order] < 0.15,
         "image_count": rng.integers(0, 8, n)[order],
     })
-    n_bursts = min(BURSTS, max(1, config.days // 10))
-    burst_topic = rng.choice(len(names), n_bursts, replace=False)
-    burst_start = rng.integers(0, max(config.days - 3, 1), n_bursts)
-    burst_len = rng.integers(3, 7, n_bursts)
-    ed.bursts = pd.DataFrame({
-        "topic": names[burst_topic],
-        "topic_index": burst_topic,
-        "category_id": burst_topic // TOPICS_PER_CATEGORY + 1,
-        "start": _ts(config, burst_start * MS_DAY),
-        "end": _ts(config, np.minimum(burst_start + burst_len, config.days) * MS_DAY),
-        "start_day": burst_start,
-        "end_day": np.minimum(burst_start + burst_len, config.days),
-        "boost": BURST_BOOST,
-    })
-    ed.burst_boost = np.zeros((n, config.days), dtype=bool)
-    for t, lo, hi in zip(burst_topic, burst_start, ed.bursts["end_day"]):
-        ed.burst_boost[np.ix_(ed.topic == t, np.arange(lo, hi))] = True
     return ed
+
+
+def _bursts(config: GeneratorConfig, rng: np.random.Generator) -> pd.DataFrame:
+    """Burst windows (signal 6): series, start, end and boost; ``lift`` is filled in by the readers."""
+    hours = config.days * 24
+    n = max(1, int(round(BURSTS_PER_DAY * config.days)))
+    taken: list[tuple[int, float, float]] = []
+    rows = []
+    for _ in range(20 * n):
+        if len(rows) == n:
+            break
+        length = float(np.exp(rng.uniform(*np.log(BURST_HOURS))))
+        length = min(length, max(hours - 1.0, 1.0))
+        start = float(np.floor(rng.uniform(0, max(hours - length, 1.0))))
+        category = int(rng.integers(0, len(CATEGORIES)))
+        brand = 0 if rng.random() < BURST_GLOBAL_SHARE or config.brands == 1 else int(rng.integers(1, config.brands + 1))
+        boost = float(np.exp(rng.uniform(*np.log(BURST_BOOST_RANGE))))
+        end = min(start + np.ceil(length), float(hours))
+        if any(c == category and start < e + BURST_GAP_HOURS and s < end + BURST_GAP_HOURS for c, s, e in taken):
+            continue
+        taken.append((category, start, end))
+        rows.append((brand, category, start, end, boost))
+    frame = pd.DataFrame(rows, columns=["brand_id", "category", "start_hour", "end_hour", "boost"])
+    frame = frame.sort_values(["start_hour", "category", "brand_id"], ignore_index=True)
+    return pd.DataFrame({
+        "burst_id": np.arange(1, len(frame) + 1),
+        "series": [f"{CATEGORIES[c]}" + (f"@brand{b}" if b else "") for b, c in zip(frame["brand_id"], frame["category"])],
+        "brand_id": frame["brand_id"].astype(np.int64),
+        "category_id": frame["category"].astype(np.int64) + 1,
+        "category": np.array(CATEGORIES)[frame["category"].to_numpy(int)] if len(frame) else [],
+        "start": _ts(config, (frame["start_hour"] * 3_600_000).astype(np.int64)),
+        "end": _ts(config, (frame["end_hour"] * 3_600_000).astype(np.int64)),
+        "start_ms": (frame["start_hour"] * 3_600_000).astype(np.int64),
+        "end_ms": (frame["end_hour"] * 3_600_000).astype(np.int64),
+        "hours": frame["end_hour"] - frame["start_hour"],
+        "boost": frame["boost"],
+    })
+
+
+def _burst_hits(ed: Editorial, brand: np.ndarray, at_ms: np.ndarray, day: int) -> list[tuple[int, np.ndarray]]:
+    """(burst index, reads inside its window and series) for the bursts live on ``day``."""
+    b = ed.bursts
+    live = np.flatnonzero((b["start_ms"].to_numpy() < (day + 1) * MS_DAY) & (b["end_ms"].to_numpy() > day * MS_DAY))
+    out = []
+    for k in live:
+        hit = (at_ms >= b["start_ms"].iat[k]) & (at_ms < b["end_ms"].iat[k])
+        if b["brand_id"].iat[k]:
+            hit &= brand == b["brand_id"].iat[k]
+        out.append((int(k), hit))
+    return out
 
 
 def _ts(config: GeneratorConfig, ms: np.ndarray) -> pd.Series:
@@ -531,7 +578,6 @@ class _ArticlePool:
         idx = np.flatnonzero((ed.pub_day >= day - ARTICLE_LOOKBACK_DAYS) & (ed.pub_day <= last))
         age = (day + 0.5) - ed.pub_ms[idx] / MS_DAY
         weight = ed.quality[idx] * np.exp(-np.maximum(age, 0.0) / RECENCY_TAU_DAYS)
-        weight = weight * np.where(ed.burst_boost[idx, day], BURST_BOOST, 1.0)
         self.n_groups = brands * len(CATEGORIES) * 2
         group = ((ed.brand[idx] - 1) * len(CATEGORIES) + ed.category[idx]) * 2 + ed.premium[idx]
         order = np.argsort(group, kind="stable")
@@ -760,12 +806,21 @@ def _expand_day(config: GeneratorConfig, ed: Editorial, pools: tuple, profile: R
     paid = draws.was_paid[att_user]
     blocked = ~paid & (premium | metered)
 
-    # which article: category by affinity x what is on offer, then popularity x recency x bursts
+    # which article: category by affinity x what is on offer x bursts, then popularity x recency
     brand = profile.brand[att_user]
     mass = pool_all.category_mass(brand, premium) * profile.affinity[att_user]
+    hits = _burst_hits(ed, brand, start_ms[att_sess], day)
+    plain = mass / np.maximum(mass.sum(axis=1, keepdims=True), 1e-300)
+    for k, hit in hits:
+        mass[hit, ed.bursts["category_id"].iat[k] - 1] *= ed.bursts["boost"].iat[k]
     total = mass.sum(axis=1, keepdims=True)
-    cdf = np.cumsum(mass / np.where(total > 0, total, 1.0), axis=1)
-    category = _cdf_pick(cdf, rng.random(na))
+    share = mass / np.where(total > 0, total, 1.0)
+    category = _cdf_pick(np.cumsum(share, axis=1), rng.random(na))
+    for k, hit in hits:
+        # expected series reads without and with the boost, and the reads drawn (the truth's lift)
+        c = ed.bursts["category_id"].iat[k] - 1
+        ed.burst_expected[k] += (plain[hit, c].sum(), share[hit, c].sum())
+        ed.burst_reads[k] += int((hit & (category == c)).sum())
     group = ((brand - 1) * len(CATEGORIES) + category) * 2 + premium
     art, _ = pool_all.draw(group, rng.random(na))
 
@@ -934,8 +989,12 @@ def iter_platform(config: GeneratorConfig, tick=None) -> Iterator[tuple[str, obj
     """
     config.validate()
     root = np.random.SeedSequence(config.seed)
-    editorial_seq, reader_seq = root.spawn(2)
+    # a third stream for the bursts: spawn keys are positional, so the first two are unchanged
+    editorial_seq, reader_seq, burst_seq = root.spawn(3)
     ed = _editorial(config, np.random.default_rng(editorial_seq))
+    ed.bursts = _bursts(config, np.random.default_rng(burst_seq))
+    ed.burst_reads = np.zeros(len(ed.bursts), dtype=np.int64)
+    ed.burst_expected = np.zeros((len(ed.bursts), 2))
     for name, frame in _reference(config).items():
         yield name, frame
     yield "authors", ed.authors
@@ -965,9 +1024,23 @@ def iter_platform(config: GeneratorConfig, tick=None) -> Iterator[tuple[str, obj
     arts = ed.frame[["article_id", "brand_id", "author_id", "category_id", "topic", "published_at", "is_premium"]].copy()
     arts["quality"] = ed.quality
     arts["publish_hour"] = ed.frame["published_at"].dt.hour
-    arts["bursting_days"] = ed.burst_boost.sum(axis=1)
+    arts["bursting_days"] = _bursting_days(ed)
     yield "truth:articles", arts
-    yield "truth:bursts", ed.bursts
+    bursts = ed.bursts.drop(columns=["start_ms", "end_ms"])
+    bursts["reads"] = ed.burst_reads
+    bursts["lift"] = ed.burst_expected[:, 1] / np.maximum(ed.burst_expected[:, 0], 1e-12)
+    yield "truth:bursts", bursts
+
+
+def _bursting_days(ed: Editorial) -> np.ndarray:
+    """Days each article's series was bursting while it was readable (its first lookback days)."""
+    out = np.zeros(len(ed.pub_ms))
+    life = ARTICLE_LOOKBACK_DAYS * MS_DAY
+    for brand, category, lo, hi in ed.bursts[["brand_id", "category_id", "start_ms", "end_ms"]].itertuples(index=False):
+        mine = (ed.category == category - 1) & ((ed.brand == brand) if brand else True)
+        overlap = np.minimum(ed.pub_ms + life, hi) - np.maximum(ed.pub_ms, lo)
+        out += np.where(mine, np.maximum(overlap, 0) / MS_DAY, 0.0)
+    return out
 
 
 def _clear(conn, settings: Settings) -> None:

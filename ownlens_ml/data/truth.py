@@ -8,8 +8,11 @@ under ``settings.truth_dir``:
   of the day the reader last churned: stopped visiting until won back, if ever),
   ``converted_at`` (conversion to paid).
 - ``articles``: per article the latent ``quality`` (author + category + premium + publish
-  hour + noise) and how many days its topic was bursting.
-- ``bursts``: ``topic``, ``start``, ``end`` (UTC, end exclusive), ``boost``.
+  hour + noise) and for how many days its series was bursting while it was readable.
+- ``bursts``: ``series`` (a category overall, or ``category@brandN``), ``brand_id`` (0 = every
+  brand), ``category_id``, ``start``, ``end`` (UTC, end exclusive), ``hours``, ``boost`` (the
+  reading-weight multiplier), ``reads`` (the series' reads in the window) and ``lift`` (expected
+  series reads with the boost over those without it).
 - ``daily``: per reader and day the latent state at the end of that day (alive, decaying,
   engagement, paid, paywall pressure, meter, newsletter, idle days) and the day's churn and
   conversion hazards; day -1 is the state on entering the generated period.
@@ -233,6 +236,29 @@ def _replay(settings: Settings, user_ids, as_of, window_days: int, paths: int, s
     return out
 
 
+def recommendation_affinity(settings: Settings, rows: pd.DataFrame, as_of, horizon_hours: float = 24.0) -> np.ndarray:
+    """How likely each reader is to pick each article in the window after ``as_of`` (signal 4).
+
+    The generator picks a category by the reader's affinity and then an article in
+    proportion to quality x exp(-age / RECENCY_TAU_DAYS); this is that product, with the age
+    taken at the middle of the window. ``rows`` has ``user_id`` and ``article_id``.
+    """
+    from ownlens_ml.data.generator import CATEGORIES, RECENCY_TAU_DAYS
+
+    users = load_truth(settings, "users").set_index("user_id")
+    arts = load_truth(settings, "articles").set_index("article_id")
+    u_pos = users.index.get_indexer(rows["user_id"].to_numpy())
+    a_pos = arts.index.get_indexer(rows["article_id"].to_numpy())
+    if (u_pos < 0).any() or (a_pos < 0).any():
+        raise ValidationError("readers or articles not in the generated truth")
+    affinity = users[[f"affinity_{c}" for c in CATEGORIES]].to_numpy()
+    category = arts["category_id"].to_numpy()[a_pos] - 1
+    mid = pd.Timestamp(as_of) + pd.Timedelta(hours=horizon_hours / 2)
+    age_days = (mid - pd.to_datetime(arts["published_at"].to_numpy()[a_pos], utc=True)) / pd.Timedelta(days=1)
+    recency = np.exp(-np.maximum(np.asarray(age_days, dtype=float), 0.0) / RECENCY_TAU_DAYS)
+    return affinity[u_pos, category] * arts["quality"].to_numpy()[a_pos] * recency
+
+
 # --- oracles by name (offered to the engines through ownlens_ml.evaluation.oracle) -------
 
 
@@ -266,9 +292,20 @@ def _article_performance_oracle(settings: Settings, rows: pd.DataFrame, train: p
     return model.predict(design(rows))
 
 
+def _recommendation_oracle(settings: Settings, rows: pd.DataFrame, as_of=None, horizon_hours: float = 24.0,
+                           **_) -> np.ndarray:
+    return recommendation_affinity(settings, rows, as_of, horizon_hours)
+
+
+def _trending_oracle(settings: Settings, rows=None, **_) -> pd.DataFrame:
+    return load_truth(settings, "bursts")
+
+
 ORACLES = {
     "churn": _churn_oracle,
     "conversion": _conversion_oracle,
     "article_performance": _article_performance_oracle,
+    "recommendation": _recommendation_oracle,
+    "trending": _trending_oracle,
 }
 """Oracle name -> ``fn(settings, rows, **params)``: the generator's truth for the rows."""

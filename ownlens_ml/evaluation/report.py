@@ -161,6 +161,66 @@ def _comparison(ev: Evaluation, folder: Path) -> list[str]:
     return ["model_vs_baselines.png"]
 
 
+def _ndcg_curves(ev: Evaluation, folder: Path) -> list[str]:
+    """NDCG@k against k for the recommender, its baselines and the oracle (ranking kinds)."""
+    curves, ks = ev.extras.get("ndcg_curves", {}), ev.extras.get("ks", [])
+    if not curves:
+        return []
+    fig, ax = plt.subplots(figsize=(7, 4.4))
+    for i, (who, values) in enumerate(curves.items()):
+        ax.plot(ks, values, marker="o", ms=3, color=_color(i, who), lw=2.2 if who == "model" else 1.3,
+                ls="--" if who == "oracle" else "-", label=who)
+    _style(ax, "NDCG@k on the same readers and candidates", "k (articles shown)", "NDCG@k")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(folder / "ndcg_at_k.png", dpi=110)
+    plt.close(fig)
+    return ["ndcg_at_k.png"]
+
+
+def _activity_bursts(ev: Evaluation, folder: Path) -> list[str]:
+    """Hourly reads of a few series with the injected bursts shaded and the detections marked (rule kinds)."""
+    panels = ev.extras.get("activity", [])
+    if not panels:
+        return []
+    fig, axes = plt.subplots(len(panels), 1, figsize=(12, 2.3 * len(panels)), sharex=True, squeeze=False)
+    for ax, panel in zip(axes[:, 0], panels):
+        hours = pd.to_datetime(np.asarray(panel["hours"]) * 3600, unit="s", utc=True)
+        ax.plot(hours, panel["reads"], color="#8a8a8a", lw=0.7, label="reads per hour")
+        ax.plot(hours, panel["expected"], color=MODEL_COLOR, lw=0.9, alpha=0.8, label="baseline")
+        for start, end, lift in panel.get("bursts", []):
+            ax.axvspan(pd.Timestamp(start * 3600, unit="s", tz="UTC"), pd.Timestamp(end * 3600, unit="s", tz="UTC"),
+                       color=OTHER_COLORS[0], alpha=0.25, lw=0)
+            ax.text(pd.Timestamp(start * 3600, unit="s", tz="UTC"), max(panel["reads"]) * 0.95, f"{lift:.1f}x",
+                    fontsize=7, color=OTHER_COLORS[0], va="top")
+        for start, end in panel.get("detected", []):
+            ax.hlines(0, pd.Timestamp(start * 3600, unit="s", tz="UTC"), pd.Timestamp(end * 3600, unit="s", tz="UTC"),
+                      color="#c0392b", lw=5)
+        _style(ax, f"{panel['series']}: injected bursts shaded (lift), detections in red", "", "reads / hour")
+    axes[0, 0].legend(fontsize=8, loc="upper right")
+    fig.tight_layout()
+    fig.savefig(folder / "activity_bursts.png", dpi=100)
+    plt.close(fig)
+    return ["activity_bursts.png"]
+
+
+def _detection_curve(ev: Evaluation, folder: Path) -> list[str]:
+    """Share of injected bursts found, by lift (rule kinds)."""
+    curve = ev.extras.get("recall_by_lift", {})
+    if not curve:
+        return []
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    labels = list(curve)
+    bars = ax.bar(labels, [curve[k]["found"] for k in labels], color=MODEL_COLOR)
+    ax.bar_label(bars, labels=[f"{curve[k]['found']:.0%} of {curve[k]['bursts']}" for k in labels], fontsize=8)
+    ax.set_ylim(0, 1.1)
+    _style(ax, "Injected bursts found, by lift", "lift (series reads with / without the burst)", "share found")
+    fig.tight_layout()
+    fig.savefig(folder / "detection_curve.png", dpi=110)
+    plt.close(fig)
+    return ["detection_curve.png"]
+
+
 PLOTS: dict[str, Callable[[Evaluation, Path], list[str]]] = {
     "roc_pr": _roc_pr,
     "calibration": _calibration,
@@ -168,6 +228,9 @@ PLOTS: dict[str, Callable[[Evaluation, Path], list[str]]] = {
     "predicted_vs_actual": _predicted_vs_actual,
     "importance": _importance,
     "comparison": _comparison,
+    "ndcg_at_k": _ndcg_curves,
+    "activity_bursts": _activity_bursts,
+    "detection_curve": _detection_curve,
 }
 """Report sections by name; a kind lists the ones it draws. Each writes its PNGs into the
 folder and returns them in order (an entry not ending in ``.png`` is Markdown, e.g. a table)."""
@@ -202,3 +265,4 @@ def write_report(ev: Evaluation, folder: Path, metrics: tuple[str, ...], plots: 
     path = folder / "report.md"
     path.write_text("\n".join(lines) + "\n")
     return path
+

@@ -124,7 +124,28 @@ REGRESSION = TaskKind(
     importance_scoring="r2",
 )
 
-KINDS: dict[str, TaskKind] = {kind.name: kind for kind in (BINARY, REGRESSION)}
+RANKING = TaskKind(
+    name="ranking",
+    metrics={"ndcg@10": True, "precision@10": True, "recall@10": True, "map@10": True, "coverage": True},
+    gate_metric="ndcg@10",
+    artifact_format="als-npz",
+    plots=("ndcg_at_k", "comparison"),
+    supervised=False,
+)
+"""Top-k lists per reader, scored at k against what readers read next (baselines: popularity, recency)."""
+
+RULE = TaskKind(
+    name="rule",
+    metrics={"f1_2x": True, "recall_2x": True, "precision": True, "recall_all": True,
+             "false_alarms_per_series_day": False, "median_hours_to_detect": False},
+    gate_metric="f1_2x",
+    artifact_format="rule-json",
+    plots=("detection_curve", "activity_bursts", "comparison"),
+    supervised=False,
+)
+"""A scoring rule with parameters and no estimator, scored against known events (injected bursts)."""
+
+KINDS: dict[str, TaskKind] = {kind.name: kind for kind in (BINARY, REGRESSION, RANKING, RULE)}
 
 
 def get_kind(name: str) -> TaskKind:
