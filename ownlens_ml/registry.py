@@ -517,7 +517,7 @@ def load_model(settings: Settings, model_name: str, version: int | str | None = 
     return info, estimator
 
 
-REQUIRED_METHODS = {"binary": ("predict_proba",)}
+REQUIRED_METHODS = {"binary": ("predict_proba",), "ranking": ("recommend",), "rule": ()}
 """What a loaded estimator must offer per task kind (default: ``predict``); checked on load,
 because a checksum proves the bytes are the registered ones, not that they are the right kind."""
 

@@ -93,7 +93,7 @@ def test_local_profile_predicts_through_feasts_online_path(tmp_path):
     local = build(Settings(profile="local", home=tmp_path / "home", project=f"t{np.random.default_rng().integers(1 << 40):x}"),
                   users=600)
     predictor = Predictor(local, "churn", watch_every=None)
-    assert predictor._loaded.plan is None
+    assert predictor._loaded.reader.plan is None
     ids = list(range(1, 40)) + [10**9]
     fresh = predictor.predict(ids)
     known = [r for r in fresh.results if not r.cold_start]
@@ -275,6 +275,43 @@ def test_every_tabular_model_is_served_and_scores_as_its_pipeline(platform, clie
         assert np.array_equal(np.array([r.score for r in local.results]), kind.predict(model, x))
     wrong = client.post("/v1/predict/article_performance", json={"ids": [1]})
     assert wrong.status_code == 422 and wrong.json()["detail"][0]["loc"] == ["body", "ids"]
+
+
+def test_recommendations_and_trending_are_served(platform, client):
+    from ownlens_ml.pipelines.training import train
+
+    for name in ("recommendation", "trending"):
+        registry.promote(platform, name, train(platform, name).version.version)
+    deadline = time.monotonic() + 20
+    while not {"recommendation", "trending"} <= set(client.get("/readyz").json()["models"]):
+        assert time.monotonic() < deadline, client.get("/readyz").json()
+        time.sleep(0.2)
+    _, model = registry.load_model(platform, "recommendation", "champion")
+    reader = int(model.user_ids_[len(model.user_ids_) // 2])
+    answer = client.get(f"/v1/recommendations/{reader}", params={"k": 5})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert not body["fallback"] and 0 < len(body["articles"]) <= 5
+    online = store.online_features(platform, "recommendation_v1", {"user_id": [reader]}).frame.iloc[0]
+    history = [(int(online["last_article_id"]), int(online["last_engaged_seconds"] or 0))] \
+        if pd.notna(online["last_article_id"]) else None
+    brand = int(online["brand_id"]) if pd.notna(online["brand_id"]) else None
+    direct = model.recommend(reader, 5, brand_id=brand, history=history)
+    assert [a["article_id"] for a in body["articles"]] == direct.article_ids.tolist()
+
+    before = sample("ownlens_fallbacks_total", {"model": "recommendation", "reason": "popularity_recency"})
+    unknown = client.get(f"/v1/recommendations/{10**12}", params={"k": 3, "brand": 1}).json()
+    assert unknown["fallback"] and len(unknown["articles"]) <= 3
+    assert sample("ownlens_fallbacks_total", {"model": "recommendation", "reason": "popularity_recency"}) == before + 1
+    for path, params, loc in [("/v1/recommendations/7", {"k": 0}, ["query", "k"]),
+                              ("/v1/recommendations/7", {"k": 101}, ["query", "k"]),
+                              ("/v1/recommendations/abc", {}, ["path", "user_id"]),
+                              ("/v1/trending", {"brand": -1}, ["query", "brand"])]:
+        bad = client.get(path, params=params)
+        assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == loc, bad.text
+    trending = client.get("/v1/trending", params={"brand": 1})
+    assert trending.status_code == 200 and trending.json()["version"] >= 1
+    assert all(t["brand_id"] in (0, 1) for t in trending.json()["topics"])
 
 
 # --- faults ----------------------------------------------------------------------------------

@@ -16,19 +16,29 @@ import threading
 import time
 import warnings
 from contextlib import asynccontextmanager
-from datetime import datetime
-from typing import Annotated
+from datetime import datetime, timezone
+from typing import Annotated, Any
 
-from fastapi import FastAPI, HTTPException, Response
+import numpy as np
+from fastapi import FastAPI, HTTPException, Path, Query, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ownlens_ml.errors import DatabaseUnavailableError, RedisUnavailableError, UnknownModelVersionError
-from ownlens_ml.features import redis_layout as layout
+from ownlens_ml import registry
+from ownlens_ml.errors import DatabaseUnavailableError, OwnLensError, RedisUnavailableError, UnknownModelVersionError
+from ownlens_ml.features import store
 from ownlens_ml.models import SPECS
-from ownlens_ml.serving.prediction_log import PredictionLog
-from ownlens_ml.serving.predictor import INT64, MAX_ENTITIES, REDIS_TIMEOUT_SECONDS, InvalidEntityError, Predictor
+from ownlens_ml.serving.prediction_log import Answer, PredictionLog
+from ownlens_ml.serving.predictor import (
+    INT64,
+    MAX_ENTITIES,
+    REDIS_TIMEOUT_SECONDS,
+    FeatureReader,
+    InvalidEntityError,
+    Predictor,
+    RedisHandle,
+)
 from ownlens_ml.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -45,6 +55,12 @@ _REASONS = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 422
 
 SERVED = [name for name, spec in SPECS.items() if spec.task_kind.predict is not None and spec.feature_service]
 """Models that score feature rows (the tabular kinds), each at /v1/predict/{model}."""
+RANKERS = [name for name in ("recommendation", "trending") if name in SPECS]
+"""Served by their own endpoints: /v1/recommendations/{user_id}, /v1/trending."""
+RECOMMENDATION_FEATURES = "recommendation_v1"
+"""What the recommender reads at request time: the latest read (a history it may fold in) and the brand."""
+TRENDING_SECONDS = 60.0
+MAX_K = 100
 
 Id = Annotated[int, Field(strict=True, ge=INT64[0], le=INT64[1])]
 
@@ -84,11 +100,71 @@ class PredictResponse(BaseModel):
     predictions: list[EntityPrediction]
 
 
+class Article(BaseModel):
+    article_id: int
+    score: float | None
+
+
+class RecommendationResponse(BaseModel):
+    user_id: int
+    model: str
+    version: int
+    articles: list[Article] = Field(description="Best first, at most k")
+    fallback: bool = Field(description="The reader has no factors and no history: the popularity-recency ranking")
+
+
+class Topic(BaseModel):
+    series: str
+    brand_id: int = Field(description="0: a series over every brand")
+    category_id: int
+    score: float
+    ratio: float
+    since: datetime
+    hours_trending: int
+
+
+class TrendingResponse(BaseModel):
+    model: str
+    version: int
+    brand: int | None
+    topics: list[Topic] = Field(description="Strongest first")
+
+
 class Readiness(BaseModel):
     ready: bool
     models: dict[str, int] = Field(description="Model -> version loaded")
     online_store: bool
     reasons: list[str]
+
+
+class _Champion:
+    """A ranking or rule model's champion, reloaded when the alias moves (one tuple swap)."""
+
+    def __init__(self, settings: Settings, name: str, redis_handle: RedisHandle):
+        self.settings, self.name, self.redis = settings, name, redis_handle
+        self.loaded = self._load("champion")
+
+    def _load(self, version: int | str) -> tuple:
+        entry, model = registry.load_model(self.settings, self.name, version)
+        reader = None
+        if self.name == "recommendation":
+            reader = FeatureReader(self.settings, store.feature_service(self.settings, RECOMMENDATION_FEATURES),
+                                   self.redis)
+        log.info("loaded %s for online answers", entry.label)
+        return entry, model, reader
+
+    @property
+    def version(self) -> registry.ModelVersion:
+        return self.loaded[0]
+
+    @property
+    def model(self) -> Any:
+        return self.loaded[1]
+
+    def refresh(self) -> None:
+        pointed = registry.get_version(self.settings, self.name, "champion")
+        if pointed.version != self.loaded[0].version:
+            self.loaded = self._load(pointed.version)
 
 
 class Serving:
@@ -102,7 +178,10 @@ class Serving:
         self.registry_error: str | None = None
         self.log_queue = log_queue
         self.log: PredictionLog | None = None
-        self._probe = None
+        self.redis = RedisHandle(settings, redis_timeout)
+        self.champions: dict[str, _Champion] = {}
+        self.trending: tuple[float, int, Any] | None = None
+        """(when computed, by which trending version, the list of every brand or None)."""
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -130,6 +209,9 @@ class Serving:
         try:
             for name in SERVED:
                 self._refresh_model(name)
+            for name in RANKERS:
+                self._refresh_model(name, ranker=True)
+            self._refresh_trending()
         except DatabaseUnavailableError as exc:
             if self.registry_error is None:  # one line per outage, not one per retry
                 log.error("not ready: the model registry is unreachable (%s); retrying every %.0fs",
@@ -140,12 +222,15 @@ class Serving:
             log.warning("the model registry is reachable again; serving %s", ", ".join(self.predictors) or "nothing")
         self.registry_error = None
 
-    def _refresh_model(self, name: str) -> None:
+    def _refresh_model(self, name: str, ranker: bool = False) -> None:
         """Load a model not served yet, or follow its alias; a failure keeps what is served."""
-        predictor = self.predictors.get(name)
+        served = self.champions if ranker else self.predictors
+        predictor = served.get(name)
         try:
             if predictor is not None:
                 predictor.refresh()
+            elif ranker:
+                self.champions[name] = _Champion(self.settings, name, self.redis)
             else:
                 self.predictors[name] = Predictor(self.settings, name, watch_every=None,
                                                   redis_timeout=self.redis_timeout)
@@ -160,25 +245,37 @@ class Serving:
                 log.warning("%s: %s%s", name, problem,
                             f"; still serving {predictor.version.label}" if predictor is not None else "")
             self.unserved[name] = problem
-        VERSIONS.labels(name).set(self.predictors[name].version.version if name in self.predictors else 0)
+        VERSIONS.labels(name).set(served[name].version.version if name in served else 0)
+
+    def _refresh_trending(self) -> None:
+        """The trending list of every brand, recomputed off the request path once a minute."""
+        champion = self.champions.get("trending")
+        if champion is None or (self.trending and time.monotonic() - self.trending[0] < TRENDING_SECONDS):
+            return
+        from ownlens_ml.models.editorial.trending import trending_now
+
+        try:
+            self.trending = (time.monotonic(), champion.version.version, trending_now(self.settings, champion.model))
+        except OwnLensError as exc:  # e.g. no page views yet: the endpoint answers an empty list
+            log.info("trending: %s", exc)
+            self.trending = (time.monotonic(), champion.version.version, None)
 
     def predictor(self, model: str) -> Predictor:
         predictor = self.predictors.get(model)
         if predictor is None:
-            known = ", ".join(sorted(self.predictors)) or "none"
+            known = ", ".join(sorted([*self.predictors, *self.champions])) or "none"
             waiting = "; ".join(f"{name}: {why}" for name, why in sorted(self.unserved.items()))
             raise HTTPException(404, f"no model {model!r} is served; known: {known}" + (f" ({waiting})" if waiting else ""))
         return predictor
 
     def online_store_reachable(self) -> bool:
-        if not self.settings.is_production:
-            return True
-        try:
-            if self._probe is None:
-                self._probe = layout.redis_client(self.settings, timeout=self.redis_timeout)
-            return bool(self._probe.ping())
-        except Exception:  # noqa: BLE001 - any failure means not reachable
-            return False
+        return not self.settings.is_production or self.redis.reachable()
+
+    def champion(self, model: str) -> _Champion:
+        champion = self.champions.get(model)
+        if champion is None:
+            self.predictor(model)  # the same 404, listing what is served
+        return champion
 
     def readiness(self) -> Readiness:
         reasons = []
@@ -189,7 +286,8 @@ class Serving:
         online = self.online_store_reachable()
         if not online:
             reasons.append("online store unreachable")
-        return Readiness(ready=not reasons, models={n: p.version.version for n, p in self.predictors.items()},
+        models = {n: p.version.version for n, p in [*self.predictors.items(), *self.champions.items()]}
+        return Readiness(ready=not reasons, models=models,
                          online_store=online, reasons=reasons)
 
 
@@ -264,6 +362,57 @@ def create_app(settings: Settings, **options) -> FastAPI:
         return {"model": prediction.model, "version": prediction.version,
                 "feature_service": prediction.feature_service, "served_at": prediction.served_at,
                 "predictions": results}
+
+    @app.get("/v1/recommendations/{user_id}", response_model=RecommendationResponse, responses={
+        404: {"description": "No recommendation champion is served"},
+        422: {"description": "user_id or k out of range; the field is named"},
+        503: {"description": "The online store did not answer in time"}})
+    async def recommendations(user_id: Annotated[int, Path(ge=INT64[0], le=INT64[1])],
+                              k: Annotated[int, Query(ge=1, le=MAX_K, description="How many articles")] = 10,
+                              brand: Annotated[int | None, Query(ge=0, le=INT64[1], description="Only this brand's "
+                                                                 "articles (default: the reader's brand)")] = None) -> dict:
+        """Top-k articles for a reader: ALS factors, the latest read folded in, or the flagged fallback."""
+        entry, model, reader = serving.champion("recommendation").loaded
+        now = datetime.now(timezone.utc)
+        try:
+            values, _, _ = reader.read({"user_id": [user_id]}, now.timestamp())
+        except RedisUnavailableError as exc:
+            raise HTTPException(503, str(exc)) from None
+        last, seconds = values.get("last_article_id", [None])[0], values.get("last_engaged_seconds", [None])[0]
+        history = [(last, seconds or 0)] if last is not None else None
+        if brand is None and values.get("brand_id", [None])[0] is not None:
+            brand = int(values["brand_id"][0])
+        answer = model.recommend(user_id, k, brand_id=brand, history=history)
+        articles = [{"article_id": int(a), "score": float(s) if np.isfinite(s) else None}
+                    for a, s in zip(answer.article_ids, answer.scores)]
+        if answer.fallback:
+            FALLBACKS.labels("recommendation", "popularity_recency").inc()
+        serving.log.record(Answer("recommendation", entry.version, {"user_id": user_id},
+                                  {"articles": articles, "fallback": bool(answer.fallback), "k": k,
+                                   "brand": brand}, now))
+        return {"user_id": user_id, "model": "recommendation", "version": entry.version, "articles": articles,
+                "fallback": bool(answer.fallback)}
+
+    @app.get("/v1/trending", response_model=TrendingResponse, responses={
+        404: {"description": "No trending champion is served"},
+        422: {"description": "brand out of range"}})
+    async def trending(brand: Annotated[int | None, Query(ge=0, le=INT64[1], description="Keep this brand's "
+                                                          "series and the all-brand ones")] = None) -> dict:
+        """What trends now (recomputed once a minute off the request path), strongest first."""
+        champion = serving.champion("trending")
+        cached = serving.trending
+        frame = cached[2] if cached else None
+        topics = []
+        if frame is not None and not frame.empty:
+            if brand is not None:
+                frame = frame[frame["brand_id"].isin([0, brand])]
+            topics = [{"series": r.series, "brand_id": int(r.brand_id), "category_id": int(r.category_id),
+                       "score": float(r.score), "ratio": float(r.ratio), "since": r.since.to_pydatetime(),
+                       "hours_trending": int(r.hours_trending)} for r in frame.itertuples()]
+        version = cached[1] if cached else champion.version.version
+        serving.log.record(Answer("trending", version, {"brand_id": brand or 0},
+                                  {"topics": [t["series"] for t in topics]}, datetime.now(timezone.utc)))
+        return {"model": "trending", "version": version, "brand": brand, "topics": topics}
 
     @app.get("/healthz")
     def healthz() -> dict:

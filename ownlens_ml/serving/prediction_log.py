@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -29,9 +30,19 @@ DROPPED = Counter("ownlens_prediction_log_dropped_rows", "Prediction log rows dr
 _STOP = object()
 
 
+@dataclass(frozen=True)
+class Answer:
+    """An answer that is not a score per entity (a top-k list, a segment, the trending list)."""
+
+    model: str
+    version: int
+    entity: dict[str, int]
+    output: dict
+    served_at: datetime
+
+
 def rows_of(answer: Any) -> list[dict]:
-    """Table rows of one answer: a ``Prediction`` (one row per entity) or an ``Answer`` of
-    another endpoint with ``model``, ``version``, ``entity``, ``output`` and ``served_at``."""
+    """Table rows of one answer: a ``Prediction`` (one row per entity) or an ``Answer``."""
     now = datetime.now(timezone.utc)
     if hasattr(answer, "results"):
         return [{

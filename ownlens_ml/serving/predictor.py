@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 import redis
+from feast import FeatureService
 
 from ownlens_ml import registry
 from ownlens_ml.errors import OwnLensError, ValidationError
@@ -67,17 +68,101 @@ class Prediction:
     results: list[EntityScore]
 
 
+class RedisHandle:
+    """One Redis client with bounded timeouts, made on first use (and again after a failed ping)."""
+
+    def __init__(self, settings: Settings, timeout: float = REDIS_TIMEOUT_SECONDS):
+        self.settings, self.timeout = settings, timeout
+        self._client: redis.Redis | None = None
+
+    def get(self) -> redis.Redis:
+        if self._client is None:  # a client that failed its first ping is not kept: the next call retries
+            self._client = layout.redis_client(self.settings, timeout=self.timeout)
+        return self._client
+
+    def reachable(self) -> bool:
+        """Whether Redis answers a PING within the timeout."""
+        try:
+            return bool(self.get().ping())
+        except (OwnLensError, redis.RedisError, OSError):
+            return False
+
+
+class FeatureReader:
+    """A feature service's online values in one round trip, stale views read as missing.
+
+    Built once per service (the Redis plan of ``features/online.py``, or for the SDK path on
+    the local profile the views, TTLs and on-demand sources), so a read does no registry work.
+    """
+
+    def __init__(self, settings: Settings, service: FeatureService, redis_handle: RedisHandle):
+        self.settings, self.service, self.redis = settings, service.name, redis_handle
+        self.built_at = time.monotonic()
+        self.derived: dict[str, list[str]] = {}
+        """SDK path: feature -> the views its value comes from (on-demand outputs: their sources)."""
+        if settings.is_production:
+            self.plan: online.OnlinePlan | None = online.build_plan(settings, service)
+            self.join_keys, self.views, self.ttls = self.plan.join_keys, self.plan.views, self.plan.ttls
+            return
+        self.plan, self.join_keys, self.views, self.ttls = None, store.join_keys(settings, service), [], {}
+        fs = store.feature_store(settings)
+        for projection in service.feature_view_projections:
+            try:
+                view = fs.get_feature_view(projection.name)
+            except Exception:  # an on-demand view: its outputs follow its sources' freshness
+                odfv = fs.get_on_demand_feature_view(projection.name)
+                for feature in projection.features:
+                    self.derived[feature.name] = list(odfv.source_feature_view_projections)
+                continue
+            self.views.append(view.name)
+            self.ttls[view.name] = view.ttl.total_seconds() if view.ttl else 0.0
+            for feature in projection.features:
+                self.derived[feature.name] = [view.name]
+
+    def read(self, rows: dict[str, list[int]], now: float) -> tuple[dict[str, list], dict[str, list], dict[str, list[bool]]]:
+        """Feature values (stale ones as None), per-view ages in seconds and per-view staleness flags.
+
+        Raises:
+            RedisUnavailableError: Redis did not answer within the timeout.
+        """
+        if self.plan is None:
+            return self._read_sdk(rows, now)
+        plan = self.plan
+        n = len(rows[plan.join_keys[0]])
+        request = {store.REQUEST_TIME: [int(now)] * n} if store.REQUEST_TIME in plan.request_fields else None
+        result = online.read(self.settings, plan, rows, request, client=self.redis.get(), now=now)
+        ages = {view: [now - s if s else None for s in result.timestamps[view]] for view in plan.views}
+        return result.values, ages, result.stale
+
+    def _read_sdk(self, rows: dict[str, list[int]], now: float):
+        vectors = store.online_features(self.settings, self.service, rows,
+                                        request_time=datetime.fromtimestamp(now, timezone.utc), engine="feast")
+        frame = vectors.frame.astype(object).where(vectors.frame.notna(), None)
+        values = {c: frame[c].tolist() for c in frame.columns}
+        n = len(frame)
+        ages, stale = {}, {}
+        for view in self.views:
+            column = vectors.staleness_seconds.get(view)
+            ages[view] = [None] * n if column is None else [None if a is None or a != a else float(a) for a in column]
+            ttl = self.ttls[view]
+            stale[view] = [bool(ttl) and a is not None and a > ttl for a in ages[view]]
+        for name, sources in self.derived.items():
+            flags = [any(stale[s][i] for s in sources if s in stale) for i in range(n)]
+            if any(flags):
+                values[name] = [None if f else v for v, f in zip(values[name], flags)]
+        return values, ages, stale
+
+    def warm_up(self) -> None:
+        try:
+            self.read({k: [0] for k in self.join_keys}, time.time())
+        except OwnLensError:  # Redis down at load time: the model still loads, /readyz says why
+            pass
+
+
 @dataclass(frozen=True)
 class _Loaded:
     scorer: Scorer
-    join_keys: list[str]
-    views: list[str]
-    """Batch/push views of the service (they carry timestamps), in service order."""
-    ttls: dict[str, float]
-    plan: online.OnlinePlan | None
-    """The Redis read plan; None where the SDK reads (the local profile's SQLite)."""
-    derived: dict[str, list[str]]
-    """SDK path: feature -> the views its value comes from (on-demand outputs: their sources)."""
+    reader: FeatureReader
 
     @property
     def version(self) -> registry.ModelVersion:
@@ -103,8 +188,7 @@ class Predictor:
     def __init__(self, settings: Settings, model: str, *, alias: str = "champion",
                  watch_every: float | None = 5.0, redis_timeout: float = REDIS_TIMEOUT_SECONDS):
         self.settings, self.model, self.alias = settings, model, alias
-        self.redis_timeout = redis_timeout
-        self._client: redis.Redis | None = None
+        self.redis = RedisHandle(settings, redis_timeout)
         self._loaded = self._load(*registry.load_model(settings, model, alias))
         self._stop = threading.Event()
         self._watch = None
@@ -113,35 +197,13 @@ class Predictor:
                                            name=f"predictor-{model}")
             self._watch.start()
 
-    # --- loading ---------------------------------------------------------------------------
-
     def _load(self, version: registry.ModelVersion, model: Any) -> _Loaded:
-        settings = self.settings
-        service = store.feature_service(settings, version.feature_service)
-        scorer = prepare(version, model, service)
-        keys = store.join_keys(settings, service)
-        if settings.is_production:
-            plan = online.build_plan(settings, service)
-            loaded = _Loaded(scorer, plan.join_keys, plan.views, plan.ttls, plan, {})
-            self._read(loaded, {k: [0] for k in plan.join_keys}, time.time(), quiet=True)  # warm up
-        else:
-            fs = store.feature_store(settings)
-            views, ttls, derived = [], {}, {}
-            for projection in service.feature_view_projections:
-                try:
-                    view = fs.get_feature_view(projection.name)
-                except Exception:  # an on-demand view: its outputs follow its sources' freshness
-                    odfv = fs.get_on_demand_feature_view(projection.name)
-                    for feature in projection.features:
-                        derived[feature.name] = list(odfv.source_feature_view_projections)
-                    continue
-                views.append(view.name)
-                ttls[view.name] = view.ttl.total_seconds() if view.ttl else 0.0
-                for feature in projection.features:
-                    derived[feature.name] = [view.name]
-            loaded = _Loaded(scorer, keys, views, ttls, None, derived)
+        service = store.feature_service(self.settings, version.feature_service)
+        reader = FeatureReader(self.settings, service, self.redis)
+        reader.warm_up()
+        loaded = _Loaded(prepare(version, model, service), reader)
         log.info("loaded %s (%s) for online scoring%s", version.label, version.feature_service,
-                 "" if scorer.booster is None else " with the booster shortcut")
+                 "" if loaded.scorer.booster is None else " with the booster shortcut")
         return loaded
 
     @property
@@ -151,7 +213,7 @@ class Predictor:
 
     @property
     def join_keys(self) -> list[str]:
-        return list(self._loaded.join_keys)
+        return list(self._loaded.reader.join_keys)
 
     def refresh(self) -> bool:
         """Load the version the alias points at if it moved; rebuild an old read plan.
@@ -162,9 +224,9 @@ class Predictor:
         current = self._loaded
         pointed = registry.get_version(self.settings, self.model, self.alias)
         if pointed.version == current.version.version:
-            if current.plan is not None and time.monotonic() - current.plan.built_at > online.PLAN_TTL_SECONDS:
-                plan = online.build_plan(self.settings, store.feature_service(self.settings, pointed.feature_service))
-                self._loaded = _Loaded(current.scorer, plan.join_keys, plan.views, plan.ttls, plan, {})
+            if time.monotonic() - current.reader.built_at > online.PLAN_TTL_SECONDS:
+                service = store.feature_service(self.settings, pointed.feature_service)
+                self._loaded = _Loaded(current.scorer, FeatureReader(self.settings, service, self.redis))
             return False
         loaded = self._load(*registry.load_model(self.settings, self.model, pointed.version))
         self._loaded = loaded  # one reference swap: calls in flight finish on the old version
@@ -188,8 +250,6 @@ class Predictor:
         if self._watch is not None:
             self._watch.join(timeout=5)
 
-    # --- predicting ------------------------------------------------------------------------
-
     def predict(self, ids: list[int] | None = None, *, entities: list[dict[str, int]] | None = None,
                 now: datetime | None = None) -> Prediction:
         """Scores for one or many entities from the online store, in one round trip.
@@ -200,77 +260,32 @@ class Predictor:
             now: the request time (default: the clock), for ages, TTLs and request features.
 
         Raises:
-            ValidationError: neither or both of ids/entities, a missing join key, an id that
+            InvalidEntityError: neither or both of ids/entities, a missing join key, an id that
                 is not a 64-bit integer, more than ``MAX_ENTITIES`` entities.
             RedisUnavailableError: the online store did not answer within the timeout.
         """
         loaded = self._loaded  # the whole call uses one version, even if a swap happens meanwhile
-        rows = _entity_rows(loaded.join_keys, ids, entities)
+        reader = loaded.reader
+        rows = entity_rows(reader.join_keys, ids, entities)
         moment = now or datetime.now(timezone.utc)
-        values, ages, stale = self._read(loaded, rows, moment.timestamp())
-        n = len(rows[loaded.join_keys[0]])
+        values, ages, stale = reader.read(rows, moment.timestamp())
+        n = len(rows[reader.join_keys[0]])
         scores = loaded.scorer.score_columns(values, n).tolist()
         features = loaded.scorer.features
         results = []
         for i in range(n):
-            entity_ages = {view: ages[view][i] for view in loaded.views}
+            entity_ages = {view: ages[view][i] for view in reader.views}
             results.append(EntityScore(
-                {k: rows[k][i] for k in loaded.join_keys}, scores[i],
+                {k: rows[k][i] for k in reader.join_keys}, scores[i],
                 all(age is None for age in entity_ages.values()),
-                [view for view in loaded.views if stale[view][i]], entity_ages,
-                {f: _plain(values[f][i]) for f in features}))
+                [view for view in reader.views if stale[view][i]], entity_ages,
+                {f: plain(values[f][i]) for f in features}))
         version = loaded.version
         return Prediction(self.model, version.version, version.feature_service, moment, results)
 
-    def _read(self, loaded: _Loaded, rows: dict[str, list[int]], now: float,
-              quiet: bool = False) -> tuple[dict[str, list], dict[str, list], dict[str, list[bool]]]:
-        """Feature values (stale ones as None), per-view ages and per-view staleness flags."""
-        if loaded.plan is None:
-            return self._read_sdk(loaded, rows, now)
-        plan = loaded.plan
-        n = len(rows[plan.join_keys[0]])
-        request = {store.REQUEST_TIME: [int(now)] * n} if store.REQUEST_TIME in plan.request_fields else None
-        try:
-            result = online.read(self.settings, plan, rows, request, client=self._redis(), now=now)
-        except OwnLensError:
-            if quiet:
-                return {}, {}, {}
-            raise
-        ages = {view: [now - s if s else None for s in result.timestamps[view]] for view in plan.views}
-        return result.values, ages, result.stale
-
-    def _read_sdk(self, loaded: _Loaded, rows: dict[str, list[int]], now: float):
-        vectors = store.online_features(self.settings, loaded.version.feature_service, rows,
-                                        request_time=datetime.fromtimestamp(now, timezone.utc), engine="feast")
-        frame = vectors.frame.astype(object).where(vectors.frame.notna(), None)
-        values = {c: frame[c].tolist() for c in frame.columns}
-        n = len(frame)
-        ages, stale = {}, {}
-        for view in loaded.views:
-            column = vectors.staleness_seconds.get(view)
-            ages[view] = [None] * n if column is None else [None if a is None or a != a else float(a) for a in column]
-            ttl = loaded.ttls[view]
-            stale[view] = [bool(ttl) and a is not None and a > ttl for a in ages[view]]
-        for name, sources in loaded.derived.items():
-            column = values[name]
-            flags = [any(stale[s][i] for s in sources if s in stale) for i in range(n)]
-            if any(flags):
-                values[name] = [None if f else v for v, f in zip(column, flags)]
-        return values, ages, stale
-
-    def _redis(self) -> redis.Redis:
-        if self._client is None:  # a client that failed its first ping is not kept: the next call retries
-            self._client = layout.redis_client(self.settings, timeout=self.redis_timeout)
-        return self._client
-
     def online_store_reachable(self) -> bool:
         """Whether the online store answers (a PING within the timeout; always true locally)."""
-        if self._loaded.plan is None:
-            return True
-        try:
-            return bool(self._redis().ping())
-        except (OwnLensError, redis.RedisError, OSError):
-            return False
+        return self._loaded.reader.plan is None or self.redis.reachable()
 
 
 class InvalidEntityError(ValidationError):
@@ -281,7 +296,7 @@ class InvalidEntityError(ValidationError):
         self.loc = loc
 
 
-def _entity_rows(keys: list[str], ids: list[int] | None, entities: list[dict[str, int]] | None) -> dict[str, list]:
+def entity_rows(keys: list[str], ids: list[int] | None, entities: list[dict[str, int]] | None) -> dict[str, list]:
     if (ids is None) == (entities is None):
         raise InvalidEntityError("give exactly one of ids (for a model with one join key) or entities")
     field = "ids" if ids is not None else "entities"
@@ -305,7 +320,7 @@ def _entity_rows(keys: list[str], ids: list[int] | None, entities: list[dict[str
     return rows
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
     """A JSON-safe feature value (NaN as None, numpy scalars unwrapped)."""
     if isinstance(value, np.generic):
         value = value.item()
