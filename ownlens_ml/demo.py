@@ -132,7 +132,7 @@ def _serve_rankings(settings: Settings, console: Console) -> None:
 
 
 def _serve_once(settings: Settings, console: Console) -> None:
-    """Start the HTTP service in this process, ask it for one prediction, stop it."""
+    """Start the HTTP service in this process, ask it for one prediction and one recommendation, stop it."""
     import socket
     import threading
     import time
@@ -155,6 +155,7 @@ def _serve_once(settings: Settings, console: Console) -> None:
         base = f"http://127.0.0.1:{port}"
         ready = httpx.get(f"{base}/readyz", timeout=10).json()
         answer = httpx.post(f"{base}/v1/predict/churn", json={"ids": [1, 2, 3]}, timeout=10).json()
+        ranked = httpx.get(f"{base}/v1/recommendations/1", params={"k": 5}, timeout=10)
     finally:
         server.should_exit = True
         thread.join(timeout=30)
@@ -163,4 +164,11 @@ def _serve_once(settings: Settings, console: Console) -> None:
         flags = " (cold start)" if p["cold_start"] else ""
         console.print(f"   POST /v1/predict/churn reader {p['entity']['user_id']}: churn probability "
                       f"{p['score']:.3f}{flags} from churn v{answer['version']}")
-    console.print("   service stopped; its predictions are in ml_model_predictions")
+    if ranked.status_code == 200:
+        top = ranked.json()
+        route = "fallback (popularity-recency)" if top["fallback"] else "personalised"
+        console.print(f"   GET /v1/recommendations/1?k=5: {[a['article_id'] for a in top['articles']]} ({route}) "
+                      f"from recommendation v{top['version']}")
+    else:
+        console.print(f"   GET /v1/recommendations/1?k=5: {ranked.status_code} {ranked.json()['detail']}")
+    console.print("   service stopped; its answers are in ml_model_predictions")
