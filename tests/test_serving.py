@@ -314,6 +314,25 @@ def test_recommendations_and_trending_are_served(platform, client):
     assert all(t["brand_id"] in (0, 1) for t in trending.json()["topics"])
 
 
+def test_segments_are_served(platform, client, users):
+    from ownlens_ml.pipelines.segments import online_segments
+    from ownlens_ml.pipelines.training import train
+
+    registry.promote(platform, "segmentation", train(platform, "segmentation").version.version)
+    deadline = time.monotonic() + 20
+    while "segmentation" not in client.get("/readyz").json()["models"]:
+        assert time.monotonic() < deadline, client.get("/readyz").json()
+        time.sleep(0.2)
+    _, model = registry.load_model(platform, "segmentation", "champion")
+    answers = [client.get(f"/v1/segments/{user}") for user in users[:5]]
+    assert all(a.status_code == 200 for a in answers), answers[0].text
+    assert [a.json()["segment"] for a in answers] == online_segments(platform, model, users[:5])
+    unknown = client.get(f"/v1/segments/{10**12}").json()
+    assert unknown["cold_start"] and unknown["segment"] == online_segments(platform, model, [10**12])[0]
+    bad = client.get("/v1/segments/abc")
+    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["path", "user_id"]
+
+
 # --- faults ----------------------------------------------------------------------------------
 
 

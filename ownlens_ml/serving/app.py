@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 from typing import Annotated, Any
 
 import numpy as np
+import pandas as pd
 from fastapi import FastAPI, HTTPException, Path, Query, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -53,10 +54,10 @@ VERSIONS = Gauge("ownlens_model_version_loaded", "Model version being served", [
 _REASONS = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 422: "invalid_request",
             503: "unavailable"}
 
-SERVED = [name for name, spec in SPECS.items() if spec.task_kind.predict is not None and spec.feature_service]
+SERVED = [name for name, spec in SPECS.items() if spec.task_kind.supervised]
 """Models that score feature rows (the tabular kinds), each at /v1/predict/{model}."""
-RANKERS = [name for name in ("recommendation", "trending") if name in SPECS]
-"""Served by their own endpoints: /v1/recommendations/{user_id}, /v1/trending."""
+RANKERS = [name for name in ("segmentation", "recommendation", "trending") if name in SPECS]
+"""Served by their own endpoints: /v1/segments/{user_id}, /v1/recommendations/{user_id}, /v1/trending."""
 RECOMMENDATION_FEATURES = "recommendation_v1"
 """What the recommender reads at request time: the latest read (a history it may fold in) and the brand."""
 TRENDING_SECONDS = 60.0
@@ -113,6 +114,16 @@ class RecommendationResponse(BaseModel):
     fallback: bool = Field(description="The reader has no factors and no history: the popularity-recency ranking")
 
 
+class SegmentResponse(BaseModel):
+    user_id: int
+    model: str
+    version: int
+    segment: str
+    cold_start: bool = Field(description="The online store holds nothing for this reader: the segment of a "
+                                         "reader with no recent activity")
+    stale_views: list[str] = Field(description="Feature views older than their TTL, read as missing")
+
+
 class Topic(BaseModel):
     series: str
     brand_id: int = Field(description="0: a series over every brand")
@@ -146,10 +157,9 @@ class _Champion:
 
     def _load(self, version: int | str) -> tuple:
         entry, model = registry.load_model(self.settings, self.name, version)
-        reader = None
-        if self.name == "recommendation":
-            reader = FeatureReader(self.settings, store.feature_service(self.settings, RECOMMENDATION_FEATURES),
-                                   self.redis)
+        service = {"recommendation": RECOMMENDATION_FEATURES, "segmentation": entry.feature_service}.get(self.name)
+        reader = None if service is None else FeatureReader(self.settings, store.feature_service(self.settings, service),
+                                                            self.redis)
         log.info("loaded %s for online answers", entry.label)
         return entry, model, reader
 
@@ -362,6 +372,30 @@ def create_app(settings: Settings, **options) -> FastAPI:
         return {"model": prediction.model, "version": prediction.version,
                 "feature_service": prediction.feature_service, "served_at": prediction.served_at,
                 "predictions": results}
+
+    @app.get("/v1/segments/{user_id}", response_model=SegmentResponse, responses={
+        404: {"description": "No segmentation champion is served"},
+        422: {"description": "user_id is not a 64-bit integer"},
+        503: {"description": "The online store did not answer in time"}})
+    async def segments(user_id: Annotated[int, Path(ge=INT64[0], le=INT64[1])]) -> dict:
+        """The named segment of a reader, from the segmentation champion on the reader's online habits."""
+        from ownlens_ml.models.customer.segmentation import assign
+
+        entry, model, reader = serving.champion("segmentation").loaded
+        now = datetime.now(timezone.utc)
+        try:
+            values, ages, stale = reader.read({"user_id": [user_id]}, now.timestamp())
+        except RedisUnavailableError as exc:
+            raise HTTPException(503, str(exc)) from None
+        segment = str(assign(model, pd.DataFrame(values))[0])
+        cold = all(ages[view][0] is None for view in reader.views)
+        if cold:
+            FALLBACKS.labels("segmentation", "cold_start").inc()
+        stale_views = [view for view in reader.views if stale[view][0]]
+        serving.log.record(Answer("segmentation", entry.version, {"user_id": user_id},
+                                  {"segment": segment, "cold_start": cold, "stale_views": stale_views}, now))
+        return {"user_id": user_id, "model": "segmentation", "version": entry.version, "segment": segment,
+                "cold_start": cold, "stale_views": stale_views}
 
     @app.get("/v1/recommendations/{user_id}", response_model=RecommendationResponse, responses={
         404: {"description": "No recommendation champion is served"},
