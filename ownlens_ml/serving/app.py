@@ -329,6 +329,14 @@ class _Metrics:
                 ERRORS.labels(endpoint, _REASONS.get(status[0], "internal" if status[0] >= 500 else "client")).inc()
 
 
+def _read_reader(reader: FeatureReader, user_id: int, now: datetime):
+    """One reader's online values, ages and staleness; 503 when the online store does not answer."""
+    try:
+        return reader.read({"user_id": [user_id]}, now.timestamp())
+    except RedisUnavailableError as exc:
+        raise HTTPException(503, str(exc)) from None
+
+
 def create_app(settings: Settings, **options) -> FastAPI:
     """The service for these settings; ``options`` go to ``Serving`` (check_every, redis_timeout, log_queue)."""
     serving = Serving(settings, **options)
@@ -383,10 +391,7 @@ def create_app(settings: Settings, **options) -> FastAPI:
 
         entry, model, reader = serving.champion("segmentation").loaded
         now = datetime.now(timezone.utc)
-        try:
-            values, ages, stale = reader.read({"user_id": [user_id]}, now.timestamp())
-        except RedisUnavailableError as exc:
-            raise HTTPException(503, str(exc)) from None
+        values, ages, stale = _read_reader(reader, user_id, now)
         segment = str(assign(model, pd.DataFrame(values))[0])
         cold = all(ages[view][0] is None for view in reader.views)
         if cold:
@@ -408,10 +413,7 @@ def create_app(settings: Settings, **options) -> FastAPI:
         """Top-k articles for a reader: ALS factors, the latest read folded in, or the flagged fallback."""
         entry, model, reader = serving.champion("recommendation").loaded
         now = datetime.now(timezone.utc)
-        try:
-            values, _, _ = reader.read({"user_id": [user_id]}, now.timestamp())
-        except RedisUnavailableError as exc:
-            raise HTTPException(503, str(exc)) from None
+        values, _, _ = _read_reader(reader, user_id, now)
         last, seconds = values.get("last_article_id", [None])[0], values.get("last_engaged_seconds", [None])[0]
         history = [(last, seconds or 0)] if last is not None else None
         if brand is None and values.get("brand_id", [None])[0] is not None:
