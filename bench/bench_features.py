@@ -129,6 +129,21 @@ def latency(samples: list[float]) -> dict:
             "p99_ms": round(percentile(ms, 99), 3), "calls": len(ms)}
 
 
+def interleave(methods: dict, users: int, calls: int, warmup: int, rng: random.Random) -> dict[str, list[float]]:
+    """Seconds per call of each method; every round calls them all, in a shuffled order, on one random user."""
+    names = list(methods)
+    samples = {m: [] for m in methods}
+    for i in range(warmup + calls):
+        u = rng.randint(1, users)
+        rng.shuffle(names)
+        for m in names:
+            started = time.perf_counter()
+            methods[m](u)
+            if i >= warmup:
+                samples[m].append(time.perf_counter() - started)
+    return samples
+
+
 def project_keys(client, project: str) -> list[bytes]:
     return list(client.scan_iter(match=b"*" + project.encode(), count=10_000))
 
@@ -352,16 +367,7 @@ def bench_online(prod: Settings, users: int, calls: int, warmup: int) -> dict:
     methods = {"sdk_get_online_features_to_dict": sdk, "fast_reader": fast, "floor_raw_hmget": raw_hmget,
                "floor_raw_hmget_decode": raw_hmget_decode, "redis_ping": ping,
                "store_online_features_feast": api_feast, "store_online_features_fast": api_fast}
-    samples = {m: [] for m in methods}
-    names = list(methods)
-    for i in range(warmup + calls):
-        u = rng.randint(1, users)
-        rng.shuffle(names)
-        for m in names:
-            started = time.perf_counter()
-            methods[m](u)
-            if i >= warmup:
-                samples[m].append(time.perf_counter() - started)
+    samples = interleave(methods, users, calls, warmup, rng)
     stats = {m: latency(s) for m, s in samples.items()}
     sdk_stats, fast_stats = stats["sdk_get_online_features_to_dict"], stats["fast_reader"]
     return {

@@ -410,6 +410,36 @@ def segments_show(ids: Annotated[list[int], typer.Argument(help="Reader ids.")])
     for user_id, name in zip(ids, online_segments(settings(), model, ids)):
         console.print(f"{user_id}: {name} ({entry.label})")
 
+# --- inference -----------------------------------------------------------------------
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65_535, help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Worker processes.")] = 1,
+) -> None:
+    """Serve online predictions over HTTP (OpenAPI at /docs) until SIGTERM or Ctrl-C."""
+    from ownlens_ml.serving.app import run
+
+    run(settings(), host, port, workers)
+
+
+@app.command()
+def score(
+    model: Annotated[str, typer.Argument(help="Model name, e.g. churn.")],
+    as_of: Annotated[Optional[datetime], typer.Option(formats=DAY, help="Score as of this day (YYYY-MM-DD, 00:00 UTC); default: the newest snapshot.")] = None,
+    version: Annotated[Optional[str], typer.Option(help="Version number or alias; default champion.")] = None,
+) -> None:
+    """Score the model's whole population into ml_model_predictions (rerunning replaces the batch)."""
+    from ownlens_ml.features.quality import utc_midnight
+    from ownlens_ml.pipelines.inference import score as run
+
+    result = run(settings(), model, utc_midnight(_day(as_of)) if as_of else None,
+                 version=_version(version) or "champion", progress=True)
+    console.print(f"scored {result.rows:,} entities with {model} v{result.version} as of {result.as_of:%Y-%m-%d} "
+                  f"in {result.seconds:.1f}s (batch {result.batch_id})")
+
 
 # --- demo ----------------------------------------------------------------------------
 

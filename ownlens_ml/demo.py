@@ -16,7 +16,8 @@ from ownlens_ml.settings import Settings
 def run_demo(settings: Settings, console: Console, *, users: int = 6_000, days: int = 120, seed: int = 7) -> None:
     """Init the database, generate a platform and profile it, build and check features, apply the Feast
     repository, materialize, show a training row and an online vector, then train, evaluate,
-    register and promote every model."""
+    register and promote every model, serve the champions over HTTP for one request, and score
+    every active reader for churn in a batch."""
     from ownlens_ml.data.generator import GeneratorConfig, generate
     from ownlens_ml.data.profile import profile_report
     from ownlens_ml.db import init_db
@@ -83,6 +84,21 @@ def run_demo(settings: Settings, console: Console, *, users: int = 6_000, days: 
         console.print(f"   {name} v{outcome.version.version} ({spec.kind}, headline {metric}), {status}; "
                       f"report: {outcome.report}")
     _serve_rankings(settings, console)
+
+    from ownlens_ml import registry
+
+    churn = registry.get_version(settings, "churn", "latest")
+    if "champion" not in churn.aliases:  # a small platform can miss the gate
+        registry.promote(settings, "churn", churn.version)
+        console.print(f"   [yellow]made churn v{churn.version} champion anyway, for the serving steps below only[/]")
+
+    _serve_once(settings, console)
+
+    from ownlens_ml.pipelines.inference import score
+
+    batch = score(settings, "churn", progress=True)
+    console.print(f"9. batch scoring: {batch.rows:,} active readers scored with churn v{batch.version} as of "
+                  f"{batch.as_of:%Y-%m-%d} into ml_model_predictions in {batch.seconds:.1f}s (rerunning replaces the batch)")
     console.print(Rule("done"))
 
 
@@ -113,3 +129,46 @@ def _serve_rankings(settings: Settings, console: Console) -> None:
     shown = now.assign(since=now["since"].dt.strftime("%Y-%m-%d %H:%M"))[["series", "score", "ratio", "since",
                                                                          "hours_trending"]]
     console.print(shown.round(2).to_string(index=False), soft_wrap=True)
+
+
+def _serve_once(settings: Settings, console: Console) -> None:
+    """Start the HTTP service in this process, ask it for one prediction and one recommendation, stop it."""
+    import socket
+    import threading
+    import time
+
+    import httpx
+    import uvicorn
+
+    from ownlens_ml.serving.app import create_app
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.05)
+        base = f"http://127.0.0.1:{port}"
+        ready = httpx.get(f"{base}/readyz", timeout=10).json()
+        answer = httpx.post(f"{base}/v1/predict/churn", json={"ids": [1, 2, 3]}, timeout=10).json()
+        ranked = httpx.get(f"{base}/v1/recommendations/1", params={"k": 5}, timeout=10)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+    console.print(f"8. HTTP service on {base} (OpenAPI at /docs): ready={ready['ready']}, models {ready['models']}")
+    for p in answer["predictions"]:
+        flags = " (cold start)" if p["cold_start"] else ""
+        console.print(f"   POST /v1/predict/churn reader {p['entity']['user_id']}: churn probability "
+                      f"{p['score']:.3f}{flags} from churn v{answer['version']}")
+    if ranked.status_code == 200:
+        top = ranked.json()
+        route = "fallback (popularity-recency)" if top["fallback"] else "personalised"
+        console.print(f"   GET /v1/recommendations/1?k=5: {[a['article_id'] for a in top['articles']]} ({route}) "
+                      f"from recommendation v{top['version']}")
+    else:
+        console.print(f"   GET /v1/recommendations/1?k=5: {ranked.status_code} {ranked.json()['detail']}")
+    console.print("   service stopped; its answers are in ml_model_predictions")

@@ -19,7 +19,9 @@ def test_demo_runs_everything_on_the_local_profile(tmp_path):
     assert done.returncode == 0, out
     assert "Traceback" not in out
     for step in ("schema at revision", "exploration report with plots", "data quality checks passed", "online store materialized",
-                 "the training row and the online vector agree"):
+                 "the training row and the online vector agree",
+                 "POST /v1/predict/churn reader 1: churn probability", "GET /v1/recommendations/1?k=5: [",
+                 "active readers scored with churn v1"):
         assert step in out, step
     from ownlens_ml.models import SPECS
 

@@ -56,6 +56,8 @@ class OnlinePlan:
     projections: list[str] = field(default_factory=list)
     """Every projection of the service (views and on-demand views), in service order."""
     built_at: float = 0.0
+    ttls: dict[str, float] = field(default_factory=dict)
+    """Per batch/push view: its TTL in seconds (0: none), for reads that enforce it."""
 
 
 def build_plan(settings: Settings, service: FeatureService) -> OnlinePlan:
@@ -113,8 +115,9 @@ def build_plan(settings: Settings, service: FeatureService) -> OnlinePlan:
         group.fields.append(layout.ts_field(redis_name))
         group.slots.append((view_name, ""))
         views.append(view_name)
+    ttls = {name: view_objects[name].ttl.total_seconds() if view_objects[name].ttl else 0.0 for name in views}
     return OnlinePlan(service.name, join_keys, features, views, list(groups.values()), view_outputs, odfvs,
-                      request_fields, [p.name for p in service.feature_view_projections], time.monotonic())
+                      request_fields, [p.name for p in service.feature_view_projections], time.monotonic(), ttls)
 
 
 _plans: dict[tuple[Settings, str], OnlinePlan] = {}
@@ -148,12 +151,22 @@ class OnlineRead:
     """Join keys, then every feature of the service, one list entry per entity."""
     timestamps: dict[str, list[int]]
     """Per view: the stored ``_ts`` seconds (0 when absent), as Feast's ``to_dict`` gives them."""
+    stale: dict[str, list[bool]] = field(default_factory=dict)
+    """Per view, when the read enforced TTLs: whether a stored value was older than the TTL."""
 
 
 def read(settings: Settings, plan: OnlinePlan, entity_rows: dict[str, list[int]],
-         request: dict[str, list] | None = None) -> OnlineRead:
-    """Read ``plan``'s features for the entities in ``entity_rows`` (join key -> ids)."""
-    client = client_for(settings)
+         request: dict[str, list] | None = None, *, client: redis.Redis | None = None,
+         now: float | None = None) -> OnlineRead:
+    """Read ``plan``'s features for the entities in ``entity_rows`` (join key -> ids).
+
+    Args:
+        client: the Redis client to use (default: one per settings, see ``client_for``).
+        now: epoch seconds; when given, a view's values older than its TTL are read as None
+            (before on-demand views see them) and flagged in ``stale``. Feast's online path
+            does not enforce TTLs, so without ``now`` the values equal its response.
+    """
+    client = client or client_for(settings)
     n = len(entity_rows[plan.join_keys[0]])
     commands = []
     for group in plan.groups:
@@ -181,6 +194,7 @@ def read(settings: Settings, plan: OnlinePlan, entity_rows: dict[str, list[int]]
                 columns[slot] = [decode(reply[j]) for reply in chunk]
             else:
                 columns[slot] = [layout.decode_timestamp_nanos(reply[j]) // 1_000_000_000 for reply in chunk]
+    stale = _enforce_ttls(plan, columns, now) if now is not None else {}
 
     values: dict[str, list] = {k: list(entity_rows[k]) for k in plan.join_keys}
     for view_name, names in plan.view_outputs:
@@ -197,7 +211,22 @@ def read(settings: Settings, plan: OnlinePlan, entity_rows: dict[str, list[int]]
         for name in outputs:
             values[name] = _as_feast_returns(result[name], types.get(name, ValueType.UNKNOWN), n)
     timestamps = {view: columns[(view, "")] for view in plan.views}
-    return OnlineRead(values, timestamps)
+    return OnlineRead(values, timestamps, stale)
+
+
+def _enforce_ttls(plan: OnlinePlan, columns: dict[tuple[str, str], list], now: float) -> dict[str, list[bool]]:
+    """Null the values of views stamped longer ago than their TTL; which entities were stale."""
+    stale = {}
+    for view in plan.views:
+        ttl = plan.ttls.get(view, 0.0)
+        stamps = columns[(view, "")]
+        flags = [bool(ttl) and s > 0 and now - s > ttl for s in stamps]
+        stale[view] = flags
+        if any(flags):
+            for (name, feature), values in columns.items():
+                if name == view and feature:
+                    columns[(name, feature)] = [None if f else v for v, f in zip(values, flags)]
+    return stale
 
 
 def _as_feast_returns(vector, value_type: ValueType, n: int) -> list:

@@ -17,6 +17,8 @@ from urllib.parse import urlsplit
 import numpy as np
 import pyarrow as pa
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from feast.infra.key_encoding_utils import serialize_entity_key
 from feast.infra.online_stores.helpers import _mmh3, compute_versioned_name
 from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
@@ -34,9 +36,16 @@ _TAG_SECONDS, _TAG_NANOS = 0x08, 0x10
 _DOUBLE = struct.Struct("<d")
 
 
-def redis_client(settings: Settings) -> redis.Redis:
-    """A redis-py client for the production online store; a clear error when it is down."""
-    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2)
+def redis_client(settings: Settings, timeout: float | None = None) -> redis.Redis:
+    """A redis-py client for the production online store; a clear error when it is down.
+
+    Args:
+        timeout: seconds a connect or a reply may take, with one immediate retry (a pooled
+            connection broken by a Redis restart reconnects); default: no read timeout and
+            redis-py's retries with back-off, for bulk work. Request paths pass a bound.
+    """
+    bounded = {} if timeout is None else {"socket_timeout": timeout, "retry": Retry(NoBackoff(), 1)}
+    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=timeout or 2, **bounded)
     try:
         client.ping()
     except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:

@@ -117,6 +117,8 @@ class ModelSpec:
         description: one line for listings.
         label_description: what the label means, one line.
         window: default label window; ``train --as-of`` moves its end.
+        population: ``(settings, as_of) -> frame`` of the entity keys batch scoring scores
+            at ``as_of``; None: the model is not batch-scored.
     """
 
     name: str
@@ -134,6 +136,7 @@ class ModelSpec:
     description: str = ""
     label_description: str = ""
     window: LabelWindow = field(default_factory=lambda: LabelWindow(as_of=None))
+    population: Callable[[Settings, datetime], pd.DataFrame] | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.entity_key, str):

@@ -6,7 +6,7 @@ from sklearn.pipeline import Pipeline
 from xgboost import XGBClassifier
 
 from ownlens_ml.models.baselines import preprocessing
-from ownlens_ml.models.customer.labels import lapsed_labels
+from ownlens_ml.models.customer.labels import active_readers, lapsed_labels
 from ownlens_ml.models.spec import ModelSpec
 
 
@@ -29,6 +29,7 @@ SPEC = ModelSpec(
     estimator=churn_estimator,
     metrics=("roc_auc", "pr_auc", "log_loss", "brier", "calibration_error", "top_decile_lift"),
     oracle="churn",
+    population=active_readers,
     description="Will a reader active in the last 30 days stay away for the next 30?",
     label_description="1 if a reader who visited in the 30 days before T makes no visit in the 30 days from T",
 )

@@ -6,7 +6,7 @@ from sklearn.pipeline import Pipeline
 from xgboost import XGBClassifier
 
 from ownlens_ml.models.baselines import preprocessing
-from ownlens_ml.models.customer.labels import conversion_labels
+from ownlens_ml.models.customer.labels import free_active_readers, conversion_labels
 from ownlens_ml.models.spec import LabelWindow, ModelSpec
 
 WINDOW_DAYS = 14
@@ -31,6 +31,7 @@ SPEC = ModelSpec(
     estimator=conversion_estimator,
     metrics=("roc_auc", "pr_auc", "log_loss", "brier", "calibration_error", "top_decile_lift"),
     oracle="conversion",
+    population=free_active_readers,
     window=LabelWindow(as_of=None, window_days=WINDOW_DAYS, step_days=7),
     description="Will a free reader active in the last 30 days subscribe in the next 14?",
     label_description=f"1 if a reader active in the 30 days before T, not paying at T, subscribes within "

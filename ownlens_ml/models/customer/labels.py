@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 
 import numpy as np
 import pandas as pd
@@ -57,9 +59,8 @@ def lapsed_labels(settings: Settings, window: LabelWindow) -> pd.DataFrame:
     visits = visit_days(settings)
     frames = []
     for t in as_of_dates(visits, window, "churn"):
-        before = visits["day"].between(t - pd.Timedelta(days=HISTORY_DAYS), t, inclusive="left")
         after = visits["day"].between(t, t + pd.Timedelta(days=window.window_days), inclusive="left")
-        active = visits.loc[before, "user_id"].unique()
+        active = _active(visits, t)
         returned = visits.loc[after, "user_id"].unique()
         frames.append(pd.DataFrame({"user_id": active, "event_timestamp": t,
                                     "label": (~pd.Index(active).isin(returned)).astype("int64")}))
@@ -85,11 +86,33 @@ def conversion_labels(settings: Settings, window: LabelWindow) -> pd.DataFrame:
     subscribed = subscription_starts(settings)
     frames = []
     for t in as_of_dates(visits, window, "conversion"):
-        before = visits["day"].between(t - pd.Timedelta(days=HISTORY_DAYS), t, inclusive="left")
-        active = visits.loc[before, "user_id"].unique()
+        active = _active(visits, t)
         since = pd.DatetimeIndex(subscribed.reindex(active).to_numpy())
         free = since.isna() | (since >= t)
         converts = (since >= t) & (since < t + pd.Timedelta(days=window.window_days))
         frames.append(pd.DataFrame({"user_id": active[free], "event_timestamp": t,
                                     "label": np.asarray(converts[free], dtype="int64")}))
     return pd.concat(frames, ignore_index=True).sort_values(["event_timestamp", "user_id"], ignore_index=True)
+
+
+def _active(visits: pd.DataFrame, t: pd.Timestamp) -> np.ndarray:
+    before = visits["day"].between(t - pd.Timedelta(days=HISTORY_DAYS), t, inclusive="left")
+    return visits.loc[before, "user_id"].unique()
+
+
+def _utc(as_of: datetime) -> pd.Timestamp:
+    t = pd.Timestamp(as_of)
+    return t.tz_localize("UTC") if t.tz is None else t.tz_convert("UTC")
+
+
+def active_readers(settings: Settings, as_of: datetime) -> pd.DataFrame:
+    """Readers who visited in the HISTORY_DAYS before ``as_of``: whom churn scores then."""
+    return pd.DataFrame({"user_id": np.sort(_active(visit_days(settings), _utc(as_of)))})
+
+
+def free_active_readers(settings: Settings, as_of: datetime) -> pd.DataFrame:
+    """Active readers not paying at ``as_of``: whom conversion scores then."""
+    t = _utc(as_of)
+    active = _active(visit_days(settings), t)
+    since = pd.DatetimeIndex(subscription_starts(settings).reindex(active).to_numpy())
+    return pd.DataFrame({"user_id": np.sort(active[since.isna() | (since >= t)])})

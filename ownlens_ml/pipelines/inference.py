@@ -1,0 +1,276 @@
+"""The inference engine, one for every model spec: a registered version prepared once for
+scoring, batch scoring into ``ml_model_predictions``, and the rows both paths write there.
+
+A ``Scorer`` is built once per loaded version: the feature order (the model's input
+signature), each feature's dtype from its Feast type (numbers as float64, the rest as
+object; never guessed from values) and, where the saved pipeline is a pass-through of
+numbers into an XGBoost binary classifier, the booster itself, so that a score is
+``Booster.inplace_predict`` on a ready float matrix. The shortcut is proved equal to the
+saved pipeline on probe rows at load time and dropped if it is not.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from feast import FeatureService
+from feast.value_type import ValueType
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from sqlalchemy import delete, func, select
+
+from ownlens_ml import registry
+from ownlens_ml.data.load import copy_frame
+from ownlens_ml.db import get_engine
+from ownlens_ml.db.schema import ml_model_predictions
+from ownlens_ml.errors import ConfigError, ModelValidationError
+from ownlens_ml.features import store
+from ownlens_ml.models import get_spec
+from ownlens_ml.models.kinds import get_kind
+from ownlens_ml.settings import Settings
+
+log = logging.getLogger(__name__)
+
+NUMERIC_TYPES = {ValueType.INT32, ValueType.INT64, ValueType.FLOAT, ValueType.DOUBLE, ValueType.BOOL,
+                 ValueType.UNIX_TIMESTAMP}
+CHUNK_ROWS = 20_000
+SINGLE_THREAD_ROWS = 256
+_PROBES = 64
+
+
+@dataclass(frozen=True)
+class Scorer:
+    """A registered version made ready to score feature values (see the module docstring).
+
+    Attributes:
+        features: the model's inputs in its signature's order.
+        numeric: per feature, whether its Feast type is a number (float64) or not (object).
+        booster: ``float matrix -> scores``, equal to the pipeline, or None (the pipeline runs).
+    """
+
+    version: registry.ModelVersion
+    model: Any
+    features: list[str]
+    numeric: list[bool]
+    booster: Callable[[np.ndarray], np.ndarray] | None
+
+    def score_columns(self, values: dict[str, list], n: int) -> np.ndarray:
+        """Scores for ``n`` entities from feature name -> list of values (None: missing)."""
+        if self.booster is not None:
+            nan = np.nan
+            flat = np.fromiter((nan if v is None else v for f in self.features for v in values[f]),
+                               dtype=np.float64, count=n * len(self.features))
+            return self.booster(flat.reshape(len(self.features), n).T)
+        return self._pipeline(pd.DataFrame({f: _typed(values[f], numeric)
+                                            for f, numeric in zip(self.features, self.numeric)}))
+
+    def score_frame(self, frame: pd.DataFrame) -> np.ndarray:
+        """Scores for the rows of a frame holding the features (e.g. a training set)."""
+        columns = {f: (pd.to_numeric(frame[f], errors="coerce").to_numpy(np.float64) if numeric
+                       else frame[f].astype(object).where(frame[f].notna(), np.nan).to_numpy())
+                   for f, numeric in zip(self.features, self.numeric)}
+        if self.booster is not None:
+            return self.booster(np.column_stack([columns[f] for f in self.features]) if self.features
+                                else np.empty((len(frame), 0)))
+        return self._pipeline(pd.DataFrame(columns, index=frame.index))
+
+    def _pipeline(self, x: pd.DataFrame) -> np.ndarray:
+        return np.asarray(get_kind(self.version.task).predict(self.model, x), dtype=np.float64)
+
+
+def _typed(values: list, numeric: bool) -> np.ndarray:
+    if numeric:
+        return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+    return np.array([np.nan if v is None else v for v in values], dtype=object)
+
+
+def feature_types(service: FeatureService) -> dict[str, ValueType]:
+    """Each output feature of a service and its Feast value type."""
+    return {f.name: f.dtype.to_value_type() for p in service.feature_view_projections for f in p.features}
+
+
+def prepare(version: registry.ModelVersion, model: Any, service: FeatureService) -> Scorer:
+    """A ``Scorer`` for a loaded version and its feature service, warmed up.
+
+    Raises:
+        ModelValidationError: the model's input signature differs from the service's features.
+    """
+    features = list(getattr(model, "feature_names_in_", []))
+    types = feature_types(service)
+    if set(features) != set(types):
+        raise ModelValidationError(
+            f"{version.label}: inputs {sorted(set(features) ^ set(types))} differ between the model and "
+            f"feature service {service.name}; retrain it on the service")
+    numeric = [types[f] in NUMERIC_TYPES for f in features]
+    scorer = Scorer(version, model, features, numeric, None)
+    booster = _booster_shortcut(model, features) if all(numeric) else None
+    probes = _probe_rows(len(features))
+    expected = scorer._pipeline(pd.DataFrame(probes, columns=features))  # also warms the pipeline up
+    if booster is not None:
+        if np.array_equal(booster(probes).astype(np.float64), expected):
+            scorer = Scorer(version, model, features, numeric, lambda x: booster(x).astype(np.float64))
+        else:
+            log.warning("%s: the booster shortcut differs from the pipeline on probe rows; using the pipeline",
+                        version.label)
+    return scorer
+
+
+def _probe_rows(width: int) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    rows = rng.lognormal(1.0, 1.5, (_PROBES, width)) * rng.choice([-1.0, 0.0, 1.0], (_PROBES, width), p=[.1, .1, .8])
+    rows[rng.random((_PROBES, width)) < 0.2] = np.nan
+    rows[0] = np.nan
+    return rows
+
+
+def _booster_shortcut(model: Any, features: list[str]) -> Callable[[np.ndarray], np.ndarray] | None:
+    """``Booster.inplace_predict`` when the pipeline passes every feature through, in order,
+    to an XGBoost binary classifier or squared-error regressor; the same iteration range and
+    missing value it uses."""
+    from sklearn.compose import ColumnTransformer
+    from xgboost import XGBClassifier, XGBRegressor
+
+    steps = getattr(model, "steps", None)
+    if not steps or len(steps) != 2:
+        return None
+    prep, final = steps[0][1], steps[1][1]
+    binary = isinstance(final, XGBClassifier) and final.objective == "binary:logistic" \
+        and getattr(final, "n_classes_", 2) == 2
+    regression = isinstance(final, XGBRegressor) and final.objective == "reg:squarederror"
+    if not isinstance(prep, ColumnTransformer) or not (binary or regression):
+        return None
+    used = [(transformer, list(columns)) for _, transformer, columns in prep.transformers_ if len(columns)]
+    if len(used) != 1 or used[0][1] != features or not _identity(used[0][0]):
+        return None
+    booster = final.get_booster()
+    # A few rows on one thread: waking a second OpenMP thread costs more than it saves, and on a
+    # busy machine it made p99 ten times worse (see bench/README.md).
+    single = booster.copy()
+    single.set_param({"nthread": 1})
+    best = getattr(final, "best_iteration", None)
+    iterations = (0, best + 1) if best is not None else (0, 0)
+    missing = final.missing
+
+    def shortcut(x: np.ndarray) -> np.ndarray:
+        return (single if len(x) <= SINGLE_THREAD_ROWS else booster).inplace_predict(
+            x, iteration_range=iterations, missing=missing, validate_features=False)
+
+    return shortcut
+
+
+def _identity(transformer: Any) -> bool:
+    """``passthrough``, which a fitted ColumnTransformer holds as an identity FunctionTransformer."""
+    from sklearn.preprocessing import FunctionTransformer
+
+    if isinstance(transformer, str):
+        return transformer == "passthrough"
+    return isinstance(transformer, FunctionTransformer) and transformer.func is None and not transformer.validate
+
+
+def load_scorer(settings: Settings, name: str, version: int | str = "champion") -> Scorer:
+    """Load a registered version (default: the champion) and prepare it."""
+    entry, model = registry.load_model(settings, name, version)
+    return prepare(entry, model, store.feature_service(settings, entry.feature_service))
+
+
+# --- rows of ml_model_predictions ---------------------------------------------------------
+
+
+def entity_key_text(entity: dict[str, int]) -> str:
+    """Canonical JSON of an entity's join keys (sorted, no spaces): one spelling per entity."""
+    return json.dumps(entity, sort_keys=True, separators=(",", ":"))
+
+
+def batch_key(name: str, version: int, as_of: datetime) -> str:
+    """``churn:v3:2026-03-01T00:00:00Z``: what makes a batch idempotent."""
+    return f"{name}:v{version}:{pd.Timestamp(as_of).tz_convert('UTC'):%Y-%m-%dT%H:%M:%SZ}"
+
+
+# --- batch scoring ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    model: str
+    version: int
+    as_of: datetime
+    batch_id: str
+    rows: int
+    seconds: float
+
+
+def default_as_of(settings: Settings) -> datetime:
+    """The newest snapshot day, 00:00 UTC: what the offline store knows up to."""
+    from ownlens_ml.features.quality import newest_snapshot, utc_midnight
+
+    return utc_midnight(newest_snapshot(settings))
+
+
+def score(settings: Settings, name: str, as_of: datetime | None = None, *, version: int | str = "champion",
+          entities: pd.DataFrame | None = None, chunk_rows: int = CHUNK_ROWS, progress: bool = False) -> BatchResult:
+    """Score every entity of the model's population at ``as_of`` into ``ml_model_predictions``.
+
+    Features are point-in-time at ``as_of`` from the offline store (``store.training_set``),
+    fetched and scored in chunks. All chunks are written in one transaction that first
+    deletes the batch's earlier rows: the same model, version and as-of never duplicate (a
+    unique key on batch id and entity backs this), and an interrupted run leaves nothing
+    visible; running it again completes it.
+
+    Args:
+        as_of: default: the newest snapshot day (``default_as_of``).
+        version: a version number or alias; default the champion.
+        entities: the join keys to score; default: the spec's population at ``as_of``.
+
+    Raises:
+        ConfigError: the model declares no population to score.
+    """
+    spec = get_spec(name)
+    if entities is None and spec.population is None:
+        raise ConfigError(f"model {name!r} declares no population (ModelSpec.population); batch scoring "
+                          "needs to know which entities to score")
+    started = time.perf_counter()
+    scorer = load_scorer(settings, name, version)
+    entry = scorer.version
+    as_of = pd.Timestamp(as_of or default_as_of(settings))
+    as_of = (as_of.tz_localize("UTC") if as_of.tz is None else as_of.tz_convert("UTC")).to_pydatetime()
+    population = (spec.population(settings, as_of) if entities is None else entities).reset_index(drop=True)
+    keys = list(population.columns)
+    batch_id = batch_key(name, entry.version, as_of)
+    table = ml_model_predictions
+    engine = get_engine(settings)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, disable=not progress) as bar, engine.begin() as conn:
+        task = bar.add_task(f"scoring {entry.label} as of {as_of:%Y-%m-%d}", total=len(population))
+        conn.execute(delete(table).where(table.c.batch_id == batch_id))
+        for start in range(0, len(population), chunk_rows):
+            chunk = population.iloc[start:start + chunk_rows]
+            rows = store.training_set(settings, entry.feature_service, chunk.assign(event_timestamp=as_of)).frame
+            scores = scorer.score_frame(rows)
+            copy_frame(conn, table, pd.DataFrame({
+                "model_name": name, "version": entry.version,
+                "entity_key": _entity_key_texts(rows, keys),
+                "entity_id": rows[keys[0]].astype("int64") if len(keys) == 1 else None,
+                "as_of": as_of, "predicted_at": datetime.now(timezone.utc), "score": scores,
+                "source": "batch", "batch_id": batch_id,
+            }))
+            bar.advance(task, len(chunk))
+        written = conn.execute(select(func.count()).select_from(table).where(table.c.batch_id == batch_id)).scalar()
+    seconds = time.perf_counter() - started
+    log.info("scored %s: %d rows as of %s in %.1fs", entry.label, written, as_of.date(), seconds)
+    return BatchResult(name, entry.version, as_of, batch_id, written, seconds)
+
+
+def _entity_key_texts(frame: pd.DataFrame, keys: list[str]) -> pd.Series:
+    """``entity_key_text`` for every row, vectorized (keys sorted as ``json.dumps`` sorts them)."""
+    text = None
+    for i, key in enumerate(sorted(keys)):
+        part = f'{"{" if i == 0 else ","}"{key}":' + frame[key].astype("int64").astype(str)
+        text = part if text is None else text + part
+    return text + "}"

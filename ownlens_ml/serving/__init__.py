@@ -1,0 +1,1 @@
+"""Online inference: the in-process predictor, the HTTP service and its prediction log."""

@@ -1,0 +1,502 @@
+"""The HTTP prediction service (``ownlens-ml serve``): FastAPI over the in-process predictors.
+
+``POST /v1/predict/{model}`` scores one or many entities; ``/healthz`` says the process is
+up, ``/readyz`` that models are loaded and the online store answers, ``/metrics`` exposes
+Prometheus counters and histograms; OpenAPI at ``/docs``. Models are loaded at start-up and
+kept current by one background thread (champion moves, models that gain a champion, a
+registry that comes back); a request never waits for a load. Every answer goes to the
+prediction log through a bounded queue (``prediction_log.py``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import warnings
+from contextlib import asynccontextmanager
+from datetime import datetime, timezone
+from typing import Annotated, Any
+
+import numpy as np
+import pandas as pd
+from fastapi import FastAPI, HTTPException, Path, Query, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from ownlens_ml import registry
+from ownlens_ml.errors import DatabaseUnavailableError, OwnLensError, RedisUnavailableError, UnknownModelVersionError
+from ownlens_ml.features import store
+from ownlens_ml.models import SPECS
+from ownlens_ml.serving.prediction_log import Answer, PredictionLog
+from ownlens_ml.serving.predictor import (
+    INT64,
+    MAX_ENTITIES,
+    REDIS_TIMEOUT_SECONDS,
+    FeatureReader,
+    InvalidEntityError,
+    Predictor,
+    RedisHandle,
+)
+from ownlens_ml.settings import Settings
+
+log = logging.getLogger(__name__)
+
+REQUESTS = Counter("ownlens_http_requests", "HTTP requests by endpoint and status", ["endpoint", "status"])
+LATENCY = Histogram("ownlens_http_request_seconds", "HTTP request latency by endpoint", ["endpoint"],
+                    buckets=(.0005, .001, .002, .003, .005, .0075, .01, .025, .05, .1, .25, .5, 1.0, 2.5))
+ERRORS = Counter("ownlens_http_errors", "Requests answered with an error, by endpoint and reason", ["endpoint", "reason"])
+FALLBACKS = Counter("ownlens_fallbacks", "Answers that fell back (cold start, popularity)", ["model", "reason"])
+STALE = Counter("ownlens_stale_features", "Entity feature views older than their TTL, read as missing", ["model", "view"])
+VERSIONS = Gauge("ownlens_model_version_loaded", "Model version being served", ["model"], multiprocess_mode="max")
+_REASONS = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 422: "invalid_request",
+            503: "unavailable"}
+
+SERVED = [name for name, spec in SPECS.items() if spec.task_kind.supervised]
+"""Models that score feature rows (the tabular kinds), each at /v1/predict/{model}."""
+RANKERS = [name for name in ("segmentation", "recommendation", "trending") if name in SPECS]
+"""Served by their own endpoints: /v1/segments/{user_id}, /v1/recommendations/{user_id}, /v1/trending."""
+RECOMMENDATION_FEATURES = "recommendation_v1"
+"""What the recommender reads at request time: the latest read (a history it may fold in) and the brand."""
+TRENDING_SECONDS = 60.0
+MAX_K = 100
+
+Id = Annotated[int, Field(strict=True, ge=INT64[0], le=INT64[1])]
+
+
+class PredictRequest(BaseModel):
+    """Entities to score: ``ids`` for a model with one join key, else ``entities``."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"ids": [17, 42]}]})
+    ids: list[Id] | None = Field(None, min_length=1, max_length=MAX_ENTITIES,
+                                 description="Entity ids, e.g. user ids for churn")
+    entities: list[dict[str, Id]] | None = Field(
+        None, min_length=1, max_length=MAX_ENTITIES,
+        description='Join key -> id per entity, e.g. [{"article_id": 5, "author_id": 2}]')
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> PredictRequest:
+        if (self.ids is None) == (self.entities is None):
+            raise ValueError("give exactly one of 'ids' or 'entities'")
+        return self
+
+
+class EntityPrediction(BaseModel):
+    entity: dict[str, int]
+    score: float = Field(description="Probability of the positive class (binary models) or the prediction")
+    cold_start: bool = Field(description="The online store holds nothing for this entity: the score is the "
+                                         "model's answer on all-missing features")
+    stale_views: list[str] = Field(description="Feature views older than their TTL, read as missing")
+    feature_age_seconds: dict[str, float | None] = Field(description="Per feature view, seconds since its values "
+                                                                     "were stamped (null: none stored)")
+
+
+class PredictResponse(BaseModel):
+    model: str
+    version: int
+    feature_service: str
+    served_at: datetime
+    predictions: list[EntityPrediction]
+
+
+class Article(BaseModel):
+    article_id: int
+    score: float | None
+
+
+class RecommendationResponse(BaseModel):
+    user_id: int
+    model: str
+    version: int
+    articles: list[Article] = Field(description="Best first, at most k")
+    fallback: bool = Field(description="The reader has no factors and no history: the popularity-recency ranking")
+
+
+class SegmentResponse(BaseModel):
+    user_id: int
+    model: str
+    version: int
+    segment: str
+    cold_start: bool = Field(description="The online store holds nothing for this reader: the segment of a "
+                                         "reader with no recent activity")
+    stale_views: list[str] = Field(description="Feature views older than their TTL, read as missing")
+
+
+class Topic(BaseModel):
+    series: str
+    brand_id: int = Field(description="0: a series over every brand")
+    category_id: int
+    score: float
+    ratio: float
+    since: datetime
+    hours_trending: int
+
+
+class TrendingResponse(BaseModel):
+    model: str
+    version: int
+    brand: int | None
+    topics: list[Topic] = Field(description="Strongest first")
+
+
+class Readiness(BaseModel):
+    ready: bool
+    models: dict[str, int] = Field(description="Model -> version loaded")
+    online_store: bool
+    reasons: list[str]
+
+
+class _Champion:
+    """A ranking or rule model's champion, reloaded when the alias moves (one tuple swap)."""
+
+    def __init__(self, settings: Settings, name: str, redis_handle: RedisHandle):
+        self.settings, self.name, self.redis = settings, name, redis_handle
+        self.loaded = self._load("champion")
+
+    def _load(self, version: int | str) -> tuple:
+        entry, model = registry.load_model(self.settings, self.name, version)
+        service = {"recommendation": RECOMMENDATION_FEATURES, "segmentation": entry.feature_service}.get(self.name)
+        reader = None if service is None else FeatureReader(self.settings, store.feature_service(self.settings, service),
+                                                            self.redis)
+        log.info("loaded %s for online answers", entry.label)
+        return entry, model, reader
+
+    @property
+    def version(self) -> registry.ModelVersion:
+        return self.loaded[0]
+
+    @property
+    def model(self) -> Any:
+        return self.loaded[1]
+
+    def refresh(self) -> None:
+        pointed = registry.get_version(self.settings, self.name, "champion")
+        if pointed.version != self.loaded[0].version:
+            self.loaded = self._load(pointed.version)
+
+
+class Serving:
+    """The models one process serves, loaded off the request path and kept current."""
+
+    def __init__(self, settings: Settings, *, check_every: float = 5.0, redis_timeout: float = REDIS_TIMEOUT_SECONDS,
+                 log_queue: int = 10_000):
+        self.settings, self.check_every, self.redis_timeout = settings, check_every, redis_timeout
+        self.predictors: dict[str, Predictor] = {}
+        self.unserved: dict[str, str] = {}
+        self.registry_error: str | None = None
+        self.log_queue = log_queue
+        self.log: PredictionLog | None = None
+        self.redis = RedisHandle(settings, redis_timeout)
+        self.champions: dict[str, _Champion] = {}
+        self.trending: tuple[float, int, Any] | None = None
+        """(when computed, by which trending version, the list of every brand or None)."""
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Load the models, start the prediction log and the refresh thread (again after ``close``)."""
+        self._stop.clear()
+        self.log = PredictionLog(self.settings, max_queue=self.log_queue)
+        self._refresh()
+        self._thread = threading.Thread(target=self._loop, daemon=True, name="serving-refresh")
+        self._thread.start()
+
+    def close(self) -> None:
+        """Stop the refresh thread and write the prediction log's queue out."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        if self.log is not None:
+            self.log.close()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.check_every):
+            self._refresh()
+
+    def _refresh(self) -> None:
+        try:
+            for name in SERVED:
+                self._refresh_model(name)
+            for name in RANKERS:
+                self._refresh_model(name, ranker=True)
+            self._refresh_trending()
+        except DatabaseUnavailableError as exc:
+            if self.registry_error is None:  # one line per outage, not one per retry
+                log.error("not ready: the model registry is unreachable (%s); retrying every %.0fs",
+                          exc, self.check_every)
+            self.registry_error = str(exc)
+            return
+        if self.registry_error is not None:
+            log.warning("the model registry is reachable again; serving %s", ", ".join(self.predictors) or "nothing")
+        self.registry_error = None
+
+    def _refresh_model(self, name: str, ranker: bool = False) -> None:
+        """Load a model not served yet, or follow its alias; a failure keeps what is served."""
+        served = self.champions if ranker else self.predictors
+        predictor = served.get(name)
+        try:
+            if predictor is not None:
+                predictor.refresh()
+            elif ranker:
+                self.champions[name] = _Champion(self.settings, name, self.redis)
+            else:
+                self.predictors[name] = Predictor(self.settings, name, watch_every=None,
+                                                  redis_timeout=self.redis_timeout)
+            self.unserved.pop(name, None)
+        except UnknownModelVersionError:
+            self.unserved[name] = "no champion yet"
+        except DatabaseUnavailableError:
+            raise
+        except Exception as exc:  # e.g. an artifact that fails its checksum: say so once, keep serving
+            problem = f"cannot load its champion ({type(exc).__name__}: {exc})"
+            if self.unserved.get(name) != problem:
+                log.warning("%s: %s%s", name, problem,
+                            f"; still serving {predictor.version.label}" if predictor is not None else "")
+            self.unserved[name] = problem
+        VERSIONS.labels(name).set(served[name].version.version if name in served else 0)
+
+    def _refresh_trending(self) -> None:
+        """The trending list of every brand, recomputed off the request path once a minute."""
+        champion = self.champions.get("trending")
+        if champion is None or (self.trending and time.monotonic() - self.trending[0] < TRENDING_SECONDS):
+            return
+        from ownlens_ml.models.editorial.trending import trending_now
+
+        try:
+            self.trending = (time.monotonic(), champion.version.version, trending_now(self.settings, champion.model))
+        except OwnLensError as exc:  # e.g. no page views yet: the endpoint answers an empty list
+            log.info("trending: %s", exc)
+            self.trending = (time.monotonic(), champion.version.version, None)
+
+    def predictor(self, model: str) -> Predictor:
+        predictor = self.predictors.get(model)
+        if predictor is None:
+            known = ", ".join(sorted([*self.predictors, *self.champions])) or "none"
+            waiting = "; ".join(f"{name}: {why}" for name, why in sorted(self.unserved.items()))
+            raise HTTPException(404, f"no model {model!r} is served; known: {known}" + (f" ({waiting})" if waiting else ""))
+        return predictor
+
+    def online_store_reachable(self) -> bool:
+        return not self.settings.is_production or self.redis.reachable()
+
+    def champion(self, model: str) -> _Champion:
+        champion = self.champions.get(model)
+        if champion is None:
+            self.predictor(model)  # the same 404, listing what is served
+        return champion
+
+    def readiness(self) -> Readiness:
+        reasons = []
+        if self.registry_error:
+            reasons.append(f"model registry unreachable: {self.registry_error}")
+        if not self.predictors:
+            reasons.append("no model loaded")
+        online = self.online_store_reachable()
+        if not online:
+            reasons.append("online store unreachable")
+        models = {n: p.version.version for n, p in [*self.predictors.items(), *self.champions.items()]}
+        return Readiness(ready=not reasons, models=models,
+                         online_store=online, reasons=reasons)
+
+
+class _Metrics:
+    """Counts and times every request by endpoint (pure ASGI: no per-request task or copy)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = [500]
+
+        async def send_status(message):
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            endpoint = getattr(scope.get("endpoint"), "__name__", "unmatched")
+            LATENCY.labels(endpoint).observe(time.perf_counter() - started)
+            REQUESTS.labels(endpoint, str(status[0])).inc()
+            if status[0] >= 400:
+                ERRORS.labels(endpoint, _REASONS.get(status[0], "internal" if status[0] >= 500 else "client")).inc()
+
+
+def _read_reader(reader: FeatureReader, user_id: int, now: datetime):
+    """One reader's online values, ages and staleness; 503 when the online store does not answer."""
+    try:
+        return reader.read({"user_id": [user_id]}, now.timestamp())
+    except RedisUnavailableError as exc:
+        raise HTTPException(503, str(exc)) from None
+
+
+def create_app(settings: Settings, **options) -> FastAPI:
+    """The service for these settings; ``options`` go to ``Serving`` (check_every, redis_timeout, log_queue)."""
+    serving = Serving(settings, **options)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        serving.start()
+        yield
+        serving.close()  # after uvicorn has finished the requests in flight
+
+    app = FastAPI(title="OwnLens ML prediction service", version="1", lifespan=lifespan,
+                  description="Online predictions from the registry's champions on the online store's features.")
+    app.state.serving = serving
+    app.add_middleware(_Metrics)
+
+    @app.post("/v1/predict/{model}", response_model=PredictResponse, responses={
+        404: {"description": "Unknown model; the message lists the known ones"},
+        422: {"description": "Malformed body or entity; the field is named"},
+        503: {"description": "The online store did not answer in time"}})
+    async def predict(model: str, body: PredictRequest) -> dict:
+        """Score one or many entities with the model's champion on its online features."""
+        # On the event loop, not in a worker thread: a call is about a millisecond of CPU and
+        # one Redis round trip bounded by the Redis timeout; the thread hop cost more than it
+        # saved (bench/README.md).
+        predictor = serving.predictor(model)
+        try:
+            prediction = predictor.predict(body.ids, entities=body.entities)
+        except InvalidEntityError as exc:
+            raise HTTPException(422, [{"loc": ["body", *exc.loc], "msg": str(exc), "type": "value_error"}]) from None
+        except RedisUnavailableError as exc:
+            raise HTTPException(503, str(exc)) from None
+        serving.log.record(prediction)
+        results = []
+        for r in prediction.results:
+            if r.cold_start:
+                FALLBACKS.labels(model, "cold_start").inc()
+            for view in r.stale_views:
+                STALE.labels(model, view).inc()
+            results.append({"entity": r.entity, "score": r.score, "cold_start": r.cold_start,
+                            "stale_views": r.stale_views, "feature_age_seconds": r.feature_age_seconds})
+        return {"model": prediction.model, "version": prediction.version,
+                "feature_service": prediction.feature_service, "served_at": prediction.served_at,
+                "predictions": results}
+
+    @app.get("/v1/segments/{user_id}", response_model=SegmentResponse, responses={
+        404: {"description": "No segmentation champion is served"},
+        422: {"description": "user_id is not a 64-bit integer"},
+        503: {"description": "The online store did not answer in time"}})
+    async def segments(user_id: Annotated[int, Path(ge=INT64[0], le=INT64[1])]) -> dict:
+        """The named segment of a reader, from the segmentation champion on the reader's online habits."""
+        from ownlens_ml.models.customer.segmentation import assign
+
+        entry, model, reader = serving.champion("segmentation").loaded
+        now = datetime.now(timezone.utc)
+        values, ages, stale = _read_reader(reader, user_id, now)
+        segment = str(assign(model, pd.DataFrame(values))[0])
+        cold = all(ages[view][0] is None for view in reader.views)
+        if cold:
+            FALLBACKS.labels("segmentation", "cold_start").inc()
+        stale_views = [view for view in reader.views if stale[view][0]]
+        serving.log.record(Answer("segmentation", entry.version, {"user_id": user_id},
+                                  {"segment": segment, "cold_start": cold, "stale_views": stale_views}, now))
+        return {"user_id": user_id, "model": "segmentation", "version": entry.version, "segment": segment,
+                "cold_start": cold, "stale_views": stale_views}
+
+    @app.get("/v1/recommendations/{user_id}", response_model=RecommendationResponse, responses={
+        404: {"description": "No recommendation champion is served"},
+        422: {"description": "user_id or k out of range; the field is named"},
+        503: {"description": "The online store did not answer in time"}})
+    async def recommendations(user_id: Annotated[int, Path(ge=INT64[0], le=INT64[1])],
+                              k: Annotated[int, Query(ge=1, le=MAX_K, description="How many articles")] = 10,
+                              brand: Annotated[int | None, Query(ge=0, le=INT64[1], description="Only this brand's "
+                                                                 "articles (default: the reader's brand)")] = None) -> dict:
+        """Top-k articles for a reader: ALS factors, the latest read folded in, or the flagged fallback."""
+        entry, model, reader = serving.champion("recommendation").loaded
+        now = datetime.now(timezone.utc)
+        values, _, _ = _read_reader(reader, user_id, now)
+        last, seconds = values.get("last_article_id", [None])[0], values.get("last_engaged_seconds", [None])[0]
+        history = [(last, seconds or 0)] if last is not None else None
+        if brand is None and values.get("brand_id", [None])[0] is not None:
+            brand = int(values["brand_id"][0])
+        answer = model.recommend(user_id, k, brand_id=brand, history=history)
+        articles = [{"article_id": int(a), "score": float(s) if np.isfinite(s) else None}
+                    for a, s in zip(answer.article_ids, answer.scores)]
+        if answer.fallback:
+            FALLBACKS.labels("recommendation", "popularity_recency").inc()
+        serving.log.record(Answer("recommendation", entry.version, {"user_id": user_id},
+                                  {"articles": articles, "fallback": bool(answer.fallback), "k": k,
+                                   "brand": brand}, now))
+        return {"user_id": user_id, "model": "recommendation", "version": entry.version, "articles": articles,
+                "fallback": bool(answer.fallback)}
+
+    @app.get("/v1/trending", response_model=TrendingResponse, responses={
+        404: {"description": "No trending champion is served"},
+        422: {"description": "brand out of range"}})
+    async def trending(brand: Annotated[int | None, Query(ge=0, le=INT64[1], description="Keep this brand's "
+                                                          "series and the all-brand ones")] = None) -> dict:
+        """What trends now (recomputed once a minute off the request path), strongest first."""
+        champion = serving.champion("trending")
+        cached = serving.trending
+        frame = cached[2] if cached else None
+        topics = []
+        if frame is not None and not frame.empty:
+            if brand is not None:
+                frame = frame[frame["brand_id"].isin([0, brand])]
+            topics = [{"series": r.series, "brand_id": int(r.brand_id), "category_id": int(r.category_id),
+                       "score": float(r.score), "ratio": float(r.ratio), "since": r.since.to_pydatetime(),
+                       "hours_trending": int(r.hours_trending)} for r in frame.itertuples()]
+        version = cached[1] if cached else champion.version.version
+        serving.log.record(Answer("trending", version, {"brand_id": brand or 0},
+                                  {"topics": [t["series"] for t in topics]}, datetime.now(timezone.utc)))
+        return {"model": "trending", "version": version, "brand": brand, "topics": topics}
+
+    @app.get("/healthz")
+    def healthz() -> dict:
+        """The process is up."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}})
+    def readyz():
+        """Models are loaded, the registry was reached and the online store answers."""
+        state = serving.readiness()
+        return JSONResponse(state.model_dump(), status_code=200 if state.ready else 503)
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        """Prometheus metrics (all workers' when several run)."""
+        registry = REGISTRY
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            from prometheus_client import multiprocess
+
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """Factory for uvicorn workers: settings from ``OWNLENS_*``, options from ``OWNLENS_SERVE_*``."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("ownlens_ml").setLevel(logging.INFO)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", message=".*experimental feature.*")
+    env = os.environ
+    return create_app(Settings.from_env(), check_every=float(env.get("OWNLENS_SERVE_CHECK_SECONDS", 5)),
+                      redis_timeout=float(env.get("OWNLENS_SERVE_REDIS_TIMEOUT", REDIS_TIMEOUT_SECONDS)))
+
+
+def run(settings: Settings, host: str, port: int, workers: int = 1) -> None:
+    """Serve until SIGTERM/SIGINT: uvicorn finishes the requests in flight, then the log is flushed."""
+    import tempfile
+
+    import uvicorn
+
+    os.environ.update({"OWNLENS_PROFILE": settings.profile, "OWNLENS_HOME": str(settings.home),
+                       "OWNLENS_DATABASE_URL": settings.database_url, "OWNLENS_REDIS_URL": settings.redis_url,
+                       "OWNLENS_FEATURE_REPO": str(settings.feature_repo), "OWNLENS_FEAST_PROJECT": settings.project})
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # set before the workers import prometheus_client, so /metrics sums every worker
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="ownlens-metrics-")
+    uvicorn.run("ownlens_ml.serving.app:app_from_env", factory=True, host=host, port=port, workers=workers,
+                access_log=False, log_level="info")
