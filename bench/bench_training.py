@@ -7,7 +7,8 @@ Generates the platform into a scratch home (and, for production, a scratch Postg
 database and Feast project), builds the snapshots, applies the repository, then trains each
 model once through the real engine, each in a fresh child process so that its peak RSS is
 its own, and prints the wall time of each step (labels, point-in-time training set, fit,
-validators, baselines, register), the peak RSS and the headline metric beside the oracle.
+validators, baselines, register), the peak RSS and the headline metric beside the oracle;
+for segmentation also the write-back of every reader's segment (``AFTER_TRAINING``).
 """
 
 from __future__ import annotations
@@ -27,10 +28,16 @@ from ownlens_ml.db import init_db
 from ownlens_ml.features import store
 from ownlens_ml.features.snapshots import build_snapshots
 from ownlens_ml.models import SPECS
+from ownlens_ml.pipelines.segments import write_segments
 from ownlens_ml.pipelines.training import train
 from ownlens_ml.settings import Settings
 
 PG = "postgresql://postgres@127.0.0.1:5432/postgres"
+AFTER_TRAINING = {
+    "segmentation": ("write-back (assign, write, materialize)",
+                     lambda settings, result: write_segments(settings, result.version.version)),
+}
+"""Steps timed after a model's training, in the same process: what its output feeds."""
 
 
 def _peak_mb() -> float:
@@ -56,12 +63,18 @@ def _train(settings: Settings, name: str, args, queue) -> None:
     result = train(settings, name)
     total = time.perf_counter() - started
     spec, metrics = SPECS[name], result.evaluation.metrics
-    split = result.version.params.get("split", {})
-    lines = [f"{name} at {args.users:,} users x {args.days} days, {args.profile} profile "
-             f"({split.get('train', {}).get('rows', '?'):,} training rows, {split.get('test', {}).get('rows', '?'):,} test rows)"]
+    split = result.version.params.get("split")
+    rows = (f"{split['train']['rows']:,} training rows, {split['test']['rows']:,} test rows" if split
+            else f"{metrics['model'].get('rows', 0):,} rows")
+    lines = [f"{name} at {args.users:,} users x {args.days} days, {args.profile} profile ({rows})"]
     lines += [f"  train {step:<28} {seconds:8.1f} s" for step, seconds in result.seconds.items()]
     lines.append(f"  train total                        {total:8.1f} s")
     lines.append(f"  peak RSS of the training process {_peak_mb():,.0f} MB (before training {before:,.0f} MB)")
+    if name in AFTER_TRAINING:
+        label, step = AFTER_TRAINING[name]
+        started = time.perf_counter()
+        step(settings, result)
+        lines.append(f"  {label:<34} {time.perf_counter() - started:8.1f} s, peak RSS then {_peak_mb():,.0f} MB")
     headline = spec.metrics[0]
     lines.append(f"  holdout {headline} " + str({who: round(m[headline], 4) for who, m in metrics.items()
                                                 if m.get(headline) is not None}))

@@ -38,6 +38,8 @@ editorial_article_features_source = _source(
     "editorial_article_features", "Article content at publish, early performance at +1h, +6h, +24h")
 editorial_author_features_source = _source(
     "editorial_author_features", "Daily author track-record snapshots")
+customer_user_segments_source = _source(
+    "customer_user_segments", "Reader segments written back by the segmentation model")
 reader_activity_source = _source(
     "reader_activity", "Page views (latest article read per reader)", query=READER_ACTIVITY_QUERY)
 

@@ -379,6 +379,38 @@ def registry_rollback(model: Annotated[str, typer.Argument()]) -> None:
     console.print(f"{model} champion is v{v.version} again")
 
 
+# --- segments ------------------------------------------------------------------------
+
+segments_app = typer.Typer(help="Reader segments from the segmentation model.", no_args_is_help=True)
+app.add_typer(segments_app, name="segments")
+
+
+@segments_app.command("write")
+def segments_write(
+    version: Annotated[Optional[str], typer.Option(help="Segmentation version or alias.")] = "champion",
+    as_of: Annotated[Optional[str], typer.Option(help="Assign from the snapshot of this day (YYYY-MM-DD); default: the newest.")] = None,
+) -> None:
+    """Assign every reader a segment and write them as the user_segment feature view (offline and online)."""
+    from ownlens_ml.features.quality import utc_midnight
+    from ownlens_ml.pipelines.segments import write_segments
+
+    with console.status("assigning and writing reader segments"):
+        written = write_segments(settings(), _version(version), utc_midnight(_day(as_of)) if as_of else None)
+    counts = ", ".join(f"{name} {n:,}" for name, n in written.counts.items())
+    console.print(f"wrote {written.readers:,} reader segments of segmentation v{written.version} "
+                  f"at {written.as_of:%Y-%m-%d}: {counts}")
+
+
+@segments_app.command("show")
+def segments_show(ids: Annotated[list[int], typer.Argument(help="Reader ids.")]) -> None:
+    """Each reader's segment, assigned now by the champion from their online features."""
+    from ownlens_ml.pipelines.segments import load_segmenter, online_segments
+
+    entry, model = load_segmenter(settings())
+    for user_id, name in zip(ids, online_segments(settings(), model, ids)):
+        console.print(f"{user_id}: {name} ({entry.label})")
+
+
 # --- demo ----------------------------------------------------------------------------
 
 

@@ -50,6 +50,9 @@ RUN_STATUSES = ("running", "succeeded", "failed")
 # has a rule on the class itself (see ``_CLASS_RULES``): a module prefix alone would admit,
 # e.g., ``numpy.memmap`` (whose constructor opens files) or ``xgboost.DMatrix``.
 TRUSTED_NAMESPACES = ("sklearn", "xgboost", "numpy", "scipy.sparse")
+# OwnLens' own estimator classes, each named exactly (never a package prefix); each must be a
+# scikit-learn estimator whose state is plain data and sklearn/numpy objects.
+TRUSTED_CLASSES = frozenset({"ownlens_ml.models.customer.segmentation.ReaderSegmentation"})
 
 _REGISTER_ATTEMPTS = 5
 _PG_LOCK_CLASS = 0x4F4C  # first key of pg_advisory_xact_lock(int, int): "OL", registry locks
@@ -238,7 +241,7 @@ def _refuse_untrusted(data: bytes, what: str) -> list[str]:
             f"{what} contains types outside the registry allowlist: {', '.join(refused)}; "
             f"allowed beyond skops' defaults: estimator classes from {', '.join(TRUSTED_NAMESPACES)} "
             "(sklearn estimators and trees, xgboost models and Booster, numpy dtypes and scalars, "
-            "scipy.sparse matrices)"
+            "scipy.sparse matrices) and the classes " + ", ".join(sorted(TRUSTED_CLASSES))
         )
     return list(names)
 
@@ -256,6 +259,11 @@ def _trusted_type(name: str) -> bool:
     re-exports of foreign classes), and pass the namespace's rule.
     """
     module_name, _, attr = name.rpartition(".")
+    if name in TRUSTED_CLASSES:
+        from sklearn.base import BaseEstimator
+
+        obj = getattr(importlib.import_module(module_name), attr, None)
+        return isinstance(obj, type) and obj.__module__ == module_name and issubclass(obj, BaseEstimator)
     namespace = _namespace_of(module_name)
     if namespace is None:
         return False
@@ -509,7 +517,7 @@ def load_model(settings: Settings, model_name: str, version: int | str | None = 
         estimator = load_estimator(info.artifact_format, bytes(artifact), info.artifact_sha256)
     except RegistryError as exc:
         raise type(exc)(f"{info.label}: {exc}") from None
-    needed = [m for m in REQUIRED_METHODS.get(info.task, ("predict",)) if not callable(getattr(estimator, m, None))]
+    needed = [m for m in REQUIRED_METHODS.get(info.task, ()) if not callable(getattr(estimator, m, None))]
     if needed:
         raise ArtifactIntegrityError(
             f"{info.label}: the artifact holds a {type(estimator).__name__}, which has no {', '.join(needed)} "
@@ -517,9 +525,10 @@ def load_model(settings: Settings, model_name: str, version: int | str | None = 
     return info, estimator
 
 
-REQUIRED_METHODS = {"binary": ("predict_proba",)}
-"""What a loaded estimator must offer per task kind (default: ``predict``); checked on load,
-because a checksum proves the bytes are the registered ones, not that they are the right kind."""
+REQUIRED_METHODS = {"binary": ("predict_proba",), "regression": ("predict",), "clustering": ("predict",),
+                    "ranking": ("recommend",)}
+"""What a loaded model must offer per task kind; checked on load, because a checksum proves
+the bytes are the registered ones, not that they are the right kind of model."""
 
 
 def list_versions(settings: Settings, model_name: str | None = None) -> list[ModelVersion]:

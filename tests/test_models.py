@@ -88,9 +88,13 @@ def test_model_contract(spec: ModelSpec, any_settings):
     loaded, model = registry.load_model(any_settings, spec.name, version.version)
     assert loaded.artifact_sha256 == version.artifact_sha256
     if kind.predict is not None and spec.feature_service:
-        rows = store.training_set(any_settings, spec.feature_service, labels.tail(50)).frame
+        # supervised kinds score labelled rows; others the first entities at the end of the version's window
+        entities = (labels.tail(50) if kind.supervised else
+                    pd.DataFrame({spec.entity_key[0]: np.arange(1, 51), "event_timestamp": version.window_end}))
+        rows = store.training_set(any_settings, spec.feature_service, entities).frame
         x = feature_matrix(rows, list(model.feature_names_in_))
-        assert kind.check_outputs(np.asarray(kind.predict(model, x), dtype=float)) is None
+        outputs = np.asarray(kind.predict(model, x))
+        assert len(outputs) == len(rows) and kind.check_outputs(outputs) is None
         assert list(model.feature_names_in_) == store.feature_names(service)
 
 

@@ -160,6 +160,10 @@ def test_disallowed_type_is_refused_naming_it():
     ("builtins.eval", False),
     ("os.system", False),
     ("sklearnx.evil.Thing", False),     # prefix look-alike
+    ("ownlens_ml.models.customer.segmentation.ReaderSegmentation", True),  # named exactly
+    ("ownlens_ml.models.customer.segmentation.KMeans", False),  # a re-export beside it
+    ("ownlens_ml.models.customer.segmentation.assign", False),  # a function of the same module
+    ("ownlens_ml.settings.Settings", False),  # the package is not a namespace
 ])
 def test_type_allowlist_is_precise(name, trusted):
     assert registry._trusted_type(name) is trusted

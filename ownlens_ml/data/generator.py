@@ -1045,7 +1045,7 @@ def _bursting_days(ed: Editorial) -> np.ndarray:
 
 def _clear(conn, settings: Settings) -> None:
     """Remove platform rows and everything derived from them (inside the caller's transaction)."""
-    feature = [t.name for t in schema.FEATURE_TABLES]
+    feature = [t.name for t in schema.FEATURE_TABLES] + [schema.customer_user_segments.name]
     platform = [t.name for t in reversed(schema.PLATFORM_TABLES)]
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql("TRUNCATE " + ", ".join(f'"{t}"' for t in feature + platform))

@@ -236,6 +236,17 @@ def _replay(settings: Settings, user_ids, as_of, window_days: int, paths: int, s
     return out
 
 
+def oracle_segments(settings: Settings, rows: pd.DataFrame, **_params) -> np.ndarray:
+    """The latent segment (``generator.SEGMENT_NAMES``) of each reader in ``rows['user_id']``, in order.
+
+    Raises:
+        MissingTableError: no generated truth (imported data).
+        ValidationError: a reader the generator did not draw.
+    """
+    truth = _Truth(settings)
+    return truth.users["segment"].to_numpy()[truth.rows(rows["user_id"].to_numpy())].astype(object)
+
+
 def recommendation_affinity(settings: Settings, rows: pd.DataFrame, as_of, horizon_hours: float = 24.0) -> np.ndarray:
     """How likely each reader is to pick each article in the window after ``as_of`` (signal 4).
 
@@ -307,5 +318,6 @@ ORACLES = {
     "article_performance": _article_performance_oracle,
     "recommendation": _recommendation_oracle,
     "trending": _trending_oracle,
+    "segments": oracle_segments,
 }
 """Oracle name -> ``fn(settings, rows, **params)``: the generator's truth for the rows."""

@@ -237,6 +237,19 @@ editorial_author_features = Table(
 
 FEATURE_TABLES = (customer_user_features, editorial_article_features, editorial_author_features)
 
+customer_user_segments = Table(
+    # Written by the segmentation model (``ownlens-ml segments write``), not by the snapshot
+    # builder: a derived view later models read, hence outside FEATURE_TABLES' quality checks.
+    "customer_user_segments", metadata,
+    Column("user_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("event_timestamp", TS, primary_key=True,
+           comment="Snapshot time of the features the segment was assigned from (00:00 UTC)"),
+    Column("segment_name", String(60), nullable=False, comment="The reader's segment, e.g. 'weekend reader'"),
+    Column("segment_model_version", BigInteger, nullable=False,
+           comment="Version of the segmentation model that assigned it"),
+    Index(None, "event_timestamp"),
+)
+
 # --- ML --------------------------------------------------------------------------------
 
 ml_model_registry = Table(

@@ -161,6 +161,83 @@ def _comparison(ev: Evaluation, folder: Path) -> list[str]:
     return ["model_vs_baselines.png"]
 
 
+# --- clustering plots ------------------------------------------------------------------
+
+
+def _k_selection(ev: Evaluation, folder: Path) -> list[str]:
+    """Mean silhouette per number of segments tried, the tie band and the chosen count marked."""
+    curve, chosen = ev.extras.get("k_curve"), ev.extras.get("k")
+    if not curve:
+        return []
+    ks, values = [int(k) for k in curve], list(curve.values())
+    fig, ax = plt.subplots(figsize=(7, 4.3))
+    ax.plot(ks, values, marker="o", color=MODEL_COLOR)
+    tolerance = ev.extras.get("k_tolerance")
+    if tolerance:
+        ax.axhspan(max(values) - tolerance, max(values), color=MODEL_COLOR, alpha=0.12,
+                   label=f"within {tolerance} of the best: ties, the largest k is taken")
+    if chosen is not None:
+        ax.scatter([chosen], [curve[chosen]], s=120, facecolors="none", edgecolors=ORACLE_COLOR, lw=1.6,
+                   label=f"chosen: {chosen} segments", zorder=3)
+    if tolerance or chosen is not None:
+        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False)
+    ax.set_xticks(ks)
+    _style(ax, "Number of segments: mean silhouette (higher = better separated)", "segments (k)", "silhouette")
+    fig.tight_layout()
+    fig.savefig(folder / "k_selection.png", dpi=110)
+    plt.close(fig)
+    return ["k_selection.png"]
+
+
+def _heatmap(ax, table: pd.DataFrame, fmt: str, cmap: str, center: float | None = None) -> None:
+    values = table.to_numpy(dtype=float)
+    if center is None:
+        image = ax.imshow(values, cmap=cmap, aspect="auto")
+    else:
+        span = max(abs(np.nanmin(values) - center), abs(np.nanmax(values) - center), 1e-9)
+        image = ax.imshow(values, cmap=cmap, aspect="auto", vmin=center - span, vmax=center + span)
+    ax.set_xticks(range(table.shape[1]), table.columns, rotation=35, ha="right", fontsize=8)
+    ax.set_yticks(range(table.shape[0]), table.index, fontsize=9)
+    for (i, j), v in np.ndenumerate(values):
+        ax.text(j, i, format(v, fmt), ha="center", va="center", fontsize=7.5)
+    ax.figure.colorbar(image, ax=ax, fraction=0.03)
+
+
+def _segment_profiles(ev: Evaluation, folder: Path) -> list[str]:
+    """Each segment's standardised centroid (0 = the average reader) and its share of readers."""
+    profile = ev.extras.get("profile")
+    if profile is None or len(profile) == 0:
+        return []
+    z = profile[[c for c in profile.columns if c.startswith("z_")]].rename(columns=lambda c: c[2:])
+    z.index = [f"{name} ({share:.0%})" for name, share in zip(profile.index, profile["share"])]
+    fig, ax = plt.subplots(figsize=(1.0 * z.shape[1] + 3.5, 0.55 * len(z) + 2.2))
+    _heatmap(ax, z, "+.1f", "RdBu_r", center=0.0)
+    ax.set_title("Segment profiles: standardised centroid per habit (share of readers)", fontsize=11, loc="left")
+    fig.tight_layout()
+    fig.savefig(folder / "segment_profiles.png", dpi=110)
+    plt.close(fig)
+    habits = profile[[c for c in profile.columns if not c.startswith("z_")]].round(2)
+    return ["segment_profiles.png", "", "Segment centroids in the habits' own units (per-session habits shrunk "
+            "towards the population for readers with few sessions):", "", habits.to_markdown()]
+
+
+def _segment_transitions(ev: Evaluation, folder: Path) -> list[str]:
+    """Where the previous version's segments went: share of each old segment's readers per new segment."""
+    moves = ev.extras.get("transitions")
+    if moves is None or len(moves) == 0:
+        return []
+    shares = moves.div(moves.sum(axis=1).replace(0, np.nan), axis=0)
+    fig, ax = plt.subplots(figsize=(0.9 * moves.shape[1] + 4, 0.55 * len(moves) + 2.4))
+    _heatmap(ax, shares, ".0%", "Blues")
+    ax.set_xlabel("segment in this version", fontsize=9)
+    ax.set_ylabel(f"segment in {ev.extras.get('previous', 'the previous version')}", fontsize=9)
+    ax.set_title("Movement of readers between segments (row shares)", fontsize=11, loc="left")
+    fig.tight_layout()
+    fig.savefig(folder / "segment_transitions.png", dpi=110)
+    plt.close(fig)
+    return ["segment_transitions.png"]
+
+
 def _ndcg_curves(ev: Evaluation, folder: Path) -> list[str]:
     """NDCG@k against k for the recommender, its baselines and the oracle (ranking kinds)."""
     curves, ks = ev.extras.get("ndcg_curves", {}), ev.extras.get("ks", [])
@@ -231,6 +308,9 @@ PLOTS: dict[str, Callable[[Evaluation, Path], list[str]]] = {
     "ndcg_at_k": _ndcg_curves,
     "activity_bursts": _activity_bursts,
     "detection_curve": _detection_curve,
+    "k_selection": _k_selection,
+    "segment_profiles": _segment_profiles,
+    "segment_transitions": _segment_transitions,
 }
 """Report sections by name; a kind lists the ones it draws. Each writes its PNGs into the
 folder and returns them in order (an entry not ending in ``.png`` is Markdown, e.g. a table)."""

@@ -26,7 +26,7 @@ import pandas as pd
 from sqlalchemy import Engine, text
 
 from ownlens_ml.db import get_engine, require_tables
-from ownlens_ml.db.schema import FEATURE_TABLES, Table
+from ownlens_ml.db.schema import FEATURE_TABLES, Table, customer_user_segments
 from ownlens_ml.errors import EmptyWindowError, StateFolderError, ValidationError
 from ownlens_ml.features.quality import QualityReport, check_snapshots
 from ownlens_ml.settings import Settings
@@ -450,6 +450,7 @@ def _build_local(settings: Settings, engine: Engine, parts: dict[str, _Part],
         staging = settings.offline_dir / f".build-{os.getpid()}"
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir()
+        _ensure_segments_file(settings)
     except OSError as exc:
         raise StateFolderError(f"cannot write snapshots into {settings.offline_dir}: {exc.strerror}; "
                                "make the state folder writable or set OWNLENS_HOME") from None
@@ -471,6 +472,16 @@ def _build_local(settings: Settings, engine: Engine, parts: dict[str, _Part],
         con.close()
         shutil.rmtree(staging, ignore_errors=True)
     return rows, report
+
+
+def _ensure_segments_file(settings: Settings) -> None:
+    """An empty ``customer_user_segments`` file until the segmentation model writes one: every
+    source's file must exist for a plain ``feast materialize`` of all views (PostgreSQL has the table)."""
+    path = settings.offline_dir / f"{customer_user_segments.name}.parquet"
+    if not path.exists():
+        pd.DataFrame({"user_id": pd.Series(dtype="int64"), "event_timestamp": pd.Series(dtype="datetime64[ns, UTC]"),
+                      "segment_name": pd.Series(dtype=object), "segment_model_version": pd.Series(dtype="int64"),
+                      }).to_parquet(path, index=False)
 
 
 def _rewrite_parquet(con: duckdb.DuckDBPyConnection, path: Path, out: Path, part: _Part) -> int:

@@ -345,7 +345,8 @@ def _as_rows(columns: dict[str, list]) -> list[dict]:
     return [dict(zip(columns, values)) for values in zip(*columns.values())]
 
 
-def materialize(settings: Settings, start: datetime, end: datetime, engine: str = "auto") -> None:
+def materialize(settings: Settings, start: datetime, end: datetime, engine: str = "auto",
+                views: list[str] | None = None) -> None:
     """Load the latest feature values stamped in [start, end] into the online store.
 
     Args:
@@ -354,6 +355,7 @@ def materialize(settings: Settings, start: datetime, end: datetime, engine: str 
         engine: ``auto`` (Redis: the vectorized writer in ``materializer.py``, same bytes as
             Feast's; SQLite: Feast), ``fast`` or ``feast`` (``FeatureStore.materialize``, what
             the plain ``feast materialize`` runs).
+        views: feature view names; default: every online view.
 
     Raises:
         ValidationError: ``start`` is after ``end``.
@@ -373,7 +375,7 @@ def materialize(settings: Settings, start: datetime, end: datetime, engine: str 
         raise EmptyWindowError(f"no feature snapshots stamped in {start:%Y-%m-%d}..{end:%Y-%m-%d} ({known}); "
                                "choose a window inside it, or run `ownlens-ml features build`")
     if _use_fast(engine, settings.is_production, "materialization"):
-        materialize_redis(settings, start, end)
+        materialize_redis(settings, start, end, views)
         return
     with feast_errors(settings, "features materialize"):
-        feature_store(settings).materialize(start_date=start, end_date=end)
+        feature_store(settings).materialize(start_date=start, end_date=end, feature_views=views)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from ownlens_ml.errors import UnknownModelError
-from ownlens_ml.models.customer import churn, conversion, recommendation
+from ownlens_ml.models.customer import churn, conversion, recommendation, segmentation
 from ownlens_ml.models.editorial import article_performance, trending
 from ownlens_ml.models.spec import ModelSpec
 
-SPECS: dict[str, ModelSpec] = {spec.name: spec for spec in (churn.SPEC, conversion.SPEC, article_performance.SPEC,
-                                                             recommendation.SPEC, trending.SPEC)}
+SPECS: dict[str, ModelSpec] = {spec.name: spec for spec in (churn.SPEC, conversion.SPEC, segmentation.SPEC,
+                                                             article_performance.SPEC, recommendation.SPEC, trending.SPEC)}
 
 
 def get_spec(name: str) -> ModelSpec:

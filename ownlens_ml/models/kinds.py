@@ -124,6 +124,28 @@ REGRESSION = TaskKind(
     importance_scoring="r2",
 )
 
+def _segment_names(model, x: pd.DataFrame) -> np.ndarray:
+    return np.asarray(model.predict(x), dtype=object)
+
+
+def _not_names(outputs: np.ndarray) -> str | None:
+    bad = sum(1 for name in outputs if not isinstance(name, str) or not name)
+    return f"{bad} rows have no segment name" if bad else None
+
+
+CLUSTERING = TaskKind(
+    name="clustering",
+    # silhouette: separation in the model's own standardised space; adjusted_rand: agreement
+    # with the generator's latent segments; name_stability: readers keeping the champion's name
+    metrics={"silhouette": True, "adjusted_rand": True, "name_stability": True},
+    gate_metric="silhouette",
+    artifact_format="skops",
+    plots=("k_selection", "segment_profiles", "segment_transitions", "comparison"),
+    supervised=False,
+    predict=_segment_names,
+    check_outputs=_not_names,
+)
+
 RANKING = TaskKind(
     name="ranking",
     metrics={"ndcg@10": True, "precision@10": True, "recall@10": True, "map@10": True, "coverage": True},
@@ -145,7 +167,7 @@ RULE = TaskKind(
 )
 """A scoring rule with parameters and no estimator, scored against known events (injected bursts)."""
 
-KINDS: dict[str, TaskKind] = {kind.name: kind for kind in (BINARY, REGRESSION, RANKING, RULE)}
+KINDS: dict[str, TaskKind] = {kind.name: kind for kind in (BINARY, REGRESSION, CLUSTERING, RANKING, RULE)}
 
 
 def get_kind(name: str) -> TaskKind:
