@@ -1,4 +1,4 @@
-"""Page views as the recommender and trending read them: aggregated in SQL, one query each."""
+"""Reads as the recommender and trending read them (page views; for trending, paywall hits too): aggregated in SQL, one query each."""
 
 from __future__ import annotations
 

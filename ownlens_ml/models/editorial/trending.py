@@ -388,9 +388,9 @@ def score_bursts(detection: Detection, bursts: pd.DataFrame, grace_hours: int = 
         "false_alarms_per_series_day": false_alarms / max(series_days, 1e-9),
         "median_hours_to_detect": float(np.nanmedian(b.loc[strong & b["found"], "hours_to_detect"]))
         if (strong & b["found"]).any() else float("nan"),
-        "bursts": int(len(b)),
+        "bursts": len(b),
         "bursts_2x": int(strong.sum()),
-        "episodes": int(len(ep)),
+        "episodes": len(ep),
         "false_alarms": false_alarms,
     }
     b["lift_bin"] = pd.cut(b["lift"], LIFT_BINS, right=False).astype(str)
@@ -442,12 +442,12 @@ class TrendingTrainer:
 
     rule: TrendingRule = TrendingRule()
 
-    def _series(self, ctx: TrainContext, as_of: pd.Timestamp | None) -> tuple[Series, str]:
+    def _series(self, ctx: TrainContext, as_of: pd.Timestamp | None, rule: TrendingRule) -> tuple[Series, str]:
         from ownlens_ml.features.store import entity_fingerprint
 
         with ctx.steps("activity", f"{ctx.spec.name}: hourly reads per category and brand"):
             hourly = hourly_reads(ctx.settings, end=None if as_of is None else pd.Timestamp(as_of).to_pydatetime())
-            series = series_from_hourly(hourly, category_names(ctx.settings), articles(ctx.settings), self.rule)
+            series = series_from_hourly(hourly, category_names(ctx.settings), articles(ctx.settings), rule)
         return series, entity_fingerprint(hourly)
 
     def _evaluation(self, ctx: TrainContext, series: Series, rule: TrendingRule, version: int | None) -> Evaluation:
@@ -484,7 +484,7 @@ class TrendingTrainer:
 
     def train(self, ctx: TrainContext) -> Trained:
         """Run the rule over the activity and score it; the parameters are the artifact."""
-        series, fingerprint = self._series(ctx, ctx.window.as_of)
+        series, fingerprint = self._series(ctx, ctx.window.as_of, self.rule)
         evaluation = self._evaluation(ctx, series, self.rule, None)
         start = pd.Timestamp(int(series.hours[0]) * HOUR, unit="s", tz="UTC")
         end = pd.Timestamp(int(series.hours[-1] + 1) * HOUR, unit="s", tz="UTC")
@@ -495,7 +495,7 @@ class TrendingTrainer:
     def evaluate(self, ctx: TrainContext, version, model: TrendingRule) -> Evaluation:
         """Re-score a registered rule on the activity of its lineage."""
         as_of = version.params.get("as_of")
-        series, fingerprint = self._series(ctx, pd.Timestamp(as_of) if as_of else None)
+        series, fingerprint = self._series(ctx, pd.Timestamp(as_of) if as_of else None, model)
         evaluation = self._evaluation(ctx, series, model, version.version)
         if fingerprint != version.training_set_fingerprint:
             evaluation.notes.append("the activity differs from the one this version was scored on (data changed since)")
