@@ -16,6 +16,7 @@ from ownlens_ml.models.editorial.trending import (
     current,
     detect,
     series_from_hourly,
+    supply,
     trending_now,
 )
 from ownlens_ml.pipelines.training import train
@@ -61,6 +62,34 @@ def test_steady_series_do_not_trend_and_a_jump_does_with_its_age():
     assert 1 <= row["hours_trending"] <= 5 and row["since"] >= pd.Timestamp((400_000 + 24 * 21 - 5) * 3600,
                                                                              unit="s", tz="UTC")
     assert set(current(detect(series_from_hourly(hourly)), brand_id=1)["brand_id"]) <= {0, 1}
+
+
+def test_reads_that_follow_the_article_supply_are_not_a_trend():
+    """brand 2's food desk publishes 8 times as much for a week: its reads rise with it, which is no
+    trend once the articles are known, and looks like one when they are not."""
+    hours = 24 * 28
+    first_day = 400_000 // 24 + 1
+    rows = []
+    for day in range(first_day - 10, first_day + hours // 24 + 1):
+        for brand in (1, 2):
+            for category in (1, 2, 3):
+                n = 8 if (brand, category) == (2, 3) and first_day + 14 <= day < first_day + 21 else 1
+                rows += [(brand, category, (day * 24 + 9 + k) * 3600) for k in range(n)]
+    arts = pd.DataFrame(rows, columns=["brand_id", "category_id", "published_at"])
+    grid = np.arange(first_day * 24, first_day * 24 + hours)
+    share = supply(grid, np.array([1, 2]), np.array([1, 2, 3]), arts)
+    assert np.allclose(share[:, :3].sum(axis=1), 3) and np.allclose(share[:, 3:6].sum(axis=1), 3)
+    food2 = 3 + 3 + 2   # overall (3), brand 1 (3), then brand 2's third category
+    assert share[24 * 18, food2] > 1.3 * share[24 * 10, food2], "more fresh articles, a larger share"
+    rng = np.random.default_rng(3)
+    reads = [(h, b, c, rng.poisson(24.0 * share[h - grid[0], 3 * b + c - 1] / 3))
+             for h in grid for b in (1, 2) for c in (1, 2, 3)]
+    hourly = pd.DataFrame(reads, columns=["hour", "brand_id", "category_id", "reads"])
+    rule = TrendingRule()
+    with_supply = detect(series_from_hourly(hourly, None, arts, rule), rule).episodes
+    blind = detect(series_from_hourly(hourly), rule).episodes
+    assert "category3@brand2" in set(blind["series"]), blind
+    assert "category3@brand2" not in set(with_supply["series"]), with_supply
 
 
 def test_rule_json_round_trip_and_refusals():

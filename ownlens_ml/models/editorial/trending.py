@@ -2,9 +2,11 @@
 
 A rule, not an estimator. Every hour, each series (a category across all brands, and each
 brand's category) is compared with what its own baseline predicts for that hour: the
-series' decayed share of its parent's reads (all reads, or the brand's) times the parent's
-reads in the last 1, 3, 6 or 12 hours. Normalising by the parent removes the daily and
-weekly cycle; the share is decayed (half-life ``half_life_hours``) and frozen while the
+series' decayed share of its parent's exposure times the parent's exposure in the last 1,
+3, 6 or 12 hours. The exposure is the parent's attempted reads (all, or the brand's) times
+the series' share of the parent's article supply: a category with more fresh articles is
+read more, so supply swings are not trends (``supply``). Normalising by the parent removes
+the daily and weekly cycle; the share is decayed (half-life ``half_life_hours``) and frozen while the
 series trends, so a burst does not raise its own baseline. A window is significant when its
 reads are improbable under Poisson(expected) (``-log10 p >= min_score``), at least
 ``min_ratio`` times the expectation and at least ``min_reads`` (the floor that keeps a quiet
@@ -33,7 +35,7 @@ from ownlens_ml.errors import (
 )
 from ownlens_ml.evaluation.oracle import oracle
 from ownlens_ml.evaluation.report import Evaluation
-from ownlens_ml.models.reads import hourly_reads
+from ownlens_ml.models.reads import articles, hourly_reads
 from ownlens_ml.models.spec import ModelSpec, TrainContext, Trained
 from ownlens_ml.settings import Settings
 
@@ -62,6 +64,10 @@ class TrendingRule:
     """Trending hours this close together form one episode."""
     lookback_days: int = 14
     """How much history ``trending_now`` reads to warm the baseline."""
+    supply_tau_hours: float = 36.0
+    """E-folding age of an article's weight in its series' supply (readers favour fresh pieces)."""
+    supply_days: int = 10
+    """Articles older than this are no longer supply."""
 
     def validate(self) -> None:
         if not (self.half_life_hours > 0 and self.windows and min(self.windows) >= 1 and self.min_reads >= 1
@@ -99,10 +105,22 @@ class Series:
     """(hours, series)."""
     parent: np.ndarray
     """(hours, series): reads of the series' parent (all reads, or its brand's)."""
+    supply: np.ndarray | None = None
+    """(hours, series): the series' share of its parent's article supply x the parent's categories
+    (1 = an even share); None when the articles are unknown (the exposure is then the parent's reads)."""
+
+    def exposure(self) -> np.ndarray:
+        """The parent's reads weighted by the series' share of the supply."""
+        return self.parent if self.supply is None else self.parent * self.supply
 
 
-def series_from_hourly(hourly: pd.DataFrame, categories: dict[int, str] | None = None) -> Series:
-    """Series (every category overall, and per brand) from ``reads.hourly_reads`` rows."""
+def series_from_hourly(hourly: pd.DataFrame, categories: dict[int, str] | None = None,
+                       articles: pd.DataFrame | None = None, rule: TrendingRule = TrendingRule()) -> Series:
+    """Series (every category overall, and per brand) from ``reads.hourly_reads`` rows.
+
+    ``articles`` (``reads.articles`` rows: brand_id, category_id, published_at in epoch
+    seconds) gives each series its share of the article supply (see ``supply``).
+    """
     if hourly.empty:
         raise EmptyWindowError("no hourly reads to look for trends in")
     hours = np.arange(hourly["hour"].min(), hourly["hour"].max() + 1)
@@ -120,7 +138,46 @@ def series_from_hourly(hourly: pd.DataFrame, categories: dict[int, str] | None =
     brand_id = np.concatenate([np.zeros(len(cats), np.int64), np.repeat(brands, len(cats))])
     category_id = np.concatenate([cats, np.tile(cats, len(brands))])
     names = [f"{name(int(c), f'category{c}')}" + (f"@brand{b}" if b else "") for b, c in zip(brand_id, category_id)]
-    return Series(hours, names, brand_id, category_id, reads, parent)
+    share = None if articles is None else supply(hours, brands, cats, articles, rule)
+    return Series(hours, names, brand_id, category_id, reads, parent, share)
+
+
+def supply(hours: np.ndarray, brands: np.ndarray, cats: np.ndarray, articles: pd.DataFrame,
+           rule: TrendingRule = TrendingRule()) -> np.ndarray:
+    """(hours, series) each series' share of its parent's article supply x the parent's categories.
+
+    A brand-category's supply in an hour is its articles of the last ``supply_days``, each
+    weighted by exp(-age / ``supply_tau_hours``) with the age taken at midday (readers choose
+    among the day's pieces), counting today's pieces once published and, for those still to
+    come today, the series' usual daily output times the share of a day's publishing that is
+    usually still ahead at this hour (both learned from the articles table). Series order as
+    ``series_from_hourly``: every category overall, then each brand's.
+    """
+    pub = articles["published_at"].to_numpy(np.float64) / HOUR
+    b = np.searchsorted(brands, articles["brand_id"].to_numpy())
+    c = np.searchsorted(cats, articles["category_id"].to_numpy())
+    keep = (b < len(brands)) & (c < len(cats))
+    keep &= (brands[np.minimum(b, len(brands) - 1)] == articles["brand_id"].to_numpy())
+    keep &= (cats[np.minimum(c, len(cats) - 1)] == articles["category_id"].to_numpy())
+    pub, cell = pub[keep], b[keep] * len(cats) + c[keep]
+    n_cells = len(brands) * len(cats)
+    span_days = max((pub.max() - pub.min()) / 24.0, 1.0) if pub.size else 1.0
+    daily = np.bincount(cell, minlength=n_cells) / span_days
+    done_by_hour = np.cumsum(np.bincount((pub % 24).astype(np.int64), minlength=24)) / max(pub.size, 1)
+    order = np.argsort(pub)
+    pub, cell = pub[order], cell[order]
+    mass = np.zeros((len(hours), n_cells))
+    for t, hour in enumerate(hours):
+        midday = (hour // 24) * 24 + 12
+        lo, hi = np.searchsorted(pub, [midday - 12 - 24 * rule.supply_days, hour + 1])
+        weight = np.exp(-np.maximum(midday - pub[lo:hi], 0.0) / rule.supply_tau_hours)
+        mass[t] = np.bincount(cell[lo:hi], weight, minlength=n_cells) + daily * (1.0 - done_by_hour[hour % 24])
+    cube = mass.reshape(len(hours), len(brands), len(cats))
+    overall = cube.sum(axis=1)
+    per_brand = cube / np.maximum(cube.sum(axis=2, keepdims=True), 1e-12)
+    share = np.concatenate([overall / np.maximum(overall.sum(axis=1, keepdims=True), 1e-12),
+                            per_brand.reshape(len(hours), -1)], axis=1)
+    return share * len(cats)
 
 
 def _poisson_score(observed: np.ndarray, expected: np.ndarray) -> np.ndarray:
@@ -168,13 +225,14 @@ def detect(series: Series, rule: TrendingRule = TrendingRule()) -> Detection:
     base = np.zeros((n_hours, n_series))
     windows = np.array(sorted(rule.windows))
     span = int(windows.max())
+    exposure = series.exposure()
     for t in range(n_hours):
         if t >= rule.warmup_hours:
             lo = max(t + 1 - span, 0)
             # the share expected in each recent hour's slot, shrunk towards the series' overall share
             overall = num.sum(axis=0) / np.maximum(den.sum(axis=0), 1e-12)
             share = (num[slot[lo:t + 1]] + rule.prior_reads * overall) / (den[slot[lo:t + 1]] + rule.prior_reads)
-            expected_h = share * series.parent[lo:t + 1]
+            expected_h = share * exposure[lo:t + 1]
             base[t] = expected_h[-1]
             observed_h = series.reads[lo:t + 1]
             k = np.minimum(windows, t + 1 - lo)
@@ -199,7 +257,7 @@ def detect(series: Series, rule: TrendingRule = TrendingRule()) -> Detection:
         num *= decay
         den *= decay
         num[slot[t]] += np.where(keep, series.reads[t], 0.0)
-        den[slot[t]] += np.where(keep, series.parent[t], 0.0)
+        den[slot[t]] += np.where(keep, exposure[t], 0.0)
     return Detection(series, score, ratio, flags, base, _episodes(series, flags, score, rule.merge_gap_hours))
 
 
@@ -258,7 +316,7 @@ def trending_now(settings: Settings, rule: TrendingRule = TrendingRule(), brand_
         end = pd.Timestamp(int(latest + 1) * HOUR, unit="s", tz="UTC")
     start = end - pd.Timedelta(days=rule.lookback_days)
     hourly = hourly_reads(settings, start.to_pydatetime(), end.to_pydatetime())
-    return current(detect(series_from_hourly(hourly, category_names(settings)), rule), brand_id)
+    return current(detect(series_from_hourly(hourly, category_names(settings), articles(settings), rule), rule), brand_id)
 
 
 def category_names(settings: Settings) -> dict[int, str]:
@@ -281,7 +339,8 @@ def score_bursts(detection: Detection, bursts: pd.DataFrame, grace_hours: int = 
 
     A burst is found when an episode on its own series overlaps [start, end + grace). An
     episode is a false alarm when it overlaps no burst on its category in a related series
-    (the same brand, or all brands on either side) within the same grace.
+    (the same brand, or all brands on either side) within the same grace; a burst that starts
+    in the detector's warm-up is not scored for recall but still explains the episodes on it.
 
     Returns:
         Metrics (recall of bursts with lift >= 2, precision of episodes, false alarms per
@@ -292,9 +351,10 @@ def score_bursts(detection: Detection, bursts: pd.DataFrame, grace_hours: int = 
     b = bursts.copy()
     b["start_hour"] = (pd.to_datetime(b["start"], utc=True).astype("int64") // 10**9 // HOUR).astype(np.int64)
     b["end_hour"] = (pd.to_datetime(b["end"], utc=True).astype("int64") // 10**9 // HOUR).astype(np.int64)
-    # bursts before the detector's warm-up cannot be judged
+    # every burst excuses the episodes it explains, but one starting in the detector's warm-up (or
+    # after the data) cannot be judged for recall: it is dropped from the table after matching
     first = int(s.hours[0]) + TrendingRule().warmup_hours if len(s.hours) else 0
-    b = b[(b["start_hour"] >= first) & (b["start_hour"] <= int(s.hours[-1]))].reset_index(drop=True)
+    judged = ((b["start_hour"] >= first) & (b["start_hour"] <= int(s.hours[-1]))).to_numpy()
     found, delay = np.zeros(len(b), bool), np.full(len(b), np.nan)
     seen_any = np.zeros(len(b), bool)
     matched = np.zeros(len(ep), bool)
@@ -312,6 +372,7 @@ def score_bursts(detection: Detection, bursts: pd.DataFrame, grace_hours: int = 
             # hours from the burst's start to the end of the first flagged hour
             delay[i] = max(ep.loc[own, "start_hour"].min() - burst["start_hour"], 0) + 1
     b["found"], b["hours_to_detect"], b["found_any_scope"] = found, delay, seen_any
+    b = b[judged].reset_index(drop=True)
     strong = b["lift"] >= 2.0
     series_days = s.reads.shape[1] * len(s.hours) / 24.0
     false_alarms = int((~matched).sum())
@@ -327,9 +388,9 @@ def score_bursts(detection: Detection, bursts: pd.DataFrame, grace_hours: int = 
         "false_alarms_per_series_day": false_alarms / max(series_days, 1e-9),
         "median_hours_to_detect": float(np.nanmedian(b.loc[strong & b["found"], "hours_to_detect"]))
         if (strong & b["found"]).any() else float("nan"),
-        "bursts": int(len(b)),
+        "bursts": len(b),
         "bursts_2x": int(strong.sum()),
-        "episodes": int(len(ep)),
+        "episodes": len(ep),
         "false_alarms": false_alarms,
     }
     b["lift_bin"] = pd.cut(b["lift"], LIFT_BINS, right=False).astype(str)
@@ -381,12 +442,12 @@ class TrendingTrainer:
 
     rule: TrendingRule = TrendingRule()
 
-    def _series(self, ctx: TrainContext, as_of: pd.Timestamp | None) -> tuple[Series, str]:
+    def _series(self, ctx: TrainContext, as_of: pd.Timestamp | None, rule: TrendingRule) -> tuple[Series, str]:
         from ownlens_ml.features.store import entity_fingerprint
 
         with ctx.steps("activity", f"{ctx.spec.name}: hourly reads per category and brand"):
             hourly = hourly_reads(ctx.settings, end=None if as_of is None else pd.Timestamp(as_of).to_pydatetime())
-            series = series_from_hourly(hourly, category_names(ctx.settings))
+            series = series_from_hourly(hourly, category_names(ctx.settings), articles(ctx.settings), rule)
         return series, entity_fingerprint(hourly)
 
     def _evaluation(self, ctx: TrainContext, series: Series, rule: TrendingRule, version: int | None) -> Evaluation:
@@ -423,7 +484,7 @@ class TrendingTrainer:
 
     def train(self, ctx: TrainContext) -> Trained:
         """Run the rule over the activity and score it; the parameters are the artifact."""
-        series, fingerprint = self._series(ctx, ctx.window.as_of)
+        series, fingerprint = self._series(ctx, ctx.window.as_of, self.rule)
         evaluation = self._evaluation(ctx, series, self.rule, None)
         start = pd.Timestamp(int(series.hours[0]) * HOUR, unit="s", tz="UTC")
         end = pd.Timestamp(int(series.hours[-1] + 1) * HOUR, unit="s", tz="UTC")
@@ -434,7 +495,7 @@ class TrendingTrainer:
     def evaluate(self, ctx: TrainContext, version, model: TrendingRule) -> Evaluation:
         """Re-score a registered rule on the activity of its lineage."""
         as_of = version.params.get("as_of")
-        series, fingerprint = self._series(ctx, pd.Timestamp(as_of) if as_of else None)
+        series, fingerprint = self._series(ctx, pd.Timestamp(as_of) if as_of else None, model)
         evaluation = self._evaluation(ctx, series, model, version.version)
         if fingerprint != version.training_set_fingerprint:
             evaluation.notes.append("the activity differs from the one this version was scored on (data changed since)")
