@@ -28,6 +28,12 @@ def preprocessing(*, impute: bool, scale: bool) -> ColumnTransformer:
     )
 
 
+def boosted(model) -> Pipeline:
+    """A gradient-boosted model behind the shared preprocessing: strings one-hot encoded,
+    numbers passed through (XGBoost handles missing values itself, so no imputation)."""
+    return Pipeline([("prep", preprocessing(impute=False, scale=False)), ("model", model)])
+
+
 def feature_matrix(frame: pd.DataFrame, features: list[str]) -> pd.DataFrame:
     """The estimator input: numeric-like columns as float64 (nulls → NaN), others as object.
 

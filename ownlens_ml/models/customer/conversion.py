@@ -5,7 +5,7 @@ from __future__ import annotations
 from sklearn.pipeline import Pipeline
 from xgboost import XGBClassifier
 
-from ownlens_ml.models.baselines import preprocessing
+from ownlens_ml.models.baselines import boosted
 from ownlens_ml.models.customer.labels import free_active_readers, conversion_labels
 from ownlens_ml.models.spec import LabelWindow, ModelSpec
 
@@ -14,12 +14,9 @@ WINDOW_DAYS = 14
 
 def conversion_estimator(seed: int) -> Pipeline:
     """Gradient-boosted trees for a rare positive class: shallow, strongly regularised."""
-    return Pipeline([
-        ("prep", preprocessing(impute=False, scale=False)),
-        ("model", XGBClassifier(n_estimators=1500, max_depth=3, learning_rate=0.02, subsample=0.8,
-                                colsample_bytree=0.8, min_child_weight=20, reg_lambda=10.0, tree_method="hist",
-                                early_stopping_rounds=60, eval_metric="logloss", n_jobs=2, random_state=seed)),
-    ])
+    return boosted(XGBClassifier(n_estimators=1500, max_depth=3, learning_rate=0.02, subsample=0.8,
+                                 colsample_bytree=0.8, min_child_weight=20, reg_lambda=10.0, tree_method="hist",
+                                 early_stopping_rounds=60, eval_metric="logloss", n_jobs=2, random_state=seed))
 
 
 SPEC = ModelSpec(
