@@ -53,6 +53,7 @@ class Scorer:
         features: the model's inputs in its signature's order.
         numeric: per feature, whether its Feast type is a number (float64) or not (object).
         booster: ``float matrix -> scores``, equal to the pipeline, or None (the pipeline runs).
+        predict: the kind's ``(model, frame) -> outputs``, looked up once at load.
     """
 
     version: registry.ModelVersion
@@ -60,6 +61,7 @@ class Scorer:
     features: list[str]
     numeric: list[bool]
     booster: Callable[[np.ndarray], np.ndarray] | None
+    predict: Callable[[Any, pd.DataFrame], np.ndarray]
 
     def score_columns(self, values: dict[str, list], n: int) -> np.ndarray:
         """Scores for ``n`` entities from feature name -> list of values (None: missing)."""
@@ -82,7 +84,7 @@ class Scorer:
         return self._pipeline(pd.DataFrame(columns, index=frame.index))
 
     def _pipeline(self, x: pd.DataFrame) -> np.ndarray:
-        return np.asarray(get_kind(self.version.task).predict(self.model, x), dtype=np.float64)
+        return np.asarray(self.predict(self.model, x), dtype=np.float64)
 
 
 def _typed(values: list, numeric: bool) -> np.ndarray:
@@ -109,13 +111,14 @@ def prepare(version: registry.ModelVersion, model: Any, service: FeatureService)
             f"{version.label}: inputs {sorted(set(features) ^ set(types))} differ between the model and "
             f"feature service {service.name}; retrain it on the service")
     numeric = [types[f] in NUMERIC_TYPES for f in features]
-    scorer = Scorer(version, model, features, numeric, None)
+    predict = get_kind(version.task).predict
+    scorer = Scorer(version, model, features, numeric, None, predict)
     booster = _booster_shortcut(model, features) if all(numeric) else None
     probes = _probe_rows(len(features))
     expected = scorer._pipeline(pd.DataFrame(probes, columns=features))  # also warms the pipeline up
     if booster is not None:
         if np.array_equal(booster(probes).astype(np.float64), expected):
-            scorer = Scorer(version, model, features, numeric, lambda x: booster(x).astype(np.float64))
+            scorer = Scorer(version, model, features, numeric, lambda x: booster(x).astype(np.float64), predict)
         else:
             log.warning("%s: the booster shortcut differs from the pipeline on probe rows; using the pipeline",
                         version.label)

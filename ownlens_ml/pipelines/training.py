@@ -95,12 +95,14 @@ class Prepared:
     """The file the labels came from (``train --labels``), None for the spec's label builder."""
     labels_fingerprint: str | None = None
 
-    def xy(self, part: str, extra: tuple[str, ...] = ()) -> tuple[pd.DataFrame, np.ndarray]:
+    def xy(self, part: str) -> tuple[pd.DataFrame, np.ndarray]:
         rows = getattr(self.split, part)
-        x = feature_matrix(rows, self.training_set.features)
-        for column in extra:
-            x[column] = rows[column].to_numpy()
-        return x, rows["label"].to_numpy()
+        return feature_matrix(rows, self.training_set.features), rows["label"].to_numpy()
+
+    def with_columns(self, part: str, x: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
+        """``x`` (the part's feature matrix) beside entity columns some baselines read."""
+        rows = getattr(self.split, part)
+        return x.assign(**{column: rows[column].to_numpy() for column in columns})
 
 
 @dataclass
@@ -209,8 +211,8 @@ def evaluate_holdout(settings: Settings, prepared: Prepared, model, version: int
         for name, baseline in kind.baselines(SEED).items():
             scores[name] = kind.predict(baseline.fit(x_train, y_train), x_test)
         if spec.extra_baselines is not None:
-            xe_train, _ = prepared.xy("train", spec.baseline_columns)
-            xe_test, _ = prepared.xy("test", spec.baseline_columns)
+            xe_train = prepared.with_columns("train", x_train, spec.baseline_columns)
+            xe_test = prepared.with_columns("test", x_test, spec.baseline_columns)
             for name, baseline in spec.extra_baselines(SEED).items():
                 scores[name] = kind.predict(baseline.fit(xe_train, y_train), xe_test)
     scored = _champion_scores(settings, prepared, champion, exclude=version)
