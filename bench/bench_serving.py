@@ -12,7 +12,8 @@ registered and made champion. Then, single entity of churn_v1, calls interleaved
 (b) over HTTP (one keep-alive client): ``ownlens-ml serve`` vs ``feast serve`` (fetch alone,
     body ``feature_service``, ``--no-access-log --max-requests 0``) vs a bare FastAPI/uvicorn
     endpoint returning a constant;
-(c) sustained load: 8 concurrent clients for ``--load-seconds`` against ``ownlens-ml serve``;
+(c) sustained load: 8 concurrent keep-alive clients (``--clients``) for ``--load-seconds``
+    against ``ownlens-ml serve``, from a lean asyncio client in a child process;
 (d) batch scoring of every reader (``pipelines.inference.score``) in rows/s.
 
     .venv/bin/python bench/bench_serving.py              # 100k readers, 60 s of load
@@ -207,30 +208,65 @@ def bench_http(servers: dict, users: int, calls: int, warmup: int) -> dict:
 
 
 def bench_load(port: int, users: int, seconds: float, concurrency: int = 8) -> dict:
-    import httpx
+    """(c) in a child process of its own (``--phase load``), so the client's work and garbage
+    collections are not this process's (whose heap holds the set-up)."""
+    out = subprocess.run([sys.executable, __file__, "--phase", "load", "--port", str(port), "--users", str(users),
+                          "--load-seconds", str(seconds), "--clients", str(concurrency)],
+                         check=True, capture_output=True, text=True)
+    return json.loads(out.stdout)
 
-    async def client(http, rng, out, errors, until):
-        while time.perf_counter() < until:
+
+def load_client(port: int, users: int, seconds: float, concurrency: int) -> dict:
+    """``concurrency`` keep-alive connections, each posting the next request when its answer is in.
+
+    A plain asyncio HTTP/1.1 client on uvloop (a few microseconds a request, where httpx takes
+    most of a millisecond) so that the load generator leaves the cores to the server it loads;
+    every answer's status and length are checked.
+    """
+    import gc
+
+    import uvloop
+
+    async def connection(rng, out, errors, until):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+
+        async def call(user):
+            body = b'{"ids": [%d]}' % user
+            writer.write(b"POST /v1/predict/churn HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+            answer = await reader.readexactly(length)
+            return head.startswith(b"HTTP/1.1 200") and answer.startswith(b'{"model":"churn"')
+
+        for _ in range(20):
+            await call(rng.randint(1, users))
+        await barrier.wait()
+        while time.perf_counter() < until[0]:
             started = time.perf_counter()
             try:
-                response = await http.post("/v1/predict/churn", json={"ids": [rng.randint(1, users)]})
-                errors[0] += response.status_code != 200
-            except httpx.HTTPError:
+                errors[0] += not await call(rng.randint(1, users))
+            except (OSError, asyncio.IncompleteReadError, ValueError, IndexError):
                 errors[0] += 1
+                writer.close()
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
             out.append(time.perf_counter() - started)
+        writer.close()
 
     async def run():
-        out, errors = [], [0]
-        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10, limits=limits) as http:
-            for _ in range(50):
-                await http.post("/v1/predict/churn", json={"ids": [1]})
-            started = time.perf_counter()
-            until = started + seconds
-            await asyncio.gather(*(client(http, random.Random(i), out, errors, until) for i in range(concurrency)))
-            return out, errors[0], time.perf_counter() - started
+        nonlocal barrier
+        barrier = asyncio.Barrier(concurrency + 1)
+        out, errors, until = [], [0], [float("inf")]
+        tasks = [asyncio.create_task(connection(random.Random(i), out, errors, until)) for i in range(concurrency)]
+        await barrier.wait()
+        gc.freeze()
+        started = time.perf_counter()
+        until[0] = started + seconds
+        await asyncio.gather(*tasks)
+        return out, errors[0], time.perf_counter() - started
 
-    out, errors, elapsed = asyncio.run(run())
+    barrier = None
+    out, errors, elapsed = uvloop.run(run())
     stats = latency(out)
     return {"clients": concurrency, "seconds": round(elapsed, 1), "requests": len(out),
             "requests_per_second": round(len(out) / elapsed), "errors": errors,
@@ -253,12 +289,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calls", type=int, default=3000)
     parser.add_argument("--load-seconds", type=float)
     parser.add_argument("--workers", type=int, default=1, help="worker processes of ownlens-ml serve")
+    parser.add_argument("--clients", type=int, default=8, help="concurrent clients of the sustained load")
+    parser.add_argument("--phase", choices=["load"], help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--pg", default=os.environ.get("OWNLENS_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres"))
     parser.add_argument("--redis", default=os.environ.get("OWNLENS_BENCH_REDIS", "redis://127.0.0.1:6379/0"))
     args = parser.parse_args(argv)
     users = args.users or (20_000 if args.quick else 100_000)
     load_seconds = args.load_seconds or (10 if args.quick else 60)
     calls = 1000 if args.quick else args.calls
+    if args.phase == "load":
+        print(json.dumps(load_client(args.port, users, load_seconds, args.clients)))
+        return 0
 
     import logging
     import warnings
@@ -285,12 +327,16 @@ def main(argv: list[str] | None = None) -> int:
         started = time.perf_counter()
         last = setup(prod, users, args.days, args.trees)
         results["setup_seconds"] = round(time.perf_counter() - started, 1)
+        import gc
+
+        gc.collect()
+        gc.freeze()  # the set-up's heap out of the collections of this process's clients in (b)
         results["a_in_process"] = bench_in_process(prod, users, calls, warmup=200)
         print(json.dumps({"a_in_process": results["a_in_process"]}, indent=2), flush=True)
         servers = start_servers(prod, scratch, args.workers)
         results["b_http"] = bench_http(servers, users, calls, warmup=200)
         print(json.dumps({"b_http": results["b_http"]}, indent=2), flush=True)
-        results["c_load"] = bench_load(servers["ports"]["ownlens"], users, load_seconds)
+        results["c_load"] = bench_load(servers["ports"]["ownlens"], users, load_seconds, args.clients)
         print(json.dumps({"c_load": results["c_load"]}, indent=2), flush=True)
         results["d_batch"] = bench_batch(prod, users, last)
         results["load_average_at_end"] = os.getloadavg()[0]

@@ -5,13 +5,15 @@ the Redis key codec per join key and, per key, the hash fields of every view the
 reads (Feast's murmur3 names, ``_ts:<view>``), including the inputs its on-demand views
 need. A read is then one HMGET per entity and join key in one round trip, a small decoder
 for the scalar ``ValueProto`` types, and the on-demand views applied through Feast's own
-``OnDemandFeatureView.transform_dict`` so their definitions stay in ``feature_repo/``.
+view's own function (``transform_dict``, or for a python-mode batch view its UDF called
+directly, as ``transform_dict`` does) so their definitions stay in ``feature_repo/``.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import redis
@@ -50,8 +52,8 @@ class OnlinePlan:
     groups: list[_KeyGroup]
     view_outputs: list[tuple[str, list[str]]]
     """(view, requested features) in service order, before on-demand views."""
-    odfvs: list[tuple[OnDemandFeatureView, list[tuple[str, str]], list[str], list[str], dict[str, ValueType]]]
-    """(view, its (source view, feature) inputs, its request fields, requested outputs, output types)."""
+    odfvs: list[tuple[Callable[[dict], dict], list[tuple[str, str]], list[str], list[str], dict[str, ValueType]]]
+    """(view's transform, its (source view, feature) inputs, its request fields, requested outputs, output types)."""
     request_fields: list[str]
     projections: list[str] = field(default_factory=list)
     """Every projection of the service (views and on-demand views), in service order."""
@@ -98,7 +100,7 @@ def build_plan(settings: Settings, service: FeatureService) -> OnlinePlan:
                     if not rs.name.startswith("__")]
         request_fields += [r for r in requests if r not in request_fields]
         types = {f.name: f.dtype.to_value_type() for f in odfv.features}
-        odfvs.append((odfv, inputs, requests, names, types))
+        odfvs.append((_transform(odfv), inputs, requests, names, types))
 
     for view_name, names in wanted.items():
         view = view_objects[view_name]
@@ -118,6 +120,19 @@ def build_plan(settings: Settings, service: FeatureService) -> OnlinePlan:
     ttls = {name: view_objects[name].ttl.total_seconds() if view_objects[name].ttl else 0.0 for name in views}
     return OnlinePlan(service.name, join_keys, features, views, list(groups.values()), view_outputs, odfvs,
                       request_fields, [p.name for p in service.feature_view_projections], time.monotonic(), ttls)
+
+
+def _transform(odfv: OnDemandFeatureView) -> Callable[[dict], dict]:
+    """The view's outputs from a dict holding its inputs under short and full names.
+
+    For a python-mode view over lists that is its UDF, which ``transform_dict`` calls after
+    adding the names given here and a type check of every argument (a tenth of a millisecond
+    per call); any other mode goes through ``transform_dict``.
+    """
+    udf = getattr(odfv.feature_transformation, "udf", None)
+    if odfv.mode == "python" and not odfv.singleton and callable(udf):
+        return udf
+    return odfv.transform_dict
 
 
 _plans: dict[tuple[Settings, str], OnlinePlan] = {}
@@ -200,14 +215,14 @@ def read(settings: Settings, plan: OnlinePlan, entity_rows: dict[str, list[int]]
     for view_name, names in plan.view_outputs:
         for name in names:
             values[name] = columns[(view_name, name)]
-    for odfv, inputs, requests, outputs, types in plan.odfvs:
+    for transform, inputs, requests, outputs, types in plan.odfvs:
         given = {name: columns[(view_name, name)] for view_name, name in inputs}
         given |= {f"{view_name}__{name}": columns[(view_name, name)] for view_name, name in inputs}
         for name in requests:
             given[name] = list((request or {})[name])
         for key in plan.join_keys:
             given[key] = values[key]
-        result = odfv.transform_dict(given)
+        result = transform(given)
         for name in outputs:
             values[name] = _as_feast_returns(result[name], types.get(name, ValueType.UNKNOWN), n)
     timestamps = {view: columns[(view, "")] for view in plan.views}

@@ -39,6 +39,7 @@ from ownlens_ml.serving.predictor import (
     InvalidEntityError,
     Predictor,
     RedisHandle,
+    freeze_heap,
 )
 from ownlens_ml.settings import Settings
 
@@ -160,6 +161,7 @@ class _Champion:
         service = {"recommendation": RECOMMENDATION_FEATURES, "segmentation": entry.feature_service}.get(self.name)
         reader = None if service is None else FeatureReader(self.settings, store.feature_service(self.settings, service),
                                                             self.redis)
+        freeze_heap()
         log.info("loaded %s for online answers", entry.label)
         return entry, model, reader
 

@@ -21,6 +21,7 @@ from sqlalchemy import insert
 from ownlens_ml.db import get_engine
 from ownlens_ml.db.schema import ml_model_predictions
 from ownlens_ml.pipelines.inference import entity_key_text
+from ownlens_ml.serving.predictor import plain
 from ownlens_ml.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ def rows_of(answer: Any) -> list[dict]:
             "as_of": answer.served_at, "predicted_at": now, "score": r.score,
             "output": {"score": r.score, "cold_start": r.cold_start, "stale_views": r.stale_views,
                        "feature_age_seconds": r.feature_age_seconds},
-            "features": r.features, "source": "online",
+            "features": {name: plain(value) for name, value in r.features.items()}, "source": "online",
         } for r in answer.results]
     entity = answer.entity
     return [{"model_name": answer.model, "version": answer.version, "entity_key": entity_key_text(entity),

@@ -5,7 +5,8 @@ Everything that can be prepared is prepared when a version is loaded (the ``Scor
 is one pipelined HMGET plus the model. A view's values older than its TTL are read as
 missing and the answer names the view (Feast's online path does not enforce TTLs). A
 background check (or ``refresh()``) follows the champion alias: a new version is loaded
-beside the old one and swapped in with one assignment, so calls never wait for a load.
+beside the old one and swapped in with one assignment, so calls never wait for a load; what
+a load leaves alive is frozen out of the garbage collector's scans (``freeze_heap``).
 
 Cold start: an entity the online store holds no value for is still scored, on all-missing
 features (what the model says of a reader it knows nothing about), and flagged
@@ -14,6 +15,7 @@ features (what the model says of a reader it knows nothing about), and flagged
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -48,7 +50,8 @@ class EntityScore:
         feature_age_seconds: per feature view, seconds since its values were stamped (None:
             the store holds none).
         stale_views: views whose values were older than their TTL and so read as missing.
-        features: the values the model was given (after the TTL check), by feature name.
+        features: the values the model was given (after the TTL check), by feature name, as
+            the reader decoded them (``plain`` makes them JSON-safe).
     """
 
     entity: dict[str, int]
@@ -202,6 +205,7 @@ class Predictor:
         reader = FeatureReader(self.settings, service, self.redis)
         reader.warm_up()
         loaded = _Loaded(prepare(version, model, service), reader)
+        freeze_heap()
         log.info("loaded %s (%s) for online scoring%s", version.label, version.feature_service,
                  "" if loaded.scorer.booster is None else " with the booster shortcut")
         return loaded
@@ -279,13 +283,24 @@ class Predictor:
                 {k: rows[k][i] for k in reader.join_keys}, scores[i],
                 all(age is None for age in entity_ages.values()),
                 [view for view in reader.views if stale[view][i]], entity_ages,
-                {f: plain(values[f][i]) for f in features}))
+                {f: values[f][i] for f in features}))
         version = loaded.version
         return Prediction(self.model, version.version, version.feature_service, moment, results)
 
     def online_store_reachable(self) -> bool:
         """Whether the online store answers (a PING within the timeout; always true locally)."""
         return self._loaded.reader.plan is None or self.redis.reachable()
+
+
+def freeze_heap() -> None:
+    """Take every object alive now (the models, read plans, Feast's registry) out of the cyclic
+    collector's scans, so that a request never pays a full collection over them.
+
+    A serving process holds about 300,000 long-lived objects; a full collection over them took
+    60-170 ms here, landing on whichever request allocated last. Frozen objects are still freed
+    by reference counting when a version is replaced; only reference cycles among them stay.
+    """
+    gc.freeze()
 
 
 class InvalidEntityError(ValidationError):
