@@ -276,6 +276,17 @@ def test_every_tabular_model_is_served_and_scores_as_its_pipeline(platform, clie
     wrong = client.post("/v1/predict/article_performance", json={"ids": [1]})
     assert wrong.status_code == 422 and wrong.json()["detail"][0]["loc"] == ["body", "ids"]
 
+    # the batch scores the articles that reached their 24-hour mark the day before, keyed by both ids
+    from ownlens_ml.models import get_spec
+    from ownlens_ml.pipelines.inference import score
+
+    batch = score(platform, "article_performance")
+    due = get_spec("article_performance").population(platform, batch.as_of)
+    rows = batch_rows(platform, batch.batch_id)
+    assert batch.rows == len(rows) == len(due) > 0 and rows["entity_id"].isna().all()
+    assert set(rows["entity_key"]) == {f'{{"article_id":{a},"author_id":{b}}}' for a, b in due.itertuples(index=False)}
+    assert rows["score"].between(0, 15).all()  # log(1 + first-week page views)
+
 
 def test_recommendations_and_trending_are_served(platform, client):
     from ownlens_ml.pipelines.training import train

@@ -6,7 +6,7 @@ from sklearn.pipeline import Pipeline
 from xgboost import XGBRegressor
 
 from ownlens_ml.models.baselines import GroupMeanRegressor, boosted
-from ownlens_ml.models.editorial.labels import first_week_labels
+from ownlens_ml.models.editorial.labels import articles_at_label_time, first_week_labels
 from ownlens_ml.models.spec import LabelWindow, ModelSpec
 
 
@@ -34,6 +34,7 @@ SPEC = ModelSpec(
     metrics=("rmse", "mae", "r2", "spearman"),
     oracle="article_performance",
     window=LabelWindow(as_of=None, window_days=7, step_days=1),
+    population=articles_at_label_time,
     description="How many page views will an article have in its first week, judged 24 hours after publish?",
     label_description="log(1 + page views in an article's first 7 days), predicted 24 hours after it was published",
 )

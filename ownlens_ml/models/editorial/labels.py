@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import numpy as np
 import pandas as pd
 from sqlalchemy import func, select
@@ -55,3 +57,19 @@ def first_week_labels(settings: Settings, window: LabelWindow) -> pd.DataFrame:
         "label": np.log1p(articles["article_id"].map(views).fillna(0).to_numpy(dtype=float)),
     }).assign(event_timestamp=lambda f: pd.to_datetime(f["event_timestamp"], utc=True)).sort_values(
         ["event_timestamp", "article_id"], ignore_index=True)
+
+
+def articles_at_label_time(settings: Settings, as_of: datetime) -> pd.DataFrame:
+    """Articles that reached their 24-hour mark in the day before ``as_of`` (published 24 to
+    48 hours before it): whom a daily batch of article performance scores then, so each
+    article is forecast once, at about the age the model was trained at."""
+    t = pd.Timestamp(as_of)
+    t = t.tz_localize("UTC") if t.tz is None else t.tz_convert("UTC")
+    a = schema.articles.c
+    engine = get_engine(settings)
+    require_tables(engine, schema.articles.name)
+    since, until = t - pd.Timedelta(hours=2 * EARLY_HOURS), t - pd.Timedelta(hours=EARLY_HOURS)
+    with engine.connect() as conn:
+        rows = conn.execute(select(a.article_id, a.author_id).where(
+            a.published_at >= since.to_pydatetime(), a.published_at < until.to_pydatetime()).order_by(a.article_id)).all()
+    return pd.DataFrame(rows, columns=["article_id", "author_id"]).astype("int64")
