@@ -122,7 +122,7 @@ def bench_in_process(prod: Settings, users: int, calls: int, warmup: int) -> dic
     from ownlens_ml import registry
     from ownlens_ml.features import online, store
     from ownlens_ml.features import redis_layout as layout
-    from ownlens_ml.serving.predictor import Predictor
+    from ownlens_ml.serving.predictor import Predictor, freeze_heap
 
     predictor = Predictor(prod, "churn", watch_every=None)
     fs = store.feature_store(prod)
@@ -135,6 +135,7 @@ def bench_in_process(prod: Settings, users: int, calls: int, warmup: int) -> dic
     booster, iterations = final.get_booster().copy(), (0, best + 1 if best is not None else 0)
     booster.set_param({"nthread": 1})  # as the predictor does for a few rows
     row = np.random.default_rng(1).random((1, len(model.feature_names_in_)))
+    freeze_heap()  # as a service does once its models are loaded (the HTTP service does it itself)
 
     def whole(u):
         return predictor.predict([u])

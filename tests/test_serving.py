@@ -3,6 +3,7 @@ their behaviour under bad input and faults, against real PostgreSQL and Redis.""
 
 from __future__ import annotations
 
+import gc
 import subprocess
 import threading
 import time
@@ -164,6 +165,7 @@ def client(platform):
 
     from ownlens_ml.serving.app import create_app
 
+    gc.unfreeze()  # so that test_http_in_process_and_log_agree sees the service's own freeze
     with TestClient(create_app(platform, check_every=0.5), raise_server_exceptions=False) as http:
         yield http
 
@@ -204,6 +206,7 @@ def test_http_in_process_and_log_agree(platform, client, users):
     assert row["features"] == local.results[0].features
     ready = client.get("/readyz")
     assert ready.status_code == 200 and ready.json()["models"]["churn"] == body["version"]
+    assert gc.get_freeze_count() > 100_000, "what the loads left alive is out of the collector's scans"
     metrics = client.get("/metrics").text
     for name in ("ownlens_http_requests_total", "ownlens_http_request_seconds_bucket", "ownlens_model_version_loaded",
                  "ownlens_prediction_log_written_rows_total"):

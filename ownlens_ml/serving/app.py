@@ -4,7 +4,8 @@
 up, ``/readyz`` that models are loaded and the online store answers, ``/metrics`` exposes
 Prometheus counters and histograms; OpenAPI at ``/docs``. Models are loaded at start-up and
 kept current by one background thread (champion moves, models that gain a champion, a
-registry that comes back); a request never waits for a load. Every answer goes to the
+registry that comes back); a request never waits for a load, and what a load leaves alive is
+frozen out of the garbage collector's scans (``freeze_heap``). Every answer goes to the
 prediction log through a bounded queue (``prediction_log.py``).
 """
 
@@ -161,7 +162,6 @@ class _Champion:
         service = {"recommendation": RECOMMENDATION_FEATURES, "segmentation": entry.feature_service}.get(self.name)
         reader = None if service is None else FeatureReader(self.settings, store.feature_service(self.settings, service),
                                                             self.redis)
-        freeze_heap()
         log.info("loaded %s for online answers", entry.label)
         return entry, model, reader
 
@@ -217,7 +217,11 @@ class Serving:
         while not self._stop.wait(self.check_every):
             self._refresh()
 
+    def _loaded_versions(self) -> dict[str, int]:
+        return {n: p.version.version for n, p in [*self.predictors.items(), *self.champions.items()]}
+
     def _refresh(self) -> None:
+        before = self._loaded_versions()
         try:
             for name in SERVED:
                 self._refresh_model(name)
@@ -230,6 +234,9 @@ class Serving:
                           exc, self.check_every)
             self.registry_error = str(exc)
             return
+        finally:
+            if self._loaded_versions() != before:
+                freeze_heap()  # what the loads left alive, out of the collector's scans
         if self.registry_error is not None:
             log.warning("the model registry is reachable again; serving %s", ", ".join(self.predictors) or "nothing")
         self.registry_error = None
@@ -298,8 +305,7 @@ class Serving:
         online = self.online_store_reachable()
         if not online:
             reasons.append("online store unreachable")
-        models = {n: p.version.version for n, p in [*self.predictors.items(), *self.champions.items()]}
-        return Readiness(ready=not reasons, models=models,
+        return Readiness(ready=not reasons, models=self._loaded_versions(),
                          online_store=online, reasons=reasons)
 
 

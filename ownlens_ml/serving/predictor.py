@@ -5,8 +5,9 @@ Everything that can be prepared is prepared when a version is loaded (the ``Scor
 is one pipelined HMGET plus the model. A view's values older than its TTL are read as
 missing and the answer names the view (Feast's online path does not enforce TTLs). A
 background check (or ``refresh()``) follows the champion alias: a new version is loaded
-beside the old one and swapped in with one assignment, so calls never wait for a load; what
-a load leaves alive is frozen out of the garbage collector's scans (``freeze_heap``).
+beside the old one and swapped in with one assignment, so calls never wait for a load. A
+service calls ``freeze_heap()`` once its models are loaded (the HTTP service does, after
+every load), so that no request pays a full garbage collection over them.
 
 Cold start: an entity the online store holds no value for is still scored, on all-missing
 features (what the model says of a reader it knows nothing about), and flagged
@@ -205,7 +206,6 @@ class Predictor:
         reader = FeatureReader(self.settings, service, self.redis)
         reader.warm_up()
         loaded = _Loaded(prepare(version, model, service), reader)
-        freeze_heap()
         log.info("loaded %s (%s) for online scoring%s", version.label, version.feature_service,
                  "" if loaded.scorer.booster is None else " with the booster shortcut")
         return loaded
@@ -293,12 +293,13 @@ class Predictor:
 
 
 def freeze_heap() -> None:
-    """Take every object alive now (the models, read plans, Feast's registry) out of the cyclic
-    collector's scans, so that a request never pays a full collection over them.
+    """Take every object alive now (models, read plans, Feast's registry) out of the cyclic
+    garbage collector's scans (``gc.freeze``), so that a request never pays a full collection.
 
     A serving process holds about 300,000 long-lived objects; a full collection over them took
     60-170 ms here, landing on whichever request allocated last. Frozen objects are still freed
     by reference counting when a version is replaced; only reference cycles among them stay.
+    Process-wide, so it is the service's call, not the ``Predictor``'s.
     """
     gc.freeze()
 
