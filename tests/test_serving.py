@@ -4,6 +4,7 @@ their behaviour under bad input and faults, against real PostgreSQL and Redis.""
 from __future__ import annotations
 
 import gc
+import json
 import subprocess
 import threading
 import time
@@ -106,6 +107,17 @@ def test_local_profile_predicts_through_feasts_online_path(tmp_path):
     stale = predictor.predict([known[0].entity["user_id"]], now=datetime.now(timezone.utc) + timedelta(days=3)).results[0]
     assert set(stale.stale_views) == set(known[0].feature_age_seconds)
     assert all(value is None for value in stale.features.values())  # on-demand ratios too: their sources are stale
+    from ownlens_ml.serving.prediction_log import PredictionLog
+
+    log = PredictionLog(local, flush_seconds=0.05)
+    log.record(fresh)
+    log.close()  # the local profile's log is SQLite
+    rows = {r["entity_id"]: r for r in logged(local, "source = 'online'", len(ids))}
+    assert len(rows) == len(ids)
+    for r in fresh.results:
+        row = rows[r.entity["user_id"]]
+        assert row["score"] == r.score and json.loads(row["features"]) == r.features
+        assert json.loads(row["output"])["cold_start"] == r.cold_start
 
 
 def test_bad_entities_get_clear_errors(platform):

@@ -1,7 +1,9 @@
 """The prediction log: every online answer into ``ml_model_predictions``, off the request path.
 
 ``record`` only puts the answer on a bounded queue (never blocks); one writer thread turns
-answers into rows and inserts them in batches. A full queue or a database error drops the
+answers into rows and writes them in batches (COPY on PostgreSQL: the request path shares the
+interpreter with this thread, so the rows are built with orjson and written without
+SQLAlchemy's per-row work). A full queue or a database error drops the
 rows and counts them (``ownlens_prediction_log_dropped_rows_total``); neither ever fails or
 slows a prediction. ``close`` writes what is queued before it returns.
 """
@@ -15,13 +17,14 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+import orjson
+import pandas as pd
 from prometheus_client import Counter
-from sqlalchemy import insert
 
+from ownlens_ml.data.load import copy_frame
 from ownlens_ml.db import get_engine
 from ownlens_ml.db.schema import ml_model_predictions
 from ownlens_ml.pipelines.inference import entity_key_text
-from ownlens_ml.serving.predictor import plain
 from ownlens_ml.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -29,6 +32,7 @@ log = logging.getLogger(__name__)
 WRITTEN = Counter("ownlens_prediction_log_written_rows", "Prediction log rows written")
 DROPPED = Counter("ownlens_prediction_log_dropped_rows", "Prediction log rows dropped", ["reason"])
 _STOP = object()
+COLUMNS = ["model_name", "version", "entity_key", "entity_id", "as_of", "predicted_at", "score", "output", "features"]
 
 
 @dataclass(frozen=True)
@@ -42,22 +46,26 @@ class Answer:
     served_at: datetime
 
 
-def rows_of(answer: Any) -> list[dict]:
-    """Table rows of one answer: a ``Prediction`` (one row per entity) or an ``Answer``."""
+def rows_of(answer: Any) -> list[tuple]:
+    """Table rows (``COLUMNS``) of one answer: a ``Prediction`` (one row per entity) or an ``Answer``;
+    ``output`` and ``features`` as JSON text."""
     now = datetime.now(timezone.utc)
     if hasattr(answer, "results"):
-        return [{
-            "model_name": answer.model, "version": answer.version, "entity_key": entity_key_text(r.entity),
-            "entity_id": next(iter(r.entity.values())) if len(r.entity) == 1 else None,
-            "as_of": answer.served_at, "predicted_at": now, "score": r.score,
-            "output": {"score": r.score, "cold_start": r.cold_start, "stale_views": r.stale_views,
-                       "feature_age_seconds": r.feature_age_seconds},
-            "features": {name: plain(value) for name, value in r.features.items()}, "source": "online",
-        } for r in answer.results]
+        return [(answer.model, answer.version, entity_key_text(r.entity),
+                 next(iter(r.entity.values())) if len(r.entity) == 1 else None, answer.served_at, now, r.score,
+                 _json({"score": r.score, "cold_start": r.cold_start, "stale_views": r.stale_views,
+                        "feature_age_seconds": r.feature_age_seconds}),
+                 _json(r.features))
+                for r in answer.results]
     entity = answer.entity
-    return [{"model_name": answer.model, "version": answer.version, "entity_key": entity_key_text(entity),
-             "entity_id": next(iter(entity.values())) if len(entity) == 1 else None, "as_of": answer.served_at,
-             "predicted_at": now, "score": None, "output": answer.output, "features": None, "source": "online"}]
+    return [(answer.model, answer.version, entity_key_text(entity),
+             next(iter(entity.values())) if len(entity) == 1 else None, answer.served_at, now, None,
+             _json(answer.output), None)]
+
+
+def _json(value: dict) -> str:
+    """JSON text, NaN as null (orjson: a fifteenth of ``json.dumps``'s time on a feature row)."""
+    return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY).decode()
 
 
 def _size(answer: Any) -> int:
@@ -125,8 +133,9 @@ class PredictionLog:
     def _write(self, answers: list) -> None:
         rows = [row for answer in answers for row in rows_of(answer)]
         try:
+            frame = pd.DataFrame(rows, columns=COLUMNS).astype({"entity_id": "Int64", "score": "float64"})
             with get_engine(self.settings).begin() as conn:
-                conn.execute(insert(ml_model_predictions), rows)
+                copy_frame(conn, ml_model_predictions, frame.assign(source="online"))
         except Exception as exc:  # the database is down or refuses: drop, count, say so once per outage
             DROPPED.labels("database").inc(len(rows))
             if not self._failing:

@@ -52,7 +52,7 @@ class EntityScore:
             the store holds none).
         stale_views: views whose values were older than their TTL and so read as missing.
         features: the values the model was given (after the TTL check), by feature name, as
-            the reader decoded them (``plain`` makes them JSON-safe).
+            the reader decoded them.
     """
 
     entity: dict[str, int]
@@ -334,12 +334,3 @@ def entity_rows(keys: list[str], ids: list[int] | None, entities: list[dict[str,
                 raise InvalidEntityError(f"{'.'.join(map(str, loc))}: {value!r} is not a 64-bit integer id", loc)
             rows[key].append(int(value))
     return rows
-
-
-def plain(value: Any) -> Any:
-    """A JSON-safe feature value (NaN as None, numpy scalars unwrapped)."""
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and value != value:
-        return None
-    return value
