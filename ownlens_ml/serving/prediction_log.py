@@ -50,17 +50,17 @@ def rows_of(answer: Any) -> list[tuple]:
     """Table rows (``COLUMNS``) of one answer: a ``Prediction`` (one row per entity) or an ``Answer``;
     ``output`` and ``features`` as JSON text."""
     now = datetime.now(timezone.utc)
+
+    def row(entity: dict[str, int], score: float | None, output: dict, features: dict | None) -> tuple:
+        return (answer.model, answer.version, entity_key_text(entity),
+                next(iter(entity.values())) if len(entity) == 1 else None, answer.served_at, now, score,
+                _json(output), None if features is None else _json(features))
+
     if hasattr(answer, "results"):
-        return [(answer.model, answer.version, entity_key_text(r.entity),
-                 next(iter(r.entity.values())) if len(r.entity) == 1 else None, answer.served_at, now, r.score,
-                 _json({"score": r.score, "cold_start": r.cold_start, "stale_views": r.stale_views,
-                        "feature_age_seconds": r.feature_age_seconds}),
-                 _json(r.features))
+        return [row(r.entity, r.score, {"score": r.score, "cold_start": r.cold_start, "stale_views": r.stale_views,
+                                        "feature_age_seconds": r.feature_age_seconds}, r.features)
                 for r in answer.results]
-    entity = answer.entity
-    return [(answer.model, answer.version, entity_key_text(entity),
-             next(iter(entity.values())) if len(entity) == 1 else None, answer.served_at, now, None,
-             _json(answer.output), None)]
+    return [row(answer.entity, None, answer.output, None)]
 
 
 def _json(value: dict) -> str:
