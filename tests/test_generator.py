@@ -12,7 +12,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 from sqlalchemy import text
 
-from ownlens_ml.data.generator import GeneratorConfig, generate
+from ownlens_ml.data.generator import GeneratorConfig, generate, iter_platform
 from ownlens_ml.data.truth import load_truth, oracle_churn_probability, oracle_conversion_probability
 from ownlens_ml.db import get_engine, init_db, schema
 from ownlens_ml.errors import MissingTableError, ValidationError
@@ -140,6 +140,25 @@ def test_bursts_and_article_quality_show_in_performance(platform):
     assert np.corrcoef(np.log(plain["quality"]), np.log1p(plain["views"]))[0, 1] > 0.3
     assert len(bursts) >= 1 and (bursts["end"] > bursts["start"]).all()
     assert arts.loc[arts["bursting_days"] > 0, "views"].mean() > arts.loc[arts["bursting_days"] == 0, "views"].mean()
+
+
+def test_bursts_change_what_is_read_not_who_churns_or_converts(monkeypatch):
+    """The readers' stream draws as many numbers whatever categories the bursts make them choose."""
+    from ownlens_ml.data import generator
+
+    def run():
+        out = dict(iter_platform(GeneratorConfig(users=300, days=40, brands=2, seed=5)))
+        return out["truth:users"], out["sessions"], out["events"], out["truth:bursts"]
+
+    users, sessions, events, bursts = run()
+    monkeypatch.setattr(generator, "BURST_BOOST_RANGE", (20.0, 40.0))
+    users2, sessions2, events2, bursts2 = run()
+    assert (bursts2["boost"] > bursts["boost"]).all() and bursts2["start"].equals(bursts["start"])
+    latent = ["onset_day", "churn_day", "converted_at"]
+    pd.testing.assert_frame_equal(users[latent], users2[latent])
+    visits = ["user_id", "started_at", "device_type_id", "referrer", "page_views"]
+    pd.testing.assert_frame_equal(sessions[visits], sessions2[visits])
+    assert not events["article_id"].equals(events2["article_id"]), "the bursts moved reads to their categories"
 
 
 def _churn_population(settings, days: int) -> pd.DataFrame:

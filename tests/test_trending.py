@@ -8,7 +8,8 @@ import pytest
 from test_recommendation import generated  # noqa: F401 (the module's own copy of that platform)
 
 from ownlens_ml import registry
-from ownlens_ml.data.generator import GeneratorConfig, iter_platform
+from ownlens_ml.data import generator
+from ownlens_ml.data.generator import BURST_MIN_READS, GeneratorConfig, iter_platform
 from ownlens_ml.data.truth import load_truth
 from ownlens_ml.errors import RegistryError
 from ownlens_ml.models.editorial.trending import (
@@ -33,10 +34,24 @@ def test_generator_injects_plentiful_varied_bursts_deterministically():
     assert (bursts["brand_id"] == 0).any() and (bursts["brand_id"] > 0).any(), "on categories and on brands"
     assert bursts["lift"].min() < 1.6 and bursts["lift"].max() > 4, "from barely detectable to obvious"
     assert bursts["hours"].min() <= 6 and bursts["hours"].max() >= 48, "from hours to days"
-    assert (bursts["reads"] < 30).any(), "some on low-volume series"
+    quiet = bursts["baseline_reads"] / bursts["hours"] < 3
+    assert quiet.any(), "some on low-volume series"
+    # which last longer than drawn, until their baseline reaches the floor (an estimate: within a factor)
+    assert (bursts.loc[quiet, "hours"] > bursts.loc[quiet, "drawn_hours"]).any()
+    assert (bursts["hours"] >= bursts["drawn_hours"]).all()
+    inside = bursts["end"] < pd.Timestamp(demo.start, tz="UTC") + pd.Timedelta(days=demo.days)
+    assert (bursts.loc[inside, "baseline_reads"] >= 0.6 * BURST_MIN_READS).all(), bursts
     assert (bursts["lift"] < bursts["boost"]).all(), "a share-normalised boost lifts a series by less"
     pd.testing.assert_frame_equal(bursts, _bursts(demo))
     assert not _bursts(GeneratorConfig(users=6_000, days=120, seed=8))["start"].equals(bursts["start"])
+
+
+def test_burst_windows_do_not_depend_on_the_chunks(monkeypatch):
+    config = GeneratorConfig(users=600, days=30, seed=3)
+    windows = ["series", "start", "end", "hours", "drawn_hours", "boost"]
+    whole = _bursts(config)[windows]
+    monkeypatch.setattr(generator, "CHUNK_USERS", 128)
+    pd.testing.assert_frame_equal(_bursts(config)[windows], whole)
 
 
 def _steady(hours: int, seed: int, jump_at: int | None = None, jump: float = 4.0) -> pd.DataFrame:

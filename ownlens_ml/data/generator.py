@@ -28,18 +28,36 @@ Planted signals:
 3. Segments (``SEGMENTS``): news junkies, deep readers, casual skimmers, weekend readers,
    newsletter loyalists, each with its own visit rate, hours, weekdays, devices, referrers,
    dwell, scroll depth, sharing, newsletter and paywall behaviour.
-4. Reading choice: a per-reader category affinity (Dirichlet around the segment's taste),
-   then an article of that category in proportion to quality x recency (exp(-age/1.5 days)).
+4. Reading choice: a per-reader category affinity (Dirichlet around the segment's taste)
+   x the mass (quality x recency, exp(-age/1.5 days)) of the category's pieces already out
+   by the end of the hour the session starts in, then an article among those pieces in
+   proportion to quality x recency (a piece published in that hour but after the read is
+   replaced by one of the earlier days' pieces). So a reader is never drawn to a category
+   by pieces still to come, which no detector could see.
 5. Article performance: quality = exp(author + category + premium + publish-hour effects +
    noise); ``article_daily_performance`` is the exact daily aggregate of the events.
 6. Topic bursts: about ``BURSTS_PER_DAY`` a day, each on one category, across every brand
    or inside one brand (a series), with the category's reading weight multiplied by
    ``boost`` (log-uniform in ``BURST_BOOST_RANGE``) for reads whose session starts inside
-   [start, end) (log-uniform ``BURST_HOURS`` long, so from hours to days). Bursts on one
-   category never overlap. Because the category's share of a reader's choice is normalised,
-   the series' activity rises by less than ``boost``: the truth records ``lift``, the
-   expected ratio of the series' reads with the burst to those without it over the same
-   reads (exact, from the choice probabilities), which is what a detector can see.
+   [start, end). The drawn length is log-uniform in ``BURST_HOURS`` (hours to days); on a
+   quiet series the burst then lasts longer, until the series' estimated baseline reads
+   over the window (its reads without the burst) reach ``BURST_MIN_READS``, or the period
+   ends: a few hours of a series of one read an hour is too few reads for any "2x" to show.
+   The estimate (``_baseline_reads``) comes from a pilot of ``PILOT_READERS`` readers with
+   their own seeded stream, run through the latent process and spread over hours and
+   categories by the readers' own choice probabilities, before any reader is simulated, so
+   the windows depend on the config alone, never on the chunks. Bursts on one category
+   never overlap and keep ``BURST_GAP_HOURS`` apart (after the extension). Because the
+   category's share of a reader's choice is normalised, the series' activity rises by less
+   than ``boost``: the truth records ``lift``, the expected ratio of the series' reads with
+   the burst to those without it over the same reads (exact, from the choice
+   probabilities), which is what a detector can see, and ``baseline_reads``, the exact
+   expected reads without it; ``hours`` is the real window, ``drawn_hours`` the drawn one.
+
+Random streams: the editorial, the readers (one per chunk), the bursts and the pilot each
+have their own; within a chunk the number of draws depends on the latent draws alone (never
+on the categories or articles chosen), so moving a burst changes what is read, not who
+churns or converts.
 """
 
 from __future__ import annotations
@@ -356,6 +374,10 @@ BURST_GLOBAL_SHARE = 0.5
 """Share of bursts on a category in every brand; the rest are on one brand's category."""
 BURST_GAP_HOURS = 24.0
 """Least time between two bursts on the same category (so each burst has a clean baseline)."""
+BURST_MIN_READS = 60.0
+"""A burst lasts at least until its series' estimated baseline reads (without the burst) reach this."""
+PILOT_READERS = 4096
+"""Readers of the pilot that estimates each series' hourly reads before any reader is simulated."""
 AD_CLICK_RATE = 0.01
 MS_DAY = 86_400_000
 EVENT_ORDER = {name: k for k, name in enumerate(schema.EVENT_TYPES)}
@@ -376,6 +398,19 @@ def _peaks() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 PEAK_MU, PEAK_CDF, PEAK_SD = _peaks()
+
+
+def _hour_profile() -> np.ndarray:
+    """(segments, 24): the chance that a session starts in each hour of the day (wrapped normal peaks)."""
+    from scipy.special import ndtr
+
+    weight = np.diff(PEAK_CDF, axis=1, prepend=0.0)
+    edges = np.arange(25.0)[None, None, :, None] + 24.0 * np.arange(-2, 3)[None, None, None, :]
+    cdf = ndtr((edges - PEAK_MU[:, :, None, None]) / PEAK_SD[:, :, None, None]).sum(axis=3)
+    return (weight[:, :, None] * np.diff(cdf, axis=2)).sum(axis=1)
+
+
+HOUR_PROFILE = _hour_profile()
 DEVICE_CDF = np.cumsum([s.devices for s in SEGMENTS], axis=1)
 REFERRER_CDF = np.cumsum([s.referrers for s in SEGMENTS], axis=1)
 ENGAGED_SECONDS = np.array([s.engaged_seconds for s in SEGMENTS])
@@ -514,10 +549,52 @@ def _editorial(config: GeneratorConfig, rng: np.random.Generator) -> Editorial:
     return ed
 
 
-def _bursts(config: GeneratorConfig, rng: np.random.Generator) -> pd.DataFrame:
-    """Burst windows (signal 6): series, start, end and boost; ``lift`` is filled in by the readers."""
+def _baseline_reads(config: GeneratorConfig, pools: list, rng: np.random.Generator) -> np.ndarray:
+    """(hours, brands + 1, categories): estimated reads per hour of every series without bursts.
+
+    Series 0 is a category across all brands, series b the category in brand b. A pilot of
+    ``PILOT_READERS`` readers (or ``users``, if fewer) drawn from its own stream runs the
+    latent process (``step``); each day its attempted reads are spread over the hours by the
+    segments' session hours (``HOUR_PROFILE``) and over the categories by the same choice
+    probabilities as the readers' (affinity x the mass of what is out by the end of the
+    hour), then scaled to ``users``. An estimate fixed before any reader is simulated, so
+    the burst windows it sets do not depend on the chunks.
+    """
+    dyn = config.dynamics
+    n = min(config.users, PILOT_READERS)
+    profile = draw_profiles(config, rng, 1, n)
+    rd = profile.readers
+    state = ReaderState.initial(n, profile.initial_paid, profile.initial_newsletter)
+    out = np.zeros((config.days, 24, config.brands, len(CATEGORIES)))
+    for day in range(-dyn.burn_in_days, config.days):
+        draws = step(rd, state, day, _weekday(config, day), rng, dyn)
+        if day < 0:
+            continue
+        mass = pools[day][0].hour_mass.reshape(24, config.brands, len(CATEGORIES), 2)
+        for premium, count in ((0, draws.attempts - draws.premium), (1, draws.premium)):
+            for b in range(config.brands):
+                mine = np.flatnonzero((profile.brand == b + 1) & (count > 0))
+                if not mine.size:
+                    continue
+                m = mass[:, b, :, premium]                                   # (24, categories)
+                aff = profile.affinity[mine]
+                reads = HOUR_PROFILE[rd.segment[mine]] * count[mine, None]  # (readers, 24)
+                total = aff @ m.T                                             # (readers, 24)
+                # sum over readers of reads x aff_c m_c / total, per hour and category
+                out[day, :, b, :] += m * (aff.T @ (reads / np.where(total > 0, total, np.inf))).T
+    out = out.reshape(config.days * 24, config.brands, len(CATEGORIES)) * (config.users / n)
+    return np.concatenate([out.sum(axis=1, keepdims=True), out], axis=1)
+
+
+def _bursts(config: GeneratorConfig, rng: np.random.Generator, baseline: np.ndarray) -> pd.DataFrame:
+    """Burst windows (signal 6): series, start, end and boost; ``lift`` is filled in by the readers.
+
+    ``baseline`` is ``_baseline_reads``: a burst's drawn length is extended, where needed,
+    until its series' estimated baseline reads reach ``BURST_MIN_READS`` (or the period ends).
+    """
     hours = config.days * 24
     n = max(1, int(round(BURSTS_PER_DAY * config.days)))
+    cum = np.concatenate([np.zeros((1,) + baseline.shape[1:]), np.cumsum(baseline, axis=0)])
     taken: list[tuple[int, float, float]] = []
     rows = []
     for _ in range(20 * n):
@@ -529,12 +606,16 @@ def _bursts(config: GeneratorConfig, rng: np.random.Generator) -> pd.DataFrame:
         category = int(rng.integers(0, len(CATEGORIES)))
         brand = 0 if rng.random() < BURST_GLOBAL_SHARE or config.brands == 1 else int(rng.integers(1, config.brands + 1))
         boost = float(np.exp(rng.uniform(*np.log(BURST_BOOST_RANGE))))
-        end = min(start + np.ceil(length), float(hours))
+        drawn_end = min(start + np.ceil(length), float(hours))
+        # a quiet series needs longer for a burst to show: last until the baseline reads reach the floor
+        series = cum[:, brand, category]
+        enough = float(np.searchsorted(series, series[int(start)] + BURST_MIN_READS, side="left"))
+        end = min(max(drawn_end, enough), float(hours))
         if any(c == category and start < e + BURST_GAP_HOURS and s < end + BURST_GAP_HOURS for c, s, e in taken):
             continue
         taken.append((category, start, end))
-        rows.append((brand, category, start, end, boost))
-    frame = pd.DataFrame(rows, columns=["brand_id", "category", "start_hour", "end_hour", "boost"])
+        rows.append((brand, category, start, end, drawn_end - start, boost))
+    frame = pd.DataFrame(rows, columns=["brand_id", "category", "start_hour", "end_hour", "drawn_hours", "boost"])
     frame = frame.sort_values(["start_hour", "category", "brand_id"], ignore_index=True)
     return pd.DataFrame({
         "burst_id": np.arange(1, len(frame) + 1),
@@ -547,6 +628,7 @@ def _bursts(config: GeneratorConfig, rng: np.random.Generator) -> pd.DataFrame:
         "start_ms": (frame["start_hour"] * 3_600_000).astype(np.int64),
         "end_ms": (frame["end_hour"] * 3_600_000).astype(np.int64),
         "hours": frame["end_hour"] - frame["start_hour"],
+        "drawn_hours": frame["drawn_hours"],
         "boost": frame["boost"],
     })
 
@@ -571,31 +653,49 @@ def _ts(config: GeneratorConfig, ms: np.ndarray) -> pd.Series:
 
 
 class _ArticlePool:
-    """One day's readable articles, grouped by (brand, category, premium) for inverse-CDF draws."""
+    """One day's readable articles, grouped by (brand, category, premium) for inverse-CDF draws.
+
+    Within a group the articles are in publishing order, so the pieces out by the end of an
+    hour of the day are a prefix of the group: ``hour_mass`` and ``hour_end`` give, per hour
+    and group, that prefix's weight and end, so a read chooses among what is already out.
+    """
 
     def __init__(self, ed: Editorial, day: int, brands: int, include_today: bool):
         last = day if include_today else day - 1
         idx = np.flatnonzero((ed.pub_day >= day - ARTICLE_LOOKBACK_DAYS) & (ed.pub_day <= last))
         age = (day + 0.5) - ed.pub_ms[idx] / MS_DAY
         weight = ed.quality[idx] * np.exp(-np.maximum(age, 0.0) / RECENCY_TAU_DAYS)
+        self.brands = brands
         self.n_groups = brands * len(CATEGORIES) * 2
         group = ((ed.brand[idx] - 1) * len(CATEGORIES) + ed.category[idx]) * 2 + ed.premium[idx]
-        order = np.argsort(group, kind="stable")
+        order = np.argsort(group, kind="stable")  # idx is in publishing order, and stays so per group
         self.index, self.group = idx[order], group[order]
-        self.cum = np.cumsum(weight[order])
-        self.mass = np.bincount(self.group, weight[order], minlength=self.n_groups)
-        self.offset = np.concatenate([[0.0], np.cumsum(self.mass)[:-1]])
+        csum = np.concatenate([[0.0], np.cumsum(weight[order])])
+        self.cum = csum[1:]
+        # the first hour of the day by whose end each piece is out (0: published on an earlier day)
+        out_hour = np.clip((ed.pub_ms[self.index] - day * MS_DAY) // 3_600_000, 0, 23)
+        lo = np.searchsorted(self.group, np.arange(self.n_groups))
+        per_hour = np.zeros((24, self.n_groups), dtype=np.int64)
+        np.add.at(per_hour, (out_hour, self.group), 1)
+        # (24, groups): one past each group's last piece out by the end of each hour, and their weight
+        self.hour_end = lo[None, :] + np.cumsum(per_hour, axis=0)
+        self.offset = csum[lo]
+        self.hour_mass = csum[self.hour_end] - self.offset[None, :]
 
-    def category_mass(self, brand: np.ndarray, premium: np.ndarray) -> np.ndarray:
-        """(n, categories) article mass available to each read."""
-        m = self.mass.reshape(-1, len(CATEGORIES), 2)
-        return m[brand - 1, :, premium.astype(int)]
+    def category_mass(self, brand: np.ndarray, premium: np.ndarray, hour: np.ndarray) -> np.ndarray:
+        """(n, categories) article mass available to each read in its hour of the day."""
+        m = self.hour_mass.reshape(24, self.brands, len(CATEGORIES), 2)
+        return m[hour, brand - 1, :, premium.astype(int)]
 
-    def draw(self, group: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Article positions for reads in ``group``; the second array says whether the group had any."""
-        target = self.offset[group] + u * self.mass[group]
-        pos = np.clip(np.searchsorted(self.cum, target, side="right"), 0, max(len(self.cum) - 1, 0))
-        ok = self.mass[group] > 0
+    def draw(self, group: np.ndarray, u: np.ndarray, hour: np.ndarray | int = 23) -> tuple[np.ndarray, np.ndarray]:
+        """Article positions for reads in ``group`` among the pieces out by the end of ``hour``;
+        the second array says whether the group had any."""
+        mass = self.hour_mass[hour, group]
+        end = self.hour_end[hour, group]
+        target = self.offset[group] + u * mass
+        pos = np.minimum(np.searchsorted(self.cum, target, side="right"), end - 1)
+        ok = mass > 0
+        pos = np.clip(pos, 0, max(len(self.cum) - 1, 0))
         return (self.index[pos] if len(self.index) else np.zeros(len(group), np.int64)), ok
 
 
@@ -806,9 +906,11 @@ def _expand_day(config: GeneratorConfig, ed: Editorial, pools: tuple, profile: R
     paid = draws.was_paid[att_user]
     blocked = ~paid & (premium | metered)
 
-    # which article: category by affinity x what is on offer x bursts, then popularity x recency
+    # which article: category by affinity x what is out by the end of the session's hour x bursts,
+    # then popularity x recency among those pieces
     brand = profile.brand[att_user]
-    mass = pool_all.category_mass(brand, premium) * profile.affinity[att_user]
+    read_hour = np.clip((start_ms[att_sess] - day * MS_DAY) // 3_600_000, 0, 23)
+    mass = pool_all.category_mass(brand, premium, read_hour) * profile.affinity[att_user]
     hits = _burst_hits(ed, brand, start_ms[att_sess], day)
     plain = mass / np.maximum(mass.sum(axis=1, keepdims=True), 1e-300)
     for k, hit in hits:
@@ -822,7 +924,7 @@ def _expand_day(config: GeneratorConfig, ed: Editorial, pools: tuple, profile: R
         ed.burst_expected[k] += (plain[hit, c].sum(), share[hit, c].sum())
         ed.burst_reads[k] += int((hit & (category == c)).sum())
     group = ((brand - 1) * len(CATEGORIES) + category) * 2 + premium
-    art, _ = pool_all.draw(group, rng.random(na))
+    art, _ = pool_all.draw(group, rng.random(na), read_hour)
 
     aseg = rd.segment[att_user]
     dyn = config.dynamics
@@ -837,9 +939,12 @@ def _expand_day(config: GeneratorConfig, ed: Editorial, pools: tuple, profile: R
     first_att = np.searchsorted(att_sess, np.arange(ns))
     att_ms = start_ms[att_sess] + before - before[first_att][att_sess]
     early = ed.pub_ms[art] > att_ms
+    # one uniform per read, used where needed: the number of draws never depends on the categories
+    # drawn, so a change to a burst leaves every later draw (churn, conversion) as it was
+    u_early = rng.random(na)
     if early.any():
-        # a piece published later that day cannot be read yet: draw again among older pieces
-        older, ok = pool_old.draw(group[early], rng.random(int(early.sum())))
+        # a piece published after the read's time cannot be read yet: draw again among older pieces
+        older, ok = pool_old.draw(group[early], u_early[early])
         art[early] = np.where(ok, older, art[early])
 
     viewed = ~blocked
@@ -989,18 +1094,19 @@ def iter_platform(config: GeneratorConfig, tick=None) -> Iterator[tuple[str, obj
     """
     config.validate()
     root = np.random.SeedSequence(config.seed)
-    # a third stream for the bursts: spawn keys are positional, so the first two are unchanged
-    editorial_seq, reader_seq, burst_seq = root.spawn(3)
+    # a third stream for the bursts and a fourth for the pilot that sizes them (spawn keys are positional)
+    editorial_seq, reader_seq, burst_seq, pilot_seq = root.spawn(4)
     ed = _editorial(config, np.random.default_rng(editorial_seq))
-    ed.bursts = _bursts(config, np.random.default_rng(burst_seq))
+    pools = [(_ArticlePool(ed, d, config.brands, True), _ArticlePool(ed, d, config.brands, False))
+             for d in range(config.days)]
+    baseline = _baseline_reads(config, pools, np.random.default_rng(pilot_seq))
+    ed.bursts = _bursts(config, np.random.default_rng(burst_seq), baseline)
     ed.burst_reads = np.zeros(len(ed.bursts), dtype=np.int64)
     ed.burst_expected = np.zeros((len(ed.bursts), 2))
     for name, frame in _reference(config).items():
         yield name, frame
     yield "authors", ed.authors
     yield "articles", ed.frame
-    pools = [(_ArticlePool(ed, d, config.brands, True), _ArticlePool(ed, d, config.brands, False))
-             for d in range(config.days)]
     n_chunks = -(-config.users // CHUNK_USERS)
     ids = {"session": 1, "event": 1}
     perf = []
@@ -1028,6 +1134,7 @@ def iter_platform(config: GeneratorConfig, tick=None) -> Iterator[tuple[str, obj
     yield "truth:articles", arts
     bursts = ed.bursts.drop(columns=["start_ms", "end_ms"])
     bursts["reads"] = ed.burst_reads
+    bursts["baseline_reads"] = ed.burst_expected[:, 0]
     bursts["lift"] = ed.burst_expected[:, 1] / np.maximum(ed.burst_expected[:, 0], 1e-12)
     yield "truth:bursts", bursts
 

@@ -10,9 +10,12 @@ under ``settings.truth_dir``:
 - ``articles``: per article the latent ``quality`` (author + category + premium + publish
   hour + noise) and for how many days its series was bursting while it was readable.
 - ``bursts``: ``series`` (a category overall, or ``category@brandN``), ``brand_id`` (0 = every
-  brand), ``category_id``, ``start``, ``end`` (UTC, end exclusive), ``hours``, ``boost`` (the
-  reading-weight multiplier), ``reads`` (the series' reads in the window) and ``lift`` (expected
-  series reads with the boost over those without it).
+  brand), ``category_id``, ``start``, ``end`` (UTC, end exclusive), ``hours`` (the real window:
+  the drawn length, ``drawn_hours``, extended on a quiet series until its estimated baseline
+  reads reach ``generator.BURST_MIN_READS``), ``boost`` (the reading-weight multiplier),
+  ``reads`` (the series' reads in the window), ``baseline_reads`` (the series' expected reads
+  in the window without the burst) and ``lift`` (expected series reads with the boost over
+  those without it).
 - ``daily``: per reader and day the latent state at the end of that day (alive, decaying,
   engagement, paid, paywall pressure, meter, newsletter, idle days) and the day's churn and
   conversion hazards; day -1 is the state on entering the generated period.
