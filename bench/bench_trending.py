@@ -69,11 +69,11 @@ def main() -> None:
         print(rule)
         for seed, d in data.items():
             metrics, per_burst = score(d, rule)
-            print(f"seed {seed}:", {k: round(metrics[k], 3) if isinstance(metrics[k], float) else metrics[k]
+            print(f"seed {seed}:", {k: round(metrics[k], 4) if isinstance(metrics[k], float) else metrics[k]
                                     for k in SHOWN})
             print(recall_by_lift(per_burst).round(2).to_string())
         return
-    grid = {"start_score": (8.0, 12.0, 16.0), "min_z": (3.0, 3.5, 4.0), "prior_reads": (200.0, 800.0),
+    grid = {"start_score": (8.0, 10.0, 12.0, 16.0), "min_z": (3.0, 3.5, 4.0), "prior_reads": (200.0, 800.0),
             "supply_tau_hours": (24.0, 36.0, 48.0)}
     rows = []
     for values in itertools.product(*grid.values()):

@@ -16,6 +16,7 @@ from ownlens_ml.models.editorial.trending import (
     TrendingRule,
     current,
     detect,
+    score_bursts,
     series_from_hourly,
     supply,
     trending_now,
@@ -54,6 +55,35 @@ def test_burst_windows_do_not_depend_on_the_chunks(monkeypatch):
     pd.testing.assert_frame_equal(_bursts(config)[windows], whole)
 
 
+def _demo_reads(config: GeneratorConfig) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Attempted reads per hour, brand and category, the articles and the bursts, as bench_trending builds them."""
+    arts, parts, bursts = None, [], None
+    for name, item in iter_platform(config):
+        if name == "articles":
+            arts = item[["article_id", "brand_id", "category_id", "published_at"]].copy()
+        elif name == "events":
+            e = item[item["event_type"].isin(["page_view", "paywall_hit"]) & item["article_id"].notna()]
+            parts.append(pd.DataFrame({"hour": e["event_at"].astype("int64").to_numpy() // 10**9 // 3600,
+                                       "article_id": e["article_id"].astype("int64").to_numpy()}))
+        elif name == "truth:bursts":
+            bursts = item
+    reads = pd.concat(parts).merge(arts[["article_id", "brand_id", "category_id"]], on="article_id")
+    hourly = reads.groupby(["hour", "brand_id", "category_id"]).size().rename("reads").reset_index()
+    arts["published_at"] = arts["published_at"].astype("int64") // 10**9
+    return hourly, arts, bursts
+
+
+def test_trending_meets_its_target_on_the_demo_platform():
+    """Issue 10's target, on the demo platform (6,000 readers x 120 days, seed 7): at least 90 % of the
+    bursts of 2x or more found, at least 90 % of the episodes true, false alarms rare."""
+    hourly, arts, bursts = _demo_reads(GeneratorConfig(users=6_000, days=120, seed=7))
+    rule = TrendingRule()
+    metrics, _ = score_bursts(detect(series_from_hourly(hourly, None, arts, rule), rule), bursts)
+    assert metrics["bursts_2x"] >= 15, metrics
+    assert metrics["recall_2x"] >= 0.9 and metrics["precision"] >= 0.9, metrics
+    assert metrics["false_alarms_per_series_day"] <= 0.005 and metrics["median_hours_to_detect"] <= 8, metrics
+
+
 def _steady(hours: int, seed: int, jump_at: int | None = None, jump: float = 4.0) -> pd.DataFrame:
     """Two brands x three categories of Poisson reads with a daily cycle; optionally a jump at the end."""
     rng = np.random.default_rng(seed)
@@ -70,11 +100,13 @@ def _steady(hours: int, seed: int, jump_at: int | None = None, jump: float = 4.0
 def test_steady_series_do_not_trend_and_a_jump_does_with_its_age():
     quiet = detect(series_from_hourly(_steady(24 * 21, seed=1)))
     assert len(quiet.episodes) == 0
-    hourly = _steady(24 * 21, seed=2, jump_at=24 * 21 - 5)
+    # a 4x jump for the last 6 hours of a quiet evening (2-3 reads an hour before it)
+    jump_at = 24 * 21 - 6
+    hourly = _steady(24 * 21, seed=2, jump_at=jump_at)
     now = current(detect(series_from_hourly(hourly, {1: "politics", 2: "sport", 3: "food"})))
     assert "food@brand2" in set(now["series"])
     row = now.set_index("series").loc["food@brand2"]
-    assert 1 <= row["hours_trending"] <= 5 and row["since"] >= pd.Timestamp((400_000 + 24 * 21 - 5) * 3600,
+    assert 1 <= row["hours_trending"] <= 6 and row["since"] >= pd.Timestamp((400_000 + jump_at) * 3600,
                                                                              unit="s", tz="UTC")
     assert set(current(detect(series_from_hourly(hourly)), brand_id=1)["brand_id"]) <= {0, 1}
 
@@ -123,7 +155,9 @@ def test_trending_finds_strong_bursts_with_few_false_alarms(generated):  # noqa:
     result = train(generated, "trending")
     m = result.evaluation.metrics
     assert result.promoted and m["model"]["f1_2x"] > m["naive_ratio"]["f1_2x"], m
-    assert m["model"]["precision"] >= 0.75 and m["model"]["false_alarms_per_series_day"] <= 0.05, m["model"]
+    # half the demo's readers, so 2x bursts are harder to see than on the demo (see the test above)
+    assert m["model"]["precision"] >= 0.9 and m["model"]["recall_2x"] >= 0.7, m["model"]
+    assert m["model"]["false_alarms_per_series_day"] <= 0.01, m["model"]
     curve = result.evaluation.extras["recall_by_lift"]
     strong = [v["found"] for k, v in curve.items() if float(k.strip("[").split(",")[0]) >= 3.0]
     weak = [v["found"] for k, v in curve.items() if float(k.strip("[").split(",")[0]) < 2.0]

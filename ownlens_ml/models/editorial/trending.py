@@ -11,8 +11,10 @@ series trends, so a burst does not raise its own baseline. A window is significa
 reads are improbable under Poisson(expected) (``-log10 p >= min_score``), at least
 ``min_ratio`` times the expectation and at least ``min_reads`` (the floor that keeps a quiet
 series' noise from looking like a trend). The score is the strongest window's ``-log10 p``.
-A trend starts when the score reaches ``start_score`` and lasts while it stays above
-``min_score`` (equal by default; a higher ``start_score`` trades recall for fewer false alarms).
+A trend starts when the score reaches ``start_score`` (10) and lasts while it stays above
+``min_score`` (8): a higher ``start_score`` trades recall and time to detection for fewer
+false alarms. The defaults are the best point of ``bench/bench_trending.py --sweep`` on the
+demo platform (see ``bench/README.md``).
 """
 
 from __future__ import annotations
@@ -52,10 +54,10 @@ class TrendingRule:
     windows: tuple[int, ...] = (1, 3, 6, 12)
     min_score: float = 8.0
     """-log10 of the Poisson tail probability a window must reach."""
-    start_score: float = 8.0
+    start_score: float = 10.0
     """-log10 p at which a trend starts (it then lasts while windows reach ``min_score``)."""
     min_ratio: float = 1.4
-    min_z: float = 4.0
+    min_z: float = 3.5
     """How many of the series' own standard deviations (of the window's ratio) a window must rise."""
     noise_half_life_hours: float = 168.0
     min_reads: int = 8
