@@ -1,6 +1,7 @@
 """Conversion's holdout ROC-AUC beside logistic regression and the oracle on demo-sized platforms, per seed.
 
     PYTHONPATH=. python bench/bench_conversion_seeds.py --seeds 7 8 9 10 11 12
+    PYTHONPATH=. python bench/bench_conversion_seeds.py --seeds 7 8 9 --service conversion_v1   # the older inputs
 
 Each seed: generate 6,000 readers x 120 days (local profile, a temporary home), build the
 snapshots, ``train(settings, "conversion")`` as ``tests/test_models.py`` does, then a paired
@@ -11,6 +12,7 @@ standard error of oracle - model and model - logistic regression. About 30 s a s
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import tempfile
 from pathlib import Path
@@ -22,6 +24,7 @@ from ownlens_ml.data.generator import GeneratorConfig, generate
 from ownlens_ml.db import init_db
 from ownlens_ml.features import store
 from ownlens_ml.features.snapshots import build_snapshots
+from ownlens_ml.models import SPECS
 from ownlens_ml.pipelines.training import train
 from ownlens_ml.settings import Settings
 
@@ -42,7 +45,10 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=6_000)
     parser.add_argument("--days", type=int, default=120)
     parser.add_argument("--seeds", type=int, nargs="+", default=[7, 8, 9])
+    parser.add_argument("--service", help="train on this feature service instead of the spec's")
     args = parser.parse_args()
+    if args.service:
+        SPECS["conversion"] = dataclasses.replace(SPECS["conversion"], feature_service=args.service)
     for seed in args.seeds:
         with tempfile.TemporaryDirectory() as tmp:
             settings = Settings(profile="local", home=Path(tmp) / "home", project=f"conv{seed}")
@@ -54,7 +60,7 @@ def main() -> None:
         y = np.asarray(ev.y)
         s = {k: np.asarray(v, float) for k, v in ev.scores.items()}
         auc = {k: round(roc_auc_score(y, v), 4) for k, v in s.items()}
-        print(json.dumps({"seed": seed, "test_rows": int(y.size), "positives": int(y.sum()), "auc": auc,
+        print(json.dumps({"seed": seed, "service": SPECS["conversion"].feature_service, "test_rows": int(y.size), "positives": int(y.sum()), "auc": auc,
                           "oracle_minus_model": round(auc["oracle"] - auc["model"], 4),
                           "se": round(paired_se(y, s["oracle"], s["model"]), 4),
                           "model_minus_logistic": round(auc["model"] - auc["logistic_regression"], 4),

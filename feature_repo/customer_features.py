@@ -46,6 +46,12 @@ user_daily_subscription_fv = _daily_view(
     "user_daily_subscription", "subscription", "Subscription state, paywall pressure and newsletter",
     "is_subscriber", "paywall_hits_7d", "paywall_hits_30d", "newsletter_subscriber",
 )
+user_daily_habits_fv = _daily_view(
+    "user_daily_habits", "habits",
+    "A reader's long-run habits: 90-day totals, the paywall's share, and the last week against them",
+    "sessions_90d", "pageviews_90d", "engaged_minutes_90d", "active_days_90d", "paywall_hits_90d",
+    "paywall_share_90d", "visit_trend_7d", "dwell_trend_7d", "depth_trend_7d",
+)
 user_daily_geography_fv = _daily_view(
     "user_daily_geography", "geography", "Where and on what a reader reads",
     "country_code", "primary_device", "brand_id",

@@ -7,6 +7,7 @@ from customer_features import (
     user_daily_behaviour_fv,
     user_daily_engagement_fv,
     user_daily_geography_fv,
+    user_daily_habits_fv,
     user_daily_recency_fv,
     user_daily_subscription_fv,
     user_realtime_activity_fv,
@@ -28,7 +29,17 @@ conversion_v1 = FeatureService(
     features=[user_daily_engagement_fv, user_daily_recency_fv, user_daily_subscription_fv,
               user_daily_behaviour_fv[["shares_30d", "comments_30d", "category_diversity_30d"]],
               user_engagement_ratios],
-    description="Will a free reader subscribe within 30 days?",
+    description="Will a free reader subscribe within 14 days?",
+    owner="customer-analytics@ownlens.example",
+    tags={"model": "conversion"},
+)
+
+conversion_v2 = FeatureService(
+    name="conversion_v2",
+    features=[user_daily_engagement_fv, user_daily_recency_fv, user_daily_subscription_fv,
+              user_daily_behaviour_fv[["shares_30d", "comments_30d", "category_diversity_30d"]],
+              user_daily_habits_fv, user_engagement_ratios],
+    description="Will a free reader subscribe within 14 days? conversion_v1 and the reader's 90-day habits",
     owner="customer-analytics@ownlens.example",
     tags={"model": "conversion"},
 )

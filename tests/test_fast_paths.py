@@ -18,7 +18,7 @@ from ownlens_ml.features.materializer import materialize_redis
 from ownlens_ml.features.snapshots import build_snapshots
 from tiny_platform import load_tiny_platform, ts
 
-SERVICES = ["churn_v1", "conversion_v1", "segmentation_v1", "recommendation_v1", "article_performance_v1"]
+SERVICES = ["churn_v1", "conversion_v1", "conversion_v2", "segmentation_v1", "recommendation_v1", "article_performance_v1"]
 
 
 @pytest.fixture
@@ -120,7 +120,7 @@ def built_any(request):
     return settings
 
 
-@pytest.mark.parametrize("service", ["churn_v1", "conversion_v1", "segmentation_v1", "recommendation_v1"])
+@pytest.mark.parametrize("service", ["churn_v1", "conversion_v2", "segmentation_v1", "recommendation_v1"])
 def test_fast_training_set_equals_feasts(built_any, service):
     built = built_any
     entity = _entity_frame(300, 5)

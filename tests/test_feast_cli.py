@@ -50,7 +50,7 @@ def test_feast_cli_plan_apply_materialize_list(any_settings, tmp_path):
     assert "churn_v1" in feast(settings, "plan", yaml=yaml)
     feast(settings, "apply", yaml=yaml)
     listed = feast(settings, "feature-services", "list")
-    for service in ("churn_v1", "conversion_v1", "segmentation_v1", "recommendation_v1", "article_performance_v1"):
+    for service in ("churn_v1", "conversion_v1", "conversion_v2", "segmentation_v1", "recommendation_v1", "article_performance_v1"):
         assert service in listed
     feast(settings, "materialize", ts(-10).isoformat(), ts(3).isoformat())
     at_day3 = store.online_features(settings, "churn_v1", {"user_id": [1]}).frame.iloc[0]

@@ -27,11 +27,12 @@ from ownlens_ml.settings import Settings
 NULL_BY_DESIGN = {
     "avg_scroll_depth_30d", "mobile_share_30d", "weekend_share_30d", "morning_share_30d",
     "days_since_last_visit", "author_pageviews_per_article_30d", "pageviews_1h", "pageviews_6h",
-    "pageviews_24h", "engaged_minutes_24h", "shares_24h",
+    "pageviews_24h", "engaged_minutes_24h", "shares_24h", "paywall_share_90d", "visit_trend_7d",
+    "dwell_trend_7d", "depth_trend_7d",
 }
 """Columns whose null means "nothing to measure yet" (documented in their descriptions)."""
 
-FRACTIONS = {"avg_scroll_depth_30d", "mobile_share_30d", "weekend_share_30d", "morning_share_30d"}
+FRACTIONS = {"avg_scroll_depth_30d", "mobile_share_30d", "weekend_share_30d", "morning_share_30d", "paywall_share_90d"}
 FLAGS = {"is_subscriber", "newsletter_subscriber", "is_premium", "has_video"}
 BOUNDS = {"session_trend_7d": (-1.0, 1.0), "publish_hour": (0.0, 23.0)}
 DAILY = {"customer_user_features", "editorial_author_features"}

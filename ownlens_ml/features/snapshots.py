@@ -32,7 +32,9 @@ from ownlens_ml.features.quality import QualityReport, check_snapshots
 from ownlens_ml.settings import Settings
 
 log = logging.getLogger(__name__)
-HISTORY_DAYS = 30  # the longest window; a range is computed with this much history before it
+HISTORY_DAYS = 30  # the longest window but one; author rows are computed with this much history before them
+HABIT_DAYS = 90
+"""The reader's long-run habits (``*_90d``): reader rows are computed with this much history before them."""
 EARLY_HOURS = (0, 1, 6, 24)
 ACTIVITY_FILE = "reader_activity.parquet"
 """Page views as a batch source of the real-time activity view (local profile)."""
@@ -49,7 +51,7 @@ def _popcount(expr: str, bits: int) -> str:
 
 def user_features_sql(start: date, end: date, category_bits: int) -> str:
     """Rows of ``customer_user_features`` for snapshot days ``start`` .. ``end`` inclusive."""
-    lo, hi = _ts(start - timedelta(days=HISTORY_DAYS)), _ts(end)
+    lo, hi = _ts(start - timedelta(days=HABIT_DAYS)), _ts(end)
     first = _ts(start)
     return f"""
 WITH days AS (
@@ -122,11 +124,15 @@ win AS (
         SUM(paywall_hits) OVER w7 AS paywall_hits_7d, SUM(paywall_hits) OVER w30 AS paywall_hits_30d,
         SUM(scroll_sum) OVER w30 AS scroll_sum_30d, SUM(scrolls) OVER w30 AS scrolls_30d,
         BIT_OR(categories) OVER w30 AS categories_30d,
+        SUM(sessions) OVER w90 AS sessions_90d, SUM(pageviews) OVER w90 AS pageviews_90d,
+        SUM(engaged_seconds) OVER w90 AS engaged_90d, SUM(paywall_hits) OVER w90 AS paywall_hits_90d,
+        SUM(CASE WHEN sessions > 0 THEN 1 ELSE 0 END) OVER w90 AS active_days_90d,
         MAX(last_start) OVER (PARTITION BY user_id ORDER BY day ROWS UNBOUNDED PRECEDING) AS seen_start
     FROM grid g
     WINDOW w7 AS (PARTITION BY user_id ORDER BY day ROWS BETWEEN 6 PRECEDING AND CURRENT ROW),
            w30 AS (PARTITION BY user_id ORDER BY day ROWS BETWEEN 29 PRECEDING AND CURRENT ROW),
-           prev7 AS (PARTITION BY user_id ORDER BY day ROWS BETWEEN 13 PRECEDING AND 7 PRECEDING)
+           prev7 AS (PARTITION BY user_id ORDER BY day ROWS BETWEEN 13 PRECEDING AND 7 PRECEDING),
+           w90 AS (PARTITION BY user_id ORDER BY day ROWS BETWEEN {HABIT_DAYS - 1} PRECEDING AND CURRENT ROW)
 )
 SELECT
     CAST(user_id AS BIGINT) AS user_id,
@@ -158,6 +164,17 @@ SELECT
     CAST(CASE WHEN subscribed_at < day THEN 1 ELSE 0 END AS BIGINT) AS is_subscriber,
     CAST(paywall_hits_7d AS BIGINT) AS paywall_hits_7d,
     CAST(paywall_hits_30d AS BIGINT) AS paywall_hits_30d,
+    CAST(sessions_90d AS BIGINT) AS sessions_90d,
+    CAST(pageviews_90d AS BIGINT) AS pageviews_90d,
+    CAST(engaged_90d AS DOUBLE PRECISION) / 60 AS engaged_minutes_90d,
+    CAST(active_days_90d AS BIGINT) AS active_days_90d,
+    CAST(paywall_hits_90d AS BIGINT) AS paywall_hits_90d,
+    CAST(paywall_hits_90d AS DOUBLE PRECISION) / NULLIF(pageviews_90d + paywall_hits_90d, 0) AS paywall_share_90d,
+    CAST(active_days_7d AS DOUBLE PRECISION) * {HABIT_DAYS} / 7 / NULLIF(active_days_90d, 0) AS visit_trend_7d,
+    (CAST(engaged_7d AS DOUBLE PRECISION) / NULLIF(pageviews_7d, 0))
+        / NULLIF(CAST(engaged_90d AS DOUBLE PRECISION) / NULLIF(pageviews_90d, 0), 0) AS dwell_trend_7d,
+    (CAST(pageviews_7d + paywall_hits_7d AS DOUBLE PRECISION) / NULLIF(sessions_7d, 0))
+        / NULLIF(CAST(pageviews_90d + paywall_hits_90d AS DOUBLE PRECISION) / NULLIF(sessions_90d, 0), 0) AS depth_trend_7d,
     CAST(CASE WHEN newsletter_opt_in OR newsletter_since < day THEN 1 ELSE 0 END AS BIGINT) AS newsletter_subscriber,
     country_code,
     primary_device,

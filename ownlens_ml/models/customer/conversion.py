@@ -22,7 +22,7 @@ def conversion_estimator(seed: int) -> Pipeline:
 SPEC = ModelSpec(
     name="conversion",
     kind="binary",
-    feature_service="conversion_v1",
+    feature_service="conversion_v2",
     entity_key=("user_id",),
     build_labels=conversion_labels,
     estimator=conversion_estimator,
