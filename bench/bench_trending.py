@@ -17,7 +17,7 @@ import itertools
 
 import pandas as pd
 
-from ownlens_ml.data.generator import GeneratorConfig, iter_platform
+from ownlens_ml.data.generator import GeneratorConfig, hourly_reads
 from ownlens_ml.models.editorial.trending import (
     TrendingRule,
     detect,
@@ -28,24 +28,6 @@ from ownlens_ml.models.editorial.trending import (
 
 SHOWN = ("recall_2x", "precision", "false_alarms_per_series_day", "median_hours_to_detect", "episodes",
          "bursts_2x")
-
-
-def platform(users: int, days: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """(hourly attempted reads, articles with epoch-second publish times, bursts) of one generated platform."""
-    arts, parts, bursts = None, [], None
-    for name, item in iter_platform(GeneratorConfig(users=users, days=days, seed=seed)):
-        if name == "articles":
-            arts = item[["article_id", "brand_id", "category_id", "published_at"]].copy()
-        elif name == "events":
-            e = item[item["event_type"].isin(["page_view", "paywall_hit"]) & item["article_id"].notna()]
-            parts.append(pd.DataFrame({"hour": e["event_at"].astype("int64").to_numpy() // 10**9 // 3600,
-                                       "article_id": e["article_id"].astype("int64").to_numpy()}))
-        elif name == "truth:bursts":
-            bursts = item
-    reads = pd.concat(parts).merge(arts[["article_id", "brand_id", "category_id"]], on="article_id")
-    hourly = reads.groupby(["hour", "brand_id", "category_id"]).size().rename("reads").reset_index()
-    arts["published_at"] = arts["published_at"].astype("int64") // 10**9
-    return hourly, arts, bursts
 
 
 def score(data, rule: TrendingRule) -> tuple[dict, pd.DataFrame]:
@@ -61,7 +43,7 @@ def main() -> None:
     parser.add_argument("--sweep", action="store_true", help="score a grid of rule settings on every seed")
     parser.add_argument("--rule", default="", help="TrendingRule overrides, e.g. 'start_score=16,min_z=3.5'")
     args = parser.parse_args()
-    data = {seed: platform(args.users, args.days, seed) for seed in args.seeds}
+    data = {seed: hourly_reads(GeneratorConfig(users=args.users, days=args.days, seed=seed)) for seed in args.seeds}
     overrides = {k: type(getattr(TrendingRule(), k))(v) for k, v in
                  (kv.split("=") for kv in args.rule.split(",") if kv)}
     if not args.sweep:

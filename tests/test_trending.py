@@ -55,28 +55,10 @@ def test_burst_windows_do_not_depend_on_the_chunks(monkeypatch):
     pd.testing.assert_frame_equal(_bursts(config)[windows], whole)
 
 
-def _demo_reads(config: GeneratorConfig) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Attempted reads per hour, brand and category, the articles and the bursts, as bench_trending builds them."""
-    arts, parts, bursts = None, [], None
-    for name, item in iter_platform(config):
-        if name == "articles":
-            arts = item[["article_id", "brand_id", "category_id", "published_at"]].copy()
-        elif name == "events":
-            e = item[item["event_type"].isin(["page_view", "paywall_hit"]) & item["article_id"].notna()]
-            parts.append(pd.DataFrame({"hour": e["event_at"].astype("int64").to_numpy() // 10**9 // 3600,
-                                       "article_id": e["article_id"].astype("int64").to_numpy()}))
-        elif name == "truth:bursts":
-            bursts = item
-    reads = pd.concat(parts).merge(arts[["article_id", "brand_id", "category_id"]], on="article_id")
-    hourly = reads.groupby(["hour", "brand_id", "category_id"]).size().rename("reads").reset_index()
-    arts["published_at"] = arts["published_at"].astype("int64") // 10**9
-    return hourly, arts, bursts
-
-
 def test_trending_meets_its_target_on_the_demo_platform():
     """Issue 10's target, on the demo platform (6,000 readers x 120 days, seed 7): at least 90 % of the
     bursts of 2x or more found, at least 90 % of the episodes true, false alarms rare."""
-    hourly, arts, bursts = _demo_reads(GeneratorConfig(users=6_000, days=120, seed=7))
+    hourly, arts, bursts = generator.hourly_reads(GeneratorConfig(users=6_000, days=120, seed=7))
     rule = TrendingRule()
     metrics, _ = score_bursts(detect(series_from_hourly(hourly, None, arts, rule), rule), bursts)
     assert metrics["bursts_2x"] >= 15, metrics

@@ -1245,6 +1245,29 @@ def generate(settings: Settings, config: GeneratorConfig, progress: bool = False
     return GenerateSummary(config, rows, seconds, str(settings.truth_dir))
 
 
+def hourly_reads(config: GeneratorConfig) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """A platform's attempted reads per hour, brand and category, in memory, as trending reads them from SQL.
+
+    Returns ``(hourly, articles, bursts)``: hourly has ``hour`` (hours since 1970), ``brand_id``,
+    ``category_id`` and ``reads`` (page views and paywall hits); articles has ``article_id``,
+    ``brand_id``, ``category_id`` and ``published_at`` in epoch seconds; bursts is the truth's.
+    """
+    arts, parts, bursts = None, [], None
+    for name, item in iter_platform(config):
+        if name == "articles":
+            arts = item[["article_id", "brand_id", "category_id", "published_at"]].copy()
+        elif name == "events":
+            e = item[item["event_type"].isin(["page_view", "paywall_hit"]) & item["article_id"].notna()]
+            parts.append(pd.DataFrame({"hour": e["event_at"].astype("int64").to_numpy() // 10**9 // 3600,
+                                       "article_id": e["article_id"].astype("int64").to_numpy()}))
+        elif name == "truth:bursts":
+            bursts = item
+    reads = pd.concat(parts).merge(arts[["article_id", "brand_id", "category_id"]], on="article_id")
+    hourly = reads.groupby(["hour", "brand_id", "category_id"]).size().rename("reads").reset_index()
+    arts["published_at"] = arts["published_at"].astype("int64") // 10**9
+    return hourly, arts, bursts
+
+
 def _clear_local_snapshots(settings: Settings) -> None:
     """The local offline store's parquet snapshots describe the old platform: remove them."""
     if settings.is_production or not settings.offline_dir.exists():
