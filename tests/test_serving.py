@@ -37,9 +37,10 @@ def platform(pg_server, redis_server, tmp_path_factory) -> Settings:
 
 @pytest.fixture(scope="module")
 def users(platform) -> list[int]:
-    """Readers with online features (the newest snapshot), and one the platform never saw."""
-    frame = store.online_features(platform, "churn_v1", {"user_id": list(range(1, 80))}).frame
-    known = frame.loc[frame["sessions_30d"].notna(), "user_id"].tolist()
+    """Readers active in the 30 days before the newest snapshot (so batch scoring scores them too),
+    with their online features."""
+    frame = store.online_features(platform, "churn_v1", {"user_id": list(range(1, 200))}).frame
+    known = frame.loc[frame["sessions_30d"] > 0, "user_id"].tolist()
     assert len(known) > 20
     return known[:20]
 
