@@ -24,11 +24,17 @@ churn_v1 = FeatureService(
     tags={"model": "churn"},
 )
 
+
+def _conversion_inputs(*extra) -> list:
+    """conversion_v1's views, with ``extra`` views before the on-demand ratios (the column order models saw)."""
+    return [user_daily_engagement_fv, user_daily_recency_fv, user_daily_subscription_fv,
+            user_daily_behaviour_fv[["shares_30d", "comments_30d", "category_diversity_30d"]],
+            *extra, user_engagement_ratios]
+
+
 conversion_v1 = FeatureService(
     name="conversion_v1",
-    features=[user_daily_engagement_fv, user_daily_recency_fv, user_daily_subscription_fv,
-              user_daily_behaviour_fv[["shares_30d", "comments_30d", "category_diversity_30d"]],
-              user_engagement_ratios],
+    features=_conversion_inputs(),
     description="Will a free reader subscribe within 14 days?",
     owner="customer-analytics@ownlens.example",
     tags={"model": "conversion"},
@@ -36,9 +42,7 @@ conversion_v1 = FeatureService(
 
 conversion_v2 = FeatureService(
     name="conversion_v2",
-    features=[user_daily_engagement_fv, user_daily_recency_fv, user_daily_subscription_fv,
-              user_daily_behaviour_fv[["shares_30d", "comments_30d", "category_diversity_30d"]],
-              user_daily_habits_fv, user_engagement_ratios],
+    features=_conversion_inputs(user_daily_habits_fv),
     description="Will a free reader subscribe within 14 days? conversion_v1 and the reader's 90-day habits",
     owner="customer-analytics@ownlens.example",
     tags={"model": "conversion"},
