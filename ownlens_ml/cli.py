@@ -52,6 +52,10 @@ def _global(
                                                    help="local (embedded, default) or production; overrides OWNLENS_PROFILE.")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details; show tracebacks of bugs.")] = False,
 ) -> None:
+    global console
+    # this invocation's terminal: a Console made at import keeps the COLUMNS of that moment,
+    # so `app` called in-process (CliRunner, tests) would ignore the caller's width
+    console = Console()
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     State.verbose = verbose
     State.settings = Settings.from_env(profile)
