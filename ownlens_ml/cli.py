@@ -52,6 +52,10 @@ def _global(
                                                    help="local (embedded, default) or production; overrides OWNLENS_PROFILE.")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details; show tracebacks of bugs.")] = False,
 ) -> None:
+    global console
+    # this invocation's terminal: a Console made at import keeps the COLUMNS of that moment,
+    # so `app` called in-process (CliRunner, tests) would ignore the caller's width
+    console = Console()
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     State.verbose = verbose
     State.settings = Settings.from_env(profile)
@@ -251,15 +255,18 @@ def train(
              "instead of the model's label builder.", dir_okay=False)] = None,
 ) -> None:
     """Train a model on point-in-time features, compare with baselines, register it."""
-    from ownlens_ml.features.quality import utc_midnight
     from ownlens_ml.models import get_spec
+
+    # a bad name or option is refused before the training engine (and Feast) loads
+    if model == "all" and labels is not None:
+        raise typer.BadParameter("--labels belongs to one model, not `all`", param_hint="--labels")
+    spec = None if model == "all" else get_spec(model)
+    from ownlens_ml.features.quality import utc_midnight
     from ownlens_ml.pipelines.training import train as run
     from ownlens_ml.pipelines.training import train_all
 
     moment = utc_midnight(_day(as_of)) if as_of else None
-    if model == "all":
-        if labels is not None:
-            raise typer.BadParameter("--labels belongs to one model, not `all`", param_hint="--labels")
+    if spec is None:
 
         def show(name, outcome) -> None:
             if isinstance(outcome, OwnLensError):
@@ -273,7 +280,6 @@ def train(
             console.print(f"[bold red]{len(failed)} of {len(outcomes)} models failed:[/] {', '.join(failed)}")
             raise typer.Exit(1)
         return
-    spec = get_spec(model)
     _show_result(spec, run(settings(), model, moment, promote=promote, progress=True, labels_file=labels))
 
 
@@ -295,9 +301,10 @@ def evaluate(
 ) -> None:
     """Re-score a registered version on its holdout beside baselines and the oracle; write the report."""
     from ownlens_ml.models import get_spec
+
+    spec = get_spec(model)  # an unknown name fails before the training engine loads
     from ownlens_ml.pipelines.training import evaluate as run
 
-    spec = get_spec(model)
     evaluation, path = run(settings(), model, _version(version), progress=True)
     console.print(_metrics_table(evaluation, spec.metrics[:4]))
     for note in evaluation.notes:

@@ -14,7 +14,7 @@ import logging
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -31,13 +31,15 @@ from ownlens_ml.errors import (
 )
 from ownlens_ml.evaluation.oracle import oracle
 from ownlens_ml.evaluation.report import Evaluation, write_report
-from ownlens_ml.features import store
 from ownlens_ml.models import SPECS, get_spec
 from ownlens_ml.models.baselines import feature_matrix
 from ownlens_ml.models.spec import LabelWindow, ModelSpec, Trained, TrainContext, Trainer
 from ownlens_ml.pipelines.labels import labels_fingerprint, read_labels
 from ownlens_ml.progress import Steps, steps as show_steps
 from ownlens_ml.settings import Settings
+
+if TYPE_CHECKING:
+    from ownlens_ml.features import store
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +121,8 @@ class TrainResult:
 def prepare(settings: Settings, spec: ModelSpec, window: LabelWindow, steps: Steps | None = None,
             labels: pd.DataFrame | None = None, labels_from: str | None = None) -> Prepared:
     """Labels (the spec's, or the user's) → point-in-time training set → temporal split."""
+    from ownlens_ml.features import store  # Feast loads here, so commands that fail earlier fail fast
+
     steps = steps or Steps()
     if labels is None:
         with steps("labels", f"{spec.name}: labels"):
@@ -193,6 +197,8 @@ def _champion_scores(settings: Settings, prepared: Prepared, champion: tuple[reg
     spec = prepared.spec
     test = prepared.split.test
     if entry.feature_service != spec.feature_service:
+        from ownlens_ml.features import store
+
         labels = test[[*spec.entity_key, "event_timestamp", "label"]]
         test = store.training_set(settings, entry.feature_service, labels).frame
     features = list(model.feature_names_in_)

@@ -27,7 +27,6 @@ from sklearn.utils.validation import check_is_fitted
 from ownlens_ml.errors import EmptyWindowError, OwnLensError, ValidationError
 from ownlens_ml.evaluation.oracle import oracle
 from ownlens_ml.evaluation.report import Evaluation
-from ownlens_ml.features import store
 from ownlens_ml.models.baselines import feature_matrix
 from ownlens_ml.models.customer.labels import HISTORY_DAYS, visit_days
 from ownlens_ml.models.spec import ModelSpec, Trained, TrainContext
@@ -373,6 +372,8 @@ class SegmentationTrainer:
 
     @staticmethod
     def _features(ctx: TrainContext, readers: pd.DataFrame):
+        from ownlens_ml.features import store  # Feast: imported when features are read, not with the specs
+
         spec = ctx.spec
         with ctx.steps("training_set", f"{spec.name}: point-in-time features from {spec.feature_service}"):
             training_set = store.training_set(ctx.settings, spec.feature_service, readers)
