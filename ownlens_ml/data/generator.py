@@ -693,9 +693,8 @@ class _ArticlePool:
         mass = self.hour_mass[hour, group]
         end = self.hour_end[hour, group]
         target = self.offset[group] + u * mass
-        pos = np.minimum(np.searchsorted(self.cum, target, side="right"), end - 1)
+        pos = np.clip(np.minimum(np.searchsorted(self.cum, target, side="right"), end - 1), 0, max(len(self.cum) - 1, 0))
         ok = mass > 0
-        pos = np.clip(pos, 0, max(len(self.cum) - 1, 0))
         return (self.index[pos] if len(self.index) else np.zeros(len(group), np.int64)), ok
 
 

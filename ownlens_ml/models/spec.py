@@ -19,6 +19,12 @@ if TYPE_CHECKING:
     from ownlens_ml.registry import ModelVersion
 
 
+def as_utc(moment) -> pd.Timestamp:
+    """``moment`` (datetime, timestamp or string) as a UTC timestamp; a naive one is taken as UTC."""
+    t = pd.Timestamp(moment)
+    return t.tz_localize("UTC") if t.tz is None else t.tz_convert("UTC")
+
+
 @dataclass(frozen=True)
 class LabelWindow:
     """When labels are drawn: as-of dates up to ``as_of`` whose outcome window has closed."""
@@ -38,8 +44,7 @@ class LabelWindow:
         """
         if self.as_of is None:
             return data_end
-        as_of = pd.Timestamp(self.as_of)
-        as_of = (as_of.tz_localize("UTC") if as_of.tz is None else as_of.tz_convert("UTC")).floor("D")
+        as_of = as_utc(self.as_of).floor("D")
         if as_of > data_end or as_of <= first:
             raise EmptyWindowError(f"{what}: --as-of {as_of.date()} is outside the data, which covers "
                                    f"{first.date()}..{(data_end - pd.Timedelta(days=1)).date()}; choose a day "

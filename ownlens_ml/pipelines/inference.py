@@ -35,6 +35,7 @@ from ownlens_ml.errors import ConfigError, ModelValidationError
 from ownlens_ml.features import store
 from ownlens_ml.models import get_spec
 from ownlens_ml.models.kinds import get_kind
+from ownlens_ml.models.spec import as_utc
 from ownlens_ml.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -280,8 +281,7 @@ def score(settings: Settings, name: str, as_of: datetime | None = None, *, versi
     started = time.perf_counter()
     scorer = load_scorer(settings, name, version)
     entry = scorer.version
-    as_of = pd.Timestamp(as_of or default_as_of(settings))
-    as_of = (as_of.tz_localize("UTC") if as_of.tz is None else as_of.tz_convert("UTC")).to_pydatetime()
+    as_of = as_utc(as_of or default_as_of(settings)).to_pydatetime()
     population = (spec.population(settings, as_of) if entities is None else entities).reset_index(drop=True)
     keys = list(population.columns)
     batch_id = batch_key(name, entry.version, as_of)

@@ -11,7 +11,7 @@ from sqlalchemy import func, select, text
 
 from ownlens_ml.db import get_engine, require_tables, schema
 from ownlens_ml.errors import EmptyWindowError
-from ownlens_ml.models.spec import LabelWindow
+from ownlens_ml.models.spec import LabelWindow, as_utc
 from ownlens_ml.settings import Settings
 
 HISTORY_DAYS = 30
@@ -100,19 +100,14 @@ def _active(visits: pd.DataFrame, t: pd.Timestamp) -> np.ndarray:
     return visits.loc[before, "user_id"].unique()
 
 
-def _utc(as_of: datetime) -> pd.Timestamp:
-    t = pd.Timestamp(as_of)
-    return t.tz_localize("UTC") if t.tz is None else t.tz_convert("UTC")
-
-
 def active_readers(settings: Settings, as_of: datetime) -> pd.DataFrame:
     """Readers who visited in the HISTORY_DAYS before ``as_of``: whom churn scores then."""
-    return pd.DataFrame({"user_id": np.sort(_active(visit_days(settings), _utc(as_of)))})
+    return pd.DataFrame({"user_id": np.sort(_active(visit_days(settings), as_utc(as_of)))})
 
 
 def free_active_readers(settings: Settings, as_of: datetime) -> pd.DataFrame:
     """Active readers not paying at ``as_of``: whom conversion scores then."""
-    t = _utc(as_of)
+    t = as_utc(as_of)
     active = _active(visit_days(settings), t)
     since = pd.DatetimeIndex(subscription_starts(settings).reindex(active).to_numpy())
     return pd.DataFrame({"user_id": np.sort(active[since.isna() | (since >= t)])})

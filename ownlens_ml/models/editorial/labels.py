@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from ownlens_ml.db import get_engine, require_tables, schema
 from ownlens_ml.errors import EmptyWindowError
-from ownlens_ml.models.spec import LabelWindow
+from ownlens_ml.models.spec import LabelWindow, as_utc
 from ownlens_ml.settings import Settings
 
 EARLY_HOURS = 24
@@ -63,8 +63,7 @@ def articles_at_label_time(settings: Settings, as_of: datetime) -> pd.DataFrame:
     """Articles that reached their 24-hour mark in the day before ``as_of`` (published 24 to
     48 hours before it): whom a daily batch of article performance scores then, so each
     article is forecast once, at about the age the model was trained at."""
-    t = pd.Timestamp(as_of)
-    t = t.tz_localize("UTC") if t.tz is None else t.tz_convert("UTC")
+    t = as_utc(as_of)
     a = schema.articles.c
     engine = get_engine(settings)
     require_tables(engine, schema.articles.name)
