@@ -10,6 +10,7 @@ import pandas as pd
 from rich.console import Console
 from rich.rule import Rule
 
+from ownlens_ml import clock
 from ownlens_ml.settings import Settings
 
 
@@ -33,7 +34,7 @@ def run_demo(settings: Settings, console: Console, *, users: int = 6_000, days: 
     console.print(f"1. database schema at revision {revision}")
 
     # the platform ends today, so the online store's values are as fresh as a live one's
-    start = (pd.Timestamp.now(tz="UTC").normalize() - pd.Timedelta(days=days)).date()
+    start = (pd.Timestamp(clock.today(), tz="UTC") - pd.Timedelta(days=days)).date()
     summary = generate(settings, GeneratorConfig(users=users, days=days, seed=seed, start=start), progress=True)
     console.print("2. generated a platform with planted signals (latent truth kept apart for the oracle):")
     console.print(summary.as_table())

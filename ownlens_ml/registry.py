@@ -713,6 +713,8 @@ def _engine(settings: Settings) -> Engine:
 
 
 def _now() -> datetime:
+    """When a registry row is written: the real time even under a pinned ``clock`` (it orders runs and
+    audits changes; it is no data time)."""
     return datetime.now(timezone.utc)
 
 

@@ -20,6 +20,10 @@ import redis
 
 from ownlens_ml.settings import Settings
 
+# One moment for the whole suite, whatever day it runs (OWNLENS_TEST_NOW moves it): platforms that end
+# "today" end on the same day every run; child processes inherit the pin.
+os.environ["OWNLENS_NOW"] = os.environ.get("OWNLENS_TEST_NOW", "2026-12-04T12:00:00Z")
+
 PG_URL = os.environ.get("OWNLENS_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("OWNLENS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 

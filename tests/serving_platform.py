@@ -16,7 +16,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from ownlens_ml import registry
+from ownlens_ml import clock, registry
 from ownlens_ml.data.generator import GeneratorConfig, generate
 from ownlens_ml.db import init_db
 from ownlens_ml.features import store
@@ -31,7 +31,7 @@ USERS, DAYS = 1000, 100
 def build(settings: Settings, users: int = USERS) -> Settings:
     """Generate, build snapshots, apply, materialize, train churn and make it champion."""
     init_db(settings)
-    start = (pd.Timestamp.now(tz="UTC").normalize() - pd.Timedelta(days=DAYS)).date()
+    start = (pd.Timestamp(clock.today(), tz="UTC") - pd.Timedelta(days=DAYS)).date()
     generate(settings, GeneratorConfig(users=users, days=DAYS, seed=7, start=start))
     built = build_snapshots(settings)
     store.apply_repo(settings)

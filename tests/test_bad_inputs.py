@@ -358,7 +358,7 @@ def fingerprint(settings: Settings) -> dict:
 
 
 def run_cli(settings: Settings, case: Case, tmp: Path) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OWNLENS_", "FEAST_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OWNLENS_", "FEAST_")) or k == "OWNLENS_NOW"}
     env |= {"OWNLENS_PROFILE": settings.profile, "OWNLENS_HOME": str(settings.home),
             "OWNLENS_DATABASE_URL": settings.database_url, "OWNLENS_REDIS_URL": settings.redis_url,
             "OWNLENS_FEAST_PROJECT": settings.project, "COLUMNS": "250"}

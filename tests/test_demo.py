@@ -11,7 +11,7 @@ CLI = str(Path(sys.executable).with_name("ownlens-ml"))
 
 
 def test_demo_runs_everything_on_the_local_profile(tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OWNLENS_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OWNLENS_") or k == "OWNLENS_NOW"}
     env |= {"OWNLENS_HOME": str(tmp_path / ".ownlens"), "COLUMNS": "200"}
     done = subprocess.run([CLI, "demo", "--users", "800", "--days", "100"], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=900)

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import text
 
+from ownlens_ml import clock
 from ownlens_ml.db import get_engine, init_db
 from ownlens_ml.errors import DataQualityError, UnknownFeatureServiceError, ValidationError
 from ownlens_ml.features import store
@@ -112,7 +113,7 @@ def test_pushed_activity_changes_the_online_value(built):
     store.materialize(built, (end - pd.Timedelta(days=30)).to_pydatetime(), end.to_pydatetime())
     before = store.online_features(built, "recommendation_v1", {"user_id": [1]}).frame.iloc[0]
     assert before.last_article_id == 12  # the latest page view in the tiny platform
-    push_page_view(built, user_id=1, article_id=11, engaged_seconds=42, at=pd.Timestamp.now(tz="UTC"))
+    push_page_view(built, user_id=1, article_id=11, engaged_seconds=42, at=pd.Timestamp(clock.now()))
     after = store.online_features(built, "recommendation_v1", {"user_id": [1]}).frame.iloc[0]
     assert (after.last_article_id, after.last_engaged_seconds) == (11, 42)
 

@@ -9,7 +9,7 @@ import ownlens_ml
 
 PACKAGE = Path(ownlens_ml.__file__).parent
 LAYERS = {
-    "settings": 0, "errors": 0, "progress": 0,
+    "settings": 0, "errors": 0, "progress": 0, "clock": 0,
     "db": 1,
     "data": 2,
     "features": 3, "registry": 3, "evaluation": 3, "models": 3,

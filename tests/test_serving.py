@@ -8,13 +8,13 @@ import json
 import subprocess
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from ownlens_ml import registry
+from ownlens_ml import clock, registry
 from ownlens_ml.errors import ValidationError
 from ownlens_ml.features import store
 from ownlens_ml.models.baselines import feature_matrix
@@ -82,7 +82,7 @@ def test_unknown_reader_is_a_flagged_cold_start(platform):
 def test_values_older_than_the_ttl_are_missing_and_flagged(platform, users):
     predictor = Predictor(platform, "churn", watch_every=None)
     fresh = predictor.predict([users[0]]).results[0]
-    later = datetime.now(timezone.utc) + timedelta(days=3)  # the daily views' TTL is 2 days
+    later = clock.now() + timedelta(days=3)  # the daily views' TTL is 2 days
     stale = predictor.predict([users[0]], now=later).results[0]
     assert set(stale.stale_views) == set(fresh.feature_age_seconds)
     assert not stale.cold_start
@@ -105,7 +105,7 @@ def test_local_profile_predicts_through_feasts_online_path(tmp_path):
     sdk = store.online_features(local, "churn_v1", {"user_id": ids}, engine="feast").frame
     served = pd.DataFrame([r.features for r in fresh.results])
     pd.testing.assert_frame_equal(served.astype(float), sdk[served.columns].astype(float))
-    stale = predictor.predict([known[0].entity["user_id"]], now=datetime.now(timezone.utc) + timedelta(days=3)).results[0]
+    stale = predictor.predict([known[0].entity["user_id"]], now=clock.now() + timedelta(days=3)).results[0]
     assert set(stale.stale_views) == set(known[0].feature_age_seconds)
     assert all(value is None for value in stale.features.values())  # on-demand ratios too: their sources are stale
     from ownlens_ml.serving.prediction_log import PredictionLog
@@ -277,7 +277,7 @@ def test_every_tabular_model_is_served_and_scores_as_its_pipeline(platform, clie
                                      "LIMIT 30")).mappings().all()
     requests = {"conversion": {"ids": [1, 2, 3, 10**9]},
                 "article_performance": {"entities": [dict(a) for a in articles] + [{"article_id": 10**9, "author_id": 10**9}]}}
-    now = datetime.now(timezone.utc)
+    now = clock.now()
     for name, body in requests.items():
         response = client.post(f"/v1/predict/{name}", json=body)
         assert response.status_code == 200, response.text
@@ -541,7 +541,7 @@ def test_sigterm_finishes_requests_in_flight_and_flushes_the_log(own_redis, user
     marker = users[7]
     try:
         wait_for(port, "/readyz", 200)
-        started = datetime.now(timezone.utc)
+        started = clock.now()
         subprocess.run(["kill", "-STOP", str(server.pid)], check=True)  # the next request waits on Redis
         answer = {}
         caller = threading.Thread(target=lambda: answer.update(response=httpx.post(

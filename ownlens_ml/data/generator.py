@@ -68,13 +68,14 @@ import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, timedelta
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ownlens_ml import clock
 from ownlens_ml.data.load import bulk_load, copy_frame
 from ownlens_ml.db import get_engine, require_tables, schema
 from ownlens_ml.errors import ValidationError
@@ -1223,7 +1224,7 @@ def generate(settings: Settings, config: GeneratorConfig, progress: bool = False
             pd.concat(truth_frames["users"], ignore_index=True).to_parquet(truth_tmp / "users.parquet", index=False)
             meta = {"config": {"users": config.users, "days": config.days, "brands": config.brands,
                                "seed": config.seed, "start": config.start.isoformat()},
-                    "dynamics": asdict(config.dynamics), "generated_at": datetime.now(timezone.utc).isoformat()}
+                    "dynamics": asdict(config.dynamics), "generated_at": clock.now().isoformat()}
             (truth_tmp / "meta.json").write_text(json.dumps(meta, indent=2))
             if conn.dialect.name == "postgresql":
                 for name in tables:

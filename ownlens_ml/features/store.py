@@ -16,12 +16,13 @@ import os
 import sys
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
 from feast import FeatureService
 
+from ownlens_ml import clock
 from ownlens_ml.errors import EmptyWindowError, MissingTableError, NotMaterializedError, ValidationError
 from ownlens_ml.features import historical, online
 from ownlens_ml.features.feast_store import (  # noqa: F401 (re-exported: the package's feature API)
@@ -245,7 +246,7 @@ def online_features(settings: Settings, service_name: str, entity_rows: dict[str
     service = feature_service(settings, service_name)
     keys = join_keys(settings, service)
     _check_entity_rows(service_name, keys, entity_rows)
-    now = request_time or datetime.now(timezone.utc)
+    now = request_time or clock.now()
     rows = {k: list(entity_rows[k]) for k in keys}
     if _needs_request_time(service):
         rows[REQUEST_TIME] = [int(now.timestamp())] * len(rows[keys[0]])
@@ -289,7 +290,7 @@ def _online_fast(settings: Settings, service_name: str, entity_rows: dict[str, l
     plan = online.plan_for(settings, service_name)
     keys = plan.join_keys
     _check_entity_rows(service_name, keys, entity_rows)
-    now = request_time or datetime.now(timezone.utc)
+    now = request_time or clock.now()
     n = len(entity_rows[keys[0]])
     request = {REQUEST_TIME: [int(now.timestamp())] * n} if REQUEST_TIME in plan.request_fields else None
     result = online.read(settings, plan, entity_rows, request)

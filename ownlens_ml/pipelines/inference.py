@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -27,6 +27,7 @@ from feast.value_type import ValueType
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlalchemy import delete, func, select
 
+from ownlens_ml import clock
 from ownlens_ml import registry
 from ownlens_ml.data.load import copy_frame
 from ownlens_ml.db import get_engine
@@ -299,7 +300,7 @@ def score(settings: Settings, name: str, as_of: datetime | None = None, *, versi
                 "model_name": name, "version": entry.version,
                 "entity_key": _entity_key_texts(rows, keys),
                 "entity_id": rows[keys[0]].astype("int64") if len(keys) == 1 else None,
-                "as_of": as_of, "predicted_at": datetime.now(timezone.utc), "score": scores,
+                "as_of": as_of, "predicted_at": clock.now(), "score": scores,
                 "source": "batch", "batch_id": batch_id,
             }))
             bar.advance(task, len(chunk))

@@ -17,7 +17,7 @@ import threading
 import time
 import warnings
 from contextlib import asynccontextmanager
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Annotated, Any
 
 import numpy as np
@@ -27,6 +27,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from ownlens_ml import clock
 from ownlens_ml import registry
 from ownlens_ml.errors import DatabaseUnavailableError, OwnLensError, RedisUnavailableError, UnknownModelVersionError
 from ownlens_ml.features import store
@@ -398,7 +399,7 @@ def create_app(settings: Settings, **options) -> FastAPI:
         from ownlens_ml.models.customer.segmentation import assign
 
         entry, model, reader = serving.champion("segmentation").loaded
-        now = datetime.now(timezone.utc)
+        now = clock.now()
         values, ages, stale = _read_reader(reader, user_id, now)
         segment = str(assign(model, pd.DataFrame(values))[0])
         cold = all(ages[view][0] is None for view in reader.views)
@@ -420,7 +421,7 @@ def create_app(settings: Settings, **options) -> FastAPI:
                                                                  "articles (default: the reader's brand)")] = None) -> dict:
         """Top-k articles for a reader: ALS factors, the latest read folded in, or the flagged fallback."""
         entry, model, reader = serving.champion("recommendation").loaded
-        now = datetime.now(timezone.utc)
+        now = clock.now()
         values, _, _ = _read_reader(reader, user_id, now)
         last, seconds = values.get("last_article_id", [None])[0], values.get("last_engaged_seconds", [None])[0]
         history = [(last, seconds or 0)] if last is not None else None
@@ -455,7 +456,7 @@ def create_app(settings: Settings, **options) -> FastAPI:
                        "hours_trending": int(r.hours_trending)} for r in frame.itertuples()]
         version = cached[1] if cached else champion.version.version
         serving.log.record(Answer("trending", version, {"brand_id": brand or 0},
-                                  {"topics": [t["series"] for t in topics]}, datetime.now(timezone.utc)))
+                                  {"topics": [t["series"] for t in topics]}, clock.now()))
         return {"model": "trending", "version": version, "brand": brand, "topics": topics}
 
     @app.get("/healthz")

@@ -14,13 +14,14 @@ import logging
 import queue
 import threading
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 import orjson
 import pandas as pd
 from prometheus_client import Counter
 
+from ownlens_ml import clock
 from ownlens_ml.data.load import copy_frame
 from ownlens_ml.db import get_engine
 from ownlens_ml.db.schema import ml_model_predictions
@@ -49,7 +50,7 @@ class Answer:
 def rows_of(answer: Any) -> list[tuple]:
     """Table rows (``COLUMNS``) of one answer: a ``Prediction`` (one row per entity) or an ``Answer``;
     ``output`` and ``features`` as JSON text."""
-    now = datetime.now(timezone.utc)
+    now = clock.now()
 
     def row(entity: dict[str, int], score: float | None, output: dict, features: dict | None) -> tuple:
         return (answer.model, answer.version, entity_key_text(entity),

@@ -28,6 +28,7 @@ import numpy as np
 import redis
 from feast import FeatureService
 
+from ownlens_ml import clock
 from ownlens_ml import registry
 from ownlens_ml.errors import OwnLensError, ValidationError
 from ownlens_ml.features import online, store
@@ -158,7 +159,7 @@ class FeatureReader:
 
     def warm_up(self) -> None:
         try:
-            self.read({k: [0] for k in self.join_keys}, time.time())
+            self.read({k: [0] for k in self.join_keys}, clock.now().timestamp())
         except OwnLensError:  # Redis down at load time: the model still loads, /readyz says why
             pass
 
@@ -271,7 +272,7 @@ class Predictor:
         loaded = self._loaded  # the whole call uses one version, even if a swap happens meanwhile
         reader = loaded.reader
         rows = entity_rows(reader.join_keys, ids, entities)
-        moment = now or datetime.now(timezone.utc)
+        moment = now or clock.now()
         values, ages, stale = reader.read(rows, moment.timestamp())
         n = len(rows[reader.join_keys[0]])
         scores = loaded.scorer.score_columns(values, n).tolist()
