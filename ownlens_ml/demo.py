@@ -138,7 +138,6 @@ def _serve_once(settings: Settings, console: Console) -> None:
     import threading
     import time
 
-    import httpx
     import uvicorn
 
     from ownlens_ml.serving.app import create_app
@@ -154,9 +153,9 @@ def _serve_once(settings: Settings, console: Console) -> None:
         while not server.started and time.monotonic() < deadline:
             time.sleep(0.05)
         base = f"http://127.0.0.1:{port}"
-        ready = httpx.get(f"{base}/readyz", timeout=10).json()
-        answer = httpx.post(f"{base}/v1/predict/churn", json={"ids": [1, 2, 3]}, timeout=10).json()
-        ranked = httpx.get(f"{base}/v1/recommendations/1", params={"k": 5}, timeout=10)
+        _, ready = _http(f"{base}/readyz")
+        _, answer = _http(f"{base}/v1/predict/churn", {"ids": [1, 2, 3]})
+        status, ranked = _http(f"{base}/v1/recommendations/1?k=5")
     finally:
         server.should_exit = True
         thread.join(timeout=30)
@@ -165,11 +164,27 @@ def _serve_once(settings: Settings, console: Console) -> None:
         flags = " (cold start)" if p["cold_start"] else ""
         console.print(f"   POST /v1/predict/churn reader {p['entity']['user_id']}: churn probability "
                       f"{p['score']:.3f}{flags} from churn v{answer['version']}")
-    if ranked.status_code == 200:
-        top = ranked.json()
+    if status == 200:
+        top = ranked
         route = "fallback (popularity-recency)" if top["fallback"] else "personalised"
         console.print(f"   GET /v1/recommendations/1?k=5: {[a['article_id'] for a in top['articles']]} ({route}) "
                       f"from recommendation v{top['version']}")
     else:
-        console.print(f"   GET /v1/recommendations/1?k=5: {ranked.status_code} {ranked.json()['detail']}")
+        console.print(f"   GET /v1/recommendations/1?k=5: {status} {ranked['detail']}")
     console.print("   service stopped; its answers are in ml_model_predictions")
+
+
+def _http(url: str, body: dict | None = None) -> tuple[int, dict]:
+    """(status, JSON answer) of one GET, or POST of ``body``: the standard library is enough for the demo's
+    three requests (the service's clients bring their own)."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as err:
+        return err.code, json.load(err)
