@@ -8,6 +8,7 @@ its own database and its own Feast project, and both are removed afterwards.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import uuid
@@ -65,19 +66,34 @@ def redis_server(tmp_path_factory) -> str:
     server.shutdown(nosave=True)
 
 
-@pytest.fixture
-def pg_url(pg_server: str) -> str:
-    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+@contextlib.contextmanager
+def _database(pg_server: str):
+    """A fresh, empty PostgreSQL database on ``pg_server``, dropped afterwards."""
     name = f"ownlens_test_{uuid.uuid4().hex[:12]}"
     admin = psycopg2.connect(pg_server)
     admin.autocommit = True
     with admin.cursor() as cur:
         cur.execute(f'CREATE DATABASE "{name}"')
-    parts = urlsplit(pg_server)
-    yield parts._replace(path=f"/{name}").geturl()
-    with admin.cursor() as cur:
-        cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin.close()
+    try:
+        yield urlsplit(pg_server)._replace(path=f"/{name}").geturl()
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+def _drop_redis_keys(redis_url: str, project: str) -> None:
+    client = redis.Redis.from_url(redis_url)
+    keys = list(client.scan_iter(match=b"*" + project.encode(), count=1000))
+    if keys:
+        client.delete(*keys)
+
+
+@pytest.fixture
+def pg_url(pg_server: str) -> str:
+    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+    with _database(pg_server) as url:
+        yield url
 
 
 def _project() -> str:
@@ -94,11 +110,7 @@ def production_settings(tmp_path: Path, pg_url: str, redis_server: str) -> Setti
     settings = Settings(profile="production", home=tmp_path / "home", database_url=pg_url,
                         redis_url=redis_server, project=_project())
     yield settings
-    client = redis.Redis.from_url(redis_server)
-    suffix = settings.project.encode()
-    keys = [k for k in client.scan_iter(match=b"*" + suffix, count=1000)]
-    if keys:
-        client.delete(*keys)
+    _drop_redis_keys(redis_server, settings.project)
 
 
 @pytest.fixture(params=["local", "production"])
@@ -106,6 +118,21 @@ def any_settings(request) -> Settings:
     """The same test in both profiles."""
     name = "local_settings" if request.param == "local" else "production_settings"
     return request.getfixturevalue(name)
+
+
+@pytest.fixture(scope="module", params=["local", "production"])
+def module_settings(request, tmp_path_factory, pg_server: str, redis_server: str) -> Settings:
+    """One profile's settings shared by a module's tests, so a platform they all read is built once per
+    profile rather than once per test (each test still writes under its own model or key)."""
+    home = tmp_path_factory.mktemp(f"shared-{request.param}") / "home"
+    if request.param == "local":
+        yield Settings(profile="local", home=home, project=_project())
+        return
+    with _database(pg_server) as url:
+        settings = Settings(profile="production", home=home, database_url=url, redis_url=redis_server,
+                            project=_project())
+        yield settings
+        _drop_redis_keys(redis_server, settings.project)
 
 
 # tests import helpers such as tiny_platform from this folder

@@ -7,9 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 CLI = str(Path(sys.executable).with_name("ownlens-ml"))
 
 
+@pytest.mark.slow
 def test_demo_runs_everything_on_the_local_profile(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("OWNLENS_") or k == "OWNLENS_NOW"}
     env |= {"OWNLENS_HOME": str(tmp_path / ".ownlens"), "COLUMNS": "200"}

@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import pandas as pd
 
 from ownlens_ml.db import get_engine, init_db
@@ -37,6 +39,7 @@ def feast(settings, *args: str, env: dict | None = None, yaml: Path | None = Non
     return done.stdout
 
 
+@pytest.mark.slow
 def test_feast_cli_plan_apply_materialize_list(any_settings, tmp_path):
     repo = tmp_path / "feature_repo"
     shutil.copytree(REPO, repo, ignore=shutil.ignore_patterns("__pycache__", "data"))
@@ -61,6 +64,7 @@ def test_feast_cli_plan_apply_materialize_list(any_settings, tmp_path):
     assert pd.notna(at_day6.pageviews_per_session_30d)
 
 
+@pytest.mark.slow
 def test_bare_feast_apply_in_the_repository_needs_no_environment(tmp_path):
     """After the demo's set-up (here on the tiny platform, in a copy of the project), a data
     engineer runs `cd feature_repo && feast plan/apply/materialize` with no OWNLENS_* set."""

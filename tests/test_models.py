@@ -49,8 +49,15 @@ def demo_platform(tmp_path_factory) -> Settings:
     return settings
 
 
+@pytest.fixture(scope="module")
+def contract_platform(module_settings: Settings) -> Settings:
+    """The small platform every contract case trains on, built once per profile."""
+    platform(module_settings, users=600, days=100)
+    return module_settings
+
+
 @pytest.mark.parametrize("spec", list(SPECS.values()), ids=list(SPECS))
-def test_model_contract(spec: ModelSpec, any_settings):
+def test_model_contract(spec: ModelSpec, contract_platform: Settings):
     """Declared parts are well-formed; training registers a loadable version with full lineage,
     and the report draws the kind's own figures (no ROC curve for a regression)."""
     assert dataclasses.is_dataclass(spec) and spec.kind in KINDS
@@ -60,22 +67,21 @@ def test_model_contract(spec: ModelSpec, any_settings):
         with pytest.raises(NotFittedError):  # the factory stores hyperparameters only
             check_is_fitted(estimator)
         assert clone(estimator).get_params().keys() == estimator.get_params().keys()
-    platform(any_settings, users=600, days=100)
 
     if kind.supervised:
-        labels = spec.build_labels(any_settings, spec.window)
+        labels = spec.build_labels(contract_platform, spec.window)
         assert {*spec.entity_key, "event_timestamp", "label"} <= set(labels.columns)
         assert str(labels["event_timestamp"].dt.tz) == "UTC"
         assert not labels.duplicated([*spec.entity_key, "event_timestamp"]).any()
         assert not kind.bad_labels(labels["label"]).any()
 
-    result = train(any_settings, spec.name)
+    result = train(contract_platform, spec.name)
     version = result.version
     assert version.task == spec.kind and version.artifact_format == kind.artifact_format
     if spec.feature_service:
-        service = store.feature_service(any_settings, spec.feature_service)
+        service = store.feature_service(contract_platform, spec.feature_service)
         assert version.feature_service == spec.feature_service
-        assert version.feature_service_hash == store.service_definition_hash(any_settings, service)
+        assert version.feature_service_hash == store.service_definition_hash(contract_platform, service)
     assert version.window_start <= version.window_end
     holdout = version.metrics["holdout"]
     assert set(spec.metrics) <= set(holdout["model"])
@@ -85,13 +91,13 @@ def test_model_contract(spec: ModelSpec, any_settings):
     assert ("roc_pr.png" in drawn) == ("roc_pr" in kind.plots)
     assert len(drawn) >= 2
 
-    loaded, model = registry.load_model(any_settings, spec.name, version.version)
+    loaded, model = registry.load_model(contract_platform, spec.name, version.version)
     assert loaded.artifact_sha256 == version.artifact_sha256
     if kind.predict is not None and spec.feature_service:
         # supervised kinds score labelled rows; others the first entities at the end of the version's window
         entities = (labels.tail(50) if kind.supervised else
                     pd.DataFrame({spec.entity_key[0]: np.arange(1, 51), "event_timestamp": version.window_end}))
-        rows = store.training_set(any_settings, spec.feature_service, entities).frame
+        rows = store.training_set(contract_platform, spec.feature_service, entities).frame
         x = feature_matrix(rows, list(model.feature_names_in_))
         outputs = np.asarray(kind.predict(model, x))
         assert len(outputs) == len(rows) and kind.check_outputs(outputs) is None
@@ -117,6 +123,7 @@ def test_a_spec_is_checked_when_it_is_defined(changes, words):
         _spec(**changes)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name, oracle_range", [("churn", (0.75, 0.92)), ("conversion", (0.75, 0.95))])
 def test_classifier_beats_baselines_and_nears_the_oracle(demo_platform, name, oracle_range):
     """With the default generator settings the oracle is realistic (churn: no visit in 30 days;
@@ -130,6 +137,7 @@ def test_classifier_beats_baselines_and_nears_the_oracle(demo_platform, name, or
     assert auc["oracle"] - auc["model"] <= 0.03, auc
 
 
+@pytest.mark.slow
 def test_article_performance_beats_the_author_mean_by_a_fifth(demo_platform):
     """First-week page views: at least 20% lower RMSE than the author's track record, beside
     the shared regression baselines and the oracle."""
@@ -182,6 +190,7 @@ def cli(settings, *args: str, ok: bool = True) -> str:
     return done.stdout + done.stderr
 
 
+@pytest.mark.slow
 def test_gate_promote_rollback_and_evaluate_from_the_cli(local_settings):
     platform(local_settings, users=600, days=100)
     first = cli(local_settings, "train", "churn", "--no-promote")

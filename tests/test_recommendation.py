@@ -116,6 +116,7 @@ def generated(tmp_path_factory) -> Settings:
     return settings
 
 
+@pytest.mark.slow
 def test_recommender_beats_popularity_and_recency_and_nears_the_oracle(generated):
     """On a generated platform: NDCG@10 at least 10 % above the better of popularity and recency,
     below the oracle with the distance reported, and readers folded in score above the fallback."""
@@ -129,6 +130,7 @@ def test_recommender_beats_popularity_and_recency_and_nears_the_oracle(generated
     assert result.promoted and (result.report.parent / "ndcg_at_k.png").exists()
 
 
+@pytest.mark.slow
 def test_train_promote_evaluate_and_list_from_the_cli(generated):
     out = cli(generated, "train", "recommendation", "--no-promote")
     assert "registered recommendation v2 as challenger" in out and "ndcg@10" in out

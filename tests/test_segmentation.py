@@ -103,6 +103,7 @@ def readers_at(settings, as_of=None) -> pd.DataFrame:
     return frame
 
 
+@pytest.mark.slow
 def test_segments_recover_the_latent_segments_and_survive_a_reseed(local_settings):
     """3,000 readers x 90 days (seed 7): about 1,600 readers have 2+ sessions in the last 30 days."""
     from ownlens_ml.pipelines.training import train
@@ -151,6 +152,7 @@ def test_online_assignment_equals_batch_and_the_written_view_reads_through_feast
     assert write_segments(any_settings, version.version).readers == written.readers
 
 
+@pytest.mark.slow
 def test_train_evaluate_list_write_and_show_from_the_cli(local_settings):
     platform(local_settings, users=600, days=100)
     trained = cli(local_settings, "train", "segmentation")

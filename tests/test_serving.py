@@ -446,6 +446,7 @@ def test_a_full_queue_or_a_database_outage_drops_log_rows_and_counts_them(platfo
     assert sample("ownlens_prediction_log_dropped_rows_total", {"reason": "queue_full"}) > full_before
 
 
+@pytest.mark.slow
 def test_schemathesis_finds_no_server_error(platform):
     """Requests generated from the service's own OpenAPI document, valid and invalid: no 5xx."""
     import schemathesis

@@ -20,6 +20,7 @@ def labelled(tmp_path_factory) -> tuple[Settings, pd.DataFrame]:
     return settings, SPECS["churn"].build_labels(settings, SPECS["churn"].window)
 
 
+@pytest.mark.slow
 def test_a_good_label_file_trains_and_registers(labelled, tmp_path):
     settings, labels = labelled
     path = tmp_path / "renewals.csv"

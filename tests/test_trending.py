@@ -130,6 +130,7 @@ def test_rule_json_round_trip_and_refusals():
             registry.load_rule_json(bad)
 
 
+@pytest.mark.slow
 def test_trending_finds_strong_bursts_with_few_false_alarms(generated):  # noqa: F811 (the imported fixture)
     """Scored against the injected bursts: found bursts grow with their lift, false alarms are rare,
     the rule beats a naive ratio rule (so the gate promotes it), and trending_now lists a burst
