@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from ownlens_ml import clock
 from ownlens_ml.errors import ConfigError
 
 PROFILES = ("local", "production")
@@ -56,6 +57,7 @@ class Settings:
             project=env.get("OWNLENS_FEAST_PROJECT", cls.project),
         )
         settings.validate()
+        clock.now()  # a malformed OWNLENS_NOW fails here, before any work
         return settings
 
     def with_profile(self, profile: str) -> Settings:
