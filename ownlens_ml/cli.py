@@ -461,7 +461,7 @@ def predictions_prune(
     """Summarise old days into ml_model_monitoring, then delete them in bounded batches (rerunning is a no-op)."""
     from ownlens_ml.pipelines.retention import prune
 
-    result = prune(settings(), older_than, dry_run=dry_run, progress=not dry_run)
+    result = prune(settings(), older_than, dry_run=dry_run, progress=True)
     rows = sum(s.rows for s in result.summaries)
     if dry_run:
         console.print(f"dry run: would summarise {rows:,} rows ({result.days} model-days) and remove "

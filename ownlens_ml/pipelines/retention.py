@@ -105,27 +105,32 @@ def prune(settings: Settings, older_than: int | None = None, *, dry_run: bool = 
     engine = get_engine(settings)
     require_tables(engine, ml_model_predictions.name, ml_model_monitoring.name)
     with engine.connect() as conn:
-        plan = [(model, day, _summarise(conn, model, day)) for model in _models(conn)
-                for day in _old_days(conn, model, cut)]
-    summaries = [s for _, _, found in plan for s in found]
-    if dry_run:
-        return PruneResult(cut, summaries, sum(_rows(engine, model, day) for model, day, _ in plan), 0, True)
-    deleted = batches = 0
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        plan = [(model, day) for model in _models(conn) for day in _old_days(conn, model, cut)]
+    summaries, deleted, batches = [], 0, 0
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("model-days"),
+               TimeElapsedColumn())
     with Progress(*columns, disable=not progress) as bar:
-        task = bar.add_task(f"pruning predictions before {cut:%Y-%m-%d}",
-                            total=sum(_rows(engine, model, day) for model, day, _ in plan))
-        for model, day, found in plan:
-            if found:
-                with engine.begin() as conn:
+        task = bar.add_task(f"pruning predictions before {cut:%Y-%m-%d}", total=len(plan))
+        for model, day in plan:
+            bar.update(task, description=f"{model} {day:%Y-%m-%d}: summarising ({deleted:,} rows removed)")
+            with engine.begin() as conn:  # the summary is written whole before any of the day's rows go
+                found = _summarise(conn, model, day)
+                if found and not dry_run:
                     conn.execute(insert(ml_model_monitoring), [row for s in found for row in _monitoring_rows(s)])
-            for removed in _delete_day(engine, model, day, batch_rows):
-                deleted += removed
-                batches += 1
-                bar.advance(task, removed)
-    log.info("pruned %d prediction rows before %s in %d batches (%d summaries)", deleted, cut.date(), batches,
-             len(summaries))
-    return PruneResult(cut, summaries, deleted, batches, False)
+            summaries += found
+            if dry_run:
+                deleted += _rows(engine, model, day)
+            else:
+                bar.update(task, description=f"{model} {day:%Y-%m-%d}: deleting ({deleted:,} rows removed)")
+                for removed in _delete_day(engine, model, day, batch_rows):
+                    deleted += removed
+                    batches += 1
+            bar.advance(task)
+        bar.update(task, description=f"pruned predictions before {cut:%Y-%m-%d} ({deleted:,} rows removed)")
+    if not dry_run:
+        log.info("pruned %d prediction rows before %s in %d batches (%d summaries)", deleted, cut.date(), batches,
+                 len(summaries))
+    return PruneResult(cut, summaries, deleted, batches, dry_run)
 
 
 # --- which days ---------------------------------------------------------------------------

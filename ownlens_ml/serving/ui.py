@@ -12,6 +12,7 @@ database has them. The router is left out of the OpenAPI schema.
 
 from __future__ import annotations
 
+import functools
 import io
 import mimetypes
 from collections import defaultdict
@@ -19,10 +20,11 @@ from pathlib import Path
 
 import pandas as pd
 from fastapi import APIRouter, HTTPException, Request
-from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 from markdown_it import MarkdownIt
 from sqlalchemy import MetaData, Table, select
+from sqlalchemy.exc import NoSuchTableError
 
 from ownlens_ml import registry
 from ownlens_ml.db import get_engine
@@ -56,14 +58,23 @@ def router(settings: Settings) -> APIRouter:
     def not_found(request: Request, message: str) -> HTMLResponse:
         return page(request, "error.html", 404, title="Not found", message=message)
 
+    def html_page(route):
+        """A page route whose database problems (unreachable, no schema) are a 503 page saying what is wrong."""
+        @functools.wraps(route)
+        def guarded(request: Request, *args, **kwargs) -> HTMLResponse:
+            try:
+                return route(request, *args, **kwargs)
+            except OwnLensError as exc:
+                return page(request, "error.html", 503, title="Database unavailable",
+                            message=f"{type(exc).__name__}: {exc}")
+        return guarded
+
     @pages.get("", response_class=HTMLResponse)
+    @html_page
     def overview(request: Request) -> HTMLResponse:
         """Every model: its versions with aliases and headline metrics, and its open alerts."""
-        try:
-            versions = registry.list_versions(settings)
-            alerts = _open_alerts(settings)
-        except OwnLensError as exc:
-            return page(request, "error.html", 503, title="Registry unavailable", message=str(exc))
+        versions = registry.list_versions(settings)
+        alerts = _open_alerts(settings)
         by_model = defaultdict(list)
         for v in versions:
             by_model[v.model_name].append(v)
@@ -71,11 +82,8 @@ def router(settings: Settings) -> APIRouter:
         models = [_model_card(name, by_model.get(name, []), alerts) for name in names]
         return page(request, "index.html", title="Models", models=models)
 
-    @pages.get("/", include_in_schema=False)
-    def overview_slash() -> RedirectResponse:
-        return RedirectResponse("/ui")
-
     @pages.get("/models/{model}", response_class=HTMLResponse)
+    @html_page
     def model_page(request: Request, model: str) -> HTMLResponse:
         """One model: versions, monitoring results over time (newest first, a plot per metric), open alerts."""
         versions = registry.list_versions(settings, model)
@@ -89,6 +97,7 @@ def router(settings: Settings) -> APIRouter:
                     columns=[c for c in MONITORING_COLUMNS if c in monitoring.columns and c != "details"])
 
     @pages.get("/models/{model}/v{version}", response_class=HTMLResponse)
+    @html_page
     def report_page(request: Request, model: str, version: int) -> HTMLResponse:
         """One version's evaluation report, its Markdown rendered and its plots served beside it."""
         entry = next((v for v in registry.list_versions(settings, model) if v.version == version), None)
@@ -137,7 +146,7 @@ def _reflect(settings: Settings, name: str) -> tuple[object, Table | None]:
     metadata = MetaData()
     try:
         return engine, Table(name, metadata, autoload_with=engine)
-    except Exception:  # noqa: BLE001 (NoSuchTableError: a database before `db init`)
+    except NoSuchTableError:  # a database before `db init`
         return engine, None
 
 
