@@ -60,7 +60,8 @@ def fill(conn, table: str, rows: int, start, days: int) -> None:
         SELECT (ARRAY['churn','conversion','recommendation'])[1 + i % 3], 1 + i % 2, '{{"user_id":' || i || '}}', i,
                t, t, CASE WHEN i % 3 = 2 THEN NULL ELSE random() END, CAST(:output AS json),
                CAST(:features AS json), 'online'
-        FROM generate_series(1, :rows) AS i, LATERAL (SELECT :start + (i - 0.5) / :rows * :days * interval '1 day') AS s(t)
+        FROM generate_series(1, :rows) AS i,
+             LATERAL (SELECT :start + (i - 0.5) / :rows * :days * interval '1 day') AS s(t)
     """), {"rows": rows, "start": start, "days": days,
                                                                 "output": '{"cold_start":false}', "features": FEATURES})
 
@@ -91,7 +92,8 @@ def append_frame(n: int) -> pd.DataFrame:
     now = clock.now()
     ids = np.arange(n)
     return pd.DataFrame({"model_name": "churn", "version": 1, "entity_key": [f'{{"user_id":{i}}}' for i in ids],
-                         "entity_id": ids, "as_of": now, "predicted_at": now, "score": np.random.default_rng(0).random(n),
+                         "entity_id": ids, "as_of": now, "predicted_at": now,
+                         "score": np.random.default_rng(0).random(n),
                          "output": '{"cold_start":false}', "features": FEATURES, "source": "online"})
 
 
@@ -107,7 +109,8 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=10)
     parser.add_argument("--append", type=int, default=50_000)
     parser.add_argument("--batch", type=int, default=retention.BATCH_ROWS)
-    parser.add_argument("--pg", default=os.environ.get("OWNLENS_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"))
+    parser.add_argument("--pg", default=os.environ.get("OWNLENS_TEST_PG_URL",
+                                                      "postgresql://postgres@127.0.0.1:5432/postgres"))
     args = parser.parse_args()
 
     name = f"ownlens_bench_{uuid.uuid4().hex[:8]}"
@@ -185,7 +188,8 @@ def run(settings: Settings, args) -> None:
     print("| | plain table, batched deletes | daily partitions |\n| --- | --- | --- |")
     print(f"| bulk load (INSERT ... SELECT), rows/s | {args.rows / load['ml_model_predictions']:,.0f} | "
           f"{args.rows / load[PART]:,.0f} |")
-    print(f"| prediction-log COPY of {args.append:,} rows (median of 3), rows/s | {args.append / append['ml_model_predictions']:,.0f} | "
+    print(f"| prediction-log COPY of {args.append:,} rows (median of 3), rows/s | "
+          f"{args.append / append['ml_model_predictions']:,.0f} | "
           f"{args.append / append[PART]:,.0f} |")
     print(f"| retention (summaries + removal), s | {plain:.1f} ({old / plain:,.0f} rows/s) | {dropped:.2f} |")
     print(f"| VACUUM after, s | {vacuum:.1f} | - |")

@@ -1,8 +1,8 @@
 """Retention of the prediction log: old days summarised into ``ml_model_monitoring``, then deleted.
 
 ``ml_model_predictions`` grows by every served answer (over 100 million rows a day at the
-measured request rate), so rows whose ``as_of`` falls before the cut (00:00 UTC, ``days``
-whole days before today) are removed, one model-day at a time:
+measured request rate), so rows whose ``as_of`` falls before the cut (00:00 UTC, the
+retention's whole days before today) are removed, one model-day at a time:
 
 1. what monitoring needs of the day is written first, per (model, version, day, source):
    ``daily_predictions`` (rows), and over the rows with a score ``daily_scored``,
@@ -16,7 +16,9 @@ whole days before today) are removed, one model-day at a time:
 A run that stops between batches leaves the rest of the day for the next run, which finds the
 day's summary (by the ids it covered) and only deletes; rows that arrive later for a
 summarised day (a batch rescored at an old as-of) get a summary of their own. A rerun with
-nothing older than the cut writes and deletes nothing.
+nothing older than the cut writes and deletes nothing. Ids are told apart by value, so a batch
+at an old as-of still being written while that day is pruned could lose rows uncounted: keep
+such backfills and ``predictions prune`` apart.
 """
 
 from __future__ import annotations
@@ -95,7 +97,7 @@ def prune(settings: Settings, older_than: int | None = None, *, dry_run: bool = 
             ``settings.prediction_retention_days`` (``OWNLENS_PREDICTION_RETENTION_DAYS``).
         dry_run: count and summarise what would go; write and delete nothing.
         batch_rows: the primary-key span of one delete transaction.
-        progress: show a bar of the rows deleted.
+        progress: show a bar over the model-days, with the rows removed so far.
 
     Raises:
         ValidationError: ``older_than`` below 1.
@@ -178,8 +180,9 @@ def _rows(engine, model: str, day: datetime) -> int:
 def _summarised_through(conn: Connection, model: str, day: datetime) -> int:
     """The highest prediction id the day's summaries cover (0: none yet)."""
     m = ml_model_monitoring
-    found = conn.execute(select(m.c.details).where(
-        m.c.kind == KIND, m.c.model_name == model, m.c.metric == "daily_predictions", m.c.window_start == day)).scalars()
+    query = select(m.c.details).where(m.c.kind == KIND, m.c.model_name == model, m.c.metric == "daily_predictions",
+                                      m.c.window_start == day)
+    found = conn.execute(query).scalars()
     return max((int(d["last_id"]) for d in found if d and "last_id" in d), default=0)
 
 
