@@ -463,7 +463,9 @@ def predictions_prune(
 
     result = prune(settings(), older_than, dry_run=dry_run, progress=True)
     rows = sum(s.rows for s in result.summaries)
-    if dry_run:
+    if not result.deleted and not rows:
+        console.print(f"nothing to prune: no predictions with as_of before {result.cut:%Y-%m-%d}")
+    elif dry_run:
         console.print(f"dry run: would summarise {rows:,} rows ({result.days} model-days) and remove "
                       f"{result.deleted:,} rows with as_of before {result.cut:%Y-%m-%d}")
     else:

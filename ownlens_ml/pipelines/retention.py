@@ -112,9 +112,9 @@ def prune(settings: Settings, older_than: int | None = None, *, dry_run: bool = 
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("model-days"),
                TimeElapsedColumn())
     with Progress(*columns, disable=not progress) as bar:
-        task = bar.add_task(f"pruning predictions before {cut:%Y-%m-%d}", total=len(plan))
+        task = bar.add_task(f"predictions before {cut:%Y-%m-%d}", total=len(plan))
         for model, day in plan:
-            bar.update(task, description=f"{model} {day:%Y-%m-%d}: summarising ({deleted:,} rows removed)")
+            bar.update(task, description=f"{model} {day:%Y-%m-%d}: summarising")
             with engine.begin() as conn:  # the summary is written whole before any of the day's rows go
                 found = _summarise(conn, model, day)
                 if found and not dry_run:
@@ -123,12 +123,12 @@ def prune(settings: Settings, older_than: int | None = None, *, dry_run: bool = 
             if dry_run:
                 deleted += _rows(engine, model, day)
             else:
-                bar.update(task, description=f"{model} {day:%Y-%m-%d}: deleting ({deleted:,} rows removed)")
+                bar.update(task, description=f"{model} {day:%Y-%m-%d}: deleting ({deleted:,} rows so far)")
                 for removed in _delete_day(engine, model, day, batch_rows):
                     deleted += removed
                     batches += 1
             bar.advance(task)
-        bar.update(task, description=f"pruned predictions before {cut:%Y-%m-%d} ({deleted:,} rows removed)")
+        bar.update(task, description=f"{'counted' if dry_run else 'pruned'} predictions before {cut:%Y-%m-%d}")
     if not dry_run:
         log.info("pruned %d prediction rows before %s in %d batches (%d summaries)", deleted, cut.date(), batches,
                  len(summaries))
