@@ -215,7 +215,8 @@ def _render(markdown: MarkdownIt, text: str, base: str) -> str:
 
 
 def _plot(frame: pd.DataFrame, title: str) -> bytes:
-    """A small PNG of the values over time; a line per series (feature, else source), at most ``PLOT_SERIES``."""
+    """A small PNG of the values over time; a line per series (version, then feature or source), at most
+    ``PLOT_SERIES``."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
     from matplotlib.figure import Figure
@@ -224,7 +225,10 @@ def _plot(frame: pd.DataFrame, title: str) -> bytes:
     if "details" in frame:
         sources = frame["details"].map(lambda d: d.get("source") if isinstance(d, dict) else None)
         series = series.where(series.notna(), sources)
-    frame = frame.assign(series=series.fillna(frame["metric"]))
+    series = series.fillna(frame["metric"])
+    if frame["version"].nunique() > 1:
+        series = "v" + frame["version"].astype("Int64").astype(str) + " " + series
+    frame = frame.assign(series=series)
     figure = Figure(figsize=(5.6, 2.3), dpi=100)
     FigureCanvasAgg(figure)
     ax = figure.subplots()
