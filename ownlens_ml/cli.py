@@ -448,6 +448,31 @@ def score(
                   f"in {result.seconds:.1f}s (batch {result.batch_id})")
 
 
+predictions_app = typer.Typer(help="The prediction log (ml_model_predictions).", no_args_is_help=True)
+app.add_typer(predictions_app, name="predictions")
+
+
+@predictions_app.command("prune")
+def predictions_prune(
+    older_than: Annotated[Optional[int], typer.Option(min=1, help="Keep this many whole days before today; default "
+                                                      "OWNLENS_PREDICTION_RETENTION_DAYS (30).")] = None,
+    dry_run: Annotated[bool, typer.Option(help="Say what would be summarised and removed; change nothing.")] = False,
+) -> None:
+    """Summarise old days into ml_model_monitoring, then delete them in bounded batches (rerunning is a no-op)."""
+    from ownlens_ml.pipelines.retention import prune
+
+    result = prune(settings(), older_than, dry_run=dry_run, progress=True)
+    rows = sum(s.rows for s in result.summaries)
+    if not result.deleted and not rows:
+        console.print(f"nothing to prune: no predictions with as_of before {result.cut:%Y-%m-%d}")
+    elif dry_run:
+        console.print(f"dry run: would summarise {rows:,} rows ({result.days} model-days) and remove "
+                      f"{result.deleted:,} rows with as_of before {result.cut:%Y-%m-%d}")
+    else:
+        console.print(f"summarised {rows:,} rows ({result.days} model-days) into ml_model_monitoring and removed "
+                      f"{result.deleted:,} rows with as_of before {result.cut:%Y-%m-%d} in {result.batches} batches")
+
+
 # --- demo ----------------------------------------------------------------------------
 
 

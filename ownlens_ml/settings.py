@@ -27,6 +27,8 @@ class Settings:
         redis_url: ``redis://host:port/db`` of the production online store.
         feature_repo: the Feast repository folder.
         project: Feast project name (tests use their own to keep runs apart).
+        prediction_retention_days: days of ``ml_model_predictions`` kept before
+            ``predictions prune`` summarises and removes them.
     """
 
     profile: str = "local"
@@ -35,6 +37,7 @@ class Settings:
     redis_url: str = "redis://127.0.0.1:6379/0"
     feature_repo: Path = DEFAULT_FEATURE_REPO
     project: str = "ownlens"
+    prediction_retention_days: int = 30
 
     @classmethod
     def from_env(cls, profile: str | None = None) -> Settings:
@@ -45,7 +48,7 @@ class Settings:
         """
         env = os.environ
         for name in ("OWNLENS_PROFILE", "OWNLENS_HOME", "OWNLENS_DATABASE_URL", "OWNLENS_REDIS_URL",
-                     "OWNLENS_FEATURE_REPO", "OWNLENS_FEAST_PROJECT"):
+                     "OWNLENS_FEATURE_REPO", "OWNLENS_FEAST_PROJECT", "OWNLENS_PREDICTION_RETENTION_DAYS"):
             if name in env and not env[name].strip():
                 raise ConfigError(f"{name} is set but empty; unset it for the default or give a value")
         settings = cls(
@@ -55,6 +58,8 @@ class Settings:
             redis_url=env.get("OWNLENS_REDIS_URL", cls.redis_url),
             feature_repo=Path(env.get("OWNLENS_FEATURE_REPO", DEFAULT_FEATURE_REPO)).resolve(),
             project=env.get("OWNLENS_FEAST_PROJECT", cls.project),
+            prediction_retention_days=_days(env.get("OWNLENS_PREDICTION_RETENTION_DAYS"),
+                                            "OWNLENS_PREDICTION_RETENTION_DAYS", cls.prediction_retention_days),
         )
         settings.validate()
         clock.now()  # a malformed OWNLENS_NOW fails here, before any work
@@ -165,6 +170,19 @@ class Settings:
         """The repository's own yaml for this profile (the template of ``feast_yaml``)."""
         name = "feature_store.production.yaml" if self.is_production else "feature_store.yaml"
         return self.feature_repo / name
+
+
+def _days(text: str | None, name: str, default: int) -> int:
+    """A whole number of days >= 1 from a variable, or ``default`` when it is unset."""
+    if text is None:
+        return default
+    try:
+        days = int(text.strip())
+    except ValueError:
+        days = 0
+    if days < 1:
+        raise ConfigError(f"{name}={text!r} is not a whole number of days >= 1; set e.g. {name}={default}")
+    return days
 
 
 def _psycopg_url(url: str) -> str:

@@ -107,7 +107,8 @@ def _gains(ev: Evaluation, folder: Path) -> list[str]:
     fig.tight_layout()
     fig.savefig(folder / "gains.png", dpi=110)
     plt.close(fig)
-    return ["## Lift and gains by decile (model)\n\n" + table.round(3).to_markdown(), "gains.png"]
+    # the blank line ends the table: without it Markdown reads the image as one more table row
+    return ["## Lift and gains by decile (model)\n\n" + table.round(3).to_markdown() + "\n", "gains.png"]
 
 
 def _predicted_vs_actual(ev: Evaluation, folder: Path) -> list[str]:

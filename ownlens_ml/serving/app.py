@@ -32,6 +32,7 @@ from ownlens_ml import registry
 from ownlens_ml.errors import DatabaseUnavailableError, OwnLensError, RedisUnavailableError, UnknownModelVersionError
 from ownlens_ml.features import store
 from ownlens_ml.models import SPECS
+from ownlens_ml.serving import ui
 from ownlens_ml.serving.prediction_log import Answer, PredictionLog
 from ownlens_ml.serving.predictor import (
     INT64,
@@ -360,6 +361,7 @@ def create_app(settings: Settings, **options) -> FastAPI:
                   description="Online predictions from the registry's champions on the online store's features.")
     app.state.serving = serving
     app.add_middleware(_Metrics)
+    app.include_router(ui.router(settings))
 
     @app.post("/v1/predict/{model}", response_model=PredictResponse, responses={
         404: {"description": "Unknown model; the message lists the known ones"},
