@@ -26,6 +26,7 @@ class Settings:
         redis_url: ``redis://host:port/db`` of the production online store.
         feature_repo: the Feast repository folder.
         project: Feast project name (tests use their own to keep runs apart).
+        alert_webhook: URL monitoring POSTs each new alert to (JSON); None: alerts are only stored and logged.
     """
 
     profile: str = "local"
@@ -34,6 +35,7 @@ class Settings:
     redis_url: str = "redis://127.0.0.1:6379/0"
     feature_repo: Path = DEFAULT_FEATURE_REPO
     project: str = "ownlens"
+    alert_webhook: str | None = None
 
     @classmethod
     def from_env(cls, profile: str | None = None) -> Settings:
@@ -54,6 +56,7 @@ class Settings:
             redis_url=env.get("OWNLENS_REDIS_URL", cls.redis_url),
             feature_repo=Path(env.get("OWNLENS_FEATURE_REPO", DEFAULT_FEATURE_REPO)).resolve(),
             project=env.get("OWNLENS_FEAST_PROJECT", cls.project),
+            alert_webhook=env.get("OWNLENS_ALERT_WEBHOOK") or None,
         )
         settings.validate()
         return settings
