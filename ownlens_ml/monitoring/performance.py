@@ -22,7 +22,7 @@ RESAMPLES = 200
 MAX_BOOTSTRAP_ROWS = 20_000
 """Beyond this, the interval is bootstrapped on a seeded sample of the joined rows (the metric itself is not)."""
 SEED = 7
-ONE_DATE = 10**6
+ONE_DATE = 36_500
 """A label window step so large that the builder draws labels at exactly one as-of date."""
 
 

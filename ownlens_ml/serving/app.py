@@ -32,6 +32,7 @@ from ownlens_ml import registry
 from ownlens_ml.errors import DatabaseUnavailableError, OwnLensError, RedisUnavailableError, UnknownModelVersionError
 from ownlens_ml.features import store
 from ownlens_ml.models import SPECS
+from ownlens_ml.monitoring.prometheus import install as install_monitoring_gauges
 from ownlens_ml.serving.prediction_log import Answer, PredictionLog
 from ownlens_ml.serving.predictor import (
     INT64,
@@ -360,6 +361,7 @@ def create_app(settings: Settings, **options) -> FastAPI:
                   description="Online predictions from the registry's champions on the online store's features.")
     app.state.serving = serving
     app.add_middleware(_Metrics)
+    install_monitoring_gauges(settings)
 
     @app.post("/v1/predict/{model}", response_model=PredictResponse, responses={
         404: {"description": "Unknown model; the message lists the known ones"},
@@ -479,6 +481,7 @@ def create_app(settings: Settings, **options) -> FastAPI:
 
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)
+            install_monitoring_gauges(settings, registry)
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     return app
