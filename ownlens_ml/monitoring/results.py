@@ -67,17 +67,21 @@ def write(conn, model: str, version: int, window: tuple[datetime, datetime], com
 
 
 def latest(settings: Settings, model: str | None = None) -> pd.DataFrame:
-    """The newest run's measurements of every model (or one): what the gauges and pages show."""
+    """Each measurement's newest value (per model, check, metric and feature; every window of that run):
+    what the gauges and pages show, whichever checks the newest runs did."""
     engine = get_engine(settings)
     require_tables(engine, ml_model_monitoring.name)
     t = ml_model_monitoring.c
-    newest = select(t.model_name, func.max(t.computed_at).label("at")).group_by(t.model_name)
+    keys = (t.model_name, t.kind, t.metric, func.coalesce(t.feature, ""))
+    newest = select(*keys, func.max(t.computed_at).label("at")).group_by(*keys)
     if model is not None:
         newest = newest.where(t.model_name == model)
     newest = newest.subquery()
+    c = newest.c
     query = (select(t.model_name, t.version, t.kind, t.metric, t.feature, t.value, t.threshold, t.status,
                     t.window_start, t.window_end, t.computed_at)
-             .join(newest, (t.model_name == newest.c.model_name) & (t.computed_at == newest.c.at)))
+             .join(newest, (t.model_name == c.model_name) & (t.kind == c.kind) & (t.metric == c.metric)
+                   & (func.coalesce(t.feature, "") == list(c)[3]) & (t.computed_at == c.at)))
     with engine.connect() as conn:
         return pd.DataFrame(conn.execute(query).mappings().all(),
                             columns=["model_name", "version", "kind", "metric", "feature", "value", "threshold",

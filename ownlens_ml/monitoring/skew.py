@@ -62,8 +62,11 @@ def skew(settings: Settings, service: str, key: str, online: pd.DataFrame, featu
         stamped = rows.loc[redo, "as_of"] - pd.to_timedelta(ages[redo], unit="s") + pd.Timedelta(seconds=1)
         at_stamp = store.training_set(settings, service, pd.DataFrame(
             {key: entities.loc[redo, key], "event_timestamp": stamped})).frame
-        at_stamp.index = same.index[redo]
-        explained.loc[redo] = _same(served.loc[redo], feature_matrix(at_stamp, features)).to_numpy()
+        at_stamp = feature_matrix(at_stamp, features).set_axis(same.index[redo])
+        explained.loc[redo] = _same(served.loc[redo], at_stamp).to_numpy()
+        offline = offline.astype(object)
+        offline.loc[redo] = at_stamp.astype(object)  # examples show the values at the served stamp
+        offline = feature_matrix(offline, features)
     explained &= ~same
     out = []
     for f in features:
@@ -77,6 +80,7 @@ def skew(settings: Settings, service: str, key: str, online: pd.DataFrame, featu
             "sampled": len(rows), "explained_rate": float(explained[f].mean()),
             "explained_by": "snapshot cadence / materialization lag / TTL: the offline store at the served "
                             "values' stamp agrees",
+            "compared_at": "the served values' stamp where logged, else as_of",
             "largest": diffs.head(EXAMPLES).astype({"entity": "int64"}).to_dict("records"),
         }))
     return out
