@@ -307,3 +307,54 @@ def test_bad_input_is_one_line_and_writes_nothing(platform, args, expect):
     if done.returncode == 1:
         assert len(done.stderr.strip().splitlines()) == 1 and done.stderr.startswith("error: "), output
     assert counts(platform) == before
+
+
+# --- the statistics alone, on seeded synthetic frames ----------------------------------------
+
+
+def _frame(rng, n: int, shift: float = 0.0) -> pd.DataFrame:
+    columns = {f"x{i}": rng.gamma(2.0 + (shift if i == 0 else 0.0), size=n) for i in range(8)}
+    return pd.DataFrame(columns | {"device": rng.choice(["desktop", "mobile", "tablet"], p=[0.5, 0.4, 0.1], size=n)})
+
+
+def test_binned_ks_is_scipys_ks_on_the_repeated_bins():
+    from scipy import stats
+
+    from ownlens_ml.monitoring.drift import ks_binned
+
+    rng = np.random.default_rng(3)
+    reference, current = np.bincount(rng.integers(0, 10, 700), minlength=10), np.bincount(
+        np.minimum(rng.poisson(4.6, 5000), 9), minlength=10)
+    codes = np.arange(10)
+    scipy = stats.ks_2samp(np.repeat(codes, reference), np.repeat(codes, current), method="asymp")
+    assert ks_binned(reference, current) == pytest.approx((scipy.statistic, scipy.pvalue), rel=1e-12)
+
+
+def test_false_alarms_stay_under_the_level_and_thresholds_follow_the_sample_size():
+    from scipy import stats
+
+    from ownlens_ml.models.kinds import Monitoring
+    from ownlens_ml.monitoring.drift import drift
+    from ownlens_ml.monitoring.profiles import build_profile
+
+    rng = np.random.default_rng(11)
+    reference = _frame(rng, 100_000)
+    profile = build_profile(reference, list(reference.columns), None)
+    watch = Monitoring(level=0.05)
+    windows = [drift(profile, _frame(rng, 2000), None, watch) for _ in range(100)]
+    flagged = sum(any(m.details.get("significant") for m in run) for run in windows)
+    assert flagged <= 10  # the family-wise level is 5 % per window; 10 of 100 would be far outside its noise
+    small, large = (next(m for m in drift(profile, _frame(rng, n), None, watch) if m.metric == "psi")
+                    for n in (1000, 200_000))
+    for psi, n in ((small, 1000), (large, 200_000)):  # chi2(B - 1) x (1/N + 1/M) at the run's Bonferroni level
+        expected = stats.chi2.ppf(1 - psi.details["level"], psi.details["bins"] - 1) * (1 / 100_000 + 1 / n)
+        assert psi.threshold == pytest.approx(expected, rel=1e-12)
+    assert large.threshold < small.threshold / 10
+    tiny = drift(profile, _frame(rng, 200_000, shift=0.1), None, watch)  # a 5 % mean shift of x0: real, small
+    x0 = [m for m in tiny if m.feature == "x0"]
+    assert any(m.details["significant"] for m in x0) and not any(m.status == ALERT for m in x0)
+    assert not [m for m in tiny if m.feature != "x0" and m.status == ALERT]
+    shifted = drift(profile, _frame(rng, 2000, shift=1.0), None, watch)
+    assert {m.feature for m in shifted if m.status == ALERT} == {"x0"}
+    few = drift(profile, _frame(rng, 50, shift=1.0), None, watch)
+    assert [m.status for m in few] == ["too_few_rows"] and "too few rows to judge" in few[0].details["message"]
