@@ -120,7 +120,7 @@ def window_features(settings: Settings, spec: ModelSpec, version: registry.Model
                     predictions: pd.DataFrame, features: list[str]) -> pd.DataFrame:
     """The window's feature values: as served (online), or from the offline store at each ``as_of`` (batch)."""
     if source == "online":
-        return pd.DataFrame.from_records(list(predictions["features"].where(predictions["features"].notna(), {})),
+        return pd.DataFrame.from_records([f if isinstance(f, dict) else {} for f in predictions["features"]],
                                          columns=features)
     from ownlens_ml.features import store
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -12,6 +13,8 @@ from sqlalchemy import func, insert, select
 from ownlens_ml.db import get_engine, require_tables
 from ownlens_ml.db.schema import ml_model_monitoring
 from ownlens_ml.settings import Settings
+
+log = logging.getLogger(__name__)
 
 OK, ALERT, NOTICE, TOO_FEW, PENDING = "ok", "alert", "notice", "too_few_rows", "pending"
 
@@ -55,12 +58,18 @@ def _plain(value):
 
 def write(conn, model: str, version: int, window: tuple[datetime, datetime], computed_at: datetime,
           measurements: list[Measurement]) -> None:
-    """Insert every measurement of one run (on the caller's transaction)."""
+    """Insert every measurement of one run (on the caller's transaction); one without a finite value (e.g.
+    Spearman of constant predictions) is logged and left out."""
+    undefined = [m for m in measurements if not np.isfinite(m.value)]
+    for m in undefined:
+        log.warning("%s %s %s of %s is undefined on this window; not recorded", m.kind, m.metric, m.feature or "",
+                    model)
+    measurements = [m for m in measurements if np.isfinite(m.value)]
     if not measurements:
         return
     conn.execute(insert(ml_model_monitoring), [
         {"model_name": model, "version": version, "kind": m.kind, "metric": m.metric, "feature": m.feature,
-         "value": float(m.value) if np.isfinite(m.value) else float("nan"),
+         "value": float(m.value),
          "window_start": (m.window or window)[0], "window_end": (m.window or window)[1], "computed_at": computed_at,
          "details": _plain(m.details), "threshold": m.threshold, "status": m.status}
         for m in measurements])
