@@ -456,12 +456,16 @@ MONITOR_CHECKS = ("drift", "performance", "skew", "freshness")
 @app.command()
 def monitor(
     model: Annotated[str, typer.Argument(help="Model name, e.g. churn.")],
-    start: Annotated[Optional[datetime], typer.Option("--from", formats=DAY, help="First day of the window (YYYY-MM-DD); default: 6 days before --to.")] = None,
-    end: Annotated[Optional[datetime], typer.Option("--to", formats=DAY, help="Last day of the window (YYYY-MM-DD); default: today.")] = None,
-    source: Annotated[str, typer.Option(callback=lambda v: _choice(v, ("online", "batch")),
-                                        help="online (served rows, served values) or batch (batch-scored rows).")] = "online",
-    only: Annotated[Optional[list[str]], typer.Option(callback=lambda v: [_choice(c, MONITOR_CHECKS) for c in v or []],
-                                                      help="Run only these checks: drift, performance, skew, freshness.")] = None,
+    start: Annotated[Optional[datetime], typer.Option(
+        "--from", formats=DAY, help="First day of the window (YYYY-MM-DD); default: 6 days before --to.")] = None,
+    end: Annotated[Optional[datetime], typer.Option(
+        "--to", formats=DAY, help="Last day of the window (YYYY-MM-DD); default: today.")] = None,
+    source: Annotated[str, typer.Option(
+        callback=lambda v: _choice(v, ("online", "batch")),
+        help="online (served rows, served values) or batch (batch-scored rows).")] = "online",
+    only: Annotated[Optional[list[str]], typer.Option(
+        callback=lambda v: [_choice(c, MONITOR_CHECKS) for c in v or []],
+        help="Run only these checks: drift, performance, skew, freshness.")] = None,
     report: Annotated[bool, typer.Option("--report", help="Also write a report with plots.")] = False,
 ) -> None:
     """Drift, live performance, skew and freshness of a model over a window; alerts; optionally a report."""

@@ -68,7 +68,8 @@ def corrupt_online_feature(settings: Settings, feature: str, ids: list[int]):
     # seconds after the materialized stamp: Feast's Redis store keeps the newer of two writes
     stamp = utc_midnight(newest_snapshot(settings))
     write = store.feature_store(settings).write_to_online_store
-    write(projection.name, true.assign(**{feature: true[feature] * 3 + 2, "event_timestamp": stamp + timedelta(seconds=1)}))
+    corrupted = true.assign(**{feature: true[feature] * 3 + 2})
+    write(projection.name, corrupted.assign(event_timestamp=stamp + timedelta(seconds=1)))
     return lambda: write(projection.name, true.assign(event_timestamp=stamp + timedelta(seconds=2)))
 
 

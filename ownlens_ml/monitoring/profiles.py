@@ -52,7 +52,8 @@ def profile_column(values: pd.Series) -> dict:
     present = values.dropna().astype(str)
     counts = present.value_counts()
     if len(counts) > MAX_CATEGORIES:
-        counts = pd.concat([counts.iloc[:MAX_CATEGORIES - 1], pd.Series({OTHER: counts.iloc[MAX_CATEGORIES - 1:].sum()})])
+        rest = counts.iloc[MAX_CATEGORIES - 1:].sum()
+        counts = pd.concat([counts.iloc[:MAX_CATEGORIES - 1], pd.Series({OTHER: rest})])
     return {"type": "categorical", "counts": {str(k): int(c) for k, c in counts.items()},
             "nulls": int(n - len(present)), "rows": n}
 

@@ -145,8 +145,9 @@ def write_monitoring_report(settings: Settings, run) -> Path:
     flagged = pd.DataFrame([{"check": m.kind, "metric": m.metric, "feature": m.feature, "value": round(m.value, 4),
                              "threshold": None if m.threshold is None else round(m.threshold, 4), "status": m.status}
                             for m in run.measurements if m.status in (ALERT, NOTICE)])
+    last = run.end - pd.Timedelta(days=1)
     lines = [f"# {run.model} v{run.version}: monitoring", "",
-             f"{run.rows:,} {run.source} predictions with as-of {run.start:%Y-%m-%d}..{run.end - pd.Timedelta(days=1):%Y-%m-%d}; "
+             f"{run.rows:,} {run.source} predictions with as-of {run.start:%Y-%m-%d}..{last:%Y-%m-%d}; "
              f"feature service `{get_spec(run.model).feature_service}`. Drift thresholds know the sample size "
              "(PSI against chi-square(B-1) x (1/N + 1/M)) at a family-wise level; a notice is significant but "
              "below the effect-size floor.", "",

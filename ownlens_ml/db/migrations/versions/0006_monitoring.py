@@ -1,4 +1,4 @@
-"""monitoring: reference profiles beside each version; thresholds and status on measurements; alert dedup (no longer unique per rule and moment)
+"""monitoring: reference profiles beside each version; threshold and status on measurements; alert dedup
 
 Revision ID: 0006
 Revises: 0005
@@ -72,7 +72,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table('ml_alerts', schema=None) as batch_op:
         batch_op.drop_index('ix_ml_alerts_model_name_status')
-        batch_op.create_unique_constraint('uq_ml_alerts_model_name_rule_created_at', ['model_name', 'rule', 'created_at'])
+        batch_op.create_unique_constraint('uq_ml_alerts_model_name_rule_created_at',
+                                          ['model_name', 'rule', 'created_at'])
         for name, _, _ in reversed(ALERTS):
             batch_op.drop_column(name)
     with op.batch_alter_table('ml_model_monitoring', schema=None) as batch_op:
