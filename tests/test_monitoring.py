@@ -12,7 +12,7 @@ import os
 import subprocess
 import sys
 import threading
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +29,7 @@ from ownlens_ml.features.quality import newest_snapshot, utc_midnight
 from ownlens_ml.models import get_spec
 from ownlens_ml.models.customer.labels import active_readers
 from ownlens_ml.monitoring import monitor as monitoring
-from ownlens_ml.monitoring.profiles import OUTPUT, read_profile, reference_profile
+from ownlens_ml.monitoring.profiles import read_profile, reference_profile
 from ownlens_ml.monitoring.prometheus import gauges
 from ownlens_ml.monitoring.results import ALERT
 from ownlens_ml.settings import Settings

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from sqlalchemy import func, select
 
@@ -159,8 +158,8 @@ def monitor(settings: Settings, name: str, start: date | None = None, end: date 
             raise LabelsNotMaturedError(f"{spec.name}: " + "; ".join(notes) + "; monitor this window after then")
         run.measurements += measured
         run.notes += notes
+    model = registry.load_model(settings, spec.name, version.version)[1] if {"drift", "skew"} & set(checks) else None
     if "drift" in checks:
-        _, model = registry.load_model(settings, spec.name, version.version)
         run.profile = reference_profile(settings, version, model)
         features = list(run.profile["features"])
         if features:
@@ -171,8 +170,7 @@ def monitor(settings: Settings, name: str, start: date | None = None, end: date 
             run.notes.append(f"{spec.name}: {run.profile.get('note', 'no features profiled')}; no drift measured")
     if version.feature_service and "skew" in checks:
         if source == "online" and len(spec.entity_key) == 1:
-            features = list(run.profile["features"]) if run.profile else \
-                list(getattr(registry.load_model(settings, spec.name, version.version)[1], "feature_names_in_", []))
+            features = list(run.profile["features"]) if run.profile else list(getattr(model, "feature_names_in_", []))
             run.measurements += skew(settings, version.feature_service, spec.entity_key[0], predictions, features,
                                      watch.skew_rate, watch.skew_sample)
         else:
