@@ -473,6 +473,56 @@ def predictions_prune(
                       f"{result.deleted:,} rows with as_of before {result.cut:%Y-%m-%d} in {result.batches} batches")
 
 
+# --- monitoring ------------------------------------------------------------------------
+
+MONITOR_CHECKS = ("drift", "performance", "skew", "freshness")
+
+
+@app.command()
+def monitor(
+    model: Annotated[str, typer.Argument(help="Model name, e.g. churn.")],
+    start: Annotated[Optional[datetime], typer.Option(
+        "--from", formats=DAY, help="First day of the window (YYYY-MM-DD); default: 6 days before --to.")] = None,
+    end: Annotated[Optional[datetime], typer.Option(
+        "--to", formats=DAY, help="Last day of the window (YYYY-MM-DD); default: today.")] = None,
+    source: Annotated[str, typer.Option(
+        callback=lambda v: _choice(v, ("online", "batch")),
+        help="online (served rows, served values) or batch (batch-scored rows).")] = "online",
+    only: Annotated[Optional[list[str]], typer.Option(
+        callback=lambda v: [_choice(c, MONITOR_CHECKS) for c in v or []],
+        help="Run only these checks: drift, performance, skew, freshness.")] = None,
+    report: Annotated[bool, typer.Option("--report", help="Also write a report with plots.")] = False,
+) -> None:
+    """Drift, live performance, skew and freshness of a model over a window; alerts; optionally a report."""
+    from ownlens_ml.models import get_spec
+
+    get_spec(model)  # an unknown name fails before Feast loads
+    from ownlens_ml.monitoring.monitor import CHECKS, monitor as run
+    from ownlens_ml.monitoring.report import write_monitoring_report
+
+    result = run(settings(), model, _day(start), _day(end), source, tuple(only) if only else CHECKS)
+    measured = {}
+    for m in result.measurements:
+        measured.setdefault(m.kind, {}).setdefault(m.status, 0)
+        measured[m.kind][m.status] += 1
+    console.print(f"{model} v{result.version}: {result.rows:,} {source} predictions, "
+                  f"{result.start:%Y-%m-%d}..{result.end - timedelta(days=1):%Y-%m-%d}")
+    for kind, statuses in measured.items():
+        console.print(f"  {kind}: " + ", ".join(f"{n} {status}" for status, n in sorted(statuses.items())))
+    for m in result.alerting():
+        threshold = "" if m.threshold is None else f" > {m.threshold:.4g}" if m.kind != "performance" else \
+            f" vs registered {m.threshold:.4g}"
+        console.print(f"  [yellow]alert:[/] {m.kind} {m.metric} {m.feature or ''} {m.value:.4g}{threshold}",
+                      highlight=False)
+    for note in result.notes:
+        console.print(f"  note: {note}", soft_wrap=True, highlight=False)
+    console.print(f"alerts: {len(result.raised)} raised, {len(result.resolved)} resolved, {result.open_alerts} open"
+                  + (f"; webhook: {result.delivered} delivered, {result.undelivered} to retry"
+                     if settings().alert_webhook else ""))
+    if report:
+        console.print(f"report: {write_monitoring_report(settings(), result)}")
+
+
 # --- demo ----------------------------------------------------------------------------
 
 

@@ -83,3 +83,12 @@ class NoTruthError(OwnLensError):
 
 class TooFewLabelsError(OwnLensError):
     """The rows to fit or score on do not hold the labels a metric needs (e.g. one class only)."""
+
+
+class NoReferenceProfileError(OwnLensError):
+    """A model version has no reference profile to monitor against, and none can be rebuilt."""
+
+
+class LabelsNotMaturedError(OwnLensError):
+    """The outcomes of the predictions asked about are not known yet (their label window is open)."""
+

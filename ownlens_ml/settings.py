@@ -29,6 +29,7 @@ class Settings:
         project: Feast project name (tests use their own to keep runs apart).
         prediction_retention_days: days of ``ml_model_predictions`` kept before
             ``predictions prune`` summarises and removes them.
+        alert_webhook: URL monitoring POSTs each new alert to (JSON); None: alerts are only stored and logged.
     """
 
     profile: str = "local"
@@ -38,6 +39,7 @@ class Settings:
     feature_repo: Path = DEFAULT_FEATURE_REPO
     project: str = "ownlens"
     prediction_retention_days: int = 30
+    alert_webhook: str | None = None
 
     @classmethod
     def from_env(cls, profile: str | None = None) -> Settings:
@@ -60,6 +62,7 @@ class Settings:
             project=env.get("OWNLENS_FEAST_PROJECT", cls.project),
             prediction_retention_days=_days(env.get("OWNLENS_PREDICTION_RETENTION_DAYS"),
                                             "OWNLENS_PREDICTION_RETENTION_DAYS", cls.prediction_retention_days),
+            alert_webhook=env.get("OWNLENS_ALERT_WEBHOOK") or None,
         )
         settings.validate()
         clock.now()  # a malformed OWNLENS_NOW fails here, before any work

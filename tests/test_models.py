@@ -28,6 +28,7 @@ from ownlens_ml.models import SPECS
 from ownlens_ml.models.baselines import feature_matrix
 from ownlens_ml.models.kinds import KINDS
 from ownlens_ml.models.spec import ModelSpec
+from ownlens_ml.monitoring.profiles import read_profile
 from ownlens_ml.pipelines.training import train, validate
 from ownlens_ml.settings import Settings
 
@@ -77,6 +78,8 @@ def test_model_contract(spec: ModelSpec, contract_platform: Settings):
 
     result = train(contract_platform, spec.name)
     version = result.version
+    profile = read_profile(contract_platform, spec.name, version.version)
+    assert profile is not None, "every kind's version gets a reference profile when it is registered"
     assert version.task == spec.kind and version.artifact_format == kind.artifact_format
     if spec.feature_service:
         service = store.feature_service(contract_platform, spec.feature_service)
@@ -102,6 +105,7 @@ def test_model_contract(spec: ModelSpec, contract_platform: Settings):
         outputs = np.asarray(kind.predict(model, x))
         assert len(outputs) == len(rows) and kind.check_outputs(outputs) is None
         assert list(model.feature_names_in_) == store.feature_names(service)
+        assert list(profile["features"]) == list(model.feature_names_in_) and "output" in profile
 
 
 def _spec(**changes) -> ModelSpec:

@@ -11,7 +11,6 @@ import signal
 import subprocess
 import tempfile
 from datetime import timedelta
-from pathlib import Path
 
 import httpx
 import numpy as np

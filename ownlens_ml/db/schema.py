@@ -341,7 +341,23 @@ ml_model_monitoring = Table(
     Column("window_end", TS, nullable=False),
     Column("computed_at", TS, nullable=False),
     Column("details", JSON, nullable=True),
+    Column("threshold", Float, nullable=True,
+           comment="The value the measurement is judged against (sample-size aware where a test has one)"),
+    Column("status", String(16), nullable=True,
+           comment="ok, alert, notice (significant but below the effect floor), too_few_rows or pending"),
     Index(None, "model_name", "computed_at"),
+)
+
+ml_reference_profiles = Table(
+    # What a version was trained on, binned: monitoring compares windows with it and never rebuilds a
+    # training set. Immutable like the version (migration 0006 adds a trigger that refuses UPDATE).
+    "ml_reference_profiles", metadata,
+    Column("model_name", String(60), primary_key=True),
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("created_at", TS, nullable=False),
+    Column("source", String(12), nullable=False, comment="training (written at registration) or lineage"),
+    Column("rows", Integer, nullable=False),
+    Column("profile", JSON, nullable=False),
 )
 
 ml_alerts = Table(
@@ -353,7 +369,15 @@ ml_alerts = Table(
     Column("message", Text, nullable=False),
     Column("created_at", TS, nullable=False),
     Column("resolved_at", TS, nullable=True),
-    UniqueConstraint("model_name", "rule", "created_at"),
+    Column("metric", String(40), nullable=True),
+    Column("feature", String(120), nullable=True),
+    Column("status", String(10), nullable=True, comment="open or resolved"),
+    Column("last_seen_at", TS, nullable=True, comment="The newest run that still saw the condition"),
+    Column("notified_at", TS, nullable=True, comment="When the webhook accepted it; null: not yet delivered"),
+    Column("notify_attempts", Integer, nullable=True, comment="Failed webhook deliveries so far"),
+    Column("notify_wait", Integer, nullable=True,
+           comment="Monitoring runs to skip before the next delivery attempt (backoff)"),
+    Index(None, "model_name", "status"),
 )
 
 PLATFORM_TABLES = (

@@ -119,6 +119,11 @@ def _profiles(settings: Settings, folder: Path | None, conn: Connection | None) 
     return out
 
 
+def daily_profiles(settings: Settings) -> dict[str, pd.DataFrame]:
+    """Per snapshot table, one row per day: ``day``, ``n_rows`` and each column's non-null count (``<col>__n``)."""
+    return _profiles(settings, None, None)
+
+
 def _absent_domains(settings: Settings, conn: Connection | None) -> set[str]:
     """Snapshot tables whose platform source table has no rows."""
     if conn is None:

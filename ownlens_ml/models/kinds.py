@@ -22,6 +22,36 @@ from ownlens_ml.models.baselines import baselines
 
 
 @dataclass(frozen=True)
+class Monitoring:
+    """How a model is watched once deployed (``ownlens_ml.monitoring``); a spec may override its kind's.
+
+    Attributes:
+        skip: features left out of drift tests (e.g. ones that grow with time by design).
+        level: family-wise false-alarm level of one drift run, across every feature and test (Bonferroni).
+        min_rows: windows with fewer rows are "too few rows to judge", never an alarm.
+        psi_floor, js_floor, ks_floor, null_floor: effect sizes below which a significant shift is
+            reported as a notice, not alerted (PSI, Jensen-Shannon distance, KS statistic, null-rate change).
+        live_metrics: the kind's metrics computed from matured labels.
+        skew_rate: share of sampled online rows whose served value may differ unexplained from the
+            offline one before the feature is reported as skewed.
+        skew_sample: online rows recomputed per skew check.
+        max_online_age_hours: older online values are stale (an alert).
+    """
+
+    skip: tuple[str, ...] = ()
+    level: float = 0.05
+    min_rows: int = 200
+    psi_floor: float = 0.1
+    js_floor: float = 0.05
+    ks_floor: float = 0.1
+    null_floor: float = 0.05
+    live_metrics: tuple[str, ...] = ()
+    skew_rate: float = 0.01
+    skew_sample: int = 500
+    max_online_age_hours: float = 36.0
+
+
+@dataclass(frozen=True)
 class TaskKind:
     """What every model of one kind has in common.
 
@@ -40,6 +70,7 @@ class TaskKind:
         label_rule: what a label must be, for the message naming refused ones.
         importance_scoring: scikit-learn scorer for permutation importance.
         classes: the labels every part of a split must hold (classifiers), else empty.
+        monitoring: how its models are watched unless their spec says otherwise.
     """
 
     name: str
@@ -56,6 +87,7 @@ class TaskKind:
     label_rule: str = ""
     importance_scoring: str | None = None
     classes: tuple = ()
+    monitoring: Monitoring = field(default_factory=Monitoring)
 
     def improvement(self, metric: str, challenger: float, incumbent: float) -> float:
         """How much better ``challenger`` is on ``metric``: positive is better, whatever the direction."""
@@ -106,6 +138,7 @@ BINARY = TaskKind(
     label_rule="must be 0 or 1 for a binary model",
     importance_scoring="roc_auc",
     classes=(0, 1),
+    monitoring=Monitoring(live_metrics=("roc_auc", "calibration_error")),
 )
 
 REGRESSION = TaskKind(
@@ -122,6 +155,7 @@ REGRESSION = TaskKind(
     bad_labels=_not_finite_number,
     label_rule="must be a finite number",
     importance_scoring="r2",
+    monitoring=Monitoring(live_metrics=("rmse", "spearman")),
 )
 
 

@@ -11,7 +11,7 @@ import pandas as pd
 
 from ownlens_ml.errors import EmptyWindowError, SpecError
 from ownlens_ml.evaluation.report import Evaluation
-from ownlens_ml.models.kinds import KINDS, TaskKind
+from ownlens_ml.models.kinds import KINDS, Monitoring, TaskKind
 from ownlens_ml.progress import Steps
 from ownlens_ml.settings import Settings
 
@@ -90,6 +90,9 @@ class Trained:
     definition_hash: str | None
     window_start: datetime
     window_end: datetime
+    reference: pd.DataFrame | None = None
+    """Rows the version's reference profile describes (its holdout): the features, and the model's
+    output in column ``__output__``; None for kinds that read no feature rows."""
 
 
 class Trainer(Protocol):
@@ -124,6 +127,7 @@ class ModelSpec:
         window: default label window; ``train --as-of`` moves its end.
         population: ``(settings, as_of) -> frame`` of the entity keys batch scoring scores
             at ``as_of``; None: the model is not batch-scored.
+        monitoring: how the deployed model is watched; None: its kind's defaults.
     """
 
     name: str
@@ -142,6 +146,7 @@ class ModelSpec:
     label_description: str = ""
     window: LabelWindow = field(default_factory=lambda: LabelWindow(as_of=None))
     population: Callable[[Settings, datetime], pd.DataFrame] | None = None
+    monitoring: Monitoring | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.entity_key, str):
@@ -177,6 +182,11 @@ class ModelSpec:
     @property
     def task_kind(self) -> TaskKind:
         return KINDS[self.kind]
+
+    @property
+    def watch(self) -> Monitoring:
+        """The monitoring settings in force: the spec's, else its kind's."""
+        return self.monitoring or self.task_kind.monitoring
 
     @property
     def gate_metric(self) -> str:

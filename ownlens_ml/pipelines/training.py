@@ -34,6 +34,7 @@ from ownlens_ml.evaluation.report import Evaluation, write_report
 from ownlens_ml.models import SPECS, get_spec
 from ownlens_ml.models.baselines import feature_matrix
 from ownlens_ml.models.spec import LabelWindow, ModelSpec, Trained, TrainContext, Trainer
+from ownlens_ml.monitoring.profiles import OUTPUT, build_profile, write_profile
 from ownlens_ml.pipelines.labels import labels_fingerprint, read_labels
 from ownlens_ml.progress import Steps, steps as show_steps
 from ownlens_ml.settings import Settings
@@ -286,9 +287,10 @@ class TabularTrainer:
             importance = validate(spec, model, prepared.training_set.features, x_val, y_val)
         evaluation = evaluate_holdout(ctx.settings, prepared, model, None, importance, ctx.champion(), ctx.steps)
         stamps = prepared.training_set.frame["event_timestamp"]
+        reference = prepared.split.test[prepared.training_set.features].assign(**{OUTPUT: evaluation.scores["model"]})
         return Trained(model, evaluation, _lineage_params(prepared, model), prepared.training_set.fingerprint,
                        prepared.training_set.definition_hash, stamps.min().to_pydatetime(),
-                       (stamps.max() + pd.Timedelta(days=ctx.window.window_days)).to_pydatetime())
+                       (stamps.max() + pd.Timedelta(days=ctx.window.window_days)).to_pydatetime(), reference)
 
     def evaluate(self, ctx: TrainContext, version: registry.ModelVersion, model: Any) -> Evaluation:
         """Re-score ``version`` on its own split, rebuilt from its lineage; notes if the data changed since."""
@@ -334,6 +336,15 @@ def gate_refusals(spec: ModelSpec, metrics: dict[str, dict[str, float]]) -> list
             refusals.append(f"{metric} {mine:.4f} does not beat {who} ({values[metric]:.4f}): "
                             f"short by {need - gain:.4f}")
     return refusals
+
+
+def _reference_profile(trained: Trained) -> dict:
+    """What monitoring compares windows with; kinds without feature rows get an empty profile."""
+    rows = trained.reference
+    if rows is None:
+        return {"rows": 0, "features": {}, "note": "this kind reads no feature rows to profile"}
+    outputs = rows[OUTPUT].to_numpy() if OUTPUT in rows.columns else None
+    return build_profile(rows, [c for c in rows.columns if c != OUTPUT], outputs)
 
 
 def report_folder(settings: Settings, name: str, version: int) -> Path:
@@ -396,6 +407,7 @@ def train(settings: Settings, name: str, as_of: datetime | None = None, *, promo
                     window_start=trained.window_start, window_end=trained.window_end, params=trained.params,
                     metrics={"holdout": evaluation.metrics,
                              "importance": evaluation.importance.round(6).to_dict()})
+                write_profile(settings, spec.name, version.version, _reference_profile(trained), "training")
     except BaseException as err:
         registry.fail_run(settings, run_id, f"{type(err).__name__}: {err}")
         raise

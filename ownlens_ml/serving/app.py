@@ -33,6 +33,7 @@ from ownlens_ml.errors import DatabaseUnavailableError, OwnLensError, RedisUnava
 from ownlens_ml.features import store
 from ownlens_ml.models import SPECS
 from ownlens_ml.serving import ui
+from ownlens_ml.monitoring.prometheus import install as install_monitoring_gauges
 from ownlens_ml.serving.prediction_log import Answer, PredictionLog
 from ownlens_ml.serving.predictor import (
     INT64,
@@ -362,6 +363,7 @@ def create_app(settings: Settings, **options) -> FastAPI:
     app.state.serving = serving
     app.add_middleware(_Metrics)
     app.include_router(ui.router(settings))
+    install_monitoring_gauges(settings)
 
     @app.post("/v1/predict/{model}", response_model=PredictResponse, responses={
         404: {"description": "Unknown model; the message lists the known ones"},
@@ -481,6 +483,7 @@ def create_app(settings: Settings, **options) -> FastAPI:
 
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)
+            install_monitoring_gauges(settings, registry)
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     return app

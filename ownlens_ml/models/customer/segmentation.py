@@ -358,7 +358,8 @@ class SegmentationTrainer:
                   "k_curve": {str(k): v for k, v in model.k_curve_.items()},
                   "names_inherited_from": champion[0].version if champion else None}
         return Trained(model, evaluation, params, training_set.fingerprint, training_set.definition_hash,
-                       (t - pd.Timedelta(days=HISTORY_DAYS)).to_pydatetime(), t.to_pydatetime())
+                       (t - pd.Timedelta(days=HISTORY_DAYS)).to_pydatetime(), t.to_pydatetime(),
+                       x.assign(__output__=model.predict(x)))
 
     def evaluate(self, ctx: TrainContext, version: ModelVersion, model: ReaderSegmentation) -> Evaluation:
         """Re-score ``version`` on the readers it was fitted on (rebuilt at its T); notes if the data changed."""
