@@ -78,6 +78,14 @@ def test_a_bad_label_file_is_refused_with_the_line_and_nothing_registered(labell
     assert [v.version for v in registry.list_versions(settings, "churn")] == before
 
 
+def test_a_compressed_label_file_is_read_as_its_text(labelled, tmp_path):
+    settings, labels = labelled
+    path = tmp_path / "labels.csv.gz"
+    _bad(labels, "unknown entity").to_csv(path, index=False)  # pandas compresses by the suffix
+    out = cli(settings, "train", "churn", "--labels", str(path), ok=False)
+    assert "line 6: user_id '99999999' is not in the users table" in out and "NUL" not in out, out
+
+
 def test_labels_do_not_apply_to_the_wrong_model_key(labelled, tmp_path):
     settings, labels = labelled
     path = tmp_path / "articles.parquet"
