@@ -83,3 +83,7 @@ class NoTruthError(OwnLensError):
 
 class TooFewLabelsError(OwnLensError):
     """The rows to fit or score on do not hold the labels a metric needs (e.g. one class only)."""
+
+
+class ConcurrentJobError(OwnLensError):
+    """Another run of the same job holds its lock on this database or state folder."""

@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -23,6 +24,7 @@ from typing import Callable
 from urllib.parse import urlsplit
 
 import numpy as np
+import pandas as pd
 import psycopg2
 import pytest
 import redis
@@ -266,6 +268,11 @@ CASES = [
     Case("registry-promote-version-zero", ("registry", "promote", "churn", "0"), ("version",), LOCAL),
     Case("registry-rollback-before-db-init", ("registry", "rollback", "churn"), ("db init",), state="fresh"),
     Case("registry-rollback-unknown-model", ("registry", "rollback", "churn"), ("churn",)),
+    # score
+    Case("score-as-of-before-the-data", ("score", "churn", "--as-of", "1999-01-01"),
+         ("EmptyWindowError", "--as-of 1999-01-01 is outside the data", "feature snapshots cover")),
+    Case("score-as-of-after-the-data", ("score", "churn", "--as-of", "2099-01-01"),
+         ("EmptyWindowError", "--as-of 2099-01-01 is outside the data")),
 ]
 PARAMS = [pytest.param(case, profile, id=f"{case.id}[{profile}]") for case in CASES for profile in case.profiles]
 
@@ -400,3 +407,83 @@ def test_bad_input_gets_one_clear_line_and_changes_nothing(case: Case, profile: 
     for words in case.expect:
         assert words.format(tmp=tmp_path) in output, f"{words!r} not in:\n{output}"
     assert after == before, f"data changed:\n{output}"
+
+
+# --- two runs of one job at once (production): one wins, the other says why ---------------
+
+
+def _cheap_conversion_champion(settings: Settings) -> None:
+    """A champion conversion model on conversion_v2's features, without training one."""
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    from ownlens_ml.features.feast_store import feature_names
+
+    names = feature_names(store.feature_service(settings, "conversion_v2"))
+    x = pd.DataFrame(np.random.default_rng(0).normal(size=(40, len(names))), columns=names)
+    model = make_pipeline(SimpleImputer(keep_empty_features=True), LogisticRegression()).fit(x, np.arange(40) % 2)
+    run = registry.start_run(settings, "conversion", {})
+    version = registry.register(settings, run, model_name="conversion", task="binary", estimator=model,
+                                feature_service="conversion_v2", feature_service_hash="0" * 64,
+                                training_set_fingerprint="0" * 64, window_start=None, window_end=None,
+                                params={}, metrics={})
+    registry.promote(settings, "conversion", version.version)
+
+
+def _hold_first_run(settings: Settings, blocker: str) -> Callable:
+    """Keep a first run inside its critical section: ``blocker`` (SQL run in an open transaction of
+    the test's) makes the statement after the job lock wait; returns a function ending the hold."""
+    conn = psycopg2.connect(settings.database_url)
+    conn.cursor().execute(blocker)
+    return conn.rollback
+
+
+def _holds_lock(settings: Settings, job: str) -> bool:
+    from ownlens_ml.db import lock_key
+
+    key = lock_key(job) & (2**64 - 1)
+    with psycopg2.connect(settings.database_url) as conn, conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = %s "
+                    "AND objid = %s AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+                    (key >> 32, key & (2**32 - 1)))
+        return cur.fetchone()[0] == 1
+
+
+CONCURRENT = [
+    ("features build", ("features", "build"), "LOCK TABLE customer_user_features IN ACCESS EXCLUSIVE MODE"),
+    ("score conversion", ("score", "conversion"), "LOCK TABLE ml_model_predictions IN ACCESS EXCLUSIVE MODE"),
+    # on a fresh database: the first migration's CREATE TABLE waits for this uncommitted one of the same name
+    ("db init", ("db", "init"), "CREATE TABLE alembic_version (version_num varchar(32))"),
+]
+
+
+@pytest.mark.parametrize(("job", "args", "blocker"), CONCURRENT, ids=[c[0] for c in CONCURRENT])
+def test_a_second_run_of_a_running_job_is_refused_in_one_line(job, args, blocker, platforms, module_pg, tmp_path):
+    settings = platforms["production"]
+    if job == "db init":
+        settings = dataclasses.replace(settings, database_url=module_pg())
+    if job.startswith("score") and not registry.list_versions(settings, "conversion"):
+        _cheap_conversion_champion(settings)
+    case = Case(job, args, ())
+    release = _hold_first_run(settings, blocker)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OWNLENS_", "FEAST_")) or k == "OWNLENS_NOW"}
+    env |= {"OWNLENS_PROFILE": "production", "OWNLENS_HOME": str(settings.home), "COLUMNS": "250",
+            "OWNLENS_DATABASE_URL": settings.database_url, "OWNLENS_REDIS_URL": settings.redis_url,
+            "OWNLENS_FEAST_PROJECT": settings.project}
+    first = subprocess.Popen([CLI, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        for _ in range(1200):  # the first run takes the lock, then waits on the test's transaction
+            if _holds_lock(settings, job) or first.poll() is not None:
+                break
+            time.sleep(0.05)
+        assert _holds_lock(settings, job), first.communicate()[0] if first.poll() is not None else "no lock"
+        second = run_cli(settings, case, tmp_path)
+    finally:
+        release()
+        out, _ = first.communicate(timeout=300)
+    assert first.returncode == 0, out
+    lines = [line for line in (second.stdout + second.stderr).splitlines() if line.strip()]
+    assert second.returncode == 1 and len(lines) == 1, lines
+    assert f"ConcurrentJobError: another {job} is running on this production database; wait for it" in lines[0]
+    assert not _holds_lock(settings, job)

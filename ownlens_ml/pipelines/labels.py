@@ -17,8 +17,8 @@ from sqlalchemy import select
 from ownlens_ml.data.importer import _first, _header, _parse_float, _parse_integer, _parse_timestamp, _Problems, _read
 from ownlens_ml.db import get_engine, require_tables, schema
 from ownlens_ml.errors import ValidationError
-from ownlens_ml.features.quality import snapshot_span
-from ownlens_ml.models.spec import ModelSpec, as_utc
+from ownlens_ml.features.quality import snapshot_cover
+from ownlens_ml.models.spec import ModelSpec
 from ownlens_ml.settings import Settings
 
 ENTITY_TABLES = {"user_id": schema.users, "article_id": schema.articles, "author_id": schema.authors,
@@ -118,15 +118,13 @@ def _check_pairs(engine, path: Path, spec: ModelSpec, table, key: str, labels: p
 def _check_inside_snapshots(settings: Settings, labels: pd.DataFrame, problems: _Problems) -> None:
     """A label time outside the feature snapshots would train on features that do not exist there."""
     stamps = labels["event_timestamp"]
-    if stamps.isna().all():
-        return
-    first, last, _ = snapshot_span(settings, stamps.min().to_pydatetime(), stamps.max().to_pydatetime())
-    if first is None:
+    cover = snapshot_cover(settings) if stamps.notna().any() else None
+    if cover is None:
         return  # no snapshots at all: the training set reports that, with its fix
-    first, last = as_utc(first), as_utc(last)
-    outside = (stamps.notna() & ((stamps < first) | (stamps > last + pd.Timedelta(days=1)))).to_numpy()
+    first, end = cover
+    outside = (stamps.notna() & ((stamps < first) | (stamps > end))).to_numpy()
     problems.add(outside, "event_timestamp", f"is outside the data: the feature snapshots cover "
-                 f"{first:%Y-%m-%d}..{last:%Y-%m-%d}; use label times inside them")
+                 f"{first:%Y-%m-%d}..{end - pd.Timedelta(days=1):%Y-%m-%d}; use label times inside them")
 
 
 def labels_fingerprint(labels: pd.DataFrame) -> str:
