@@ -487,3 +487,59 @@ def test_a_second_run_of_a_running_job_is_refused_in_one_line(job, args, blocker
     assert second.returncode == 1 and len(lines) == 1, lines
     assert f"ConcurrentJobError: another {job} is running on this production database; wait for it" in lines[0]
     assert not _holds_lock(settings, job)
+
+
+# --- a job stopped from outside ---------------------------------------------------------------
+
+
+def _local_copy(platforms, tmp_path: Path) -> Settings:
+    shutil.copytree(platforms["local"].home, tmp_path / "home", ignore=shutil.ignore_patterns("reports"))
+    return dataclasses.replace(platforms["local"], home=tmp_path / "home")
+
+
+def _start(settings: Settings, *args: str) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OWNLENS_", "FEAST_")) or k == "OWNLENS_NOW"}
+    env |= {"OWNLENS_PROFILE": settings.profile, "OWNLENS_HOME": str(settings.home),
+            "OWNLENS_FEAST_PROJECT": settings.project, "COLUMNS": "250"}
+    return subprocess.Popen([CLI, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _wait_for(condition: Callable[[], bool], process: subprocess.Popen, what: str) -> None:
+    for _ in range(3000):
+        if condition():
+            return
+        if process.poll() is not None:
+            break
+        time.sleep(0.02)
+    raise AssertionError(f"never saw {what}: {process.communicate()[0] if process.poll() is not None else ''}")
+
+
+def test_a_build_killed_midway_leaves_staging_the_next_build_removes(platforms, tmp_path):
+    settings = _local_copy(platforms, tmp_path)
+    killed = _start(settings, "features", "build")
+    staging = settings.offline_dir / f".build-{killed.pid}"
+    _wait_for(staging.exists, killed, staging)
+    killed.kill()  # SIGKILL: no cleanup runs
+    killed.communicate(timeout=60)
+    assert staging.exists()
+    again = _start(settings, "features", "build")
+    out, _ = again.communicate(timeout=300)
+    assert again.returncode == 0, out
+    assert not list(settings.offline_dir.glob(".build-*")), out
+
+
+def test_sigterm_during_training_records_the_run_as_failed(platforms, tmp_path):
+    settings = _local_copy(platforms, tmp_path)
+
+    def runs(status: str) -> int:
+        with get_engine(settings).connect() as conn:
+            return conn.execute(text("SELECT count(*) FROM ml_model_training_runs WHERE status = :s"),
+                                {"s": status}).scalar()
+
+    failed = runs("failed")
+    training = _start(settings, "train", "churn")
+    _wait_for(lambda: runs("running") > 0, training, "a running training run")
+    training.terminate()
+    out, _ = training.communicate(timeout=120)
+    assert training.returncode != 0 and "Traceback" not in out, out
+    assert runs("running") == 0 and runs("failed") == failed + 1, out
