@@ -131,6 +131,24 @@ def _wrong_kind_artifact(settings: Settings, tmp: Path) -> Settings:
     return settings
 
 
+def _segmentation_champion(settings: Settings, tmp: Path) -> Settings:
+    """A champion segmentation (3 segments: the module's 150 readers are too few to try 8)."""
+    if registry.list_versions(settings, "segmentation"):
+        return settings
+    from ownlens_ml.models.baselines import feature_matrix
+    from ownlens_ml.models.customer.segmentation import ReaderSegmentation, segment_readers
+
+    rows = store.training_set(settings, "segmentation_v1", segment_readers(settings))
+    model = ReaderSegmentation(k_max=3).fit(feature_matrix(rows.frame, rows.features))
+    run = registry.start_run(settings, "segmentation", {})
+    version = registry.register(settings, run, model_name="segmentation", task="clustering", estimator=model,
+                                feature_service="segmentation_v1", feature_service_hash="0" * 64,
+                                training_set_fingerprint="0" * 64, window_start=None, window_end=None,
+                                params={}, metrics={})
+    registry.promote(settings, "segmentation", version.version)
+    return settings
+
+
 # --- the table ----------------------------------------------------------------------------
 
 CLOSED_PG = "postgresql://postgres@127.0.0.1:1/postgres"
@@ -268,6 +286,9 @@ CASES = [
     Case("registry-promote-version-zero", ("registry", "promote", "churn", "0"), ("version",), LOCAL),
     Case("registry-rollback-before-db-init", ("registry", "rollback", "churn"), ("db init",), state="fresh"),
     Case("registry-rollback-unknown-model", ("registry", "rollback", "churn"), ("churn",)),
+    # segments
+    Case("segments-write-redis-down", ("segments", "write"), ("RedisUnavailableError", "127.0.0.1:1"), PRODUCTION,
+         env={"OWNLENS_REDIS_URL": CLOSED_REDIS}, prepare=_segmentation_champion),
     # score
     Case("score-as-of-before-the-data", ("score", "churn", "--as-of", "1999-01-01"),
          ("EmptyWindowError", "--as-of 1999-01-01 is outside the data", "feature snapshots cover")),
