@@ -112,6 +112,20 @@ def _bad_session(settings: Settings, tmp: Path) -> Settings:
     return settings
 
 
+def _garbage(name: str):
+    def prepare(settings: Settings, tmp: Path) -> Settings:
+        _reapply(settings, tmp)
+        (settings.home / name).write_bytes(b"this is not a database " * 100)
+        return settings
+    return prepare
+
+
+def _drop_feature_services(settings: Settings, tmp: Path) -> Settings:
+    with get_engine(settings).begin() as conn:
+        conn.execute(text("DROP TABLE feature_services"))
+    return settings
+
+
 def _drop_bad_session(settings: Settings) -> None:
     with get_engine(settings).begin() as conn:
         conn.execute(text("DELETE FROM sessions WHERE session_id = :id"), {"id": 10**9})
@@ -218,6 +232,8 @@ CASES = [
          prepare=_delete("feast/registry.db", reapply=True)),
     Case("materialize-online-store-deleted", ("features", "materialize"), ("online store", "features apply"),
          LOCAL, state="copy", prepare=_delete("feast/online.db", reapply=True)),
+    Case("materialize-garbage-online-store", ("features", "materialize"), ("online.db", "features apply"), LOCAL,
+         state="copy", prepare=_garbage("feast/online.db")),
     Case("materialize-copied-home", ("features", "materialize"), ("copied", "features apply"), LOCAL, state="copy"),
     Case("materialize-read-only-home", ("features", "materialize"), ("read-only",), LOCAL, read_only=True),
     Case("materialize-redis-down", ("features", "materialize"), ("Redis", "127.0.0.1:1"), PRODUCTION,
@@ -238,6 +254,11 @@ CASES = [
          state="copy", prepare=_delete("feast/online.db", reapply=True)),
     Case("online-copied-home", ("features", "online", "churn_v1", "1"), ("copied",), LOCAL, state="copy"),
     Case("online-read-only-home", ("features", "online", "churn_v1", "1"), ("read-only",), LOCAL, read_only=True),
+    Case("online-unapplied-project", ("features", "online", "churn_v1", "1"), ("features apply",),
+         env={"OWNLENS_FEAST_PROJECT": "tneverapplied"}),
+    Case("online-feature-services-table-dropped", ("features", "online", "churn_v1", "1"),
+         ("feature_services", "features apply"), PRODUCTION, prepare=_drop_feature_services,
+         cleanup=lambda settings: _reapply(settings, Path())),
     Case("online-closed-port", ("features", "online", "churn_v1", "1"), ("OWNLENS_DATABASE_URL", "port 1"),
          PRODUCTION, env={"OWNLENS_DATABASE_URL": CLOSED_PG}),
     Case("online-no-such-database", ("features", "online", "churn_v1", "1"), ("ownlens_no_such_database",),
@@ -364,7 +385,7 @@ def _settings_for(case: Case, profile: str, platforms, empty_database: str, tmp:
 
 def fingerprint(settings: Settings) -> dict:
     """What a failed command must not change: row counts of every table, the local state
-    folder's data files, and the project's online keys."""
+    folder's data files and Feast yaml, and the project's online keys."""
     out = {}
     try:
         engine = get_engine(settings)
@@ -377,7 +398,7 @@ def fingerprint(settings: Settings) -> dict:
         out["database"] = type(exc).__name__
     if not settings.is_production and settings.home.is_dir():
         for path in sorted(settings.home.rglob("*")):
-            if path.is_file() and path.suffix in (".parquet", ".db") and path.name != "ownlens.db":
+            if path.is_file() and path.suffix in (".parquet", ".db", ".yaml") and path.name != "ownlens.db":
                 out[str(path.relative_to(settings.home))] = hashlib.sha256(path.read_bytes()).hexdigest()
     if settings.is_production:
         client = redis.Redis.from_url(settings.redis_url)
