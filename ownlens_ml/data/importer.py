@@ -588,15 +588,15 @@ def _iso_timestamps(t: pd.Series) -> pd.Series:
     in the same place of the 400-year cycle in 1800..2199 and moved back by whole cycles, so the
     range rule (``TIMESTAMP_RANGE``) refuses it as out of range, in CSV as in Parquet."""
     out = pd.to_datetime(t, format="ISO8601", utc=True, errors="coerce").astype("datetime64[us, UTC]")
-    year = pd.to_numeric(t.str.extract(_YEAR, expand=False), errors="coerce")
-    far = (out.isna() & year.notna()).to_numpy(dtype=bool)
-    if far.any():
-        cycles = (year[far].astype("int64") - 1800) // 400  # into 1800..2199
-        moved = (year[far].astype("int64") - 400 * cycles).astype(str) + t[far].str.slice(4)
-        near = pd.to_datetime(moved, format="ISO8601", utc=True, errors="coerce").dt.tz_localize(None)
-        shift = (cycles.to_numpy() * _CYCLE_DAYS).astype("timedelta64[D]")
-        back = near.to_numpy(dtype="datetime64[us]") + shift
-        out[far] = pd.Series(back, index=near.index).dt.tz_localize("UTC").where(near.notna())
+    failed = t[out.isna().to_numpy()]
+    year = pd.to_numeric(failed.str.extract(_YEAR, expand=False), errors="coerce").dropna().astype("int64")
+    if year.empty:
+        return out
+    cycles = (year - 1800) // 400  # into 1800..2199
+    moved = (year - 400 * cycles).astype(str) + failed[year.index].str.slice(4)
+    near = pd.to_datetime(moved, format="ISO8601", utc=True, errors="coerce").dt.tz_localize(None)
+    back = near.to_numpy(dtype="datetime64[us]") + (cycles.to_numpy() * _CYCLE_DAYS).astype("timedelta64[D]")
+    out[year.index] = pd.Series(back, index=year.index).dt.tz_localize("UTC").where(near.notna())
     return out
 
 

@@ -95,10 +95,10 @@ def _check_known_entities(settings: Settings, path: Path, spec: ModelSpec, label
         ids = labels[key]
         unknown = ids.notna().to_numpy() & ~ids.isin(known).to_numpy()
         problems.add(unknown, key, f"is not in the {table.name} table")
-        _check_pairs(engine, path, spec, table, key, labels, problems)
+        _check_pairs(engine, spec, table, key, labels, problems)
 
 
-def _check_pairs(engine, path: Path, spec: ModelSpec, table, key: str, labels: pd.DataFrame,  # noqa: ANN001
+def _check_pairs(engine, spec: ModelSpec, table, key: str, labels: pd.DataFrame,  # noqa: ANN001
                  problems: _Problems) -> None:
     """Other keys that are columns of ``key``'s table must match its row (an article's own author)."""
     others = [k for k in spec.entity_key if k != key and k in table.c]
