@@ -101,6 +101,12 @@ def _nul_csv(settings: Settings, tmp: Path) -> Settings:
     return settings
 
 
+def _not_regular_files(settings: Settings, tmp: Path) -> Settings:
+    os.mkfifo(tmp / "fifo.csv")
+    (tmp / "zero.csv").symlink_to("/dev/zero")
+    return settings
+
+
 def _bad_session(settings: Settings, tmp: Path) -> Settings:
     """A session with negative page views: the build's range check must refuse the build."""
     with get_engine(settings).begin() as conn:
@@ -183,6 +189,8 @@ CASES = [
     # data import / profile
     Case("import-nul-byte", ("data", "import", "brands", "{tmp}/brands.csv"), ("line 2", "NUL"), prepare=_nul_csv),
     Case("import-missing-file", ("data", "import", "brands", "{tmp}/nothing.csv"), ("does not exist",), LOCAL),
+    Case("import-device-as-csv", ("data", "import", "brands", "{tmp}/zero.csv"), ("zero.csv: not a regular file",),
+         LOCAL, prepare=_not_regular_files),
     Case("import-unknown-table", ("data", "import", "readers", "{tmp}/brands.csv"), ("readers",), LOCAL,
          prepare=_nul_csv),
     Case("profile-out-is-a-file", ("data", "profile", "--out", "{tmp}/a_file"), ("is a file",), LOCAL,
@@ -284,6 +292,8 @@ CASES = [
     Case("train-all-with-labels", ("train", "all", "--labels", "labels.csv"), ("--labels", "one model"), LOCAL),
     Case("train-labels-no-such-file", ("train", "churn", "--labels", "/nonexistent/labels.csv"),
          ("no such file",), LOCAL),
+    Case("train-labels-fifo", ("train", "churn", "--labels", "{tmp}/fifo.csv"), ("fifo.csv: not a regular file",),
+         LOCAL, prepare=_not_regular_files),
     Case("train-closed-port", ("train", "churn"), ("OWNLENS_DATABASE_URL",), PRODUCTION,
          env={"OWNLENS_DATABASE_URL": CLOSED_PG}),
     Case("evaluate-before-db-init", ("evaluate", "churn"), ("db init",), state="fresh"),
