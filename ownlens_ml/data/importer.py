@@ -578,7 +578,7 @@ def _parse_timestamp(raw: pd.Series) -> tuple[pd.Series, np.ndarray]:
 
 _YEAR = re.compile(r"^(\d{4})-")
 _CYCLE_DAYS = 146_097
-"""Days in 400 Gregorian years: the calendar repeats, so a date moved by whole cycles keeps its weekday and leap days."""
+"""Days in 400 Gregorian years: the calendar repeats, so a date moved by whole cycles keeps its leap days."""
 
 
 def _iso_timestamps(t: pd.Series) -> pd.Series:
