@@ -9,6 +9,7 @@ exit 1; anything else is a bug, reported in one line pointing at ``-v`` for the 
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 import warnings
 from datetime import date, datetime, timedelta
@@ -429,6 +430,7 @@ def serve(
     """Serve online predictions over HTTP (OpenAPI at /docs) until SIGTERM or Ctrl-C."""
     from ownlens_ml.serving.app import run
 
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # uvicorn's own handling: finish in-flight requests, re-raise
     run(settings(), host, port, workers)
 
 
@@ -538,6 +540,10 @@ def demo(
     run_demo(settings(), console, users=users, days=days, seed=seed)
 
 
+def _interrupt(signum, frame) -> None:  # noqa: ANN001 - a signal handler
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     """Console-script entry point: user errors become one line and exit code 1."""
     # Library chatter (deprecations inside Feast's dependencies, the "experimental"
@@ -551,6 +557,9 @@ def main() -> None:
         show(message, category, *args, **kwargs)
 
     warnings.showwarning = quiet
+    # SIGTERM (a scheduler stopping the job, `kill`) unwinds like Ctrl-C, so a running job records
+    # its failure and leaves nothing half-written (`serve` restores the default for uvicorn's handling)
+    signal.signal(signal.SIGTERM, _interrupt)
     err = Console(stderr=True)
     try:
         app()

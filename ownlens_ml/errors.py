@@ -92,3 +92,6 @@ class NoReferenceProfileError(OwnLensError):
 class LabelsNotMaturedError(OwnLensError):
     """The outcomes of the predictions asked about are not known yet (their label window is open)."""
 
+
+class ConcurrentJobError(OwnLensError):
+    """Another run of the same job holds its lock on this database or state folder."""

@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -23,6 +24,7 @@ from typing import Callable
 from urllib.parse import urlsplit
 
 import numpy as np
+import pandas as pd
 import psycopg2
 import pytest
 import redis
@@ -99,6 +101,12 @@ def _nul_csv(settings: Settings, tmp: Path) -> Settings:
     return settings
 
 
+def _not_regular_files(settings: Settings, tmp: Path) -> Settings:
+    os.mkfifo(tmp / "fifo.csv")
+    (tmp / "zero.csv").symlink_to("/dev/zero")
+    return settings
+
+
 def _bad_session(settings: Settings, tmp: Path) -> Settings:
     """A session with negative page views: the build's range check must refuse the build."""
     with get_engine(settings).begin() as conn:
@@ -107,6 +115,20 @@ def _bad_session(settings: Settings, tmp: Path) -> Settings:
                           "referrer, page_views, engaged_seconds) VALUES (:id, :u, :b, :s, :e, :d, :r, -50, 60)"),
                      {"id": 10**9, "u": row["user_id"], "b": row["brand_id"], "s": row["started_at"],
                       "e": row["ended_at"], "d": row["device_type_id"], "r": row["referrer"]})
+    return settings
+
+
+def _garbage(name: str):
+    def prepare(settings: Settings, tmp: Path) -> Settings:
+        _reapply(settings, tmp)
+        (settings.home / name).write_bytes(b"this is not a database " * 100)
+        return settings
+    return prepare
+
+
+def _drop_feature_services(settings: Settings, tmp: Path) -> Settings:
+    with get_engine(settings).begin() as conn:
+        conn.execute(text("DROP TABLE feature_services"))
     return settings
 
 
@@ -126,6 +148,24 @@ def _wrong_kind_artifact(settings: Settings, tmp: Path) -> Settings:
                       feature_service="churn_v1", feature_service_hash="0" * 64,
                       training_set_fingerprint="0" * 64, window_start=None, window_end=None,
                       params={}, metrics={})
+    return settings
+
+
+def _segmentation_champion(settings: Settings, tmp: Path) -> Settings:
+    """A champion segmentation (3 segments: the module's 150 readers are too few to try 8)."""
+    if registry.list_versions(settings, "segmentation"):
+        return settings
+    from ownlens_ml.models.baselines import feature_matrix
+    from ownlens_ml.models.customer.segmentation import ReaderSegmentation, segment_readers
+
+    rows = store.training_set(settings, "segmentation_v1", segment_readers(settings))
+    model = ReaderSegmentation(k_max=3).fit(feature_matrix(rows.frame, rows.features))
+    run = registry.start_run(settings, "segmentation", {})
+    version = registry.register(settings, run, model_name="segmentation", task="clustering", estimator=model,
+                                feature_service="segmentation_v1", feature_service_hash="0" * 64,
+                                training_set_fingerprint="0" * 64, window_start=None, window_end=None,
+                                params={}, metrics={})
+    registry.promote(settings, "segmentation", version.version)
     return settings
 
 
@@ -149,6 +189,8 @@ CASES = [
     # data import / profile
     Case("import-nul-byte", ("data", "import", "brands", "{tmp}/brands.csv"), ("line 2", "NUL"), prepare=_nul_csv),
     Case("import-missing-file", ("data", "import", "brands", "{tmp}/nothing.csv"), ("does not exist",), LOCAL),
+    Case("import-device-as-csv", ("data", "import", "brands", "{tmp}/zero.csv"), ("zero.csv: not a regular file",),
+         LOCAL, prepare=_not_regular_files),
     Case("import-unknown-table", ("data", "import", "readers", "{tmp}/brands.csv"), ("readers",), LOCAL,
          prepare=_nul_csv),
     Case("profile-out-is-a-file", ("data", "profile", "--out", "{tmp}/a_file"), ("is a file",), LOCAL,
@@ -198,6 +240,8 @@ CASES = [
          prepare=_delete("feast/registry.db", reapply=True)),
     Case("materialize-online-store-deleted", ("features", "materialize"), ("online store", "features apply"),
          LOCAL, state="copy", prepare=_delete("feast/online.db", reapply=True)),
+    Case("materialize-garbage-online-store", ("features", "materialize"), ("online.db", "features apply"), LOCAL,
+         state="copy", prepare=_garbage("feast/online.db")),
     Case("materialize-copied-home", ("features", "materialize"), ("copied", "features apply"), LOCAL, state="copy"),
     Case("materialize-read-only-home", ("features", "materialize"), ("read-only",), LOCAL, read_only=True),
     Case("materialize-redis-down", ("features", "materialize"), ("Redis", "127.0.0.1:1"), PRODUCTION,
@@ -218,6 +262,11 @@ CASES = [
          state="copy", prepare=_delete("feast/online.db", reapply=True)),
     Case("online-copied-home", ("features", "online", "churn_v1", "1"), ("copied",), LOCAL, state="copy"),
     Case("online-read-only-home", ("features", "online", "churn_v1", "1"), ("read-only",), LOCAL, read_only=True),
+    Case("online-unapplied-project", ("features", "online", "churn_v1", "1"), ("features apply",),
+         env={"OWNLENS_FEAST_PROJECT": "tneverapplied"}),
+    Case("online-feature-services-table-dropped", ("features", "online", "churn_v1", "1"),
+         ("feature_services", "features apply"), PRODUCTION, prepare=_drop_feature_services,
+         cleanup=lambda settings: _reapply(settings, Path())),
     Case("online-closed-port", ("features", "online", "churn_v1", "1"), ("OWNLENS_DATABASE_URL", "port 1"),
          PRODUCTION, env={"OWNLENS_DATABASE_URL": CLOSED_PG}),
     Case("online-no-such-database", ("features", "online", "churn_v1", "1"), ("ownlens_no_such_database",),
@@ -243,6 +292,8 @@ CASES = [
     Case("train-all-with-labels", ("train", "all", "--labels", "labels.csv"), ("--labels", "one model"), LOCAL),
     Case("train-labels-no-such-file", ("train", "churn", "--labels", "/nonexistent/labels.csv"),
          ("no such file",), LOCAL),
+    Case("train-labels-fifo", ("train", "churn", "--labels", "{tmp}/fifo.csv"), ("fifo.csv: not a regular file",),
+         LOCAL, prepare=_not_regular_files),
     Case("train-closed-port", ("train", "churn"), ("OWNLENS_DATABASE_URL",), PRODUCTION,
          env={"OWNLENS_DATABASE_URL": CLOSED_PG}),
     Case("evaluate-before-db-init", ("evaluate", "churn"), ("db init",), state="fresh"),
@@ -266,6 +317,14 @@ CASES = [
     Case("registry-promote-version-zero", ("registry", "promote", "churn", "0"), ("version",), LOCAL),
     Case("registry-rollback-before-db-init", ("registry", "rollback", "churn"), ("db init",), state="fresh"),
     Case("registry-rollback-unknown-model", ("registry", "rollback", "churn"), ("churn",)),
+    # segments
+    Case("segments-write-redis-down", ("segments", "write"), ("RedisUnavailableError", "127.0.0.1:1"), PRODUCTION,
+         env={"OWNLENS_REDIS_URL": CLOSED_REDIS}, prepare=_segmentation_champion),
+    # score
+    Case("score-as-of-before-the-data", ("score", "churn", "--as-of", "1999-01-01"),
+         ("EmptyWindowError", "--as-of 1999-01-01 is outside the data", "feature snapshots cover")),
+    Case("score-as-of-after-the-data", ("score", "churn", "--as-of", "2099-01-01"),
+         ("EmptyWindowError", "--as-of 2099-01-01 is outside the data")),
 ]
 PARAMS = [pytest.param(case, profile, id=f"{case.id}[{profile}]") for case in CASES for profile in case.profiles]
 
@@ -336,7 +395,7 @@ def _settings_for(case: Case, profile: str, platforms, empty_database: str, tmp:
 
 def fingerprint(settings: Settings) -> dict:
     """What a failed command must not change: row counts of every table, the local state
-    folder's data files, and the project's online keys."""
+    folder's data files and Feast yaml, and the project's online keys."""
     out = {}
     try:
         engine = get_engine(settings)
@@ -349,7 +408,7 @@ def fingerprint(settings: Settings) -> dict:
         out["database"] = type(exc).__name__
     if not settings.is_production and settings.home.is_dir():
         for path in sorted(settings.home.rglob("*")):
-            if path.is_file() and path.suffix in (".parquet", ".db") and path.name != "ownlens.db":
+            if path.is_file() and path.suffix in (".parquet", ".db", ".yaml") and path.name != "ownlens.db":
                 out[str(path.relative_to(settings.home))] = hashlib.sha256(path.read_bytes()).hexdigest()
     if settings.is_production:
         client = redis.Redis.from_url(settings.redis_url)
@@ -400,3 +459,139 @@ def test_bad_input_gets_one_clear_line_and_changes_nothing(case: Case, profile: 
     for words in case.expect:
         assert words.format(tmp=tmp_path) in output, f"{words!r} not in:\n{output}"
     assert after == before, f"data changed:\n{output}"
+
+
+# --- two runs of one job at once (production): one wins, the other says why ---------------
+
+
+def _cheap_conversion_champion(settings: Settings) -> None:
+    """A champion conversion model on conversion_v2's features, without training one."""
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    from ownlens_ml.features.feast_store import feature_names
+
+    names = feature_names(store.feature_service(settings, "conversion_v2"))
+    x = pd.DataFrame(np.random.default_rng(0).normal(size=(40, len(names))), columns=names)
+    model = make_pipeline(SimpleImputer(keep_empty_features=True), LogisticRegression()).fit(x, np.arange(40) % 2)
+    run = registry.start_run(settings, "conversion", {})
+    version = registry.register(settings, run, model_name="conversion", task="binary", estimator=model,
+                                feature_service="conversion_v2", feature_service_hash="0" * 64,
+                                training_set_fingerprint="0" * 64, window_start=None, window_end=None,
+                                params={}, metrics={})
+    registry.promote(settings, "conversion", version.version)
+
+
+def _hold_first_run(settings: Settings, blocker: str) -> Callable:
+    """Keep a first run inside its critical section: ``blocker`` (SQL run in an open transaction of
+    the test's) makes the statement after the job lock wait; returns a function ending the hold."""
+    conn = psycopg2.connect(settings.database_url)
+    conn.cursor().execute(blocker)
+    return conn.rollback
+
+
+def _holds_lock(settings: Settings, job: str) -> bool:
+    from ownlens_ml.db import lock_key
+
+    key = lock_key(job) & (2**64 - 1)
+    with psycopg2.connect(settings.database_url) as conn, conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = %s "
+                    "AND objid = %s AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+                    (key >> 32, key & (2**32 - 1)))
+        return cur.fetchone()[0] == 1
+
+
+CONCURRENT = [
+    ("features build", ("features", "build"), "LOCK TABLE customer_user_features IN ACCESS EXCLUSIVE MODE"),
+    ("score conversion", ("score", "conversion"), "LOCK TABLE ml_model_predictions IN ACCESS EXCLUSIVE MODE"),
+    # on a fresh database: the first migration's CREATE TABLE waits for this uncommitted one of the same name
+    ("db init", ("db", "init"), "CREATE TABLE alembic_version (version_num varchar(32))"),
+]
+
+
+@pytest.mark.parametrize(("job", "args", "blocker"), CONCURRENT, ids=[c[0] for c in CONCURRENT])
+def test_a_second_run_of_a_running_job_is_refused_in_one_line(job, args, blocker, platforms, module_pg, tmp_path):
+    settings = platforms["production"]
+    if job == "db init":
+        settings = dataclasses.replace(settings, database_url=module_pg())
+    if job.startswith("score") and not registry.list_versions(settings, "conversion"):
+        _cheap_conversion_champion(settings)
+    case = Case(job, args, ())
+    release = _hold_first_run(settings, blocker)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OWNLENS_", "FEAST_")) or k == "OWNLENS_NOW"}
+    env |= {"OWNLENS_PROFILE": "production", "OWNLENS_HOME": str(settings.home), "COLUMNS": "250",
+            "OWNLENS_DATABASE_URL": settings.database_url, "OWNLENS_REDIS_URL": settings.redis_url,
+            "OWNLENS_FEAST_PROJECT": settings.project}
+    first = subprocess.Popen([CLI, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        for _ in range(1200):  # the first run takes the lock, then waits on the test's transaction
+            if _holds_lock(settings, job) or first.poll() is not None:
+                break
+            time.sleep(0.05)
+        assert _holds_lock(settings, job), first.communicate()[0] if first.poll() is not None else "no lock"
+        second = run_cli(settings, case, tmp_path)
+    finally:
+        release()
+        out, _ = first.communicate(timeout=300)
+    assert first.returncode == 0, out
+    lines = [line for line in (second.stdout + second.stderr).splitlines() if line.strip()]
+    assert second.returncode == 1 and len(lines) == 1, lines
+    assert f"ConcurrentJobError: another {job} is running on this production database; wait for it" in lines[0]
+    assert not _holds_lock(settings, job)
+
+
+# --- a job stopped from outside ---------------------------------------------------------------
+
+
+def _local_copy(platforms, tmp_path: Path) -> Settings:
+    shutil.copytree(platforms["local"].home, tmp_path / "home", ignore=shutil.ignore_patterns("reports"))
+    return dataclasses.replace(platforms["local"], home=tmp_path / "home")
+
+
+def _start(settings: Settings, *args: str) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OWNLENS_", "FEAST_")) or k == "OWNLENS_NOW"}
+    env |= {"OWNLENS_PROFILE": settings.profile, "OWNLENS_HOME": str(settings.home),
+            "OWNLENS_FEAST_PROJECT": settings.project, "COLUMNS": "250"}
+    return subprocess.Popen([CLI, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _wait_for(condition: Callable[[], bool], process: subprocess.Popen, what: str) -> None:
+    for _ in range(3000):
+        if condition():
+            return
+        if process.poll() is not None:
+            break
+        time.sleep(0.02)
+    raise AssertionError(f"never saw {what}: {process.communicate()[0] if process.poll() is not None else ''}")
+
+
+def test_a_build_killed_midway_leaves_staging_the_next_build_removes(platforms, tmp_path):
+    settings = _local_copy(platforms, tmp_path)
+    killed = _start(settings, "features", "build")
+    staging = settings.offline_dir / f".build-{killed.pid}"
+    _wait_for(staging.exists, killed, staging)
+    killed.kill()  # SIGKILL: no cleanup runs
+    killed.communicate(timeout=60)
+    assert staging.exists()
+    again = _start(settings, "features", "build")
+    out, _ = again.communicate(timeout=300)
+    assert again.returncode == 0, out
+    assert not list(settings.offline_dir.glob(".build-*")), out
+
+
+def test_sigterm_during_training_records_the_run_as_failed(platforms, tmp_path):
+    settings = _local_copy(platforms, tmp_path)
+
+    def runs(status: str) -> int:
+        with get_engine(settings).connect() as conn:
+            return conn.execute(text("SELECT count(*) FROM ml_model_training_runs WHERE status = :s"),
+                                {"s": status}).scalar()
+
+    failed = runs("failed")
+    training = _start(settings, "train", "churn")
+    _wait_for(lambda: runs("running") > 0, training, "a running training run")
+    training.terminate()
+    out, _ = training.communicate(timeout=120)
+    assert training.returncode != 0 and "Traceback" not in out, out
+    assert runs("running") == 0 and runs("failed") == failed + 1, out

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import bz2
+import gzip
+import logging
+import os
 import re
+import zipfile
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from sqlalchemy import text
 from typer.testing import CliRunner
@@ -234,6 +242,86 @@ def test_each_file_all_or_nothing_and_rejects_listed_up_to_the_limit(any_setting
     assert report.files[1].rows_rejected == 30 and report.files[1].problems == 30
     assert [r.row for r in report.files[1].rejects] == [3, 4, 5, 6, 7]
     assert _count(any_settings, "categories") == 4  # 3 + culture; not science
+
+
+def test_a_file_gone_while_an_earlier_one_loads_is_refused_naming_what_was_committed(any_settings, tmp_path):
+    _reference(any_settings, tmp_path)
+    first = _write(tmp_path, "a.csv", "category_id,name\n4,culture\n5,science\n")
+    second = _write(tmp_path, "b.csv", "category_id,name\n6,travel\n")
+
+    class DeleteSecondOnceFirstLoads(logging.Handler):  # the importer logs each file's outcome once written
+        def emit(self, record: logging.LogRecord) -> None:
+            if "rows loaded" in record.msg and record.args[0] == first:
+                second.unlink()
+
+    logger, handler = logging.getLogger("ownlens_ml.data.importer"), DeleteSecondOnceFirstLoads()
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        with pytest.raises(ValidationError) as refused:
+            import_files(any_settings, "categories", [first, second])
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    assert f"{second}: no such file; committed before it (each file is all-or-nothing): {first} (2 rows)" in str(
+        refused.value)
+    assert _count(any_settings, "categories") == 5  # 3 + a.csv's two, as the message says
+
+
+def test_compressed_csv_files_load_and_their_text_is_checked_for_nul_bytes(local_settings, tmp_path):
+    _reference(local_settings, tmp_path)
+    plain = "category_id,name\n{id},{name}\n"
+    gz, bz2_ = tmp_path / "c.csv.gz", tmp_path / "c.csv.bz2"
+    gz.write_bytes(gzip.compress(plain.format(id=4, name="culture").encode()))
+    bz2_.write_bytes(bz2.compress(plain.format(id=5, name="science").encode()))
+    with zipfile.ZipFile(tmp_path / "c.csv.zip", "w") as archive:
+        archive.writestr("c.csv", plain.format(id=6, name="travel"))
+    _load(local_settings, "categories", gz, bz2_, tmp_path / "c.csv.zip")
+    assert _count(local_settings, "categories") == 6
+    nul = tmp_path / "nul.csv.gz"
+    nul.write_bytes(gzip.compress(b"category_id,name\n7,ok\n8,\"cut\x00short\"\n"))
+    with pytest.raises(ValidationError, match="nul.csv.gz: line 3 contains a NUL byte"):
+        import_files(local_settings, "categories", [nul])
+
+
+def test_parquet_values_a_column_cannot_hold_are_refused_with_column_and_row(any_settings, tmp_path):
+    _reference(any_settings, tmp_path)
+    path = tmp_path / "brands.parquet"
+    pq.write_table(pa.table({"brand_id": pa.array([7, 2**64 - 1, 9], pa.uint64()),
+                             "name": pa.array([["a", "b"], ["c"], ["d"]]),
+                             "domain": ["a.example", "b.example", "c.example"]}), path)
+    reasons = [r.describe("row") for r in import_files(any_settings, "brands", [path]).files[0].rejects]
+    assert "row 2: brand_id '18446744073709551615' is out of range for SMALLINT" in reasons, reasons
+    assert "row 1: name \"['a' 'b']\" is a list or struct; a column holds one value per row" in reasons, reasons
+    struct = tmp_path / "struct.parquet"
+    pq.write_table(pa.table({"brand_id": [8], "name": [{"x": 1}], "domain": ["d.example"]}), struct)
+    reasons = [r.describe("row") for r in import_files(any_settings, "brands", [struct]).files[0].rejects]
+    assert reasons == ["row 1: name \"{'x': 1}\" is a list or struct; a column holds one value per row"]
+    assert _count(any_settings, "brands") == 2
+
+
+def test_one_timestamp_range_for_csv_and_parquet(local_settings, tmp_path):
+    _reference(local_settings, tmp_path)
+    csv = _write(tmp_path, "authors.csv", "author_id,brand_id,name,joined_at\n20,1,Old,1500-06-01T00:00:00Z\n")
+    parquet = tmp_path / "authors.parquet"
+    pq.write_table(pa.table({"author_id": [21], "brand_id": [1], "name": ["Old"],
+                             "joined_at": pa.array([datetime(1500, 6, 1, tzinfo=timezone.utc)],
+                                                   pa.timestamp("us", tz="UTC"))}), parquet)
+    report = import_files(local_settings, "authors", [csv, parquet])
+    reasons = [r.reason for f in report.files for r in f.rejects]
+    assert reasons == ["is outside the timestamp range 1677-09-22..2262-04-11 (the platform's timestamps are "
+                       "nanoseconds)"] * 2, reasons
+    assert _count(local_settings, "authors") == 2
+
+
+def test_a_fifo_or_a_device_is_not_a_regular_file(local_settings, tmp_path):
+    _reference(local_settings, tmp_path)
+    os.mkfifo(tmp_path / "fifo.csv")
+    (tmp_path / "zero.csv").symlink_to("/dev/zero")
+    for name in ("fifo.csv", "zero.csv"):
+        with pytest.raises(ValidationError, match=f"{name}: not a regular file"):
+            import_files(local_settings, "categories", [tmp_path / name])
 
 
 def test_sessions_ending_before_they_start_are_rejected(any_settings, tmp_path):

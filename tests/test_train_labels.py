@@ -51,6 +51,10 @@ def _bad(labels: pd.DataFrame, case: str) -> pd.DataFrame:
         frame.loc[frame.index[2], "event_timestamp"] = "last tuesday"
     if case == "id not an integer":
         frame.loc[frame.index[3], "user_id"] = "reader-7"
+    if case in ("every label in 1990", "every label in 2099"):
+        frame["event_timestamp"] = case[-4:] + "-03-01T00:00:00Z"
+    if case == "half the labels in 1990":
+        frame.loc[frame.index[::2], "event_timestamp"] = "1990-03-01T00:00:00Z"
     return frame
 
 
@@ -60,6 +64,9 @@ def _bad(labels: pd.DataFrame, case: str) -> pd.DataFrame:
     ("label not 0/1", "line 8: label '2' must be 0 or 1 for a binary model"),
     ("timestamp unparseable", "line 4: event_timestamp 'last tuesday' is not a timestamp"),
     ("id not an integer", "line 5: user_id 'reader-7' is not an integer id"),
+    ("every label in 1990", "line 2: event_timestamp '1990-03-01T00:00:00Z' is outside the data"),
+    ("every label in 2099", "line 2: event_timestamp '2099-03-01T00:00:00Z' is outside the data"),
+    ("half the labels in 1990", "line 2: event_timestamp '1990-03-01T00:00:00Z' is outside the data"),
 ])
 def test_a_bad_label_file_is_refused_with_the_line_and_nothing_registered(labelled, tmp_path, case, words):
     settings, labels = labelled
@@ -72,6 +79,14 @@ def test_a_bad_label_file_is_refused_with_the_line_and_nothing_registered(labell
     assert [v.version for v in registry.list_versions(settings, "churn")] == before
 
 
+def test_a_compressed_label_file_is_read_as_its_text(labelled, tmp_path):
+    settings, labels = labelled
+    path = tmp_path / "labels.csv.gz"
+    _bad(labels, "unknown entity").to_csv(path, index=False)  # pandas compresses by the suffix
+    out = cli(settings, "train", "churn", "--labels", str(path), ok=False)
+    assert "line 6: user_id '99999999' is not in the users table" in out and "NUL" not in out, out
+
+
 def test_labels_do_not_apply_to_the_wrong_model_key(labelled, tmp_path):
     settings, labels = labelled
     path = tmp_path / "articles.parquet"
@@ -79,3 +94,26 @@ def test_labels_do_not_apply_to_the_wrong_model_key(labelled, tmp_path):
     out = cli(settings, "train", "article_performance", "--labels", str(path), ok=False)
     assert "missing column(s) author_id" in out
     shutil.rmtree(tmp_path)
+
+
+def _article_labels(settings: Settings) -> pd.DataFrame:
+    spec = SPECS["article_performance"]
+    labels = spec.build_labels(settings, spec.window).head(40)
+    return labels.assign(event_timestamp=labels["event_timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%SZ"))
+
+
+def test_article_labels_xgboost_cannot_hold_or_with_another_author_are_refused(labelled, tmp_path):
+    settings, _ = labelled
+    before = [v.version for v in registry.list_versions(settings, "article_performance")]
+    huge = _article_labels(settings)
+    huge.loc[3, "label"] = 1e308  # finite, but beyond the 32-bit floats XGBoost holds labels in
+    huge.to_csv(tmp_path / "huge.csv", index=False)
+    out = cli(settings, "train", "article_performance", "--labels", str(tmp_path / "huge.csv"), ok=False)
+    assert "line 5: label '1e+308' must be a finite number within ±1e+30" in out and "Traceback" not in out, out
+    swapped = _article_labels(settings)
+    other = swapped.loc[swapped["author_id"] != swapped.loc[0, "author_id"], "author_id"].iloc[0]
+    swapped.loc[0, "author_id"] = other  # an author who exists, but did not write the article
+    swapped.to_csv(tmp_path / "swapped.csv", index=False)
+    out = cli(settings, "train", "article_performance", "--labels", str(tmp_path / "swapped.csv"), ok=False)
+    assert f"line 2: author_id '{other}' is not the author_id of that article_id in the articles table" in out, out
+    assert [v.version for v in registry.list_versions(settings, "article_performance")] == before

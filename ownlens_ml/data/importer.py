@@ -70,11 +70,14 @@ _INT_RANGES = {
     "INTEGER": (-(2**31), 2**31 - 1),
     "BIGINT": (-(2**63), 2**63 - 1),
 }
+TIMESTAMP_RANGE = (pd.Timestamp.min.ceil("D").tz_localize("UTC"), pd.Timestamp.max.floor("D").tz_localize("UTC"))
+"""Timestamps the data layer holds (pandas nanoseconds, as the snapshot builder reads them), whole days."""
 _BOOL_WORDS = {"true": True, "false": False, "1": True, "0": False}
 _TZ_SUFFIX = re.compile(r"[T ]\d.*(?:[zZ]|[+-]\d{2}(?::?\d{2})?)$")
 _INT_TEXT = re.compile(r"[+-]?\d+(?:\.0*)?")
 _DATE_TEXT = re.compile(r"\d{4}-\d{2}-\d{2}")
 _SUFFIXES = {".csv": ",", ".tsv": "\t", ".parquet": None, ".pq": None}
+_COMPRESSED = (".gz", ".bz2", ".zst", ".xz", ".zip")
 
 
 # --- the contract ------------------------------------------------------------------------
@@ -336,17 +339,23 @@ class _Frame:
 def _format(path: Path) -> str | None:
     """The delimiter for CSV/TSV (also gzip-compressed), None for Parquet."""
     suffixes = [s.lower() for s in path.suffixes]
-    if suffixes and suffixes[-1] in (".gz", ".bz2", ".zst", ".xz", ".zip") and len(suffixes) > 1:
+    if suffixes and suffixes[-1] in _COMPRESSED and len(suffixes) > 1:
         suffixes = suffixes[:-1]
     if not suffixes or suffixes[-1] not in _SUFFIXES:
         raise ValidationError(f"{path}: unknown file type; use .csv, .tsv (optionally compressed) or .parquet")
     return _SUFFIXES[suffixes[-1]] or None
 
 
+def _require_file(path: Path) -> None:
+    if not path.is_file():
+        if path.exists():  # a FIFO or a device (a symlink to /dev/zero) would block or never end
+            raise ValidationError(f"{path}: not a regular file; give the path of a CSV, TSV or Parquet file")
+        raise ValidationError(f"{path}: no such file")
+
+
 def _header(path: Path) -> list[str]:
     """Column names of a file, as written (duplicates kept), read without loading its rows."""
-    if not path.is_file():
-        raise ValidationError(f"{path}: no such file")
+    _require_file(path)
     sep = _format(path)
     if sep is not None:
         _refuse_nul(path)
@@ -366,9 +375,13 @@ def _header(path: Path) -> list[str]:
 
 
 def _read(path: Path) -> _Frame:
+    _require_file(path)  # checked again: the file may have gone since its header was read
     sep = _format(path)
-    if sep is not None:
-        _refuse_nul(path)
+    try:
+        if sep is not None:
+            _refuse_nul(path)
+    except OSError as exc:
+        raise ValidationError(f"{path}: cannot read the file: {exc.strerror}") from None
     try:
         if sep is None:
             raw = pd.read_parquet(path, dtype_backend="numpy_nullable")
@@ -390,18 +403,42 @@ def _read(path: Path) -> _Frame:
 
 
 def _refuse_nul(path: Path) -> None:
-    """pandas' CSV parser silently cuts a field at a NUL byte, so look for one in the bytes first."""
+    """pandas' CSV parser silently cuts a field at a NUL byte, so look for one in the text first
+    (a compressed file's decompressed text, as pandas reads it)."""
     import mmap
 
+    if path.suffix.lower() in _COMPRESSED:
+        _refuse_nul_in_stream(path)
+        return
     with path.open("rb") as f:
         if path.stat().st_size == 0:
             return
         with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
             pos = data.find(b"\x00")
             if pos >= 0:
-                line = data[:pos].count(b"\n") + 1
-                raise ValidationError(f"{path}: line {line} contains a NUL byte (\\x00), which text columns "
-                                      "cannot hold; remove it and import again")
+                _nul_at(path, data[:pos].count(b"\n") + 1)
+
+
+def _refuse_nul_in_stream(path: Path, chunk: int = 1 << 20) -> None:
+    from pandas.io.common import get_handle
+
+    try:
+        with get_handle(path, "rb", compression="infer", is_text=False) as handles:
+            lines = 1
+            while data := handles.handle.read(chunk):
+                pos = data.find(b"\x00")
+                if pos >= 0:
+                    _nul_at(path, lines + data[:pos].count(b"\n"))
+                lines += data.count(b"\n")
+    except ValidationError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a damaged archive: unreadable, named with its cause
+        raise ValidationError(f"{path}: cannot read the file: {_first(exc)}") from None
+
+
+def _nul_at(path: Path, line: int) -> None:
+    raise ValidationError(f"{path}: line {line} contains a NUL byte (\\x00), which text columns "
+                          "cannot hold; remove it and import again")
 
 
 def _first(exc: BaseException) -> str:
@@ -467,6 +504,9 @@ def _parse_integer(raw: pd.Series) -> tuple[pd.Series, np.ndarray]:
     present = raw.notna().to_numpy()
     if pd.api.types.is_bool_dtype(raw.dtype):
         return pd.Series(pd.NA, index=raw.index, dtype="Int64"), present
+    if pd.api.types.is_unsigned_integer_dtype(raw.dtype) and (raw > 2**63 - 1).any():
+        # kept unsigned (as Int64 it would wrap: 2**64 - 1 becomes -1), so the range check names them
+        return raw.astype("UInt64"), np.zeros(len(raw), dtype=bool)
     if pd.api.types.is_integer_dtype(raw.dtype):
         return raw.astype("Int64"), np.zeros(len(raw), dtype=bool)
     if pd.api.types.is_float_dtype(raw.dtype):
@@ -532,8 +572,32 @@ def _parse_timestamp(raw: pd.Series) -> tuple[pd.Series, np.ndarray]:
     # when both are in one call.
     for group in (aware & present, ~aware & present):
         if group.any():
-            out[group] = pd.to_datetime(t[group], format="ISO8601", utc=True, errors="coerce")
+            out[group] = _iso_timestamps(t[group])
     return out, present & out.isna().to_numpy()
+
+
+_YEAR = re.compile(r"^(\d{4})-")
+_CYCLE_DAYS = 146_097
+"""Days in 400 Gregorian years: the calendar repeats, so a date moved by whole cycles keeps its leap days."""
+
+
+def _iso_timestamps(t: pd.Series) -> pd.Series:
+    """ISO-8601 texts as UTC microseconds (NaT where not a timestamp), in every year 0001..9999.
+
+    pandas parses into nanoseconds, which end in 1677 and 2262: a timestamp beyond is parsed
+    in the same place of the 400-year cycle in 1800..2199 and moved back by whole cycles, so the
+    range rule (``TIMESTAMP_RANGE``) refuses it as out of range, in CSV as in Parquet."""
+    out = pd.to_datetime(t, format="ISO8601", utc=True, errors="coerce").astype("datetime64[us, UTC]")
+    failed = t[out.isna().to_numpy()]
+    year = pd.to_numeric(failed.str.extract(_YEAR, expand=False), errors="coerce").dropna().astype("int64")
+    if year.empty:
+        return out
+    cycles = (year - 1800) // 400  # into 1800..2199
+    moved = (year - 400 * cycles).astype(str) + failed[year.index].str.slice(4)
+    near = pd.to_datetime(moved, format="ISO8601", utc=True, errors="coerce").dt.tz_localize(None)
+    back = near.to_numpy(dtype="datetime64[us]") + (cycles.to_numpy() * _CYCLE_DAYS).astype("timedelta64[D]")
+    out[year.index] = pd.Series(back, index=year.index).dt.tz_localize("UTC").where(near.notna())
+    return out
 
 
 def _parse_date(raw: pd.Series) -> tuple[pd.Series, np.ndarray]:
@@ -558,6 +622,13 @@ def _parse_string(raw: pd.Series) -> tuple[pd.Series, np.ndarray]:
     # PostgreSQL refuses it: such a value is bad input, not text.
     text = _text(raw)
     return text, text.str.contains("\x00", regex=False).fillna(False).to_numpy(dtype=bool)
+
+
+def _nested(raw: pd.Series) -> np.ndarray:
+    """Parquet lists, arrays and structs (read as Python objects): text would store their repr."""
+    if raw.dtype != object:
+        return np.zeros(len(raw), dtype=bool)
+    return raw.map(lambda v: isinstance(v, (list, tuple, dict, np.ndarray))).to_numpy(dtype=bool)
 
 
 _PARSERS = {
@@ -585,8 +656,11 @@ def _validate_frame(spec: TableContract, frame: _Frame,
         if name not in raw:
             continue
         parser, bad_reason = _PARSERS[rule.kind]
+        nested = _nested(raw[name])
+        problems.add(nested, name, "is a list or struct; a column holds one value per row")
         values, bad = parser(raw[name])
-        problems.add(bad, name, bad_reason)
+        problems.add(bad & ~nested, name, bad_reason)
+        bad |= nested
         missing = values.isna().to_numpy() & ~bad
         if rule.default is not None:
             values = values.fillna(rule.default)
@@ -615,6 +689,11 @@ def _check_value_rules(rule: ColumnRule, values: pd.Series, ok: np.ndarray, prob
     Each check sees only values that passed the ones before it, so a value gets one reason.
     """
     checks: list[tuple[Callable[[], pd.Series], str]] = []
+    if rule.kind == "timestamp":
+        low_t, high_t = TIMESTAMP_RANGE
+        checks.append((lambda: (values < low_t) | (values > high_t),
+                       f"is outside the timestamp range {low_t:%Y-%m-%d}..{high_t:%Y-%m-%d} (the platform's "
+                       "timestamps are nanoseconds)"))
     if rule.kind == "integer":
         low, high = _INT_RANGES[rule.sql_type]
         checks.append((lambda: (values < low) | (values > high), f"is out of range for {rule.sql_type}"))
@@ -772,9 +851,10 @@ def import_files(settings: Settings, table: str, files: Sequence[Path], *,
         try:
             report.files.append(_import_one(engine, spec, path, max_rejects))
         except ValidationError as exc:
-            done = [str(f.path) for f in report.files if f.rows_loaded]
+            done = [f"{f.path} ({f.rows_loaded:,} rows)" for f in report.files if f.rows_loaded]
             if done:
-                raise ValidationError(f"{exc}; loaded before it: {', '.join(done)}") from None
+                raise ValidationError(f"{exc}; committed before it (each file is all-or-nothing): {', '.join(done)}; "
+                                      "nothing of it or the files after it was loaded: import those again") from None
             raise
     return report
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
@@ -12,7 +15,7 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.exc import OperationalError
 
-from ownlens_ml.errors import DatabaseUnavailableError, MissingTableError, StateFolderError
+from ownlens_ml.errors import ConcurrentJobError, DatabaseUnavailableError, MissingTableError, StateFolderError
 from ownlens_ml.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -89,14 +92,63 @@ def alembic_config(engine: Engine) -> Config:
     return cfg
 
 
+def lock_key(job: str) -> int:
+    """The 64-bit PostgreSQL advisory lock key of a job, e.g. ``features build``."""
+    return int.from_bytes(hashlib.sha256(f"ownlens_ml:{job}".encode()).digest()[:8], "big", signed=True)
+
+
+@contextmanager
+def job_lock(settings: Settings, engine: Engine, job: str) -> Iterator[None]:
+    """Hold ``job``'s lock while the block runs; a second run of the same job fails at once.
+
+    PostgreSQL: a session advisory lock on a connection of its own (per database; released when
+    the block ends or the process dies). Local: ``flock`` on a file in the state folder.
+
+    Raises:
+        ConcurrentJobError: another process holds the lock.
+    """
+    busy = ConcurrentJobError(f"another {job} is running on this {settings.profile} "
+                              f"{'database' if settings.is_production else 'state folder'}; "
+                              "wait for it to finish, then run again if you still need to")
+    if engine.dialect.name != "postgresql":
+        import fcntl
+
+        path = settings.home / f".lock-{job.replace(' ', '-')}"
+        try:
+            handle = open(path, "a")  # noqa: SIM115 - held open for the lock's lifetime
+        except OSError as exc:
+            raise StateFolderError(f"cannot create the lock file {path}: {exc.strerror}; make the state "
+                                   "folder writable or set OWNLENS_HOME") from None
+        with handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise busy from None
+            yield
+        return
+    with engine.connect() as conn:
+        if not conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": lock_key(job)}).scalar():
+            raise busy
+        conn.commit()
+        try:
+            yield
+        finally:
+            conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": lock_key(job)})
+            conn.commit()
+
+
 def init_db(settings: Settings) -> str:
     """Create or migrate the schema to the newest revision; safe to run again.
 
     Returns:
         The schema revision now in force.
+
+    Raises:
+        ConcurrentJobError: another ``db init`` is migrating the same database.
     """
     engine = get_engine(settings)
-    command.upgrade(alembic_config(engine), "head")
+    with job_lock(settings, engine, "db init"):
+        command.upgrade(alembic_config(engine), "head")
     with engine.connect() as conn:
         return conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one()
 

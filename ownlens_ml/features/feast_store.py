@@ -2,9 +2,10 @@
 
 The lowest layer of ``features/``: it imports no other feature module, and ``store``, the
 fast paths and ``activity`` all build on it. Each ``Settings`` gets its own generated
-``feature_store.yaml`` in its state folder (``Settings.feast_yaml``), written from the
-repository's yaml with the project, paths and non-secret connection values filled in, so
-two settings in one process never share a configuration through the environment. Feast's
+``feature_store.yaml`` (``Settings.feast_yaml``, written into the state folder by apply and
+``features env``, held in memory by reads), from the repository's yaml with the project,
+paths and non-secret connection values filled in, so two settings in one process never
+share a configuration through the environment. Feast's
 and its drivers' errors are translated here into one-line ``OwnLensError``s.
 """
 
@@ -17,7 +18,7 @@ import sqlite3
 from pathlib import Path
 
 import yaml
-from feast import FeatureService, FeatureStore
+from feast import FeatureService, FeatureStore, RepoConfig
 from feast.infra.registry.file import FileRegistryStore
 from feast.errors import FeastObjectNotFoundException, FeatureServiceNotFoundException
 from feast.feature_view import DUMMY_ENTITY_ID
@@ -112,13 +113,15 @@ def feature_store(settings: Settings, create: bool = False) -> FeatureStore:
 
     Args:
         settings: profile and locations.
-        create: allow a local registry file that does not exist yet (``apply_repo``); Feast
-            would otherwise create an empty one silently.
+        create: allow a local registry file (or production SQL registry tables) that does not
+            exist yet, and write ``settings.feast_yaml`` (``apply_repo``); Feast would otherwise
+            create an empty registry silently.
 
     Raises:
         StateFolderError: the state folder cannot be written.
         DatabaseUnavailableError: the production database (Feast's SQL registry) is unreachable.
-        FeatureStoreStateError: the local registry file does not exist (and not ``create``).
+        FeatureStoreStateError: the local registry file or the SQL registry's tables do not exist
+            (and not ``create``).
     """
     store = _stores.get(settings)
     registry_file = settings.home / "feast" / "registry.db"
@@ -128,13 +131,42 @@ def feature_store(settings: Settings, create: bool = False) -> FeatureStore:
                                      "run `ownlens-ml features apply`")
     if store is None:
         if settings.is_production:
-            get_engine(settings)  # the one clear message for an unreachable database
+            engine = get_engine(settings)  # the one clear message for an unreachable database
+            if not create:
+                _require_sql_registry(engine, settings.project)
             export_env(settings, SECRETS)
-        path = write_feast_yaml(settings)
         with feast_errors(settings):
-            store = FeatureStore(repo_path=str(settings.feature_repo), fs_yaml_file=path)
+            if create:
+                store = FeatureStore(repo_path=str(settings.feature_repo), fs_yaml_file=write_feast_yaml(settings))
+            else:
+                # a read leaves the state folder as it was (even a failing one, under a project never
+                # applied): the yaml is read from memory, ${VAR} expanded as Feast expands a file's
+                writable_home(settings)
+                config = RepoConfig(**yaml.safe_load(os.path.expandvars(feast_yaml_text(settings))))
+                config.repo_path = settings.feature_repo
+                store = FeatureStore(repo_path=str(settings.feature_repo), config=config)
         _stores[settings] = store
     return store
+
+
+def _require_sql_registry(engine, project: str) -> None:  # noqa: ANN001 - a sqlalchemy Engine
+    """Feast's SQL registry creates its missing tables (empty) and records a project it has not
+    seen when it starts: a read must do neither, so both are checked first."""
+    from feast.infra.registry.sql import FeastMetadataKeys, feast_metadata, metadata
+    from sqlalchemy import inspect, select
+
+    missing = sorted(set(metadata.tables) - set(inspect(engine).get_table_names()))
+    if missing:
+        raise FeatureStoreStateError(f"the Feast SQL registry in database {engine.url.database!r} lacks its "
+                                     f"table(s) {', '.join(missing)}; run `ownlens-ml features apply`")
+    with engine.connect() as conn:
+        known = conn.execute(select(feast_metadata.c.project_id).where(
+            feast_metadata.c.metadata_key == FeastMetadataKeys.PROJECT_UUID.value,
+            feast_metadata.c.project_id == project)).first()
+    if known is None:
+        raise FeatureStoreStateError(f"Feast project {project!r} was never applied to database "
+                                     f"{engine.url.database!r}; run `ownlens-ml features apply` (or check "
+                                     "OWNLENS_FEAST_PROJECT)")
 
 
 def forget_store(settings: Settings) -> None:
@@ -163,7 +195,7 @@ def feast_errors(settings: Settings, doing: str = "the feature store"):
     except PermissionError as exc:
         raise StateFolderError(f"{doing}: cannot write {exc.filename or settings.home}: permission denied; "
                                "make the state folder writable or set OWNLENS_HOME") from None
-    except sqlite3.OperationalError as exc:
+    except sqlite3.DatabaseError as exc:
         raise FeatureStoreStateError(f"{doing}: the local online store {settings.home / 'feast' / 'online.db'} "
                                      f"is unusable ({exc}); run `ownlens-ml features apply` to recreate it") from None
 
@@ -197,6 +229,13 @@ def require_applied(settings: Settings, online: bool = False) -> FeatureStore:
         if online and not online_db.exists():
             raise FeatureStoreStateError(f"the local online store {online_db} is missing; "
                                          "run `ownlens-ml features apply` to recreate it, then `features materialize`")
+        if online:  # before Feast: its materialize marks views in the registry before it writes a row
+            try:
+                with contextlib.closing(sqlite3.connect(f"file:{online_db}?mode=ro", uri=True)) as conn:
+                    conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            except sqlite3.DatabaseError as exc:
+                raise FeatureStoreStateError(f"the local online store {online_db} is unusable ({exc}); run "
+                                             "`ownlens-ml features apply` to recreate it") from None
     return store
 
 

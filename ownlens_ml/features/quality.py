@@ -244,3 +244,15 @@ def snapshot_span(settings: Settings, start: datetime, end: datetime) -> tuple[d
         with duckdb.connect() as con:
             first, last, rows = con.sql(sql.format(source=f"read_parquet('{path}')")).fetchall()[0]
     return first, last, int(rows or 0)
+
+
+def snapshot_cover(settings: Settings) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+    """The moments point-in-time features exist for, UTC: the first reader snapshot to one day
+    after the last (a daily snapshot is current for a day); None when there are no snapshots."""
+    epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)  # any window: only the span is read
+    first, last, _ = snapshot_span(settings, epoch, epoch)
+    if first is None:
+        return None
+    first, last = pd.Timestamp(first), pd.Timestamp(last)
+    first, last = (t.tz_localize("UTC") if t.tz is None else t.tz_convert("UTC") for t in (first, last))
+    return first, last + pd.Timedelta(days=1)

@@ -25,7 +25,7 @@ import duckdb
 import pandas as pd
 from sqlalchemy import Engine, text
 
-from ownlens_ml.db import get_engine, require_tables
+from ownlens_ml.db import get_engine, job_lock, require_tables
 from ownlens_ml.db.schema import FEATURE_TABLES, Table, customer_user_segments
 from ownlens_ml.errors import EmptyWindowError, StateFolderError, ValidationError
 from ownlens_ml.features.quality import QualityReport, check_snapshots
@@ -374,6 +374,7 @@ def build_snapshots(settings: Settings, start: date | None = None, end: date | N
         EmptyWindowError: there are no events to build from in the range.
         MissingTableError: the platform tables do not exist.
         DataQualityError: ``check`` found problems; nothing was written.
+        ConcurrentJobError: another build of the same database or state folder is running.
     """
     engine = get_engine(settings)
     require_tables(engine, "users", "sessions", "events", "articles", "authors")
@@ -395,10 +396,11 @@ def build_snapshots(settings: Settings, start: date | None = None, end: date | N
     if max_category > 62:
         raise ValidationError(f"category ids must be below 63 for the diversity bitmask; found {max_category}")
     parts = _parts(start, end, max_category + 1, with_activity=not settings.is_production)
-    if settings.is_production:
-        rows, report = _build_postgres(settings, engine, parts, end if check else None)
-    else:
-        rows, report = _build_local(settings, engine, parts, end if check else None)
+    with job_lock(settings, engine, "features build"):
+        if settings.is_production:
+            rows, report = _build_postgres(settings, engine, parts, end if check else None)
+        else:
+            rows, report = _build_local(settings, engine, parts, end if check else None)
     log.info("snapshots %s..%s: %s", start, end, rows)
     return SnapshotSummary(start, end, rows, report)
 
@@ -464,6 +466,7 @@ def _build_local(settings: Settings, engine: Engine, parts: dict[str, _Part],
     """Write the new files into a staging folder, check them there, then swap them in."""
     try:
         settings.offline_dir.mkdir(parents=True, exist_ok=True)
+        _remove_stale_staging(settings.offline_dir)
         staging = settings.offline_dir / f".build-{os.getpid()}"
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir()
@@ -489,6 +492,25 @@ def _build_local(settings: Settings, engine: Engine, parts: dict[str, _Part],
         con.close()
         shutil.rmtree(staging, ignore_errors=True)
     return rows, report
+
+
+def _remove_stale_staging(folder: Path) -> None:
+    """Staging folders of builds that died before cleaning up (SIGKILL, power loss): their pid is gone."""
+    for staging in folder.glob(".build-*"):
+        pid = staging.name.removeprefix(".build-")
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            log.info("removing %s, left by a build that died", staging)
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
 
 
 def _ensure_segments_file(settings: Settings) -> None:

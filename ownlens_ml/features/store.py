@@ -346,6 +346,21 @@ def _as_rows(columns: dict[str, list]) -> list[dict]:
     return [dict(zip(columns, values)) for values in zip(*columns.values())]
 
 
+def require_online_store(settings: Settings) -> None:
+    """Check before a write that must reach the online store too: applied here, and (production)
+    Redis answering, so a write is not left in the offline store alone.
+
+    Raises:
+        FeatureStoreStateError: the repository is not applied or the local online store is missing.
+        RedisUnavailableError: the production Redis cannot be reached.
+    """
+    require_applied(settings, online=True)
+    if settings.is_production:
+        from ownlens_ml.features.redis_layout import redis_client
+
+        redis_client(settings).close()
+
+
 def materialize(settings: Settings, start: datetime, end: datetime, engine: str = "auto",
                 views: list[str] | None = None) -> None:
     """Load the latest feature values stamped in [start, end] into the online store.

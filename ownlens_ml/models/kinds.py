@@ -118,8 +118,15 @@ def _not_zero_one(labels: pd.Series) -> np.ndarray:
     return ~labels.isin([0, 1]).to_numpy()
 
 
+MAX_REGRESSION_LABEL = 1e30
+"""XGBoost holds labels as 32-bit floats (at most 3.4e38) and sums their squared errors: a
+bound well inside that range keeps every estimator's arithmetic finite."""
+
+
 def _not_finite_number(labels: pd.Series) -> np.ndarray:
-    return ~np.isfinite(pd.to_numeric(labels, errors="coerce").to_numpy(dtype=float, na_value=np.nan))
+    values = pd.to_numeric(labels, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    with np.errstate(invalid="ignore"):
+        return ~(np.abs(values) < MAX_REGRESSION_LABEL)
 
 
 BINARY = TaskKind(
@@ -153,7 +160,7 @@ REGRESSION = TaskKind(
     baselines=partial(baselines, classifier=False),
     check_outputs=_not_finite,
     bad_labels=_not_finite_number,
-    label_rule="must be a finite number",
+    label_rule=f"must be a finite number within ±{MAX_REGRESSION_LABEL:g} (XGBoost holds labels as 32-bit floats)",
     importance_scoring="r2",
     monitoring=Monitoring(live_metrics=("rmse", "spearman")),
 )

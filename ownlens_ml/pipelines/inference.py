@@ -30,9 +30,9 @@ from sqlalchemy import delete, func, select
 from ownlens_ml import clock
 from ownlens_ml import registry
 from ownlens_ml.data.load import copy_frame
-from ownlens_ml.db import get_engine
+from ownlens_ml.db import get_engine, job_lock
 from ownlens_ml.db.schema import ml_model_predictions
-from ownlens_ml.errors import ConfigError, ModelValidationError
+from ownlens_ml.errors import ConfigError, EmptyWindowError, ModelValidationError
 from ownlens_ml.features import store
 from ownlens_ml.models import get_spec
 from ownlens_ml.models.kinds import get_kind
@@ -274,22 +274,29 @@ def score(settings: Settings, name: str, as_of: datetime | None = None, *, versi
 
     Raises:
         ConfigError: the model declares no population to score.
+        EmptyWindowError: ``as_of`` is outside the feature snapshots, or the population there is empty.
+        ConcurrentJobError: the same model is being scored by another process.
     """
     spec = get_spec(name)
     if entities is None and spec.population is None:
         raise ConfigError(f"model {name!r} declares no population (ModelSpec.population); batch scoring "
                           "needs to know which entities to score")
     started = time.perf_counter()
+    as_of = as_utc(as_of or default_as_of(settings)).to_pydatetime()
+    _require_inside_snapshots(settings, name, as_of)
     scorer = load_scorer(settings, name, version)
     entry = scorer.version
-    as_of = as_utc(as_of or default_as_of(settings)).to_pydatetime()
     population = (spec.population(settings, as_of) if entities is None else entities).reset_index(drop=True)
+    if population.empty:
+        raise EmptyWindowError(f"score {name}: no entities of its population at {as_of:%Y-%m-%d}; "
+                               "choose an --as-of with activity before it")
     keys = list(population.columns)
     batch_id = batch_key(name, entry.version, as_of)
     table = ml_model_predictions
     engine = get_engine(settings)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, disable=not progress) as bar, engine.begin() as conn:
+    with job_lock(settings, engine, f"score {name}"), Progress(*columns, disable=not progress) as bar, \
+            engine.begin() as conn:
         task = bar.add_task(f"scoring {entry.label} as of {as_of:%Y-%m-%d}", total=len(population))
         conn.execute(delete(table).where(table.c.batch_id == batch_id))
         for start in range(0, len(population), chunk_rows):
@@ -308,6 +315,18 @@ def score(settings: Settings, name: str, as_of: datetime | None = None, *, versi
     seconds = time.perf_counter() - started
     log.info("scored %s: %d rows as of %s in %.1fs", entry.label, written, as_of.date(), seconds)
     return BatchResult(name, entry.version, as_of, batch_id, written, seconds)
+
+
+def _require_inside_snapshots(settings: Settings, name: str, as_of: datetime) -> None:
+    """Scoring outside the feature snapshots would score nobody, or everybody on missing features."""
+    from ownlens_ml.features.quality import snapshot_cover
+
+    cover = snapshot_cover(settings)
+    if cover is None or not cover[0] <= as_of <= cover[1]:
+        known = (f"the feature snapshots cover {cover[0]:%Y-%m-%d}..{cover[1] - pd.Timedelta(days=1):%Y-%m-%d}"
+                 if cover else "there are no feature snapshots")
+        raise EmptyWindowError(f"score {name}: --as-of {as_of:%Y-%m-%d} is outside the data ({known}); "
+                               "choose a day inside it, or run `ownlens-ml features build`")
 
 
 def _entity_key_texts(frame: pd.DataFrame, keys: list[str]) -> pd.Series:

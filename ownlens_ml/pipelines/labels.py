@@ -2,8 +2,9 @@
 
 The file (CSV/TSV or Parquet) holds the spec's entity key(s), ``event_timestamp`` and
 ``label``. Every row is checked (integer keys that exist in the platform, parseable
-timestamps, labels the model's kind accepts) before anything is trained; a bad file is
-refused with the first problems and their line numbers, and nothing is registered.
+timestamps inside the feature snapshots, labels the model's kind accepts, entity pairs the
+platform holds) before anything is trained; a bad file is refused with the first problems
+and their line numbers, and nothing is registered.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from sqlalchemy import select
 from ownlens_ml.data.importer import _first, _header, _parse_float, _parse_integer, _parse_timestamp, _Problems, _read
 from ownlens_ml.db import get_engine, require_tables, schema
 from ownlens_ml.errors import ValidationError
+from ownlens_ml.features.quality import snapshot_cover
 from ownlens_ml.models.spec import ModelSpec
 from ownlens_ml.settings import Settings
 
@@ -61,6 +63,7 @@ def read_labels(settings: Settings, path: Path, spec: ModelSpec) -> pd.DataFrame
     refused = labels["label"].notna().to_numpy() & kind.bad_labels(labels["label"])
     problems.add(refused, "label", kind.label_rule)
     _check_known_entities(settings, path, spec, labels, problems)
+    _check_inside_snapshots(settings, labels, problems)
     duplicated = labels.duplicated([*spec.entity_key, "event_timestamp"], keep="first").to_numpy() & ~problems.rejected
     problems.add(duplicated, None, f"repeats an earlier row's {', '.join(spec.entity_key)} and event_timestamp")
     if problems.count:
@@ -92,6 +95,36 @@ def _check_known_entities(settings: Settings, path: Path, spec: ModelSpec, label
         ids = labels[key]
         unknown = ids.notna().to_numpy() & ~ids.isin(known).to_numpy()
         problems.add(unknown, key, f"is not in the {table.name} table")
+        _check_pairs(engine, spec, table, key, labels, problems)
+
+
+def _check_pairs(engine, spec: ModelSpec, table, key: str, labels: pd.DataFrame,  # noqa: ANN001
+                 problems: _Problems) -> None:
+    """Other keys that are columns of ``key``'s table must match its row (an article's own author)."""
+    others = [k for k in spec.entity_key if k != key and k in table.c]
+    if not others:
+        return
+    with engine.connect() as conn:
+        rows = pd.DataFrame(conn.execute(select(table.c[key], *(table.c[k] for k in others))).all(),
+                            columns=[key, *others])
+    given = labels[[key, *others]]
+    found = given.merge(rows.astype("Int64").assign(_found=True), on=[key, *others], how="left")["_found"]
+    checkable = given.notna().all(axis=1).to_numpy() & ~problems.rejected
+    for other in others:
+        problems.add(checkable & found.isna().to_numpy(), other,
+                     f"is not the {other} of that {key} in the {table.name} table")
+
+
+def _check_inside_snapshots(settings: Settings, labels: pd.DataFrame, problems: _Problems) -> None:
+    """A label time outside the feature snapshots would train on features that do not exist there."""
+    stamps = labels["event_timestamp"]
+    cover = snapshot_cover(settings) if stamps.notna().any() else None
+    if cover is None:
+        return  # no snapshots at all: the training set reports that, with its fix
+    first, end = cover
+    outside = (stamps.notna() & ((stamps < first) | (stamps > end))).to_numpy()
+    problems.add(outside, "event_timestamp", f"is outside the data: the feature snapshots cover "
+                 f"{first:%Y-%m-%d}..{end - pd.Timedelta(days=1):%Y-%m-%d}; use label times inside them")
 
 
 def labels_fingerprint(labels: pd.DataFrame) -> str:

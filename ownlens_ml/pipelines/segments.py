@@ -63,7 +63,7 @@ def write_segments(settings: Settings, version: int | str | None = "champion", a
     """Assign every reader who visited before T a segment and write them as the ``user_segment`` view.
 
     Rows stamped T are replaced (a rerun is idempotent); the view is then materialized into
-    the online store.
+    the online store, which is checked first: an unreachable Redis writes nothing.
 
     Args:
         settings: profile and locations.
@@ -71,6 +71,7 @@ def write_segments(settings: Settings, version: int | str | None = "champion", a
         as_of: assign from the snapshot at this day's midnight (default: the end of the data).
     """
     entry, model = load_segmenter(settings, version)
+    store.require_online_store(settings)  # the rows go offline, then online: both or neither
     readers = segment_readers(settings, as_of, active_days=None)
     t = readers["event_timestamp"].iloc[0]
     frame = store.training_set(settings, FEATURE_SERVICE, readers).frame
