@@ -14,6 +14,7 @@ import contextlib
 import logging
 import os
 import sqlite3
+import sys
 from pathlib import Path
 
 import yaml
@@ -59,11 +60,18 @@ def feast_yaml_text(settings: Settings) -> str:
         for name, value in values.items():
             template = template.replace("${" + name + "}", value)
         return f"# Written by ownlens-ml for {settings.home}; secrets stay ${{VAR}}.\n{template}"
+    if settings.is_cluster:
+        for name, value in settings.feast_env().items():
+            template = template.replace("${" + name + "}", value)
     config = yaml.safe_load(template)
     config["project"] = settings.project
     config["registry"] = {"path": str(settings.home / "feast" / "registry.db"),
                           "registry_store_type": f"{__name__}.AtomicFileRegistryStore"}
-    config["online_store"]["path"] = str(settings.home / "feast" / "online.db")
+    if config["online_store"]["type"] == "sqlite":
+        config["online_store"]["path"] = str(settings.home / "feast" / "online.db")
+    for section in ("offline_store", "batch_engine"):
+        if "spark_conf" in config.get(section, {}):  # Spark's Python workers: this interpreter
+            config[section]["spark_conf"] = {**config[section]["spark_conf"], "spark.pyspark.python": sys.executable}
     return f"# Written by ownlens-ml for {settings.home}.\n" + yaml.safe_dump(config, sort_keys=False)
 
 
@@ -156,7 +164,7 @@ def feast_errors(settings: Settings, doing: str = "the feature store"):
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc).splitlines()[0]
         raise DatabaseUnavailableError(f"{doing}: cannot reach Feast's registry database: {reason}; "
                                        "check OWNLENS_DATABASE_URL") from None
-    except redis.ConnectionError as exc:
+    except (redis.ConnectionError, redis.exceptions.RedisClusterException) as exc:
         from ownlens_ml.features.redis_layout import unavailable
 
         raise unavailable(settings, exc) from None
@@ -194,7 +202,7 @@ def require_applied(settings: Settings, online: bool = False) -> FeatureStore:
                     f"the Feast registry in {settings.home / 'feast'} reads {Path(path).parent}, not this state "
                     f"folder's {expected} (was the folder copied?); run `ownlens-ml features apply`")
         online_db = settings.home / "feast" / "online.db"
-        if online and not online_db.exists():
+        if online and not settings.online_redis and not online_db.exists():
             raise FeatureStoreStateError(f"the local online store {online_db} is missing; "
                                          "run `ownlens-ml features apply` to recreate it, then `features materialize`")
     return store
