@@ -167,6 +167,12 @@ class Settings:
         """The ``feature_store.yaml`` ownlens-ml writes for these settings (``features/feast_store.py``)."""
         return self.home / "feast" / "feature_store.yaml"
 
+    @property
+    def feast_registry(self) -> Path:
+        """The file registry of the local and cluster profiles; their own files, so both can share
+        one state folder (the cluster profile reads the same tables and snapshots)."""
+        return self.home / "feast" / ("cluster-registry.db" if self.is_cluster else "registry.db")
+
     def feast_env(self) -> dict[str, str]:
         """Environment for the plain Feast CLI to see these settings.
 

@@ -14,7 +14,6 @@ import contextlib
 import logging
 import os
 import sqlite3
-import sys
 from pathlib import Path
 
 import yaml
@@ -65,13 +64,10 @@ def feast_yaml_text(settings: Settings) -> str:
             template = template.replace("${" + name + "}", value)
     config = yaml.safe_load(template)
     config["project"] = settings.project
-    config["registry"] = {"path": str(settings.home / "feast" / "registry.db"),
+    config["registry"] = {"path": str(settings.feast_registry),
                           "registry_store_type": f"{__name__}.AtomicFileRegistryStore"}
     if config["online_store"]["type"] == "sqlite":
         config["online_store"]["path"] = str(settings.home / "feast" / "online.db")
-    for section in ("offline_store", "batch_engine"):
-        if "spark_conf" in config.get(section, {}):  # Spark's Python workers: this interpreter
-            config[section]["spark_conf"] = {**config[section]["spark_conf"], "spark.pyspark.python": sys.executable}
     return f"# Written by ownlens-ml for {settings.home}.\n" + yaml.safe_dump(config, sort_keys=False)
 
 
@@ -129,7 +125,7 @@ def feature_store(settings: Settings, create: bool = False) -> FeatureStore:
         FeatureStoreStateError: the local registry file does not exist (and not ``create``).
     """
     store = _stores.get(settings)
-    registry_file = settings.home / "feast" / "registry.db"
+    registry_file = settings.feast_registry
     if not settings.is_production and not create and not registry_file.exists():
         _stores.pop(settings, None)
         raise FeatureStoreStateError(f"the Feast registry {registry_file} does not exist; "
@@ -138,6 +134,8 @@ def feature_store(settings: Settings, create: bool = False) -> FeatureStore:
         if settings.is_production:
             get_engine(settings)  # the one clear message for an unreachable database
             export_env(settings, SECRETS)
+        if settings.is_cluster:  # PySpark starts its Python workers with PYSPARK_PYTHON: this interpreter
+            os.environ.setdefault("PYSPARK_PYTHON", settings.feast_cluster()["PYSPARK_PYTHON"])
         path = write_feast_yaml(settings)
         with feast_errors(settings):
             store = FeatureStore(repo_path=str(settings.feature_repo), fs_yaml_file=path)

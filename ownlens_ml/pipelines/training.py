@@ -34,6 +34,7 @@ from ownlens_ml.evaluation.report import Evaluation, write_report
 from ownlens_ml.models import SPECS, get_spec
 from ownlens_ml.models.baselines import feature_matrix
 from ownlens_ml.models.spec import LabelWindow, ModelSpec, Trained, TrainContext, Trainer
+from ownlens_ml.pipelines import distributed
 from ownlens_ml.pipelines.labels import labels_fingerprint, read_labels
 from ownlens_ml.progress import Steps, steps as show_steps
 from ownlens_ml.settings import Settings
@@ -133,9 +134,26 @@ def prepare(settings: Settings, spec: ModelSpec, window: LabelWindow, steps: Ste
                     labels_fingerprint(labels) if labels_from else None)
 
 
-def fit_estimator(estimator, x_train: pd.DataFrame, y_train: np.ndarray, x_val: pd.DataFrame, y_val: np.ndarray):
-    """Fit a pipeline; a final step set up for early stopping watches the validation rows."""
+def fit_estimator(estimator, x_train: pd.DataFrame, y_train: np.ndarray, x_val: pd.DataFrame, y_val: np.ndarray,
+                  settings: Settings | None = None):
+    """Fit a pipeline; a final step set up for early stopping watches the validation rows.
+
+    With ``settings.train_backend == "dask"`` an XGBoost final step trains through
+    ``xgboost.dask`` (``pipelines/distributed.py``) on the same rows and stays the same kind of
+    step; any other estimator trains here, as it would on one machine.
+    """
     final = estimator[-1] if hasattr(estimator, "steps") else estimator
+    dask = settings is not None and settings.train_backend == "dask" and distributed.is_xgboost(final)
+    if dask and not hasattr(estimator, "steps"):
+        with distributed.dask_client(settings) as client:
+            return distributed.fit_xgboost_dask(client, final, x_train, y_train, x_val, y_val)
+    if dask:
+        prep = estimator[:-1].fit(x_train, y_train)
+        with distributed.dask_client(settings) as client:
+            distributed.fit_xgboost_dask(client, final, prep.transform(x_train), y_train, prep.transform(x_val), y_val)
+        return estimator
+    if settings is not None and settings.train_backend == "dask":
+        log.info("%s trains on one machine: only XGBoost steps train through xgboost.dask", type(final).__name__)
     if getattr(final, "early_stopping_rounds", None) and hasattr(estimator, "steps"):
         prep = estimator[:-1].fit(x_train, y_train)
         final.fit(prep.transform(x_train), y_train, eval_set=[(prep.transform(x_val), y_val)], verbose=False)
@@ -281,12 +299,13 @@ class TabularTrainer:
         x_train, y_train = prepared.xy("train")
         x_val, y_val = prepared.xy("validation")
         with ctx.steps("fit", f"{spec.name}: fit {len(x_train):,} rows"):
-            model = fit_estimator(spec.estimator(ctx.seed), x_train, y_train, x_val, y_val)
+            model = fit_estimator(spec.estimator(ctx.seed), x_train, y_train, x_val, y_val, ctx.settings)
         with ctx.steps("validate", f"{spec.name}: validators"):
             importance = validate(spec, model, prepared.training_set.features, x_val, y_val)
         evaluation = evaluate_holdout(ctx.settings, prepared, model, None, importance, ctx.champion(), ctx.steps)
         stamps = prepared.training_set.frame["event_timestamp"]
-        return Trained(model, evaluation, _lineage_params(prepared, model), prepared.training_set.fingerprint,
+        params = _lineage_params(prepared, model) | {"train_backend": ctx.settings.train_backend}
+        return Trained(model, evaluation, params, prepared.training_set.fingerprint,
                        prepared.training_set.definition_hash, stamps.min().to_pydatetime(),
                        (stamps.max() + pd.Timedelta(days=ctx.window.window_days)).to_pydatetime())
 
