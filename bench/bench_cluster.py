@@ -12,7 +12,9 @@ the same snapshot rows, then prints:
 (c) online memory per reader and per article: ``MEMORY USAGE key SAMPLES 0`` over the
     materialized hashes on the cluster's masters (Feast's layout: one hash per entity);
 (d) churn's XGBoost fit on one machine vs through ``xgboost.dask`` on two local workers, with
-    the holdout ROC-AUC of each.
+    the holdout ROC-AUC of each;
+(e) one reader's churn_v1 vector by the in-process reader: Redis Cluster vs standalone Redis,
+    calls interleaved (``--calls`` timed after 200 warm-up each), p50/p99.
 
     .venv/bin/python bench/bench_cluster.py --users 2000      # about three minutes here
 
@@ -26,6 +28,7 @@ import dataclasses
 import json
 import logging
 import os
+import random
 import shutil
 import statistics
 import sys
@@ -79,12 +82,32 @@ def memory_per_entity(cluster: Settings, prefix_of: dict[str, bytes], sample: in
             for kind, v in sizes.items()}
 
 
+def read_latency(cluster: Settings, prod: Settings, users: int, calls: int) -> dict[str, dict]:
+    """p50/p99 milliseconds of ``online.read`` of one random reader, per store, calls interleaved."""
+    from ownlens_ml.features import online
+
+    plans = {"cluster": (cluster, online.plan_for(cluster, "churn_v1")),
+             "standalone": (prod, online.plan_for(prod, "churn_v1"))}
+    rng = random.Random(7)
+    times: dict[str, list[float]] = {name: [] for name in plans}
+    for i in range(200 + calls):
+        for name, (settings, plan) in plans.items():
+            rows = {"user_id": [rng.randint(1, users)]}
+            started = time.perf_counter()
+            online.read(settings, plan, rows)
+            if i >= 200:
+                times[name].append((time.perf_counter() - started) * 1000)
+    return {name: {"p50": round(statistics.median(t), 3), "p99": round(statistics.quantiles(t, n=100)[98], 3)}
+            for name, t in times.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--users", type=int, default=2000)
     parser.add_argument("--days", type=int, default=75)
     parser.add_argument("--seed", type=int, default=3)
     parser.add_argument("--sample", type=int, default=2000, help="hashes per entity kind for (c)")
+    parser.add_argument("--calls", type=int, default=1000, help="timed reads per store for (e)")
     parser.add_argument("--pg-url", default=os.environ.get("OWNLENS_BENCH_PG_URL",
                                                           "postgresql://postgres@127.0.0.1:5432/postgres"))
     parser.add_argument("--redis-url", default=os.environ.get("OWNLENS_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0"))
@@ -147,6 +170,9 @@ def main() -> None:
             figures["memory"] = memory_per_entity(cluster, prefixes, args.sample)
             figures["cluster_used_memory_bytes"] = sum(
                 redis.Redis(host=h, port=p).info("memory")["used_memory"] for h, p in cluster.cluster_nodes)
+
+            # (e) single-entity reads, interleaved
+            figures["online_read_ms"] = read_latency(cluster, prod, args.users, args.calls)
 
             # (d) xgboost on one machine vs xgboost.dask on two local workers
             prepared = prepare(local, spec, spec.window)

@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
+import subprocess
+import sys
 import uuid
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import redis
+import yaml
 from sklearn.metrics import roc_auc_score
 
 from ownlens_ml import registry
@@ -34,6 +39,7 @@ from redis_cluster import redis_cluster
 from serving_platform import new_database
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
+CLI = str(Path(sys.executable).with_name("ownlens-ml"))
 
 USERS, DAYS, SEED = 1500, 75, 3
 SNAPSHOTS = (schema.customer_user_features, schema.editorial_article_features, schema.editorial_author_features)
@@ -206,3 +212,18 @@ def test_churn_trained_through_xgboost_dask_matches_one_machine(platform):
     fmt, data = registry.dump_estimator(dask, spec.task_kind.artifact_format)
     restored = registry.load_estimator(fmt, data, hashlib.sha256(data).hexdigest())
     np.testing.assert_array_equal(restored.predict_proba(x_test), dask.predict_proba(x_test))
+
+
+def test_features_env_and_train_backend_on_the_command_line(tmp_path):
+    env = {**os.environ, "OWNLENS_HOME": str(tmp_path / "home"), "OWNLENS_REDIS_CLUSTER_NODES": "10.0.0.1:7000"}
+    out = subprocess.run([CLI, "--profile", "cluster", "features", "env"], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    exports = dict(line.removeprefix("export ").split("=", 1) for line in out.stdout.splitlines())
+    assert exports["OWNLENS_PROFILE"] == "cluster" and exports["OWNLENS_REDIS_CLUSTER_NODES"] == "10.0.0.1:7000"
+    assert exports["OWNLENS_SPARK_MASTER"] == "'local[2]'" and exports["PYSPARK_PYTHON"]
+    generated = yaml.safe_load(Path(exports["FEAST_FS_YAML_FILE_PATH"]).read_text())
+    assert generated["offline_store"]["type"] == "spark" and generated["batch_engine"]["type"] == "spark.engine"
+    assert generated["online_store"] == {"type": "redis", "redis_type": "redis_cluster",
+                                         "connection_string": "10.0.0.1:7000"}
+    bad = subprocess.run([CLI, "train", "churn", "--backend", "spark"], env=env, capture_output=True, text=True)
+    assert bad.returncode == 2 and "'spark' is not one of: single, dask" in bad.stderr
