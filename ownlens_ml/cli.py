@@ -50,7 +50,8 @@ def settings() -> Settings:
 @app.callback()
 def _global(
     profile: Annotated[Optional[str], typer.Option(callback=lambda v: _choice(v, PROFILES),
-                                                   help="local (embedded, default), production or cluster; overrides OWNLENS_PROFILE.")] = None,
+                                                   help="local (embedded, default), production or cluster; "
+                                                        "overrides OWNLENS_PROFILE.")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details; show tracebacks of bugs.")] = False,
 ) -> None:
     global console

@@ -142,21 +142,19 @@ def fit_estimator(estimator, x_train: pd.DataFrame, y_train: np.ndarray, x_val: 
     ``xgboost.dask`` (``pipelines/distributed.py``) on the same rows and stays the same kind of
     step; any other estimator trains here, as it would on one machine.
     """
-    final = estimator[-1] if hasattr(estimator, "steps") else estimator
+    stepped = hasattr(estimator, "steps")
+    final = estimator[-1] if stepped else estimator
     dask = settings is not None and settings.train_backend == "dask" and distributed.is_xgboost(final)
-    if dask and not hasattr(estimator, "steps"):
-        with distributed.dask_client(settings) as client:
-            return distributed.fit_xgboost_dask(client, final, x_train, y_train, x_val, y_val)
-    if dask:
-        prep = estimator[:-1].fit(x_train, y_train)
-        with distributed.dask_client(settings) as client:
-            distributed.fit_xgboost_dask(client, final, prep.transform(x_train), y_train, prep.transform(x_val), y_val)
-        return estimator
-    if settings is not None and settings.train_backend == "dask":
+    if settings is not None and settings.train_backend == "dask" and not dask:
         log.info("%s trains on one machine: only XGBoost steps train through xgboost.dask", type(final).__name__)
-    if getattr(final, "early_stopping_rounds", None) and hasattr(estimator, "steps"):
-        prep = estimator[:-1].fit(x_train, y_train)
-        final.fit(prep.transform(x_train), y_train, eval_set=[(prep.transform(x_val), y_val)], verbose=False)
+    if dask or (getattr(final, "early_stopping_rounds", None) and stepped):
+        prep = estimator[:-1].fit(x_train, y_train) if stepped else None
+        x_fit, x_watch = (prep.transform(x_train), prep.transform(x_val)) if stepped else (x_train, x_val)
+        if dask:
+            with distributed.dask_client(settings) as client:
+                distributed.fit_xgboost_dask(client, final, x_fit, y_train, x_watch, y_val)
+        else:
+            final.fit(x_fit, y_train, eval_set=[(x_watch, y_val)], verbose=False)
         return estimator
     return estimator.fit(x_train, y_train)
 
