@@ -20,7 +20,7 @@ import redis
 import yaml
 from sklearn.metrics import roc_auc_score
 
-from ownlens_ml import registry
+from ownlens_ml import clock, registry
 from ownlens_ml.data.generator import GeneratorConfig, generate
 from ownlens_ml.data.load import copy_frame
 from ownlens_ml.db import get_engine, init_db, schema
@@ -31,7 +31,9 @@ from ownlens_ml.features.feast_store import feast_yaml_text
 from ownlens_ml.features.quality import utc_midnight
 from ownlens_ml.features.snapshots import build_snapshots
 from ownlens_ml.models import get_spec
+from ownlens_ml.models.baselines import feature_matrix
 from ownlens_ml.pipelines.training import fit_estimator, prepare, train
+from ownlens_ml.serving.predictor import Predictor
 from ownlens_ml.settings import Settings
 from redis_cluster import redis_cluster
 from serving_platform import new_database
@@ -58,7 +60,8 @@ def platform(tmp_path_factory, nodes):
     home = tmp_path_factory.mktemp("cluster") / "home"
     local = Settings(profile="local", home=home, project=f"t{uuid.uuid4().hex[:10]}")
     init_db(local)
-    generate(local, GeneratorConfig(users=USERS, days=DAYS, seed=SEED))
+    start = (pd.Timestamp(clock.today(), tz="UTC") - pd.Timedelta(days=DAYS)).date()  # ends today: served fresh
+    generate(local, GeneratorConfig(users=USERS, days=DAYS, seed=SEED, start=start))
     built = build_snapshots(local)
     store.apply_repo(local)
     cluster = dataclasses.replace(local, profile="cluster", project=f"t{uuid.uuid4().hex[:10]}",
@@ -208,8 +211,9 @@ def test_churn_trained_through_xgboost_dask_matches_one_machine(platform):
     assert abs(auc_dask - auc_single) <= 0.005, (auc_dask, auc_single)
 
 
-def test_a_dask_trained_version_registers_as_a_plain_xgboost_pipeline(platform):
-    local, _, _ = platform
+def test_a_dask_trained_version_registers_as_a_plain_xgboost_pipeline_and_serves_from_the_cluster(
+        platform, materialized):
+    local, cluster, _ = platform
     settings = dataclasses.replace(local, train_backend="dask")
     result = train(settings, "churn", promote=False)
     entry, model = registry.load_model(local, "churn", result.version.version)
@@ -217,6 +221,21 @@ def test_a_dask_trained_version_registers_as_a_plain_xgboost_pipeline(platform):
     assert type(model) is type(single) and type(model[-1]) is type(single[-1])  # what serving loads
     assert entry.params["train_backend"] == "dask"
     assert result.evaluation.metrics["model"]["roc_auc"] > 0.7
+    # the cluster profile shares the local tables, hence the registry: serve the version from Redis Cluster
+    registry.promote(local, "churn", entry.version)
+    ids = [1, 2, 3, 10**12]
+    predictor = Predictor(cluster, "churn", watch_every=None)
+    try:
+        prediction = predictor.predict(ids)
+    finally:
+        predictor.close()
+    served = pd.DataFrame([r.features for r in prediction.results])
+    sdk = store.online_features(cluster, "churn_v1", {"user_id": ids}, engine="feast").frame
+    pd.testing.assert_frame_equal(served.astype(float), sdk[served.columns].astype(float))
+    expected = get_spec("churn").task_kind.predict(model, feature_matrix(served, list(model.feature_names_in_)))
+    assert [r.score for r in prediction.results] == pytest.approx(list(expected), abs=1e-6)
+    assert prediction.version == entry.version and prediction.results[-1].cold_start
+    assert not any(r.stale_views for r in prediction.results[:-1])
 
 
 def test_features_env_and_train_backend_on_the_command_line(tmp_path):
