@@ -1,5 +1,6 @@
 """Batch and push sources. Only these bindings differ by profile: parquet files in the state
-folder's ``offline/`` locally, PostgreSQL tables in production.
+folder's ``offline/`` locally, PostgreSQL tables in production, the same parquet files read by
+Spark (``SparkSource``) in the cluster profile.
 
 Two variables choose the binding; with neither set (the plain ``feast`` CLI in this folder)
 the sources are the local profile's files under ``../.ownlens/offline``, the default state
@@ -11,8 +12,10 @@ from pathlib import Path
 
 from feast import FileSource, PushSource
 from feast.infra.offline_stores.contrib.postgres_offline_store.postgres_source import PostgreSQLSource
+from feast.infra.offline_stores.contrib.spark_offline_store.spark_source import SparkSource  # no pyspark import
 
-PRODUCTION = os.environ.get("OWNLENS_PROFILE", "local") == "production"
+PROFILE = os.environ.get("OWNLENS_PROFILE", "local")
+PRODUCTION = PROFILE == "production"
 OFFLINE_DIR = Path(os.environ.get("OWNLENS_HOME") or Path(__file__).resolve().parent.parent / ".ownlens") / "offline"
 
 READER_ACTIVITY_QUERY = (
@@ -28,6 +31,9 @@ def _source(table: str, description: str, query: str | None = None):
     if PRODUCTION:
         return PostgreSQLSource(name=name, table=None if query else table, query=query,
                                 timestamp_field="event_timestamp", description=description)
+    if PROFILE == "cluster":
+        return SparkSource(name=name, path=str(OFFLINE_DIR / f"{table}.parquet"), file_format="parquet",
+                           timestamp_field="event_timestamp", description=description)
     return FileSource(name=name, path=str(OFFLINE_DIR / f"{table}.parquet"),
                       timestamp_field="event_timestamp", description=description)
 

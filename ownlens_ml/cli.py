@@ -12,6 +12,7 @@ import logging
 import signal
 import sys
 import warnings
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Optional
@@ -21,7 +22,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from ownlens_ml.errors import OwnLensError
-from ownlens_ml.settings import PROFILES, Settings
+from ownlens_ml.settings import PROFILES, TRAIN_BACKENDS, Settings
 
 console = Console()
 app = typer.Typer(help="OwnLens ML: feature-store-backed models for publishers.", no_args_is_help=True,
@@ -50,7 +51,8 @@ def settings() -> Settings:
 @app.callback()
 def _global(
     profile: Annotated[Optional[str], typer.Option(callback=lambda v: _choice(v, PROFILES),
-                                                   help="local (embedded, default) or production; overrides OWNLENS_PROFILE.")] = None,
+                                                   help="local (embedded, default), production or cluster; "
+                                                        "overrides OWNLENS_PROFILE.")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details; show tracebacks of bugs.")] = False,
 ) -> None:
     global console
@@ -254,9 +256,16 @@ def train(
     labels: Annotated[Optional[Path], typer.Option(
         help="Your own labels (CSV or Parquet: the model's entity key(s), event_timestamp, label) "
              "instead of the model's label builder.", dir_okay=False)] = None,
+    backend: Annotated[Optional[str], typer.Option(callback=lambda v: _choice(v, TRAIN_BACKENDS),
+                                                   help="single (this process) or dask (xgboost.dask on "
+                                                        "OWNLENS_DASK_SCHEDULER, else 2 local workers); "
+                                                        "overrides OWNLENS_TRAIN_BACKEND.")] = None,
 ) -> None:
     """Train a model on point-in-time features, compare with baselines, register it."""
     from ownlens_ml.models import get_spec
+
+    if backend is not None:
+        State.settings = replace(settings(), train_backend=backend)
 
     # a bad name or option is refused before the training engine (and Feast) loads
     if model == "all" and labels is not None:

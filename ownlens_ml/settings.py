@@ -1,8 +1,9 @@
-"""Settings read from the environment; one object, two profiles (local, production)."""
+"""Settings read from the environment; one object, three profiles (local, production, cluster)."""
 
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -10,7 +11,9 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from ownlens_ml import clock
 from ownlens_ml.errors import ConfigError
 
-PROFILES = ("local", "production")
+PROFILES = ("local", "production", "cluster")
+TRAIN_BACKENDS = ("single", "dask")
+"""``single``: XGBoost in this process; ``dask``: ``xgboost.dask`` on the Dask scheduler of the settings."""
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_FEATURE_REPO = PROJECT_ROOT / "feature_repo"
 
@@ -20,8 +23,10 @@ class Settings:
     """Where OwnLens keeps its data and which servers it talks to.
 
     Attributes:
-        profile: ``local`` (embedded: SQLite, parquet + DuckDB, SQLite online store) or
-            ``production`` (PostgreSQL for tables, offline store and Feast registry; Redis online).
+        profile: ``local`` (embedded: SQLite, parquet + DuckDB, SQLite online store),
+            ``production`` (PostgreSQL for tables, offline store and Feast registry; Redis online) or
+            ``cluster`` (local tables and parquet snapshots; Spark offline store and ``spark.engine``
+            materialization; Redis Cluster online).
         home: folder for local files (database, parquet snapshots, Feast registry, reports).
         database_url: SQLAlchemy URL of the production database.
         redis_url: ``redis://host:port/db`` of the production online store.
@@ -30,6 +35,11 @@ class Settings:
         prediction_retention_days: days of ``ml_model_predictions`` kept before
             ``predictions prune`` summarises and removes them.
         alert_webhook: URL monitoring POSTs each new alert to (JSON); None: alerts are only stored and logged.
+        spark_master: the cluster profile's Spark master (``local[2]``, ``spark://host:7077``).
+        redis_cluster_nodes: the cluster profile's Redis Cluster startup nodes, ``host:port,host:port``.
+        dask_scheduler: address of the Dask scheduler ``xgboost.dask`` trains on; empty: a
+            LocalCluster of two workers started for the run.
+        train_backend: one of ``TRAIN_BACKENDS``.
     """
 
     profile: str = "local"
@@ -40,6 +50,10 @@ class Settings:
     project: str = "ownlens"
     prediction_retention_days: int = 30
     alert_webhook: str | None = None
+    spark_master: str = "local[2]"
+    redis_cluster_nodes: str = "127.0.0.1:7000,127.0.0.1:7001,127.0.0.1:7002"
+    dask_scheduler: str = ""
+    train_backend: str = "single"
 
     @classmethod
     def from_env(cls, profile: str | None = None) -> Settings:
@@ -50,7 +64,9 @@ class Settings:
         """
         env = os.environ
         for name in ("OWNLENS_PROFILE", "OWNLENS_HOME", "OWNLENS_DATABASE_URL", "OWNLENS_REDIS_URL",
-                     "OWNLENS_FEATURE_REPO", "OWNLENS_FEAST_PROJECT", "OWNLENS_PREDICTION_RETENTION_DAYS"):
+                     "OWNLENS_FEATURE_REPO", "OWNLENS_FEAST_PROJECT", "OWNLENS_PREDICTION_RETENTION_DAYS",
+                     "OWNLENS_SPARK_MASTER", "OWNLENS_REDIS_CLUSTER_NODES", "OWNLENS_DASK_SCHEDULER",
+                     "OWNLENS_TRAIN_BACKEND"):
             if name in env and not env[name].strip():
                 raise ConfigError(f"{name} is set but empty; unset it for the default or give a value")
         settings = cls(
@@ -63,6 +79,10 @@ class Settings:
             prediction_retention_days=_days(env.get("OWNLENS_PREDICTION_RETENTION_DAYS"),
                                             "OWNLENS_PREDICTION_RETENTION_DAYS", cls.prediction_retention_days),
             alert_webhook=env.get("OWNLENS_ALERT_WEBHOOK") or None,
+            spark_master=env.get("OWNLENS_SPARK_MASTER", cls.spark_master),
+            redis_cluster_nodes=env.get("OWNLENS_REDIS_CLUSTER_NODES", cls.redis_cluster_nodes),
+            dask_scheduler=env.get("OWNLENS_DASK_SCHEDULER", cls.dask_scheduler),
+            train_backend=env.get("OWNLENS_TRAIN_BACKEND", cls.train_backend),
         )
         settings.validate()
         clock.now()  # a malformed OWNLENS_NOW fails here, before any work
@@ -78,6 +98,9 @@ class Settings:
         """Raise ``ConfigError`` naming the first setting that cannot work."""
         if self.profile not in PROFILES:
             raise ConfigError(f"unknown profile {self.profile!r}; use one of: {', '.join(PROFILES)}")
+        if self.train_backend not in TRAIN_BACKENDS:
+            raise ConfigError(f"unknown training backend {self.train_backend!r} (OWNLENS_TRAIN_BACKEND); "
+                              f"use one of: {', '.join(TRAIN_BACKENDS)}")
         if not self.project.isidentifier():
             raise ConfigError(f"Feast project name {self.project!r} must be letters, digits and _")
         if self.home.exists() and not self.home.is_dir():
@@ -94,6 +117,11 @@ class Settings:
             raise ConfigError(f"OWNLENS_REDIS_URL {_redact(self.redis_url)!r} is not a Redis URL; "
                               "use redis://host:6379/0")
         try:
+            self.cluster_nodes  # noqa: B018 (parses OWNLENS_REDIS_CLUSTER_NODES)
+        except ValueError:
+            raise ConfigError(f"OWNLENS_REDIS_CLUSTER_NODES {self.redis_cluster_nodes!r} is not a list of "
+                              "host:port; use 127.0.0.1:7000,127.0.0.1:7001,127.0.0.1:7002") from None
+        try:
             pg.port, redis.port  # noqa: B018 (urlsplit checks ports lazily)
             int((redis.path or "/0").lstrip("/") or 0)
         except ValueError as exc:
@@ -103,6 +131,26 @@ class Settings:
     @property
     def is_production(self) -> bool:
         return self.profile == "production"
+
+    @property
+    def is_cluster(self) -> bool:
+        return self.profile == "cluster"
+
+    @property
+    def online_redis(self) -> bool:
+        """The online store is Redis (a server in production, a Redis Cluster in the cluster profile)."""
+        return self.profile in ("production", "cluster")
+
+    @property
+    def cluster_nodes(self) -> list[tuple[str, int]]:
+        """``redis_cluster_nodes`` as (host, port) pairs; ``ValueError`` if one is not ``host:port``."""
+        nodes = []
+        for node in self.redis_cluster_nodes.split(","):
+            host, sep, port = node.strip().rpartition(":")
+            if not sep or not host or not port.isdigit():
+                raise ValueError(node)
+            nodes.append((host, int(port)))
+        return nodes
 
     @property
     def sqlalchemy_url(self) -> str:
@@ -130,6 +178,12 @@ class Settings:
         """The ``feature_store.yaml`` ownlens-ml writes for these settings (``features/feast_store.py``)."""
         return self.home / "feast" / "feature_store.yaml"
 
+    @property
+    def feast_registry(self) -> Path:
+        """The file registry of the local and cluster profiles; their own files, so both can share
+        one state folder (the cluster profile reads the same tables and snapshots)."""
+        return self.home / "feast" / ("cluster-registry.db" if self.is_cluster else "registry.db")
+
     def feast_env(self) -> dict[str, str]:
         """Environment for the plain Feast CLI to see these settings.
 
@@ -147,7 +201,20 @@ class Settings:
         }
         if self.is_production:
             env |= self.feast_connection()
+        if self.is_cluster:
+            env |= self.feast_cluster()
         return env
+
+    def feast_cluster(self) -> dict[str, str]:
+        """The cluster profile's bindings, as the variables ``feature_store.cluster.yaml`` names.
+
+        ``PYSPARK_PYTHON`` makes Spark's Python workers this interpreter (the one with Feast).
+        """
+        return {
+            "OWNLENS_SPARK_MASTER": self.spark_master,
+            "OWNLENS_REDIS_CLUSTER_NODES": ",".join(f"{h}:{p}" for h, p in self.cluster_nodes),
+            "PYSPARK_PYTHON": sys.executable,
+        }
 
     def feast_connection(self) -> dict[str, str]:
         """The production store's connection values, as the variables the yaml files name."""
@@ -171,8 +238,8 @@ class Settings:
     @property
     def feature_store_yaml(self) -> Path:
         """The repository's own yaml for this profile (the template of ``feast_yaml``)."""
-        name = "feature_store.production.yaml" if self.is_production else "feature_store.yaml"
-        return self.feature_repo / name
+        name = {"production": "feature_store.production.yaml", "cluster": "feature_store.cluster.yaml"}
+        return self.feature_repo / name.get(self.profile, "feature_store.yaml")
 
 
 def _days(text: str | None, name: str, default: int) -> int:

@@ -60,11 +60,15 @@ def feast_yaml_text(settings: Settings) -> str:
         for name, value in values.items():
             template = template.replace("${" + name + "}", value)
         return f"# Written by ownlens-ml for {settings.home}; secrets stay ${{VAR}}.\n{template}"
+    if settings.is_cluster:
+        for name, value in settings.feast_env().items():
+            template = template.replace("${" + name + "}", value)
     config = yaml.safe_load(template)
     config["project"] = settings.project
-    config["registry"] = {"path": str(settings.home / "feast" / "registry.db"),
+    config["registry"] = {"path": str(settings.feast_registry),
                           "registry_store_type": f"{__name__}.AtomicFileRegistryStore"}
-    config["online_store"]["path"] = str(settings.home / "feast" / "online.db")
+    if config["online_store"]["type"] == "sqlite":
+        config["online_store"]["path"] = str(settings.home / "feast" / "online.db")
     return f"# Written by ownlens-ml for {settings.home}.\n" + yaml.safe_dump(config, sort_keys=False)
 
 
@@ -124,7 +128,7 @@ def feature_store(settings: Settings, create: bool = False) -> FeatureStore:
             (and not ``create``).
     """
     store = _stores.get(settings)
-    registry_file = settings.home / "feast" / "registry.db"
+    registry_file = settings.feast_registry
     if not settings.is_production and not create and not registry_file.exists():
         _stores.pop(settings, None)
         raise FeatureStoreStateError(f"the Feast registry {registry_file} does not exist; "
@@ -135,6 +139,8 @@ def feature_store(settings: Settings, create: bool = False) -> FeatureStore:
             if not create:
                 _require_sql_registry(engine, settings.project)
             export_env(settings, SECRETS)
+        if settings.is_cluster:  # PySpark starts its Python workers with PYSPARK_PYTHON: this interpreter
+            os.environ.setdefault("PYSPARK_PYTHON", settings.feast_cluster()["PYSPARK_PYTHON"])
         with feast_errors(settings):
             if create:
                 store = FeatureStore(repo_path=str(settings.feature_repo), fs_yaml_file=write_feast_yaml(settings))
@@ -188,7 +194,7 @@ def feast_errors(settings: Settings, doing: str = "the feature store"):
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc).splitlines()[0]
         raise DatabaseUnavailableError(f"{doing}: cannot reach Feast's registry database: {reason}; "
                                        "check OWNLENS_DATABASE_URL") from None
-    except redis.ConnectionError as exc:
+    except (redis.ConnectionError, redis.exceptions.RedisClusterException) as exc:
         from ownlens_ml.features.redis_layout import unavailable
 
         raise unavailable(settings, exc) from None
@@ -226,7 +232,7 @@ def require_applied(settings: Settings, online: bool = False) -> FeatureStore:
                     f"the Feast registry in {settings.home / 'feast'} reads {Path(path).parent}, not this state "
                     f"folder's {expected} (was the folder copied?); run `ownlens-ml features apply`")
         online_db = settings.home / "feast" / "online.db"
-        if online and not online_db.exists():
+        if online and not settings.online_redis and not online_db.exists():
             raise FeatureStoreStateError(f"the local online store {online_db} is missing; "
                                          "run `ownlens-ml features apply` to recreate it, then `features materialize`")
         if online:  # before Feast: its materialize marks views in the registry before it writes a row

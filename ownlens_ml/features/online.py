@@ -136,7 +136,7 @@ def _transform(odfv: OnDemandFeatureView) -> Callable[[dict], dict]:
 
 
 _plans: dict[tuple[Settings, str], OnlinePlan] = {}
-_clients: dict[Settings, redis.Redis] = {}
+_clients: dict[Settings, redis.Redis | redis.RedisCluster] = {}
 
 
 def plan_for(settings: Settings, service_name: str) -> OnlinePlan:
@@ -153,7 +153,7 @@ def forget_plans() -> None:
     _plans.clear()
 
 
-def client_for(settings: Settings) -> redis.Redis:
+def client_for(settings: Settings) -> redis.Redis | redis.RedisCluster:
     client = _clients.get(settings)
     if client is None:
         client = _clients[settings] = layout.redis_client(settings)
@@ -171,7 +171,7 @@ class OnlineRead:
 
 
 def read(settings: Settings, plan: OnlinePlan, entity_rows: dict[str, list[int]],
-         request: dict[str, list] | None = None, *, client: redis.Redis | None = None,
+         request: dict[str, list] | None = None, *, client: redis.Redis | redis.RedisCluster | None = None,
          now: float | None = None) -> OnlineRead:
     """Read ``plan``'s features for the entities in ``entity_rows`` (join key -> ids).
 
@@ -195,7 +195,7 @@ def read(settings: Settings, plan: OnlinePlan, entity_rows: dict[str, list[int]]
             for key, fields in commands:
                 pipe.execute_command("HMGET", key, *fields)
             replies = pipe.execute()
-    except (redis.ConnectionError, redis.TimeoutError) as exc:
+    except layout.CLIENT_ERRORS as exc:
         raise layout.unavailable(settings, exc) from None
 
     columns: dict[tuple[str, str], list] = {}

@@ -18,6 +18,8 @@ import numpy as np
 import pyarrow as pa
 import redis
 from redis.backoff import NoBackoff
+from redis.cluster import ClusterNode, RedisCluster
+from redis.exceptions import RedisClusterException
 from redis.retry import Retry
 from feast.infra.key_encoding_utils import serialize_entity_key
 from feast.infra.online_stores.helpers import _mmh3, compute_versioned_name
@@ -36,8 +38,16 @@ _TAG_SECONDS, _TAG_NANOS = 0x08, 0x10
 _DOUBLE = struct.Struct("<d")
 
 
-def redis_client(settings: Settings, timeout: float | None = None) -> redis.Redis:
-    """A redis-py client for the production online store; a clear error when it is down.
+CLIENT_ERRORS = (redis.ConnectionError, redis.TimeoutError, RedisClusterException)
+"""What redis-py raises when the online store (a server or a cluster) cannot answer."""
+
+
+def redis_client(settings: Settings, timeout: float | None = None) -> redis.Redis | RedisCluster:
+    """A redis-py client for the online store (a ``RedisCluster`` in the cluster profile); a
+    clear error when it is down.
+
+    A cluster client routes each key to the master of its slot and splits a pipeline into one
+    pipeline per node; Feast keeps one hash per entity, so one entity's HMGET is one node's.
 
     Args:
         timeout: seconds a connect or a reply may take, with one immediate retry (a pooled
@@ -45,19 +55,27 @@ def redis_client(settings: Settings, timeout: float | None = None) -> redis.Redi
             redis-py's retries with back-off, for bulk work. Request paths pass a bound.
     """
     bounded = {} if timeout is None else {"socket_timeout": timeout, "retry": Retry(NoBackoff(), 1)}
-    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=timeout or 2, **bounded)
     try:
+        if settings.is_cluster:
+            nodes = [ClusterNode(host, port) for host, port in settings.cluster_nodes]
+            client = RedisCluster(startup_nodes=nodes, socket_connect_timeout=timeout or 2, **bounded)
+        else:
+            client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=timeout or 2, **bounded)
         client.ping()
-    except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+    except (*CLIENT_ERRORS, OSError) as exc:
         raise unavailable(settings, exc) from None
     return client
 
 
 def unavailable(settings: Settings, exc: Exception) -> RedisUnavailableError:
-    """The one-line error naming the Redis host and port."""
+    """The one-line error naming the Redis host and port (the cluster's startup nodes)."""
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if settings.is_cluster:
+        return RedisUnavailableError(f"Redis Cluster at {settings.redis_cluster_nodes} is unreachable ({reason}); "
+                                     "start it or set OWNLENS_REDIS_CLUSTER_NODES")
     parts = urlsplit(settings.redis_url)
     return RedisUnavailableError(
-        f"Redis at {parts.hostname or '127.0.0.1'}:{parts.port or 6379} is unreachable ({exc}); "
+        f"Redis at {parts.hostname or '127.0.0.1'}:{parts.port or 6379} is unreachable ({reason}); "
         "start it or set OWNLENS_REDIS_URL")
 
 

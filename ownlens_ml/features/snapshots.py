@@ -518,8 +518,10 @@ def _ensure_segments_file(settings: Settings) -> None:
     source's file must exist for a plain ``feast materialize`` of all views (PostgreSQL has the table)."""
     path = settings.offline_dir / f"{customer_user_segments.name}.parquet"
     if not path.exists():
-        pd.DataFrame({"user_id": pd.Series(dtype="int64"), "event_timestamp": pd.Series(dtype="datetime64[ns, UTC]"),
-                      "segment_name": pd.Series(dtype=object), "segment_model_version": pd.Series(dtype="int64"),
+        # microsecond timestamps and a string column, as the written file has: Spark refuses
+        # parquet TIMESTAMP(NANOS) and an all-null column's type
+        pd.DataFrame({"user_id": pd.Series(dtype="int64"), "event_timestamp": pd.Series(dtype="datetime64[us, UTC]"),
+                      "segment_name": pd.Series(dtype="string"), "segment_model_version": pd.Series(dtype="int64"),
                       }).to_parquet(path, index=False)
 
 

@@ -147,16 +147,17 @@ def entity_fingerprint(entity_df: pd.DataFrame) -> str:
 
 
 ENGINES = ("auto", "fast", "feast")
-"""``auto``: the fast path where it applies (training sets in both profiles; online reads and
-materialization with Redis), Feast's own elsewhere; ``fast``: the fast path or an error;
-``feast``: Feast's own path."""
+"""``auto``: the fast path where it applies (training sets on PostgreSQL and DuckDB; online reads
+from Redis and Redis Cluster; materialization into a Redis server), Feast's own elsewhere (the
+cluster profile's Spark training sets and ``spark.engine`` materialization); ``fast``: the fast
+path or an error; ``feast``: Feast's own path."""
 
 
-def _use_fast(engine: str, applies: bool, what: str) -> bool:
+def _use_fast(engine: str, applies: bool, what: str, where: str = "the production profile") -> bool:
     if engine not in ENGINES:
         raise ValidationError(f"unknown engine {engine!r}; use one of: {', '.join(ENGINES)}")
     if engine == "fast" and not applies:
-        raise ValidationError(f"the fast {what} path needs the production profile; use engine='feast' or 'auto'")
+        raise ValidationError(f"the fast {what} path needs {where}; use engine='feast' or 'auto'")
     return engine == "fast" or (engine == "auto" and applies)
 
 
@@ -171,7 +172,7 @@ def training_set(settings: Settings, service_name: str, entity_df: pd.DataFrame,
             and any label columns; extra columns pass through.
         engine: ``auto`` (the fast path of ``historical.py``: PostgreSQL: COPY + one LATERAL
             query per source; local: one DuckDB ASOF JOIN per parquet source), ``fast`` or
-            ``feast`` (Feast's ``get_historical_features``).
+            ``feast`` (Feast's ``get_historical_features``; the cluster profile's Spark store under ``auto``).
 
     Returns:
         The frame in the input's row order with the service's features appended, plus a
@@ -187,7 +188,7 @@ def training_set(settings: Settings, service_name: str, entity_df: pd.DataFrame,
         entities = entities.assign(**{REQUEST_TIME: entities["event_timestamp"].astype("int64") // 10**9})
     started = time.perf_counter()
     frame = None
-    if _use_fast(engine, True, "historical"):
+    if _use_fast(engine, not settings.is_cluster, "historical", "the local or production profile"):
         try:
             fast = historical.historical_postgres if settings.is_production else historical.historical_duckdb
             frame = fast(settings, service, entities)
@@ -207,8 +208,9 @@ def training_set(settings: Settings, service_name: str, entity_df: pd.DataFrame,
     if list(frame.columns) != columns:  # the fast paths return this layout; reordering copies
         frame = frame[columns]
     stamps = frame["event_timestamp"]
-    # Feast's PostgreSQL store hands timestamps back naive (in UTC), DuckDB's aware.
-    frame["event_timestamp"] = stamps.dt.tz_localize("UTC") if stamps.dt.tz is None else stamps.dt.tz_convert("UTC")
+    # Feast's PostgreSQL store hands timestamps back naive (in UTC), DuckDB's aware; Spark's in ns, the others in us.
+    stamps = stamps.dt.tz_localize("UTC") if stamps.dt.tz is None else stamps.dt.tz_convert("UTC")
+    frame["event_timestamp"] = stamps.astype("datetime64[us, UTC]")
     log.info("training set %s: %d rows in %.2fs", service_name, len(frame), time.perf_counter() - started)
     definition = service_definition_hash(settings, service)
     fingerprint = hashlib.sha256((entity_fingerprint(entity_df) + definition).encode()).hexdigest()
@@ -234,14 +236,14 @@ def online_features(settings: Settings, service_name: str, entity_rows: dict[str
         service_name: e.g. ``churn_v1``.
         entity_rows: join key -> list of ids, e.g. ``{"user_id": [1, 2]}``.
         request_time: "now" for request-time features and staleness; default: the clock.
-        engine: ``auto`` (Redis: one pipelined HMGET round trip in Feast's layout, see
-            ``online.py``; SQLite: Feast's SDK), ``fast`` or ``feast``.
+        engine: ``auto`` (Redis and Redis Cluster: one pipelined HMGET round trip in Feast's
+            layout, see ``online.py``; SQLite: Feast's SDK), ``fast`` or ``feast``.
 
     Raises:
         RedisUnavailableError: the production Redis cannot be reached.
     """
     require_applied(settings, online=True)
-    if _use_fast(engine, settings.is_production, "online"):
+    if _use_fast(engine, settings.online_redis, "online", "a Redis online store"):
         return _online_fast(settings, service_name, entity_rows, request_time)
     service = feature_service(settings, service_name)
     keys = join_keys(settings, service)
@@ -368,9 +370,10 @@ def materialize(settings: Settings, start: datetime, end: datetime, engine: str 
     Args:
         settings: profile and locations.
         start, end: the window, inclusive.
-        engine: ``auto`` (Redis: the vectorized writer in ``materializer.py``, same bytes as
-            Feast's; SQLite: Feast), ``fast`` or ``feast`` (``FeatureStore.materialize``, what
-            the plain ``feast materialize`` runs).
+        engine: ``auto`` (a Redis server: the vectorized writer in ``materializer.py``, same bytes
+            as Feast's; SQLite and the cluster profile's Redis Cluster: Feast, there with the
+            ``spark.engine`` materializer), ``fast`` or ``feast`` (``FeatureStore.materialize``,
+            what the plain ``feast materialize`` runs).
         views: feature view names; default: every online view.
 
     Raises:

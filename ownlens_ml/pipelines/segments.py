@@ -99,5 +99,6 @@ def _write(settings: Settings, rows: pd.DataFrame, t: pd.Timestamp) -> None:
         old = pd.read_parquet(path)
         rows = pd.concat([old[old["event_timestamp"] != t], rows], ignore_index=True)
     tmp = path.with_suffix(".parquet.tmp")
+    rows = rows.astype({"event_timestamp": "datetime64[us, UTC]"})  # Spark reads no TIMESTAMP(NANOS)
     rows.sort_values(["event_timestamp", "user_id"]).to_parquet(tmp, index=False)
     tmp.replace(path)  # atomic: Feast never reads a half-written file

@@ -35,6 +35,7 @@ from ownlens_ml.models import SPECS, get_spec
 from ownlens_ml.models.baselines import feature_matrix
 from ownlens_ml.models.spec import LabelWindow, ModelSpec, Trained, TrainContext, Trainer
 from ownlens_ml.monitoring.profiles import OUTPUT, build_profile, write_profile
+from ownlens_ml.pipelines import distributed
 from ownlens_ml.pipelines.labels import labels_fingerprint, read_labels
 from ownlens_ml.progress import Steps, steps as show_steps
 from ownlens_ml.settings import Settings
@@ -134,12 +135,27 @@ def prepare(settings: Settings, spec: ModelSpec, window: LabelWindow, steps: Ste
                     labels_fingerprint(labels) if labels_from else None)
 
 
-def fit_estimator(estimator, x_train: pd.DataFrame, y_train: np.ndarray, x_val: pd.DataFrame, y_val: np.ndarray):
-    """Fit a pipeline; a final step set up for early stopping watches the validation rows."""
-    final = estimator[-1] if hasattr(estimator, "steps") else estimator
-    if getattr(final, "early_stopping_rounds", None) and hasattr(estimator, "steps"):
-        prep = estimator[:-1].fit(x_train, y_train)
-        final.fit(prep.transform(x_train), y_train, eval_set=[(prep.transform(x_val), y_val)], verbose=False)
+def fit_estimator(estimator, x_train: pd.DataFrame, y_train: np.ndarray, x_val: pd.DataFrame, y_val: np.ndarray,
+                  settings: Settings | None = None):
+    """Fit a pipeline; a final step set up for early stopping watches the validation rows.
+
+    With ``settings.train_backend == "dask"`` an XGBoost final step trains through
+    ``xgboost.dask`` (``pipelines/distributed.py``) on the same rows and stays the same kind of
+    step; any other estimator trains here, as it would on one machine.
+    """
+    stepped = hasattr(estimator, "steps")
+    final = estimator[-1] if stepped else estimator
+    dask = settings is not None and settings.train_backend == "dask" and distributed.is_xgboost(final)
+    if settings is not None and settings.train_backend == "dask" and not dask:
+        log.info("%s trains on one machine: only XGBoost steps train through xgboost.dask", type(final).__name__)
+    if dask or (getattr(final, "early_stopping_rounds", None) and stepped):
+        prep = estimator[:-1].fit(x_train, y_train) if stepped else None
+        x_fit, x_watch = (prep.transform(x_train), prep.transform(x_val)) if stepped else (x_train, x_val)
+        if dask:
+            with distributed.dask_client(settings) as client:
+                distributed.fit_xgboost_dask(client, final, x_fit, y_train, x_watch, y_val)
+        else:
+            final.fit(x_fit, y_train, eval_set=[(x_watch, y_val)], verbose=False)
         return estimator
     return estimator.fit(x_train, y_train)
 
@@ -282,13 +298,14 @@ class TabularTrainer:
         x_train, y_train = prepared.xy("train")
         x_val, y_val = prepared.xy("validation")
         with ctx.steps("fit", f"{spec.name}: fit {len(x_train):,} rows"):
-            model = fit_estimator(spec.estimator(ctx.seed), x_train, y_train, x_val, y_val)
+            model = fit_estimator(spec.estimator(ctx.seed), x_train, y_train, x_val, y_val, ctx.settings)
         with ctx.steps("validate", f"{spec.name}: validators"):
             importance = validate(spec, model, prepared.training_set.features, x_val, y_val)
         evaluation = evaluate_holdout(ctx.settings, prepared, model, None, importance, ctx.champion(), ctx.steps)
         stamps = prepared.training_set.frame["event_timestamp"]
         reference = prepared.split.test[prepared.training_set.features].assign(**{OUTPUT: evaluation.scores["model"]})
-        return Trained(model, evaluation, _lineage_params(prepared, model), prepared.training_set.fingerprint,
+        params = _lineage_params(prepared, model) | {"train_backend": ctx.settings.train_backend}
+        return Trained(model, evaluation, params, prepared.training_set.fingerprint,
                        prepared.training_set.definition_hash, stamps.min().to_pydatetime(),
                        (stamps.max() + pd.Timedelta(days=ctx.window.window_days)).to_pydatetime(), reference)
 

@@ -291,7 +291,7 @@ class Serving:
         return predictor
 
     def online_store_reachable(self) -> bool:
-        return not self.settings.is_production or self.redis.reachable()
+        return not self.settings.online_redis or self.redis.reachable()
 
     def champion(self, model: str) -> _Champion:
         champion = self.champions.get(model)

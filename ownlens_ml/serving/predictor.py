@@ -105,7 +105,7 @@ class FeatureReader:
         self.built_at = time.monotonic()
         self.derived: dict[str, list[str]] = {}
         """SDK path: feature -> the views its value comes from (on-demand outputs: their sources)."""
-        if settings.is_production:
+        if settings.online_redis:
             self.plan: online.OnlinePlan | None = online.build_plan(settings, service)
             self.join_keys, self.views, self.ttls = self.plan.join_keys, self.plan.views, self.plan.ttls
             return
