@@ -77,6 +77,35 @@ def _day(value: Optional[datetime]) -> Optional[date]:
     return value.date() if value is not None else None
 
 
+VERSION_MAX = 2**63 - 1
+"""Registry versions are 64-bit integers."""
+
+
+def _version(value: Optional[str]) -> int | str | None:
+    """A version number (click callback): digits become an int, refused beyond 64 bits; else an alias."""
+    if value is None or not value.isdigit():
+        return value
+    if int(value) > VERSION_MAX:
+        raise typer.BadParameter(f"{value} is beyond the 64-bit version numbers (at most {VERSION_MAX}); "
+                                 "give a registered version or an alias")
+    return int(value)
+
+
+def _out_folder(value: Optional[str]) -> Optional[Path]:
+    """A report folder (click callback): not empty, and no file where a folder is needed."""
+    if value is None:
+        return None
+    if not value.strip():
+        raise typer.BadParameter("is empty; give a folder, or omit --out for the default")
+    path = Path(value)
+    for part in (path, *path.parents):
+        if part.exists():
+            if not part.is_dir():
+                raise typer.BadParameter(f"{part} is a file, not a folder; give a folder")
+            break
+    return path
+
+
 # --- db ------------------------------------------------------------------------------
 
 
@@ -125,7 +154,8 @@ def data_import(
 
 @data_app.command("profile")
 def data_profile(
-    out: Annotated[Optional[Path], typer.Option(file_okay=False, help="Report folder; default OWNLENS_HOME/reports/profile.")] = None,
+    out: Annotated[Optional[str], typer.Option(callback=_out_folder,
+                                               help="Report folder; default OWNLENS_HOME/reports/profile.")] = None,
 ) -> None:
     """Write an exploration report of the platform tables, with plots."""
     from ownlens_ml.data.profile import profile_report
@@ -297,7 +327,8 @@ def _show_result(spec, result) -> None:
 @app.command()
 def evaluate(
     model: Annotated[str, typer.Argument(help="Model name, e.g. churn.")],
-    version: Annotated[Optional[str], typer.Option(help="Version number or alias; default champion, else newest.")] = None,
+    version: Annotated[Optional[str], typer.Option(callback=_version,
+                                                   help="Version number or alias; default champion, else newest.")] = None,
 ) -> None:
     """Re-score a registered version on its holdout beside baselines and the oracle; write the report."""
     from ownlens_ml.models import get_spec
@@ -305,15 +336,11 @@ def evaluate(
     spec = get_spec(model)  # an unknown name fails before the training engine loads
     from ownlens_ml.pipelines.training import evaluate as run
 
-    evaluation, path = run(settings(), model, _version(version), progress=True)
+    evaluation, path = run(settings(), model, version, progress=True)
     console.print(_metrics_table(evaluation, spec.metrics[:4]))
     for note in evaluation.notes:
         console.print(f"  note: {note}", soft_wrap=True, highlight=False)
     console.print(f"report: {path}")
-
-
-def _version(value: Optional[str]) -> int | str | None:
-    return int(value) if value is not None and value.isdigit() else value
 
 
 @registry_app.command("list")
@@ -341,14 +368,14 @@ def registry_list(model: Annotated[Optional[str], typer.Argument(help="Only this
 @registry_app.command("show")
 def registry_show(
     model: Annotated[str, typer.Argument()],
-    version: Annotated[Optional[str], typer.Argument(help="Version or alias; default newest.")] = None,
+    version: Annotated[Optional[str], typer.Argument(callback=_version, help="Version or alias; default newest.")] = None,
 ) -> None:
     """One version's lineage: feature service and hash, training-set fingerprint, window, params, metrics."""
     import json
 
     from ownlens_ml import registry
 
-    v = registry.get_version(settings(), model, _version(version))
+    v = registry.get_version(settings(), model, version)
     console.print_json(json.dumps({
         "model": v.model_name, "version": v.version, "aliases": list(v.aliases), "task": v.task,
         "created_at": v.created_at.isoformat(), "feature_service": v.feature_service,
@@ -362,7 +389,7 @@ def registry_show(
 @registry_app.command("promote")
 def registry_promote(
     model: Annotated[str, typer.Argument()],
-    version: Annotated[int, typer.Argument(min=1)],
+    version: Annotated[int, typer.Argument(min=1, max=VERSION_MAX)],
     force: Annotated[bool, typer.Option(help="Skip the gate (beat the champion and every baseline on the holdout).")] = False,
 ) -> None:
     """Make a version champion if it passes the gate; otherwise say which metric and by how much."""
@@ -394,22 +421,22 @@ app.add_typer(segments_app, name="segments")
 
 @segments_app.command("write")
 def segments_write(
-    version: Annotated[Optional[str], typer.Option(help="Segmentation version or alias.")] = "champion",
-    as_of: Annotated[Optional[str], typer.Option(help="Assign from the snapshot of this day (YYYY-MM-DD); default: the newest.")] = None,
+    version: Annotated[Optional[str], typer.Option(callback=_version, help="Segmentation version or alias.")] = "champion",
+    as_of: Annotated[Optional[datetime], typer.Option(formats=DAY, help="Assign from the snapshot of this day (YYYY-MM-DD); default: the newest.")] = None,
 ) -> None:
     """Assign every reader a segment and write them as the user_segment feature view (offline and online)."""
     from ownlens_ml.features.quality import utc_midnight
     from ownlens_ml.pipelines.segments import write_segments
 
     with console.status("assigning and writing reader segments"):
-        written = write_segments(settings(), _version(version), utc_midnight(_day(as_of)) if as_of else None)
+        written = write_segments(settings(), version, utc_midnight(_day(as_of)) if as_of else None)
     counts = ", ".join(f"{name} {n:,}" for name, n in written.counts.items())
     console.print(f"wrote {written.readers:,} reader segments of segmentation v{written.version} "
                   f"at {written.as_of:%Y-%m-%d}: {counts}")
 
 
 @segments_app.command("show")
-def segments_show(ids: Annotated[list[int], typer.Argument(help="Reader ids.")]) -> None:
+def segments_show(ids: Annotated[list[int], typer.Argument(**ENTITY_ID, help="Reader ids.")]) -> None:
     """Each reader's segment, assigned now by the champion from their online features."""
     from ownlens_ml.pipelines.segments import load_segmenter, online_segments
 
@@ -436,14 +463,14 @@ def serve(
 def score(
     model: Annotated[str, typer.Argument(help="Model name, e.g. churn.")],
     as_of: Annotated[Optional[datetime], typer.Option(formats=DAY, help="Score as of this day (YYYY-MM-DD, 00:00 UTC); default: the newest snapshot.")] = None,
-    version: Annotated[Optional[str], typer.Option(help="Version number or alias; default champion.")] = None,
+    version: Annotated[Optional[str], typer.Option(callback=_version, help="Version number or alias; default champion.")] = None,
 ) -> None:
     """Score the model's whole population into ml_model_predictions (rerunning replaces the batch)."""
     from ownlens_ml.features.quality import utc_midnight
     from ownlens_ml.pipelines.inference import score as run
 
     result = run(settings(), model, utc_midnight(_day(as_of)) if as_of else None,
-                 version=_version(version) or "champion", progress=True)
+                 version=version or "champion", progress=True)
     console.print(f"scored {result.rows:,} entities with {model} v{result.version} as of {result.as_of:%Y-%m-%d} "
                   f"in {result.seconds:.1f}s (batch {result.batch_id})")
 

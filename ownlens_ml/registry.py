@@ -641,6 +641,9 @@ def _resolve(conn: Connection, model_name: str, version: int | str | None) -> in
             _known_versions(conn, model_name)
         return number
     if isinstance(version, (int, np.integer)) and not isinstance(version, bool):
+        if not 1 <= version < 2**63:  # a 64-bit column: a larger number would overflow the driver
+            raise UnknownModelVersionError(f"{_known_versions(conn, model_name)}; no version {version} "
+                                           "(versions are numbers from 1 to 2^63 - 1)")
         exists = conn.execute(select(reg.c.version).where(
             reg.c.model_name == model_name, reg.c.version == int(version))).scalar()
         if exists is None:

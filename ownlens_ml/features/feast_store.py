@@ -156,9 +156,11 @@ def feast_errors(settings: Settings, doing: str = "the feature store"):
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc).splitlines()[0]
         raise DatabaseUnavailableError(f"{doing}: cannot reach Feast's registry database: {reason}; "
                                        "check OWNLENS_DATABASE_URL") from None
-    except redis.ConnectionError as exc:
+    except (redis.ConnectionError, redis.ResponseError) as exc:
         from ownlens_ml.features.redis_layout import unavailable
 
+        if isinstance(exc, redis.ResponseError) and "DB index" not in str(exc):
+            raise
         raise unavailable(settings, exc) from None
     except PermissionError as exc:
         raise StateFolderError(f"{doing}: cannot write {exc.filename or settings.home}: permission denied; "

@@ -19,7 +19,7 @@ import duckdb
 import pandas as pd
 from sqlalchemy import Connection, Table, text
 
-from ownlens_ml.db import get_engine
+from ownlens_ml.db import get_engine, require_tables
 from ownlens_ml.db.schema import FEATURE_TABLES
 from ownlens_ml.errors import DataQualityError, MissingTableError
 from ownlens_ml.settings import Settings
@@ -142,8 +142,11 @@ def check_snapshots(settings: Settings, expected_newest: date | None = None, *,
             transaction); default a new one.
 
     Raises:
-        MissingTableError: a local snapshot file does not exist.
+        MissingTableError: the schema does not exist (before ``db init``), or a local snapshot
+            file does not exist.
     """
+    if conn is None:
+        require_tables(get_engine(settings), *PLATFORM_SOURCE.values())
     report = QualityReport()
     absent = _absent_domains(settings, conn)
     for name, prof in _profiles(settings, folder, conn).items():

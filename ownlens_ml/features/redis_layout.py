@@ -48,14 +48,19 @@ def redis_client(settings: Settings, timeout: float | None = None) -> redis.Redi
     client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=timeout or 2, **bounded)
     try:
         client.ping()
-    except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+    except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError, OSError) as exc:
         raise unavailable(settings, exc) from None
     return client
 
 
-def unavailable(settings: Settings, exc: Exception) -> RedisUnavailableError:
-    """The one-line error naming the Redis host and port."""
+def unavailable(settings: Settings, exc: Exception) -> RedisUnavailableError | ConfigError:
+    """The one-line error naming the Redis host and port (or, for a database number the server
+    does not have, the variable that names it)."""
     parts = urlsplit(settings.redis_url)
+    if isinstance(exc, redis.ResponseError) and "DB index" in str(exc):
+        return ConfigError(f"OWNLENS_REDIS_URL names database {(parts.path or '/0').lstrip('/')}, which the Redis at "
+                           f"{parts.hostname or '127.0.0.1'}:{parts.port or 6379} does not have ({exc}); "
+                           "use a database number it has (0-15 by default)")
     return RedisUnavailableError(
         f"Redis at {parts.hostname or '127.0.0.1'}:{parts.port or 6379} is unreachable ({exc}); "
         "start it or set OWNLENS_REDIS_URL")
