@@ -370,26 +370,34 @@ def build_snapshots(settings: Settings, start: date | None = None, end: date | N
             failure leaves the previous snapshots exactly as they were.
 
     Raises:
-        ValidationError: ``end`` is before ``start``.
+        ValidationError: ``end`` is before ``start``, or the range reaches before the first
+            event's day or after the day after the last event (those snapshots summarise nothing).
         EmptyWindowError: there are no events to build from in the range.
         MissingTableError: the platform tables do not exist.
         DataQualityError: ``check`` found problems; nothing was written.
     """
     engine = get_engine(settings)
     require_tables(engine, "users", "sessions", "events", "articles", "authors")
-    if start is None or end is None:
-        first, last = default_range(engine)
-        start, end = start or first, end or last
+    first_day, last_day = default_range(engine)
+    start, end = start or first_day, end or last_day
     if end < start:
         raise ValidationError(f"snapshot range ends ({end}) before it starts ({start}); swap --start and --end")
-    day0 = datetime.combine(start, datetime.min.time(), timezone.utc)
-    first, last, inside = _event_span(engine, day0 - timedelta(days=HISTORY_DAYS + 1),
-                                      datetime.combine(end, datetime.min.time(), timezone.utc))
+    first, last, inside = None, None, False
+    if first_day - timedelta(days=1) <= end and start <= last_day:
+        if start < first_day - timedelta(days=1) or end > last_day:
+            # days before the first event's or after the day after the last summarise nothing (all zeros)
+            raise ValidationError(
+                f"snapshot range {start}..{end} reaches outside the data: the events give snapshot days "
+                f"{first_day - timedelta(days=1)}..{last_day}; choose days inside it (omit --start and --end for all "
+                "of it)")
+        day0 = datetime.combine(start, datetime.min.time(), timezone.utc)
+        first, last, inside = _event_span(engine, day0 - timedelta(days=HISTORY_DAYS + 1),
+                                          datetime.combine(end, datetime.min.time(), timezone.utc))
     if not inside:
-        span = (f"events span {pd.Timestamp(first):%Y-%m-%d}..{pd.Timestamp(last):%Y-%m-%d}"
-                if first is not None else "the events table is empty")
-        raise EmptyWindowError(f"no events in the {HISTORY_DAYS} days before or during {start}..{end} ({span}); "
-                               "choose a range inside the data, or import or generate events first")
+        first, last = first or first_day - timedelta(days=1), last or last_day - timedelta(days=1)
+        raise EmptyWindowError(f"no events in the {HISTORY_DAYS} days before or during {start}..{end} (events span "
+                               f"{pd.Timestamp(first):%Y-%m-%d}..{pd.Timestamp(last):%Y-%m-%d}); choose a range "
+                               "inside the data, or import or generate events first")
     with engine.connect() as conn:
         max_category = conn.execute(text("SELECT MAX(category_id) FROM categories")).scalar() or 0
     if max_category > 62:
