@@ -27,8 +27,9 @@ from sqlalchemy import Engine, text
 
 from ownlens_ml.db import get_engine, require_tables
 from ownlens_ml.db.schema import FEATURE_TABLES, Table, customer_user_segments
-from ownlens_ml.errors import EmptyWindowError, StateFolderError, ValidationError
+from ownlens_ml.errors import DamagedStateError, EmptyWindowError, MissingTableError, StateFolderError, ValidationError
 from ownlens_ml.features.quality import QualityReport, check_snapshots
+from ownlens_ml.features.snapshot_files import snapshot_file
 from ownlens_ml.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -509,11 +510,23 @@ def _ensure_segments_file(settings: Settings) -> None:
                       }).to_parquet(path, index=False)
 
 
+def _readable(path: Path) -> bool:
+    """Whether the current snapshot ``path`` holds rows to keep: a damaged file is rebuilt from the events."""
+    try:
+        snapshot_file(path)
+    except MissingTableError:
+        return False
+    except DamagedStateError as exc:
+        log.warning("%s; replacing it with the rows of this build", str(exc).split("; run")[0])
+        return False
+    return True
+
+
 def _rewrite_parquet(con: duckdb.DuckDBPyConnection, path: Path, out: Path, part: _Part) -> int:
     """Write to ``out`` the rows of ``path`` outside [part.lo, part.hi) plus the fresh rows."""
     con.execute(f"CREATE OR REPLACE TEMP TABLE fresh AS {part.sql}")
     kept = "SELECT * FROM fresh"
-    if path.exists():
+    if _readable(path):
         kept = (f"SELECT * FROM read_parquet('{path}') "
                 f"WHERE event_timestamp < CAST('{part.lo.isoformat()}' AS TIMESTAMPTZ) "
                 f"OR event_timestamp >= CAST('{part.hi.isoformat()}' AS TIMESTAMPTZ) "
