@@ -56,9 +56,28 @@ def _global(
     # this invocation's terminal: a Console made at import keeps the COLUMNS of that moment,
     # so `app` called in-process (CliRunner, tests) would ignore the caller's width
     console = Console()
+    console.soft_wrap = not console.is_terminal  # piped or redirected: whole lines, for grep and cut
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     State.verbose = verbose
     State.settings = Settings.from_env(profile)
+
+
+JSON = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table (for scripts).")]
+
+
+def _print_table(table) -> None:
+    """A table: fitted to a terminal; piped or redirected, at its natural width, so no value is cut."""
+    if console.is_terminal:
+        console.print(table)
+    else:
+        Console(width=1_000_000, soft_wrap=True).print(table)
+
+
+def _print_json(value) -> None:
+    """One JSON document on stdout, whole (no wrapping, no colour)."""
+    import json
+
+    print(json.dumps(value, default=str))
 
 
 DAY = ["%Y-%m-%d"]
@@ -193,11 +212,17 @@ def features_build(
 @features_app.command("check")
 def features_check(
     newest: Annotated[Optional[datetime], typer.Option(formats=DAY, help="Snapshot day the daily tables must have reached.")] = None,
+    as_json: JSON = False,
 ) -> None:
     """Run the data quality checks on the snapshot tables; exit 1 with a report on failure."""
     from ownlens_ml.features.quality import check_snapshots
 
     report = check_snapshots(settings(), expected_newest=_day(newest))
+    if as_json:
+        _print_json({"tables": {t: {"rows": n, "absent": t in report.absent} for t, n in report.checked.items()},
+                     "problems": [str(p) for p in report.problems]})
+        report.raise_for_problems()
+        return
     for table, rows in report.checked.items():
         console.print(f"{table}: absent (the platform has no data for it)" if table in report.absent
                       else f"{table}: {rows:,} rows checked")
@@ -249,6 +274,7 @@ def features_env() -> None:
 def features_online(
     service: Annotated[str, typer.Argument(help="Feature service, e.g. churn_v1.")],
     ids: Annotated[list[int], typer.Argument(**ENTITY_ID, help="Entity ids.")],
+    as_json: JSON = False,
 ) -> None:
     """Print a feature service's online vectors for some entities."""
     from ownlens_ml.features.store import join_keys, feature_service, online_features, require_values
@@ -258,6 +284,12 @@ def features_online(
         raise typer.BadParameter(f"{service} needs several keys ({keys}); use the Python API")
     vectors = online_features(settings(), service, {keys[0]: ids})
     require_values(settings(), service, vectors)
+    if as_json:
+        import json
+
+        _print_json({"vectors": json.loads(vectors.frame.to_json(orient="records")),
+                     "staleness_seconds": json.loads(vectors.staleness_seconds.to_json(orient="records"))})
+        return
     console.print(vectors.frame.T.to_string())
     console.print("staleness (s):", vectors.staleness_seconds.to_dict("records"))
 
@@ -314,7 +346,7 @@ def train(
 
 
 def _show_result(spec, result) -> None:
-    console.print(_metrics_table(result.evaluation, spec.metrics[:4]))
+    _print_table(_metrics_table(result.evaluation, spec.metrics[:4]))
     status = "champion" if result.promoted else "challenger"
     console.print(f"registered {spec.name} v{result.version.version} as {status}")
     for refusal in result.refusals:
@@ -337,14 +369,15 @@ def evaluate(
     from ownlens_ml.pipelines.training import evaluate as run
 
     evaluation, path = run(settings(), model, version, progress=True)
-    console.print(_metrics_table(evaluation, spec.metrics[:4]))
+    _print_table(_metrics_table(evaluation, spec.metrics[:4]))
     for note in evaluation.notes:
         console.print(f"  note: {note}", soft_wrap=True, highlight=False)
     console.print(f"report: {path}")
 
 
 @registry_app.command("list")
-def registry_list(model: Annotated[Optional[str], typer.Argument(help="Only this model.")] = None) -> None:
+def registry_list(model: Annotated[Optional[str], typer.Argument(help="Only this model.")] = None,
+                  as_json: JSON = False) -> None:
     """Registered versions, newest first, with aliases and headline metrics."""
     from rich.table import Table
 
@@ -356,19 +389,26 @@ def registry_list(model: Annotated[Optional[str], typer.Argument(help="Only this
     versions = registry.list_versions(settings(), model)
     if model and not versions:
         registry.get_version(settings(), model)  # raises: no model ..., naming the known ones
+    if as_json:
+        _print_json([{"model": v.model_name, "kind": v.task, "version": v.version, "aliases": list(v.aliases),
+                      "created_at": v.created_at.isoformat(), "feature_service": v.feature_service,
+                      "metrics": v.metrics.get("holdout", {}).get("model", {}), "sha256": v.artifact_sha256}
+                     for v in versions])
+        return
     for v in versions:
         spec = SPECS.get(v.model_name)
         metric = spec.metrics[0] if spec else None
         value = v.metrics.get("holdout", {}).get("model", {}).get(metric)
         table.add_row(v.model_name, v.task, str(v.version), ", ".join(v.aliases), f"{v.created_at:%Y-%m-%d %H:%M}",
                       v.feature_service, "" if value is None else f"{metric} {value:.4f}", v.artifact_sha256[:12])
-    console.print(table)
+    _print_table(table)
 
 
 @registry_app.command("show")
 def registry_show(
     model: Annotated[str, typer.Argument()],
     version: Annotated[Optional[str], typer.Argument(callback=_version, help="Version or alias; default newest.")] = None,
+    as_json: JSON = False,
 ) -> None:
     """One version's lineage: feature service and hash, training-set fingerprint, window, params, metrics."""
     import json
@@ -376,14 +416,15 @@ def registry_show(
     from ownlens_ml import registry
 
     v = registry.get_version(settings(), model, version)
-    console.print_json(json.dumps({
+    show = _print_json if as_json else lambda value: console.print_json(json.dumps(value, default=str))
+    show({
         "model": v.model_name, "version": v.version, "aliases": list(v.aliases), "task": v.task,
         "created_at": v.created_at.isoformat(), "feature_service": v.feature_service,
         "feature_service_hash": v.feature_service_hash, "training_set_fingerprint": v.training_set_fingerprint,
         "window": [v.window_start.isoformat() if v.window_start else None, v.window_end.isoformat() if v.window_end else None],
         "code_version": v.code_version, "artifact": {"format": v.artifact_format, "sha256": v.artifact_sha256},
         "params": v.params, "metrics": v.metrics,
-    }, default=str))
+    })
 
 
 @registry_app.command("promote")
@@ -436,12 +477,18 @@ def segments_write(
 
 
 @segments_app.command("show")
-def segments_show(ids: Annotated[list[int], typer.Argument(**ENTITY_ID, help="Reader ids.")]) -> None:
+def segments_show(ids: Annotated[list[int], typer.Argument(**ENTITY_ID, help="Reader ids.")],
+                  as_json: JSON = False) -> None:
     """Each reader's segment, assigned now by the champion from their online features."""
     from ownlens_ml.pipelines.segments import load_segmenter, online_segments
 
     entry, model = load_segmenter(settings())
-    for user_id, name in zip(ids, online_segments(settings(), model, ids)):
+    names = online_segments(settings(), model, ids)
+    if as_json:
+        _print_json([{"user_id": user_id, "segment": name, "version": entry.version}
+                     for user_id, name in zip(ids, names)])
+        return
+    for user_id, name in zip(ids, names):
         console.print(f"{user_id}: {name} ({entry.label})")
 
 # --- inference -----------------------------------------------------------------------
