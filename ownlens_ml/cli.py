@@ -209,6 +209,9 @@ def features_build(
     console.print("data quality checks passed")
 
 
+CHECK_REMEDY = "; fix the data, then rebuild with `ownlens-ml features build`"
+
+
 @features_app.command("check")
 def features_check(
     newest: Annotated[Optional[datetime], typer.Option(formats=DAY, help="Snapshot day the daily tables must have reached.")] = None,
@@ -221,12 +224,12 @@ def features_check(
     if as_json:
         _print_json({"tables": {t: {"rows": n, "absent": t in report.absent} for t, n in report.checked.items()},
                      "problems": [str(p) for p in report.problems]})
-        report.raise_for_problems()
+        report.raise_for_problems(outcome=CHECK_REMEDY)
         return
     for table, rows in report.checked.items():
         console.print(f"{table}: absent (the platform has no data for it)" if table in report.absent
                       else f"{table}: {rows:,} rows checked")
-    report.raise_for_problems()
+    report.raise_for_problems(outcome=CHECK_REMEDY)
     console.print("data quality checks passed")
 
 

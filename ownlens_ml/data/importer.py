@@ -346,7 +346,7 @@ def _format(path: Path) -> str | None:
 def _header(path: Path) -> list[str]:
     """Column names of a file, as written (duplicates kept), read without loading its rows."""
     if not path.is_file():
-        raise ValidationError(f"{path}: no such file")
+        raise ValidationError(f"{path}: no such file; check the path")
     sep = _format(path)
     if sep is not None:
         _refuse_nul(path)
@@ -361,7 +361,7 @@ def _header(path: Path) -> list[str]:
     except pd.errors.EmptyDataError:
         raise ValidationError(f"{path}: the file is empty; expected a header line") from None
     except Exception as exc:  # noqa: BLE001 - any reader failure means the file is unreadable
-        raise ValidationError(f"{path}: cannot read the file: {_first(exc)}") from None
+        raise ValidationError(f"{path}: cannot read the file: {_first(exc)}; give a CSV (.csv, .tsv) or Parquet file") from None
     return [str(c).strip() for c in head.iloc[0].tolist()]
 
 
@@ -376,7 +376,7 @@ def _read(path: Path) -> _Frame:
         raw = pd.read_csv(path, sep=sep, dtype="string[pyarrow]", keep_default_na=False, na_values=[""],
                           skip_blank_lines=False, encoding="utf-8-sig")
     except Exception as exc:  # noqa: BLE001
-        raise ValidationError(f"{path}: cannot read the file: {_first(exc)}") from None
+        raise ValidationError(f"{path}: cannot read the file: {_first(exc)}; give a CSV (.csv, .tsv) or Parquet file") from None
     raw.columns = [str(c).strip() for c in raw.columns]
     # Line numbers: header is line 1; a quoted field with newlines spans several lines.
     spans = np.zeros(len(raw), dtype=np.int64)
@@ -783,7 +783,7 @@ def _check_header(spec: TableContract, path: Path) -> None:
     header = _header(path)
     dupes = sorted({c for c in header if header.count(c) > 1})
     if dupes:
-        raise ValidationError(f"{path}: column(s) {', '.join(dupes)} appear more than once in the header")
+        raise ValidationError(f"{path}: column(s) {', '.join(dupes)} appear more than once in the header; keep one of each")
     unknown = [c for c in header if c not in spec.columns]
     if unknown:
         raise ValidationError(f"{path}: column(s) {', '.join(map(repr, unknown))} are not in table "

@@ -258,7 +258,8 @@ def segment_readers(settings: Settings, as_of=None, active_days: int | None = HI
         seen &= visits["day"] >= t - pd.Timedelta(days=active_days)
     users = np.sort(visits.loc[seen, "user_id"].unique())
     if len(users) == 0:
-        raise EmptyWindowError(f"segmentation: no reader visited in the {active_days} days before {t.date()}")
+        raise EmptyWindowError(f"segmentation: no reader visited in the {active_days} days before {t.date()}; "
+                              "choose a later --as-of")
     # one timestamp unit whatever ``as_of`` was parsed from, so a rebuilt frame fingerprints the same
     stamps = pd.Series(t, index=range(len(users))).astype("datetime64[ns, UTC]")
     return pd.DataFrame({"user_id": users.astype("int64"), "event_timestamp": stamps})
