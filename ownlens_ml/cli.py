@@ -362,8 +362,8 @@ def _show_result(spec, result) -> None:
 @app.command()
 def evaluate(
     model: Annotated[str, typer.Argument(help="Model name, e.g. churn.")],
-    version: Annotated[Optional[str], typer.Option(callback=_version,
-                                                   help="Version number or alias; default champion, else newest.")] = None,
+    version: Annotated[Optional[str], typer.Option(
+        callback=_version, help="Version number or alias; default champion, else newest.")] = None,
 ) -> None:
     """Re-score a registered version on its holdout beside baselines and the oracle; write the report."""
     from ownlens_ml.models import get_spec
@@ -410,7 +410,8 @@ def registry_list(model: Annotated[Optional[str], typer.Argument(help="Only this
 @registry_app.command("show")
 def registry_show(
     model: Annotated[str, typer.Argument()],
-    version: Annotated[Optional[str], typer.Argument(callback=_version, help="Version or alias; default newest.")] = None,
+    version: Annotated[Optional[str], typer.Argument(callback=_version,
+                                                     help="Version or alias; default newest.")] = None,
     as_json: JSON = False,
 ) -> None:
     """One version's lineage: feature service and hash, training-set fingerprint, window, params, metrics."""
@@ -465,8 +466,10 @@ app.add_typer(segments_app, name="segments")
 
 @segments_app.command("write")
 def segments_write(
-    version: Annotated[Optional[str], typer.Option(callback=_version, help="Segmentation version or alias.")] = "champion",
-    as_of: Annotated[Optional[datetime], typer.Option(formats=DAY, help="Assign from the snapshot of this day (YYYY-MM-DD); default: the newest.")] = None,
+    version: Annotated[Optional[str], typer.Option(callback=_version,
+                                                   help="Segmentation version or alias.")] = "champion",
+    as_of: Annotated[Optional[datetime], typer.Option(
+        formats=DAY, help="Assign from the snapshot of this day (YYYY-MM-DD); default: the newest.")] = None,
 ) -> None:
     """Assign every reader a segment and write them as the user_segment feature view (offline and online)."""
     from ownlens_ml.features.quality import utc_midnight
@@ -513,7 +516,8 @@ def serve(
 def score(
     model: Annotated[str, typer.Argument(help="Model name, e.g. churn.")],
     as_of: Annotated[Optional[datetime], typer.Option(formats=DAY, help="Score as of this day (YYYY-MM-DD, 00:00 UTC); default: the newest snapshot.")] = None,
-    version: Annotated[Optional[str], typer.Option(callback=_version, help="Version number or alias; default champion.")] = None,
+    version: Annotated[Optional[str], typer.Option(callback=_version,
+                                                   help="Version number or alias; default champion.")] = None,
 ) -> None:
     """Score the model's whole population into ml_model_predictions (rerunning replaces the batch)."""
     from ownlens_ml.features.quality import utc_midnight

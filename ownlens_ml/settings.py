@@ -172,7 +172,8 @@ def _psycopg_url(url: str) -> str:
     """Feast's SQL registry talks to PostgreSQL through psycopg 3."""
     scheme, sep, rest = url.partition("://")
     if not sep:
-        raise ConfigError(f"OWNLENS_DATABASE_URL {_redact(url)!r} is not a URL; use one like postgresql://user@host:5432/db")
+        raise ConfigError(f"OWNLENS_DATABASE_URL {_redact(url)!r} is not a URL; "
+                          "use one like postgresql://user@host:5432/db")
     return f"postgresql+psycopg://{rest}"
 
 

@@ -95,7 +95,8 @@ def _describe_unreachable(engine: Engine, exc: OperationalError) -> str:
     url = engine.url
     reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
     if url.get_backend_name() == "sqlite":
-        return f"cannot open the local database {url.database}: {reason}; check that OWNLENS_HOME is a folder you can write"
+        return (f"cannot open the local database {url.database}: {reason}; "
+                "check that OWNLENS_HOME is a folder you can write")
     return (
         f"cannot connect to PostgreSQL at {url.host or 'localhost'}:{url.port or 5432} "
         f"(database {url.database!r}): {reason}; check OWNLENS_DATABASE_URL"
