@@ -383,7 +383,8 @@ CASES = [
          ("no previous champion", "ownlens-ml registry promote churn"), LOCAL, state="copy",
          prepare=_champion_without_previous),
     # segments
-    Case("segments-write-as-of-a-day", ("segments", "write", "--as-of", "2026-02-01"), ("no model 'segmentation'",)),
+    Case("segments-write-as-of-a-day", ("segments", "write", "--as-of", "2026-02-01", "--version", "99"),
+         ("UnknownModelVersionError", "segmentation")),  # the day is parsed (it was typed str), then v99 refused
     Case("segments-write-as-of-not-a-date", ("segments", "write", "--as-of", "soon"), ("--as-of",), LOCAL,
          exit_code=2),
     Case("segments-write-version-beyond-int64", ("segments", "write", "--version", str(2**63)), ("--version",),
