@@ -280,6 +280,9 @@ CASES = [
     Case("materialize-snapshot-truncated", ("features", "materialize"), ("editorial_article_features.parquet is "
                                                                          "damaged", "features build"),
          LOCAL, state="copy", prepare=_damage("offline/editorial_article_features.parquet", "truncated")),
+    Case("materialize-activity-source-garbage", ("features", "materialize"), ("reader_activity.parquet is damaged",
+                                                                              "features build"),
+         LOCAL, state="copy", prepare=_damage("offline/reader_activity.parquet", "garbage")),
     Case("materialize-registry-garbage", ("features", "materialize"), ("registry.db is damaged", "features apply"),
          LOCAL, state="copy", prepare=_damage("feast/registry.db", "garbage")),
     Case("materialize-redis-db-out-of-range", ("features", "materialize"), ("ConfigError", "OWNLENS_REDIS_URL",

@@ -501,10 +501,11 @@ def _build_local(settings: Settings, engine: Engine, parts: dict[str, _Part],
 
 
 def _ensure_segments_file(settings: Settings) -> None:
-    """An empty ``customer_user_segments`` file until the segmentation model writes one: every
-    source's file must exist for a plain ``feast materialize`` of all views (PostgreSQL has the table)."""
+    """An empty ``customer_user_segments`` file until the segmentation model writes one (or in place
+    of a damaged one): every source's file must exist for a plain ``feast materialize`` of all views
+    (PostgreSQL has the table)."""
     path = settings.offline_dir / f"{customer_user_segments.name}.parquet"
-    if not path.exists():
+    if not _readable(path):
         pd.DataFrame({"user_id": pd.Series(dtype="int64"), "event_timestamp": pd.Series(dtype="datetime64[ns, UTC]"),
                       "segment_name": pd.Series(dtype=object), "segment_model_version": pd.Series(dtype="int64"),
                       }).to_parquet(path, index=False)

@@ -380,12 +380,18 @@ def materialize(settings: Settings, start: datetime, end: datetime, engine: str 
         ValidationError: ``start`` is after ``end``.
         FeatureStoreStateError: the repository is not applied to this state folder, or the
             local online store file is missing.
+        DamagedStateError: a local source file is not readable parquet of its table.
         EmptyWindowError: no snapshot is stamped in the window.
     """
     if start > end:
         raise ValidationError(f"materialization window starts ({start:%Y-%m-%d %H:%M}) after it ends "
                               f"({end:%Y-%m-%d %H:%M}); swap --start and --end")
-    require_applied(settings, online=True)
+    store = require_applied(settings, online=True)
+    if not settings.is_production:  # every source file Feast will read, not only the checked snapshots
+        with feast_errors(settings, "features materialize"):
+            paths = {getattr(view.batch_source, "path", None) for view in store.list_feature_views()}
+        for path in sorted(paths - {None}):
+            snapshot_file(Path(path))
     from ownlens_ml.features.quality import snapshot_span
 
     first, last, rows = snapshot_span(settings, start, end)
