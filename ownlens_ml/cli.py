@@ -59,9 +59,28 @@ def _global(
     # this invocation's terminal: a Console made at import keeps the COLUMNS of that moment,
     # so `app` called in-process (CliRunner, tests) would ignore the caller's width
     console = Console()
+    console.soft_wrap = not console.is_terminal  # piped or redirected: whole lines, for grep and cut
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     State.verbose = verbose
     State.settings = Settings.from_env(profile)
+
+
+JSON = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table (for scripts).")]
+
+
+def _print_table(table) -> None:
+    """A table: fitted to a terminal; piped or redirected, at its natural width, so no value is cut."""
+    if console.is_terminal:
+        console.print(table)
+    else:
+        Console(width=1_000_000, soft_wrap=True).print(table)
+
+
+def _print_json(value) -> None:
+    """One JSON document on stdout, whole (no wrapping, no colour)."""
+    import json
+
+    print(json.dumps(value, default=str))
 
 
 DAY = ["%Y-%m-%d"]
@@ -78,6 +97,35 @@ def _choice(value: Optional[str], choices: tuple[str, ...]) -> Optional[str]:
 
 def _day(value: Optional[datetime]) -> Optional[date]:
     return value.date() if value is not None else None
+
+
+VERSION_MAX = 2**63 - 1
+"""Registry versions are 64-bit integers."""
+
+
+def _version(value: Optional[str]) -> int | str | None:
+    """A version number (click callback): digits become an int, refused beyond 64 bits; else an alias."""
+    if value is None or not value.isdigit():
+        return value
+    if int(value) > VERSION_MAX:
+        raise typer.BadParameter(f"{value} is beyond the 64-bit version numbers (at most {VERSION_MAX}); "
+                                 "give a registered version or an alias")
+    return int(value)
+
+
+def _out_folder(value: Optional[str]) -> Optional[Path]:
+    """A report folder (click callback): not empty, and no file where a folder is needed."""
+    if value is None:
+        return None
+    if not value.strip():
+        raise typer.BadParameter("is empty; give a folder, or omit --out for the default")
+    path = Path(value)
+    for part in (path, *path.parents):
+        if part.exists():
+            if not part.is_dir():
+                raise typer.BadParameter(f"{part} is a file, not a folder; give a folder")
+            break
+    return path
 
 
 # --- db ------------------------------------------------------------------------------
@@ -128,7 +176,8 @@ def data_import(
 
 @data_app.command("profile")
 def data_profile(
-    out: Annotated[Optional[Path], typer.Option(file_okay=False, help="Report folder; default OWNLENS_HOME/reports/profile.")] = None,
+    out: Annotated[Optional[str], typer.Option(callback=_out_folder,
+                                               help="Report folder; default OWNLENS_HOME/reports/profile.")] = None,
 ) -> None:
     """Write an exploration report of the platform tables, with plots."""
     from ownlens_ml.data.profile import profile_report
@@ -163,18 +212,27 @@ def features_build(
     console.print("data quality checks passed")
 
 
+CHECK_REMEDY = "; fix the data, then rebuild with `ownlens-ml features build`"
+
+
 @features_app.command("check")
 def features_check(
     newest: Annotated[Optional[datetime], typer.Option(formats=DAY, help="Snapshot day the daily tables must have reached.")] = None,
+    as_json: JSON = False,
 ) -> None:
     """Run the data quality checks on the snapshot tables; exit 1 with a report on failure."""
     from ownlens_ml.features.quality import check_snapshots
 
     report = check_snapshots(settings(), expected_newest=_day(newest))
+    if as_json:
+        _print_json({"tables": {t: {"rows": n, "absent": t in report.absent} for t, n in report.checked.items()},
+                     "problems": [str(p) for p in report.problems]})
+        report.raise_for_problems(outcome=CHECK_REMEDY)
+        return
     for table, rows in report.checked.items():
         console.print(f"{table}: absent (the platform has no data for it)" if table in report.absent
                       else f"{table}: {rows:,} rows checked")
-    report.raise_for_problems()
+    report.raise_for_problems(outcome=CHECK_REMEDY)
     console.print("data quality checks passed")
 
 
@@ -222,6 +280,7 @@ def features_env() -> None:
 def features_online(
     service: Annotated[str, typer.Argument(help="Feature service, e.g. churn_v1.")],
     ids: Annotated[list[int], typer.Argument(**ENTITY_ID, help="Entity ids.")],
+    as_json: JSON = False,
 ) -> None:
     """Print a feature service's online vectors for some entities."""
     from ownlens_ml.features.store import join_keys, feature_service, online_features, require_values
@@ -231,6 +290,12 @@ def features_online(
         raise typer.BadParameter(f"{service} needs several keys ({keys}); use the Python API")
     vectors = online_features(settings(), service, {keys[0]: ids})
     require_values(settings(), service, vectors)
+    if as_json:
+        import json
+
+        _print_json({"vectors": json.loads(vectors.frame.to_json(orient="records")),
+                     "staleness_seconds": json.loads(vectors.staleness_seconds.to_json(orient="records"))})
+        return
     console.print(vectors.frame.T.to_string())
     console.print("staleness (s):", vectors.staleness_seconds.to_dict("records"))
 
@@ -294,7 +359,7 @@ def train(
 
 
 def _show_result(spec, result) -> None:
-    console.print(_metrics_table(result.evaluation, spec.metrics[:4]))
+    _print_table(_metrics_table(result.evaluation, spec.metrics[:4]))
     status = "champion" if result.promoted else "challenger"
     console.print(f"registered {spec.name} v{result.version.version} as {status}")
     for refusal in result.refusals:
@@ -307,7 +372,8 @@ def _show_result(spec, result) -> None:
 @app.command()
 def evaluate(
     model: Annotated[str, typer.Argument(help="Model name, e.g. churn.")],
-    version: Annotated[Optional[str], typer.Option(help="Version number or alias; default champion, else newest.")] = None,
+    version: Annotated[Optional[str], typer.Option(
+        callback=_version, help="Version number or alias; default champion, else newest.")] = None,
 ) -> None:
     """Re-score a registered version on its holdout beside baselines and the oracle; write the report."""
     from ownlens_ml.models import get_spec
@@ -315,19 +381,16 @@ def evaluate(
     spec = get_spec(model)  # an unknown name fails before the training engine loads
     from ownlens_ml.pipelines.training import evaluate as run
 
-    evaluation, path = run(settings(), model, _version(version), progress=True)
-    console.print(_metrics_table(evaluation, spec.metrics[:4]))
+    evaluation, path = run(settings(), model, version, progress=True)
+    _print_table(_metrics_table(evaluation, spec.metrics[:4]))
     for note in evaluation.notes:
         console.print(f"  note: {note}", soft_wrap=True, highlight=False)
     console.print(f"report: {path}")
 
 
-def _version(value: Optional[str]) -> int | str | None:
-    return int(value) if value is not None and value.isdigit() else value
-
-
 @registry_app.command("list")
-def registry_list(model: Annotated[Optional[str], typer.Argument(help="Only this model.")] = None) -> None:
+def registry_list(model: Annotated[Optional[str], typer.Argument(help="Only this model.")] = None,
+                  as_json: JSON = False) -> None:
     """Registered versions, newest first, with aliases and headline metrics."""
     from rich.table import Table
 
@@ -339,40 +402,49 @@ def registry_list(model: Annotated[Optional[str], typer.Argument(help="Only this
     versions = registry.list_versions(settings(), model)
     if model and not versions:
         registry.get_version(settings(), model)  # raises: no model ..., naming the known ones
+    if as_json:
+        _print_json([{"model": v.model_name, "kind": v.task, "version": v.version, "aliases": list(v.aliases),
+                      "created_at": v.created_at.isoformat(), "feature_service": v.feature_service,
+                      "metrics": v.metrics.get("holdout", {}).get("model", {}), "sha256": v.artifact_sha256}
+                     for v in versions])
+        return
     for v in versions:
         spec = SPECS.get(v.model_name)
         metric = spec.metrics[0] if spec else None
         value = v.metrics.get("holdout", {}).get("model", {}).get(metric)
         table.add_row(v.model_name, v.task, str(v.version), ", ".join(v.aliases), f"{v.created_at:%Y-%m-%d %H:%M}",
                       v.feature_service, "" if value is None else f"{metric} {value:.4f}", v.artifact_sha256[:12])
-    console.print(table)
+    _print_table(table)
 
 
 @registry_app.command("show")
 def registry_show(
     model: Annotated[str, typer.Argument()],
-    version: Annotated[Optional[str], typer.Argument(help="Version or alias; default newest.")] = None,
+    version: Annotated[Optional[str], typer.Argument(callback=_version,
+                                                     help="Version or alias; default newest.")] = None,
+    as_json: JSON = False,
 ) -> None:
     """One version's lineage: feature service and hash, training-set fingerprint, window, params, metrics."""
     import json
 
     from ownlens_ml import registry
 
-    v = registry.get_version(settings(), model, _version(version))
-    console.print_json(json.dumps({
+    v = registry.get_version(settings(), model, version)
+    show = _print_json if as_json else lambda value: console.print_json(json.dumps(value, default=str))
+    show({
         "model": v.model_name, "version": v.version, "aliases": list(v.aliases), "task": v.task,
         "created_at": v.created_at.isoformat(), "feature_service": v.feature_service,
         "feature_service_hash": v.feature_service_hash, "training_set_fingerprint": v.training_set_fingerprint,
         "window": [v.window_start.isoformat() if v.window_start else None, v.window_end.isoformat() if v.window_end else None],
         "code_version": v.code_version, "artifact": {"format": v.artifact_format, "sha256": v.artifact_sha256},
         "params": v.params, "metrics": v.metrics,
-    }, default=str))
+    })
 
 
 @registry_app.command("promote")
 def registry_promote(
     model: Annotated[str, typer.Argument()],
-    version: Annotated[int, typer.Argument(min=1)],
+    version: Annotated[int, typer.Argument(min=1, max=VERSION_MAX)],
     force: Annotated[bool, typer.Option(help="Skip the gate (beat the champion and every baseline on the holdout).")] = False,
 ) -> None:
     """Make a version champion if it passes the gate; otherwise say which metric and by how much."""
@@ -404,27 +476,35 @@ app.add_typer(segments_app, name="segments")
 
 @segments_app.command("write")
 def segments_write(
-    version: Annotated[Optional[str], typer.Option(help="Segmentation version or alias.")] = "champion",
-    as_of: Annotated[Optional[str], typer.Option(help="Assign from the snapshot of this day (YYYY-MM-DD); default: the newest.")] = None,
+    version: Annotated[Optional[str], typer.Option(callback=_version,
+                                                   help="Segmentation version or alias.")] = "champion",
+    as_of: Annotated[Optional[datetime], typer.Option(
+        formats=DAY, help="Assign from the snapshot of this day (YYYY-MM-DD); default: the newest.")] = None,
 ) -> None:
     """Assign every reader a segment and write them as the user_segment feature view (offline and online)."""
     from ownlens_ml.features.quality import utc_midnight
     from ownlens_ml.pipelines.segments import write_segments
 
     with console.status("assigning and writing reader segments"):
-        written = write_segments(settings(), _version(version), utc_midnight(_day(as_of)) if as_of else None)
+        written = write_segments(settings(), version, utc_midnight(_day(as_of)) if as_of else None)
     counts = ", ".join(f"{name} {n:,}" for name, n in written.counts.items())
     console.print(f"wrote {written.readers:,} reader segments of segmentation v{written.version} "
                   f"at {written.as_of:%Y-%m-%d}: {counts}")
 
 
 @segments_app.command("show")
-def segments_show(ids: Annotated[list[int], typer.Argument(help="Reader ids.")]) -> None:
+def segments_show(ids: Annotated[list[int], typer.Argument(**ENTITY_ID, help="Reader ids.")],
+                  as_json: JSON = False) -> None:
     """Each reader's segment, assigned now by the champion from their online features."""
     from ownlens_ml.pipelines.segments import load_segmenter, online_segments
 
     entry, model = load_segmenter(settings())
-    for user_id, name in zip(ids, online_segments(settings(), model, ids)):
+    names = online_segments(settings(), model, ids)
+    if as_json:
+        _print_json([{"user_id": user_id, "segment": name, "version": entry.version}
+                     for user_id, name in zip(ids, names)])
+        return
+    for user_id, name in zip(ids, names):
         console.print(f"{user_id}: {name} ({entry.label})")
 
 # --- inference -----------------------------------------------------------------------
@@ -447,14 +527,15 @@ def serve(
 def score(
     model: Annotated[str, typer.Argument(help="Model name, e.g. churn.")],
     as_of: Annotated[Optional[datetime], typer.Option(formats=DAY, help="Score as of this day (YYYY-MM-DD, 00:00 UTC); default: the newest snapshot.")] = None,
-    version: Annotated[Optional[str], typer.Option(help="Version number or alias; default champion.")] = None,
+    version: Annotated[Optional[str], typer.Option(callback=_version,
+                                                   help="Version number or alias; default champion.")] = None,
 ) -> None:
     """Score the model's whole population into ml_model_predictions (rerunning replaces the batch)."""
     from ownlens_ml.features.quality import utc_midnight
     from ownlens_ml.pipelines.inference import score as run
 
     result = run(settings(), model, utc_midnight(_day(as_of)) if as_of else None,
-                 version=_version(version) or "champion", progress=True)
+                 version=version or "champion", progress=True)
     console.print(f"scored {result.rows:,} entities with {model} v{result.version} as of {result.as_of:%Y-%m-%d} "
                   f"in {result.seconds:.1f}s (batch {result.batch_id})")
 

@@ -69,6 +69,11 @@ class FeatureStoreStateError(OwnLensError):
     """The Feast registry or online store is missing, empty, or bound to another state folder."""
 
 
+class DamagedStateError(OwnLensError):
+    """A state file or registry cannot be read (garbage, truncated, another table's); the message
+    names it and how to rebuild it."""
+
+
 class NotMaterializedError(OwnLensError):
     """The online store holds no values for the entities asked for."""
 

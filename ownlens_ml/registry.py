@@ -516,7 +516,8 @@ def load_model(settings: Settings, model_name: str, version: int | str | None = 
     try:
         estimator = load_estimator(info.artifact_format, bytes(artifact), info.artifact_sha256)
     except RegistryError as exc:
-        raise type(exc)(f"{info.label}: {exc}") from None
+        remedy = "" if ";" in str(exc) else "; promote or train another version"
+        raise type(exc)(f"{info.label}: {exc}{remedy}") from None
     needed = [m for m in REQUIRED_METHODS.get(info.task, ()) if not callable(getattr(estimator, m, None))]
     if needed:
         raise ArtifactIntegrityError(
@@ -591,7 +592,7 @@ def rollback(settings: Settings, model_name: str) -> ModelVersion:
         if current.previous_version is None:
             raise RegistryError(
                 f"cannot roll back {model_name!r}: champion v{current.version} has no previous champion "
-                "to return to"
+                f"to return to; promote a version with `ownlens-ml registry promote {model_name} VERSION` instead"
             )
         # Compare-and-set: on SQLite the read above takes no lock.
         moved = conn.execute(
@@ -641,6 +642,9 @@ def _resolve(conn: Connection, model_name: str, version: int | str | None) -> in
             _known_versions(conn, model_name)
         return number
     if isinstance(version, (int, np.integer)) and not isinstance(version, bool):
+        if not 1 <= version < 2**63:  # a 64-bit column: a larger number would overflow the driver
+            raise UnknownModelVersionError(f"{_known_versions(conn, model_name)}; no version {version} "
+                                           "(versions are numbers from 1 to 2^63 - 1)")
         exists = conn.execute(select(reg.c.version).where(
             reg.c.model_name == model_name, reg.c.version == int(version))).scalar()
         if exists is None:
@@ -663,7 +667,8 @@ def _known_versions(conn: Connection, model_name: str) -> str:
     if not versions:
         models = conn.execute(select(reg.c.model_name).distinct().order_by(reg.c.model_name)).scalars().all()
         known = f"registered models: {', '.join(models)}" if models else "the registry is empty"
-        raise UnknownModelVersionError(f"no model {model_name!r} in the registry; {known}")
+        raise UnknownModelVersionError(f"no model {model_name!r} in the registry; {known}; "
+                                       f"register one with `ownlens-ml train {model_name}`")
     aliases = _aliases_by_version(conn, model_name)
     pointers = ", ".join(f"{alias} -> v{number}" for (_, number), names in sorted(aliases.items())
                          for alias in names) or "none"

@@ -102,7 +102,8 @@ class Settings:
             raise ConfigError(f"unknown training backend {self.train_backend!r} (OWNLENS_TRAIN_BACKEND); "
                               f"use one of: {', '.join(TRAIN_BACKENDS)}")
         if not self.project.isidentifier():
-            raise ConfigError(f"Feast project name {self.project!r} must be letters, digits and _")
+            raise ConfigError(f"Feast project name {self.project!r} must be letters, digits and _; "
+                              "set OWNLENS_FEAST_PROJECT to one, e.g. ownlens")
         if self.home.exists() and not self.home.is_dir():
             raise ConfigError(f"OWNLENS_HOME {self.home} is a file, not a folder; point it at a folder")
         if not (self.feature_repo / "feature_store.yaml").is_file():
@@ -122,11 +123,13 @@ class Settings:
             raise ConfigError(f"OWNLENS_REDIS_CLUSTER_NODES {self.redis_cluster_nodes!r} is not a list of "
                               "host:port; use 127.0.0.1:7000,127.0.0.1:7001,127.0.0.1:7002") from None
         try:
-            pg.port, redis.port  # noqa: B018 (urlsplit checks ports lazily)
-            int((redis.path or "/0").lstrip("/") or 0)
+            pg.port  # noqa: B018 (urlsplit checks ports lazily)
         except ValueError as exc:
-            raise ConfigError(f"malformed port or database number in OWNLENS_DATABASE_URL or "
-                              f"OWNLENS_REDIS_URL: {exc}") from None
+            raise _malformed("OWNLENS_DATABASE_URL", self.database_url, exc, "127.0.0.1:5432/ownlens") from None
+        try:
+            redis.port, int((redis.path or "/0").lstrip("/") or 0)  # noqa: B018
+        except ValueError as exc:
+            raise _malformed("OWNLENS_REDIS_URL", self.redis_url, exc, "127.0.0.1:6379/0") from None
 
     @property
     def is_production(self) -> bool:
@@ -259,8 +262,14 @@ def _psycopg_url(url: str) -> str:
     """Feast's SQL registry talks to PostgreSQL through psycopg 3."""
     scheme, sep, rest = url.partition("://")
     if not sep:
-        raise ConfigError(f"OWNLENS_DATABASE_URL {url!r} is not a URL like postgresql://user@host:5432/db")
+        raise ConfigError(f"OWNLENS_DATABASE_URL {_redact(url)!r} is not a URL; "
+                          "use one like postgresql://user@host:5432/db")
     return f"postgresql+psycopg://{rest}"
+
+
+def _malformed(name: str, url: str, exc: ValueError, example: str) -> ConfigError:
+    return ConfigError(f"{name} {_redact(url)!r} has a malformed port or database number ({exc}); "
+                       f"use host:port/database, e.g. {example}")
 
 
 def _redact(url: str) -> str:

@@ -9,10 +9,12 @@ tests run as root (who may write anywhere), folders without write permission oth
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import time
@@ -34,7 +36,7 @@ from ownlens_ml import registry
 from ownlens_ml.data.generator import GeneratorConfig, generate
 from ownlens_ml.db import get_engine, init_db
 from ownlens_ml.features import store
-from ownlens_ml.features.feast_store import forget_store
+from ownlens_ml.features.feast_store import discard_damaged, forget_store
 from ownlens_ml.features.quality import newest_snapshot, utc_midnight
 from ownlens_ml.features.snapshots import build_snapshots
 from ownlens_ml.settings import Settings
@@ -59,6 +61,8 @@ class Case:
     """(settings, tmp) -> settings | None, run before the data is fingerprinted."""
     cleanup: Callable | None = None
     read_only: bool = False
+    exit_code: int | None = None
+    """The exit code the case must end with (2: a bad argument); None: any failure."""
 
 
 # --- states the cases prepare -----------------------------------------------------------
@@ -166,6 +170,46 @@ def _segmentation_champion(settings: Settings, tmp: Path) -> Settings:
                                 training_set_fingerprint="0" * 64, window_start=None, window_end=None,
                                 params={}, metrics={})
     registry.promote(settings, "segmentation", version.version)
+
+
+GARBAGE = np.random.default_rng(0).bytes(8192)
+"""Bytes no reader accepts (fixed, so every run damages a file the same way)."""
+
+
+def _damage(name: str, how: str):
+    """A copied state folder, re-applied, with one file damaged: ``garbage``, ``truncated``, ``empty``,
+    ``header`` (the first 100 bytes), ``pages`` (all but the first and last 4 KiB) or ``other``
+    (a snapshot replaced by another table's parquet)."""
+    def prepare(settings: Settings, tmp: Path) -> Settings:
+        _reapply(settings, tmp)
+        path = settings.home / name
+        if path.with_name(path.name + "-wal").exists():  # SQLite reads pages from the log first: empty it
+            with contextlib.closing(sqlite3.connect(path)) as con:
+                con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        data = path.read_bytes()
+        damaged = {"garbage": GARBAGE, "truncated": data[:len(data) // 2], "empty": b"",
+                   "header": GARBAGE[:100] + data[100:],
+                   "pages": data[:4096] + (GARBAGE * (len(data) // len(GARBAGE) + 1))[:len(data) - 8192] + data[-4096:],
+                   "other": (settings.offline_dir / "editorial_author_features.parquet").read_bytes()}[how]
+        path.write_bytes(damaged)
+        return settings
+    return prepare
+
+
+def _garbage_registry_rows(settings: Settings, tmp: Path) -> Settings:
+    """Production: a project of its own (the module's stays intact) whose views' rows are garbage; Feast
+    reads every project of its SQL registry, so the case removes them afterwards (``discard_damaged``)."""
+    settings = _fresh_store(settings, tmp)
+    with get_engine(settings).begin() as conn:
+        conn.execute(text("UPDATE feature_views SET feature_view_proto = :g WHERE project_id = :p"),
+                     {"g": GARBAGE[:64], "p": settings.project})
+    forget_store(settings)
+    return settings
+
+
+def _champion_without_previous(settings: Settings, tmp: Path) -> Settings:
+    _wrong_kind_artifact(settings, tmp)
+    registry.set_alias(settings, "churn", "champion", 1)
     return settings
 
 
@@ -194,12 +238,20 @@ CASES = [
     Case("import-unknown-table", ("data", "import", "readers", "{tmp}/brands.csv"), ("readers",), LOCAL,
          prepare=_nul_csv),
     Case("profile-out-is-a-file", ("data", "profile", "--out", "{tmp}/a_file"), ("is a file",), LOCAL,
-         prepare=_existing_file),
+         prepare=_existing_file, exit_code=2),
+    Case("profile-out-under-a-file", ("data", "profile", "--out", "{tmp}/a_file/sub"), ("a_file is a file",), LOCAL,
+         prepare=_existing_file, exit_code=2),
+    Case("profile-out-empty", ("data", "profile", "--out", ""), ("--out", "empty"), LOCAL, exit_code=2),
     # db init: settings
     Case("home-is-a-file", ("db", "init"), ("is a file",), LOCAL, env={"OWNLENS_HOME": "{tmp}/a_file"},
          prepare=_existing_file),
     Case("home-empty", ("db", "init"), ("OWNLENS_HOME", "empty"), LOCAL, env={"OWNLENS_HOME": ""}),
     Case("redis-url-not-a-url", ("db", "init"), ("OWNLENS_REDIS_URL",), env={"OWNLENS_REDIS_URL": "notaurl"}),
+    Case("redis-url-bad-port", ("db", "init"), ("OWNLENS_REDIS_URL 'redis://127.0.0.1:abc/0'", "malformed port", "use"),
+         LOCAL, env={"OWNLENS_REDIS_URL": "redis://127.0.0.1:abc/0"}),
+    Case("database-url-bad-port", ("db", "init"), ("OWNLENS_DATABASE_URL 'postgresql://postgres@127.0.0.1:99999/x'",
+                                                   "malformed port", "use"),
+         PRODUCTION, env={"OWNLENS_DATABASE_URL": "postgresql://postgres@127.0.0.1:99999/x"}),
     Case("database-url-mysql", ("db", "init"), ("OWNLENS_DATABASE_URL", "not supported"), PRODUCTION,
          env={"OWNLENS_DATABASE_URL": "mysql://user@127.0.0.1/ownlens"}),
     Case("profile-unknown-option", ("--profile", "prod", "db", "init"), ("'prod'", "local, production"), LOCAL),
@@ -213,6 +265,9 @@ CASES = [
     Case("db-init-read-only-home", ("db", "init"), ("read-only",), LOCAL, read_only=True),
     Case("db-init-closed-port", ("db", "init"), ("OWNLENS_DATABASE_URL", "port 1"), PRODUCTION,
          env={"OWNLENS_DATABASE_URL": CLOSED_PG}),
+    Case("db-init-database-garbage-header", ("db", "init"), ("ownlens.db is damaged", "file is not a database",
+                                                             "db init"), LOCAL, state="copy",
+         prepare=_damage("ownlens.db", "header")),
     # features build
     Case("build-window-without-data", ("features", "build", "--start", "2030-01-01", "--end", "2030-01-05"),
          ("no events", "2030-01-01")),
@@ -223,10 +278,26 @@ CASES = [
          prepare=_bad_session, cleanup=_drop_bad_session, state="copy-or-built"),
     Case("build-read-only-home", ("features", "build"), ("read-only",), LOCAL, read_only=True),
     Case("build-before-db-init", ("features", "build"), ("db init",), state="fresh"),
+    Case("build-end-beyond-dates", ("features", "build", "--end", "9999-12-31"), ("reaches outside the data",)),
+    Case("build-end-far-after-the-data", ("features", "build", "--end", "2100-01-01"), ("reaches outside the data",)),
+    Case("build-start-long-before-the-data", ("features", "build", "--start", "1700-01-01"),
+         ("reaches outside the data",)),
+    Case("build-database-garbage-pages", ("features", "build"), ("ownlens.db is damaged", "malformed", "db init"),
+         LOCAL, state="copy", prepare=_damage("ownlens.db", "pages")),
     # features check
     Case("check-before-build", ("features", "check"), ("features build",), LOCAL, state="copy",
          prepare=_delete("offline/*.parquet")),
     Case("check-newest-not-a-date", ("features", "check", "--newest", "tomorrow"), ("--newest",), LOCAL),
+    Case("check-before-db-init", ("features", "check"), ("MissingTableError", "db init"), state="fresh"),
+    Case("check-snapshot-truncated", ("features", "check"), ("customer_user_features.parquet is damaged",
+                                                             "features build"), LOCAL, state="copy",
+         prepare=_damage("offline/customer_user_features.parquet", "truncated")),
+    Case("check-snapshot-empty", ("features", "check"), ("customer_user_features.parquet is damaged",
+                                                         "features build"), LOCAL, state="copy",
+         prepare=_damage("offline/customer_user_features.parquet", "empty")),
+    Case("check-snapshot-of-another-table", ("features", "check"), ("customer_user_features.parquet is damaged",
+                                                                    "another table", "features build"),
+         LOCAL, state="copy", prepare=_damage("offline/customer_user_features.parquet", "other")),
     # features apply
     Case("apply-read-only-home", ("features", "apply"), ("read-only",), LOCAL, read_only=True),
     Case("apply-closed-port", ("features", "apply"), ("OWNLENS_DATABASE_URL",), PRODUCTION,
@@ -252,6 +323,18 @@ CASES = [
          env={"OWNLENS_REDIS_URL": CLOSED_REDIS}),
     Case("materialize-before-build", ("features", "materialize"), ("features build",), LOCAL, state="copy",
          prepare=_delete("offline/*.parquet", reapply=True)),
+    Case("materialize-before-db-init", ("features", "materialize"), ("MissingTableError", "db init"), state="fresh"),
+    Case("materialize-snapshot-truncated", ("features", "materialize"), ("editorial_article_features.parquet is "
+                                                                         "damaged", "features build"),
+         LOCAL, state="copy", prepare=_damage("offline/editorial_article_features.parquet", "truncated")),
+    Case("materialize-activity-source-garbage", ("features", "materialize"), ("reader_activity.parquet is damaged",
+                                                                              "features build"),
+         LOCAL, state="copy", prepare=_damage("offline/reader_activity.parquet", "garbage")),
+    Case("materialize-registry-garbage", ("features", "materialize"), ("registry.db is damaged", "features apply"),
+         LOCAL, state="copy", prepare=_damage("feast/registry.db", "garbage")),
+    Case("materialize-redis-db-out-of-range", ("features", "materialize"), ("ConfigError", "OWNLENS_REDIS_URL",
+                                                                            "database 99"),
+         PRODUCTION, env={"OWNLENS_REDIS_URL": "redis://127.0.0.1:6379/99"}),
     # features online
     Case("online-id-beyond-int64", ("features", "online", "churn_v1", "99999999999999999999999"),
          ("9223372036854775807",)),
@@ -279,6 +362,21 @@ CASES = [
          env={"OWNLENS_DATABASE_URL": NO_ROLE}),
     Case("online-redis-down", ("features", "online", "churn_v1", "1"), ("Redis", "127.0.0.1:1"), PRODUCTION,
          env={"OWNLENS_REDIS_URL": CLOSED_REDIS}),
+    Case("online-redis-db-out-of-range", ("features", "online", "churn_v1", "1"), ("ConfigError", "OWNLENS_REDIS_URL",
+                                                                                  "database 99"),
+         PRODUCTION, env={"OWNLENS_REDIS_URL": "redis://127.0.0.1:6379/99"}),
+    Case("online-registry-garbage", ("features", "online", "churn_v1", "1"), ("registry.db is damaged",
+                                                                              "features apply"),
+         LOCAL, state="copy", prepare=_damage("feast/registry.db", "garbage")),
+    Case("online-registry-truncated", ("features", "online", "churn_v1", "1"), ("registry.db is damaged",
+                                                                                "features apply"),
+         LOCAL, state="copy", prepare=_damage("feast/registry.db", "truncated")),
+    Case("online-online-store-garbage", ("features", "online", "churn_v1", "1"), ("online.db is damaged",
+                                                                                  "features apply"),
+         LOCAL, state="copy", prepare=_damage("feast/online.db", "garbage")),
+    Case("online-sql-registry-garbage-rows", ("features", "online", "churn_v1", "1"),
+         ("Feast SQL registry", "is damaged", "features apply"), PRODUCTION, prepare=_garbage_registry_rows,
+         cleanup=discard_damaged),
     # train / evaluate: missing steps (the lead owns the training-engine cases)
     Case("train-before-db-init", ("train", "churn"), ("db init",), state="fresh"),
     Case("train-home-empty", ("train", "churn"), ("OWNLENS_HOME", "empty"), LOCAL, env={"OWNLENS_HOME": ""}),
@@ -295,15 +393,26 @@ CASES = [
     Case("train-unknown-model", ("train", "chrun"), ("no model 'chrun'", "churn"), LOCAL),
     Case("train-all-with-labels", ("train", "all", "--labels", "labels.csv"), ("--labels", "one model"), LOCAL),
     Case("train-labels-no-such-file", ("train", "churn", "--labels", "/nonexistent/labels.csv"),
-         ("no such file",), LOCAL),
+         ("no such file; check the path",), LOCAL),
     Case("train-labels-fifo", ("train", "churn", "--labels", "{tmp}/fifo.csv"), ("fifo.csv: not a regular file",),
          LOCAL, prepare=_not_regular_files),
     Case("train-closed-port", ("train", "churn"), ("OWNLENS_DATABASE_URL",), PRODUCTION,
          env={"OWNLENS_DATABASE_URL": CLOSED_PG}),
+    Case("train-registry-garbage", ("train", "churn"), ("registry.db is damaged", "features apply"), LOCAL,
+         state="copy", prepare=_damage("feast/registry.db", "garbage")),
+    Case("train-sql-registry-garbage-rows", ("train", "churn"), ("Feast SQL registry", "is damaged", "features apply"),
+         PRODUCTION, prepare=_garbage_registry_rows, cleanup=discard_damaged),
+    Case("train-snapshot-empty", ("train", "churn"), ("customer_user_features.parquet is damaged", "features build"),
+         LOCAL, state="copy", prepare=_damage("offline/customer_user_features.parquet", "empty")),
+    Case("train-snapshot-of-another-table", ("train", "churn"), ("customer_user_features.parquet is damaged",
+                                                                 "features build"),
+         LOCAL, state="copy", prepare=_damage("offline/customer_user_features.parquet", "other")),
     Case("evaluate-before-db-init", ("evaluate", "churn"), ("db init",), state="fresh"),
     Case("evaluate-database-deleted", ("evaluate", "churn"), ("db init",), LOCAL, state="copy",
          prepare=_delete("ownlens.db*")),
     Case("evaluate-nothing-registered", ("evaluate", "churn"), ("no model 'churn'",)),
+    Case("evaluate-version-beyond-int64", ("evaluate", "churn", "--version", str(2**63)), ("--version", str(2**63 - 1)),
+         exit_code=2),
     Case("evaluate-wrong-kind-artifact", ("evaluate", "churn", "--version", "1"),
          ("LinearRegression", "predict_proba"), LOCAL, state="copy", prepare=_wrong_kind_artifact),
     # registry
@@ -317,10 +426,19 @@ CASES = [
          env={"OWNLENS_DATABASE_URL": CLOSED_PG}),
     Case("registry-show-before-db-init", ("registry", "show", "churn"), ("db init",), state="fresh"),
     Case("registry-show-unknown-version", ("registry", "show", "churn", "99"), ("no model 'churn'",)),
+    Case("registry-show-version-beyond-int64", ("registry", "show", "churn", str(2**64)), ("version", str(2**63 - 1)),
+         exit_code=2),
+    Case("registry-list-database-garbage-header", ("registry", "list"), ("ownlens.db is damaged", "db init"), LOCAL,
+         state="copy", prepare=_damage("ownlens.db", "header")),
+    Case("registry-promote-version-beyond-int64", ("registry", "promote", "churn", str(2**63)), ("version",),
+         exit_code=2),
     Case("registry-promote-before-db-init", ("registry", "promote", "churn", "1"), ("db init",), state="fresh"),
     Case("registry-promote-version-zero", ("registry", "promote", "churn", "0"), ("version",), LOCAL),
     Case("registry-rollback-before-db-init", ("registry", "rollback", "churn"), ("db init",), state="fresh"),
-    Case("registry-rollback-unknown-model", ("registry", "rollback", "churn"), ("churn",)),
+    Case("registry-rollback-unknown-model", ("registry", "rollback", "churn"), ("churn", "ownlens-ml train churn")),
+    Case("registry-rollback-no-previous-champion", ("registry", "rollback", "churn"),
+         ("no previous champion", "ownlens-ml registry promote churn"), LOCAL, state="copy",
+         prepare=_champion_without_previous),
     # segments
     Case("segments-write-redis-down", ("segments", "write"), ("RedisUnavailableError", "127.0.0.1:1"), PRODUCTION,
          env={"OWNLENS_REDIS_URL": CLOSED_REDIS}, prepare=_segmentation_champion),
@@ -329,6 +447,13 @@ CASES = [
          ("EmptyWindowError", "--as-of 1999-01-01 is outside the data", "feature snapshots cover")),
     Case("score-as-of-after-the-data", ("score", "churn", "--as-of", "2099-01-01"),
          ("EmptyWindowError", "--as-of 2099-01-01 is outside the data")),
+    Case("segments-write-as-of-a-day", ("segments", "write", "--as-of", "2026-02-01", "--version", "99"),
+         ("UnknownModelVersionError", "segmentation")),  # the day is parsed (it was typed str), then v99 refused
+    Case("segments-write-as-of-not-a-date", ("segments", "write", "--as-of", "soon"), ("--as-of",), LOCAL,
+         exit_code=2),
+    Case("segments-write-version-beyond-int64", ("segments", "write", "--version", str(2**63)), ("--version",),
+         LOCAL, exit_code=2),
+    Case("segments-show-id-beyond-int64", ("segments", "show", str(2**64)), (str(2**63 - 1),), LOCAL, exit_code=2),
 ]
 PARAMS = [pytest.param(case, profile, id=f"{case.id}[{profile}]") for case in CASES for profile in case.profiles]
 
@@ -459,10 +584,14 @@ def test_bad_input_gets_one_clear_line_and_changes_nothing(case: Case, profile: 
             case.cleanup(settings)
     output = done.stdout + done.stderr
     assert done.returncode != 0, f"exit 0:\n{output}"
+    if case.exit_code is not None:
+        assert done.returncode == case.exit_code, f"exit {done.returncode}, not {case.exit_code}:\n{output}"
     assert "Traceback" not in output and "internal error" not in output, output
     for words in case.expect:
         assert words.format(tmp=tmp_path) in output, f"{words!r} not in:\n{output}"
     assert after == before, f"data changed:\n{output}"
+    if case.state == "fresh" and profile == "local":  # a command refused before `db init` leaves no database
+        assert not list(settings.home.glob("ownlens.db*")), f"a database was left behind:\n{output}"
 
 
 # --- two runs of one job at once (production): one wins, the other says why ---------------
@@ -599,3 +728,86 @@ def test_sigterm_during_training_records_the_run_as_failed(platforms, tmp_path):
     out, _ = training.communicate(timeout=120)
     assert training.returncode != 0 and "Traceback" not in out, out
     assert runs("running") == 0 and runs("failed") == failed + 1, out
+
+
+# --- what the fixes above must leave working ------------------------------------------------
+
+
+def _cli_ok(settings: Settings, tmp: Path, *args: str, columns: str = "250") -> str:
+    """Run the CLI with stdout a pipe; it must succeed. Returns stdout."""
+    done = run_cli(settings, Case("ok", args, (), env={"COLUMNS": columns}), tmp)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+@pytest.mark.parametrize("profile", BOTH)
+def test_listings_keep_whole_values_when_piped_and_speak_json(profile, platforms, module_pg, tmp_path):
+    """`registry list | grep conversion` at 80 columns finds the row, whole; --json parses."""
+    import json
+
+    from sklearn.linear_model import LogisticRegression
+
+    base = platforms[profile]
+    settings = dataclasses.replace(base, home=tmp_path / "registry-home", database_url=module_pg())
+    init_db(settings)
+    x = np.arange(20, dtype=float).reshape(-1, 1)
+    run = registry.start_run(settings, "conversion", {})
+    registry.register(settings, run, model_name="conversion", task="binary",
+                      estimator=LogisticRegression().fit(x, (x.ravel() > 9).astype(int)),
+                      feature_service="conversion_v2", feature_service_hash="0" * 64, training_set_fingerprint="0" * 64,
+                      window_start=None, window_end=None, params={}, metrics={"holdout": {"model": {"roc_auc": 0.75}}})
+    sha = registry.get_version(settings, "conversion").artifact_sha256
+
+    rows = [line for line in _cli_ok(settings, tmp_path, "registry", "list", columns="80").splitlines()
+            if "conversion" in line]
+    assert len(rows) == 1 and "conversion_v2" in rows[0] and sha[:12] in rows[0] and "roc_auc 0.7500" in rows[0], rows
+    listed = json.loads(_cli_ok(settings, tmp_path, "registry", "list", "--json", columns="80"))
+    assert [(v["model"], v["version"], v["feature_service"], v["sha256"]) for v in listed] == [
+        ("conversion", 1, "conversion_v2", sha)]
+    shown = json.loads(_cli_ok(settings, tmp_path, "registry", "show", "conversion", "1", "--json", columns="80"))
+    assert shown["artifact"]["sha256"] == sha and shown["metrics"]["holdout"]["model"]["roc_auc"] == 0.75
+
+    checked = json.loads(_cli_ok(base, tmp_path, "features", "check", "--json", columns="80"))
+    assert checked["problems"] == [] and checked["tables"]["customer_user_features"]["rows"] > 0, checked
+
+
+def _reader_with_values(settings: Settings) -> str:
+    with get_engine(settings).connect() as conn:
+        return str(conn.execute(text("SELECT user_id FROM users ORDER BY user_id LIMIT 1")).scalar())
+
+
+@pytest.mark.parametrize(("damage", "profile"), [
+    ("snapshot", "local"), ("registry", "local"), ("online store", "local"), ("registry", "production")])
+def test_the_rebuild_each_damage_message_names_works(damage, profile, platforms, tmp_path):
+    """`features build` replaces a damaged snapshot; `features apply` (then materialize) a damaged registry
+    or online store, after which the commands that were refused answer again."""
+    settings = _settings_for(Case("rebuild", (), (), state="copy-or-built"), profile, platforms, None, tmp_path)
+    if profile == "production":
+        settings = _garbage_registry_rows(settings, tmp_path)
+    else:
+        name = {"snapshot": "offline/customer_user_features.parquet", "registry": "feast/registry.db",
+                "online store": "feast/online.db"}[damage]
+        settings = _damage(name, "truncated" if damage == "snapshot" else "garbage")(settings, tmp_path)
+    if damage == "snapshot":
+        _cli_ok(settings, tmp_path, "features", "build")
+        _cli_ok(settings, tmp_path, "features", "check")
+        return
+    refused = run_cli(settings, Case("refused", ("features", "online", "churn_v1", "1"), ()), tmp_path)
+    assert refused.returncode == 1 and "is damaged" in refused.stderr, refused.stderr
+    _cli_ok(settings, tmp_path, "features", "apply")
+    _cli_ok(settings, tmp_path, "features", "materialize")
+    online = _cli_ok(settings, tmp_path, "features", "online", "churn_v1", _reader_with_values(settings), "--json")
+    assert '"vectors"' in online
+
+
+def test_segment_time_takes_naive_and_aware_moments_alike():
+    """The Python API's as_of: a naive moment is UTC, as in churn (it raised TypeError)."""
+    from datetime import datetime, timezone
+
+    import pandas as pd
+
+    from ownlens_ml.models.customer.segmentation import segment_time
+
+    visits = pd.DataFrame({"user_id": [1, 2], "day": pd.to_datetime(["2026-02-01", "2026-03-01"], utc=True)})
+    naive, aware = datetime(2026, 2, 10, 15), datetime(2026, 2, 10, 15, tzinfo=timezone.utc)
+    assert segment_time(visits, naive) == segment_time(visits, aware) == pd.Timestamp("2026-02-10", tz="UTC")

@@ -375,7 +375,7 @@ def test_structural_problems_raise_before_anything_loads(local_settings, tmp_pat
 
 
 def test_missing_tables_name_the_fix(any_settings, tmp_path):
-    with pytest.raises(MissingTableError, match="'users' does not exist; run `ownlens-ml db init`"):
+    with pytest.raises(MissingTableError, match="does not exist; run `ownlens-ml db init`"):
         import_files(any_settings, "users", [_users(tmp_path)])
 
 

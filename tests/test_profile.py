@@ -63,7 +63,7 @@ def test_default_folder_and_rerun(local_settings):
 
 def test_empty_platform_gets_a_clear_error(any_settings, tmp_path):
     init_db(any_settings)
-    with pytest.raises(EmptyWindowError, match=r"no sessions: run `ownlens-ml data generate` or `data import` first"):
+    with pytest.raises(EmptyWindowError, match=r"no sessions; run `ownlens-ml data generate` or `data import` first"):
         profile_report(any_settings, tmp_path / "p")
     assert not (tmp_path / "p").exists()
 

@@ -154,6 +154,8 @@ def test_online_assignment_equals_batch_and_the_written_view_reads_through_feast
 
 @pytest.mark.slow
 def test_train_evaluate_list_write_and_show_from_the_cli(local_settings):
+    import json
+
     platform(local_settings, users=600, days=100)
     trained = cli(local_settings, "train", "segmentation")
     assert "silhouette" in trained and "adjusted_rand" in trained and "registered segmentation v1 as champion" in trained
@@ -171,6 +173,9 @@ def test_train_evaluate_list_write_and_show_from_the_cli(local_settings):
     user = int(frame["user_id"].iloc[0])
     _, model = registry.load_model(local_settings, "segmentation", "champion")
     assert f"{user}: {assign(model, frame.head(1))[0]} (segmentation v1)" in cli(local_settings, "segments", "show", str(user))
+    shown = cli(local_settings, "segments", "show", str(user), "--json")
+    assert json.loads(next(line for line in shown.splitlines() if line.startswith("["))) == [
+        {"user_id": user, "segment": assign(model, frame.head(1))[0], "version": 1}]
 
 
 def test_the_user_segment_view_declares_the_table_columns():

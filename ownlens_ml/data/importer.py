@@ -350,7 +350,7 @@ def _require_file(path: Path) -> None:
     if not path.is_file():
         if path.exists():  # a FIFO or a device (a symlink to /dev/zero) would block or never end
             raise ValidationError(f"{path}: not a regular file; give the path of a CSV, TSV or Parquet file")
-        raise ValidationError(f"{path}: no such file")
+        raise ValidationError(f"{path}: no such file; check the path")
 
 
 def _header(path: Path) -> list[str]:
@@ -370,7 +370,8 @@ def _header(path: Path) -> list[str]:
     except pd.errors.EmptyDataError:
         raise ValidationError(f"{path}: the file is empty; expected a header line") from None
     except Exception as exc:  # noqa: BLE001 - any reader failure means the file is unreadable
-        raise ValidationError(f"{path}: cannot read the file: {_first(exc)}") from None
+        raise ValidationError(f"{path}: cannot read the file: {_first(exc)}; "
+                              "give a CSV (.csv, .tsv) or Parquet file") from None
     return [str(c).strip() for c in head.iloc[0].tolist()]
 
 
@@ -389,7 +390,8 @@ def _read(path: Path) -> _Frame:
         raw = pd.read_csv(path, sep=sep, dtype="string[pyarrow]", keep_default_na=False, na_values=[""],
                           skip_blank_lines=False, encoding="utf-8-sig")
     except Exception as exc:  # noqa: BLE001
-        raise ValidationError(f"{path}: cannot read the file: {_first(exc)}") from None
+        raise ValidationError(f"{path}: cannot read the file: {_first(exc)}; "
+                              "give a CSV (.csv, .tsv) or Parquet file") from None
     raw.columns = [str(c).strip() for c in raw.columns]
     # Line numbers: header is line 1; a quoted field with newlines spans several lines.
     spans = np.zeros(len(raw), dtype=np.int64)
@@ -863,7 +865,8 @@ def _check_header(spec: TableContract, path: Path) -> None:
     header = _header(path)
     dupes = sorted({c for c in header if header.count(c) > 1})
     if dupes:
-        raise ValidationError(f"{path}: column(s) {', '.join(dupes)} appear more than once in the header")
+        raise ValidationError(f"{path}: column(s) {', '.join(dupes)} appear more than once in the header; "
+                              "keep one of each")
     unknown = [c for c in header if c not in spec.columns]
     if unknown:
         raise ValidationError(f"{path}: column(s) {', '.join(map(repr, unknown))} are not in table "

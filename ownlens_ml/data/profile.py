@@ -92,7 +92,7 @@ def profile_report(settings: Settings, out: Path | None = None) -> Path:
         counts = {t.name: conn.execute(sa.select(sa.func.count()).select_from(t)).scalar_one()
                   for t in PLATFORM_TABLES}
         if counts["sessions"] == 0:
-            raise EmptyWindowError("no sessions: run `ownlens-ml data generate` or `data import` first")
+            raise EmptyWindowError("no sessions; run `ownlens-ml data generate` or `data import` first")
         folder.mkdir(parents=True, exist_ok=True)
         for name in FIGURES:
             (folder / f"{name}.png").unlink(missing_ok=True)

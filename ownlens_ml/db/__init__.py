@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -15,11 +16,19 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.exc import OperationalError
 
-from ownlens_ml.errors import ConcurrentJobError, DatabaseUnavailableError, MissingTableError, StateFolderError
+from ownlens_ml.errors import (
+    ConcurrentJobError,
+    DamagedStateError,
+    DatabaseUnavailableError,
+    MissingTableError,
+    StateFolderError,
+)
 from ownlens_ml.settings import Settings
 
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
+DAMAGED_SQLITE = ("file is not a database", "database disk image is malformed")
+"""SQLite's words for a file it cannot read as a database (a garbage header or garbage pages)."""
 
 
 @lru_cache(maxsize=8)
@@ -34,6 +43,14 @@ def _engine(url: str) -> Engine:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
+
+        @event.listens_for(engine, "handle_error")
+        def _damaged(context) -> None:  # noqa: ANN001 - an ExceptionContext
+            reason = str(context.original_exception)
+            if isinstance(context.original_exception, sqlite3.DatabaseError) and reason in DAMAGED_SQLITE:
+                raise DamagedStateError(
+                    f"the local database {engine.url.database} is damaged ({reason}); move it aside, run "
+                    "`ownlens-ml db init` for a new one, then `data generate` or `data import` again") from None
 
         return engine
     return create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 5})
@@ -56,14 +73,23 @@ def state_folder(settings: Settings) -> Path:
     return settings.home
 
 
-def get_engine(settings: Settings) -> Engine:
+def get_engine(settings: Settings, create: bool = False) -> Engine:
     """The OwnLens database engine; raises a one-line error if it cannot be reached.
+
+    Args:
+        create: allow the local database file not to exist yet (``init_db`` creates it); any
+            other command before ``db init`` is refused and leaves no empty file behind.
 
     Raises:
         DatabaseUnavailableError: the database cannot be reached or opened.
+        MissingTableError: the local database file does not exist (and not ``create``).
+        DamagedStateError: the local database file is not a readable SQLite database.
         StateFolderError: the local profile's state folder cannot be written.
     """
     if not settings.is_production:
+        database = settings.home / "ownlens.db"
+        if not create and not database.exists():
+            raise MissingTableError(f"the local database {database} does not exist; run `ownlens-ml db init` first")
         state_folder(settings)
     engine = _engine(settings.sqlalchemy_url)
     try:
@@ -78,7 +104,8 @@ def _describe_unreachable(engine: Engine, exc: OperationalError) -> str:
     url = engine.url
     reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
     if url.get_backend_name() == "sqlite":
-        return f"cannot open the local database {url.database}: {reason}"
+        return (f"cannot open the local database {url.database}: {reason}; "
+                "check that OWNLENS_HOME is a folder you can write")
     return (
         f"cannot connect to PostgreSQL at {url.host or 'localhost'}:{url.port or 5432} "
         f"(database {url.database!r}): {reason}; check OWNLENS_DATABASE_URL"
@@ -146,7 +173,7 @@ def init_db(settings: Settings) -> str:
     Raises:
         ConcurrentJobError: another ``db init`` is migrating the same database.
     """
-    engine = get_engine(settings)
+    engine = get_engine(settings, create=True)
     with job_lock(settings, engine, "db init"):
         command.upgrade(alembic_config(engine), "head")
     with engine.connect() as conn:

@@ -22,9 +22,11 @@ from feast import FeatureService, FeatureStore, RepoConfig
 from feast.infra.registry.file import FileRegistryStore
 from feast.errors import FeastObjectNotFoundException, FeatureServiceNotFoundException
 from feast.feature_view import DUMMY_ENTITY_ID
+from google.protobuf.message import DecodeError
 
 from ownlens_ml.db import get_engine, state_folder
 from ownlens_ml.errors import (
+    DamagedStateError,
     DatabaseUnavailableError,
     FeatureStoreStateError,
     OwnLensError,
@@ -36,6 +38,7 @@ from ownlens_ml.settings import Settings
 log = logging.getLogger(__name__)
 SECRETS = ("OWNLENS_PG_PASSWORD", "OWNLENS_FEAST_REGISTRY_URL", "OWNLENS_REDIS_CONNECTION")
 """Variables the generated production yaml leaves to the environment: they may hold passwords."""
+REBUILD = "run `ownlens-ml features apply` to rebuild it, then `ownlens-ml features materialize`"
 
 
 def writable_home(settings: Settings) -> Path:
@@ -175,6 +178,43 @@ def _require_sql_registry(engine, project: str) -> None:  # noqa: ANN001 - a sql
                                      "OWNLENS_FEAST_PROJECT)")
 
 
+def discard_damaged(settings: Settings) -> list[str]:
+    """Remove the Feast state ``features apply`` cannot read, so that it can rebuild it.
+
+    Locally: a registry file that does not parse, an online store file SQLite cannot open as
+    a database. In production: the project's rows of Feast's SQL registry (its online store
+    is Redis). Returns what was removed.
+    """
+    from feast.protos.feast.core.Registry_pb2 import Registry as RegistryProto
+
+    forget_store(settings)
+    removed = []
+    if settings.is_production:
+        from feast.infra.registry import sql
+        from sqlalchemy import delete
+
+        with get_engine(settings).begin() as conn:
+            for table in sql.metadata.sorted_tables:
+                if "project_id" in table.c:
+                    conn.execute(delete(table).where(table.c.project_id == settings.project))
+        return [f"the Feast SQL registry of project {settings.project!r}"]
+    registry_file, online_file = settings.home / "feast" / "registry.db", settings.home / "feast" / "online.db"
+    if registry_file.exists():
+        try:
+            RegistryProto().ParseFromString(registry_file.read_bytes())
+        except DecodeError:
+            registry_file.unlink()
+            removed.append(str(registry_file))
+    if online_file.exists():
+        try:
+            with contextlib.closing(sqlite3.connect(online_file)) as con:
+                con.execute("PRAGMA schema_version").fetchone()
+        except sqlite3.DatabaseError:
+            online_file.unlink()
+            removed.append(str(online_file))
+    return removed
+
+
 def forget_store(settings: Settings) -> None:
     """Drop the cached store, e.g. after its registry file was replaced."""
     _stores.pop(settings, None)
@@ -194,9 +234,11 @@ def feast_errors(settings: Settings, doing: str = "the feature store"):
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc).splitlines()[0]
         raise DatabaseUnavailableError(f"{doing}: cannot reach Feast's registry database: {reason}; "
                                        "check OWNLENS_DATABASE_URL") from None
-    except (redis.ConnectionError, redis.exceptions.RedisClusterException) as exc:
+    except (redis.ConnectionError, redis.ResponseError, redis.exceptions.RedisClusterException) as exc:
         from ownlens_ml.features.redis_layout import unavailable
 
+        if isinstance(exc, redis.ResponseError) and "DB index" not in str(exc):
+            raise
         raise unavailable(settings, exc) from None
     except PermissionError as exc:
         raise StateFolderError(f"{doing}: cannot write {exc.filename or settings.home}: permission denied; "
@@ -204,6 +246,13 @@ def feast_errors(settings: Settings, doing: str = "the feature store"):
     except sqlite3.DatabaseError as exc:
         raise FeatureStoreStateError(f"{doing}: the local online store {settings.home / 'feast' / 'online.db'} "
                                      f"is unusable ({exc}); run `ownlens-ml features apply` to recreate it") from None
+    except sqlite3.DatabaseError as exc:  # not an OperationalError: the file is no database
+        raise DamagedStateError(f"{doing}: the local online store {settings.home / 'feast' / 'online.db'} is "
+                                f"damaged ({exc}); {REBUILD}") from None
+    except DecodeError as exc:
+        where = (f"the Feast SQL registry of project {settings.project!r} (OWNLENS_DATABASE_URL)"
+                 if settings.is_production else f"the Feast registry {settings.home / 'feast' / 'registry.db'}")
+        raise DamagedStateError(f"{doing}: {where} is damaged ({exc}); {REBUILD}") from None
 
 
 def require_applied(settings: Settings, online: bool = False) -> FeatureStore:

@@ -27,7 +27,8 @@ def connect(settings: Settings):
     try:
         return psycopg2.connect(settings.database_url)
     except psycopg2.OperationalError as exc:
-        raise DatabaseUnavailableError(f"PostgreSQL is unreachable: {str(exc).strip()}") from None
+        raise DatabaseUnavailableError(f"PostgreSQL is unreachable: {str(exc).strip()}; "
+                                       "check OWNLENS_DATABASE_URL") from None
 
 
 def copy_to_arrow(cursor, sql: str, column_types: dict[str, pa.DataType]) -> pa.Table:

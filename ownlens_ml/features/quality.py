@@ -19,9 +19,10 @@ import duckdb
 import pandas as pd
 from sqlalchemy import Connection, Table, text
 
-from ownlens_ml.db import get_engine
+from ownlens_ml.db import get_engine, require_tables
 from ownlens_ml.db.schema import FEATURE_TABLES
 from ownlens_ml.errors import DataQualityError, MissingTableError
+from ownlens_ml.features.snapshot_files import snapshot_file
 from ownlens_ml.settings import Settings
 
 NULL_BY_DESIGN = {
@@ -109,10 +110,7 @@ def _profiles(settings: Settings, folder: Path | None, conn: Connection | None) 
     con.execute("SET TimeZone = 'UTC'")
     try:
         for table in FEATURE_TABLES:
-            path = folder / f"{table.name}.parquet"
-            if not path.exists():
-                raise MissingTableError(f"snapshot file {settings.offline_dir / path.name} does not exist; "
-                                        "run `ownlens-ml features build`")
+            path = snapshot_file(folder / f"{table.name}.parquet")
             out[table.name] = con.sql(_profile_sql(table, f"read_parquet('{path}')")).df()
     finally:
         con.close()
@@ -147,8 +145,12 @@ def check_snapshots(settings: Settings, expected_newest: date | None = None, *,
             transaction); default a new one.
 
     Raises:
-        MissingTableError: a local snapshot file does not exist.
+        MissingTableError: the schema does not exist (before ``db init``), or a local snapshot
+            file does not exist.
+        DamagedStateError: a local snapshot file is not readable parquet of its table.
     """
+    if conn is None:
+        require_tables(get_engine(settings), *PLATFORM_SOURCE.values())
     report = QualityReport()
     absent = _absent_domains(settings, conn)
     for name, prof in _profiles(settings, folder, conn).items():
@@ -218,9 +220,7 @@ def newest_snapshot(settings: Settings) -> date:
         with get_engine(settings).connect() as conn:
             newest = conn.exec_driver_sql(sql.format("customer_user_features")).scalar()
     else:
-        path = settings.offline_dir / "customer_user_features.parquet"
-        if not path.exists():
-            raise MissingTableError(f"snapshot file {path} does not exist; run `ownlens-ml features build`")
+        path = snapshot_file(settings.offline_dir / "customer_user_features.parquet")
         newest = duckdb.sql(sql.format(f"read_parquet('{path}')")).fetchall()[0][0]
     if newest is None:
         raise MissingTableError("customer_user_features is empty; run `ownlens-ml features build`")
@@ -238,9 +238,7 @@ def snapshot_span(settings: Settings, start: datetime, end: datetime) -> tuple[d
         with get_engine(settings).connect() as conn:
             first, last, rows = conn.exec_driver_sql(sql.format(source="customer_user_features")).one()
     else:
-        path = settings.offline_dir / "customer_user_features.parquet"
-        if not path.exists():
-            raise MissingTableError(f"snapshot file {path} does not exist; run `ownlens-ml features build`")
+        path = snapshot_file(settings.offline_dir / "customer_user_features.parquet")
         with duckdb.connect() as con:
             first, last, rows = con.sql(sql.format(source=f"read_parquet('{path}')")).fetchall()[0]
     return first, last, int(rows or 0)

@@ -62,18 +62,23 @@ def redis_client(settings: Settings, timeout: float | None = None) -> redis.Redi
         else:
             client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=timeout or 2, **bounded)
         client.ping()
-    except (*CLIENT_ERRORS, OSError) as exc:
+    except (*CLIENT_ERRORS, redis.ResponseError, OSError) as exc:
         raise unavailable(settings, exc) from None
     return client
 
 
-def unavailable(settings: Settings, exc: Exception) -> RedisUnavailableError:
-    """The one-line error naming the Redis host and port (the cluster's startup nodes)."""
+def unavailable(settings: Settings, exc: Exception) -> RedisUnavailableError | ConfigError:
+    """The one-line error naming the Redis host and port (or, for a database number the server
+    does not have, the variable that names it)."""
     reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     if settings.is_cluster:
         return RedisUnavailableError(f"Redis Cluster at {settings.redis_cluster_nodes} is unreachable ({reason}); "
                                      "start it or set OWNLENS_REDIS_CLUSTER_NODES")
     parts = urlsplit(settings.redis_url)
+    if isinstance(exc, redis.ResponseError) and "DB index" in str(exc):
+        return ConfigError(f"OWNLENS_REDIS_URL names database {(parts.path or '/0').lstrip('/')}, which the Redis at "
+                           f"{parts.hostname or '127.0.0.1'}:{parts.port or 6379} does not have ({exc}); "
+                           "use a database number it has (0-15 by default)")
     return RedisUnavailableError(
         f"Redis at {parts.hostname or '127.0.0.1'}:{parts.port or 6379} is unreachable ({reason}); "
         "start it or set OWNLENS_REDIS_URL")

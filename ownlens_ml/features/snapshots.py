@@ -27,8 +27,9 @@ from sqlalchemy import Engine, text
 
 from ownlens_ml.db import get_engine, job_lock, require_tables
 from ownlens_ml.db.schema import FEATURE_TABLES, Table, customer_user_segments
-from ownlens_ml.errors import EmptyWindowError, StateFolderError, ValidationError
+from ownlens_ml.errors import DamagedStateError, EmptyWindowError, MissingTableError, StateFolderError, ValidationError
 from ownlens_ml.features.quality import QualityReport, check_snapshots
+from ownlens_ml.features.snapshot_files import snapshot_file
 from ownlens_ml.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -370,7 +371,8 @@ def build_snapshots(settings: Settings, start: date | None = None, end: date | N
             failure leaves the previous snapshots exactly as they were.
 
     Raises:
-        ValidationError: ``end`` is before ``start``.
+        ValidationError: ``end`` is before ``start``, or the range reaches before the first
+            event's day or after the day after the last event (those snapshots summarise nothing).
         EmptyWindowError: there are no events to build from in the range.
         MissingTableError: the platform tables do not exist.
         DataQualityError: ``check`` found problems; nothing was written.
@@ -378,19 +380,26 @@ def build_snapshots(settings: Settings, start: date | None = None, end: date | N
     """
     engine = get_engine(settings)
     require_tables(engine, "users", "sessions", "events", "articles", "authors")
-    if start is None or end is None:
-        first, last = default_range(engine)
-        start, end = start or first, end or last
+    first_day, last_day = default_range(engine)
+    start, end = start or first_day, end or last_day
     if end < start:
         raise ValidationError(f"snapshot range ends ({end}) before it starts ({start}); swap --start and --end")
-    day0 = datetime.combine(start, datetime.min.time(), timezone.utc)
-    first, last, inside = _event_span(engine, day0 - timedelta(days=HISTORY_DAYS + 1),
-                                      datetime.combine(end, datetime.min.time(), timezone.utc))
+    first, last, inside = None, None, False
+    if first_day - timedelta(days=1) <= end and start <= last_day:
+        if start < first_day - timedelta(days=1) or end > last_day:
+            # days before the first event's or after the day after the last summarise nothing (all zeros)
+            raise ValidationError(
+                f"snapshot range {start}..{end} reaches outside the data: the events give snapshot days "
+                f"{first_day - timedelta(days=1)}..{last_day}; choose days inside it (omit --start and --end for all "
+                "of it)")
+        day0 = datetime.combine(start, datetime.min.time(), timezone.utc)
+        first, last, inside = _event_span(engine, day0 - timedelta(days=HISTORY_DAYS + 1),
+                                          datetime.combine(end, datetime.min.time(), timezone.utc))
     if not inside:
-        span = (f"events span {pd.Timestamp(first):%Y-%m-%d}..{pd.Timestamp(last):%Y-%m-%d}"
-                if first is not None else "the events table is empty")
-        raise EmptyWindowError(f"no events in the {HISTORY_DAYS} days before or during {start}..{end} ({span}); "
-                               "choose a range inside the data, or import or generate events first")
+        first, last = first or first_day - timedelta(days=1), last or last_day - timedelta(days=1)
+        raise EmptyWindowError(f"no events in the {HISTORY_DAYS} days before or during {start}..{end} (events span "
+                               f"{pd.Timestamp(first):%Y-%m-%d}..{pd.Timestamp(last):%Y-%m-%d}); choose a range "
+                               "inside the data, or import or generate events first")
     with engine.connect() as conn:
         max_category = conn.execute(text("SELECT MAX(category_id) FROM categories")).scalar() or 0
     if max_category > 62:
@@ -514,10 +523,11 @@ def _alive(pid: int) -> bool:
 
 
 def _ensure_segments_file(settings: Settings) -> None:
-    """An empty ``customer_user_segments`` file until the segmentation model writes one: every
-    source's file must exist for a plain ``feast materialize`` of all views (PostgreSQL has the table)."""
+    """An empty ``customer_user_segments`` file until the segmentation model writes one (or in place
+    of a damaged one): every source's file must exist for a plain ``feast materialize`` of all views
+    (PostgreSQL has the table)."""
     path = settings.offline_dir / f"{customer_user_segments.name}.parquet"
-    if not path.exists():
+    if not _readable(path):
         # microsecond timestamps and a string column, as the written file has: Spark refuses
         # parquet TIMESTAMP(NANOS) and an all-null column's type
         pd.DataFrame({"user_id": pd.Series(dtype="int64"), "event_timestamp": pd.Series(dtype="datetime64[us, UTC]"),
@@ -525,11 +535,23 @@ def _ensure_segments_file(settings: Settings) -> None:
                       }).to_parquet(path, index=False)
 
 
+def _readable(path: Path) -> bool:
+    """Whether the current snapshot ``path`` holds rows to keep: a damaged file is rebuilt from the events."""
+    try:
+        snapshot_file(path)
+    except MissingTableError:
+        return False
+    except DamagedStateError as exc:
+        log.warning("%s; replacing it with the rows of this build", str(exc).split("; run")[0])
+        return False
+    return True
+
+
 def _rewrite_parquet(con: duckdb.DuckDBPyConnection, path: Path, out: Path, part: _Part) -> int:
     """Write to ``out`` the rows of ``path`` outside [part.lo, part.hi) plus the fresh rows."""
     con.execute(f"CREATE OR REPLACE TEMP TABLE fresh AS {part.sql}")
     kept = "SELECT * FROM fresh"
-    if path.exists():
+    if _readable(path):
         kept = (f"SELECT * FROM read_parquet('{path}') "
                 f"WHERE event_timestamp < CAST('{part.lo.isoformat()}' AS TIMESTAMPTZ) "
                 f"OR event_timestamp >= CAST('{part.hi.isoformat()}' AS TIMESTAMPTZ) "

@@ -23,9 +23,16 @@ import pandas as pd
 from feast import FeatureService
 
 from ownlens_ml import clock
-from ownlens_ml.errors import EmptyWindowError, MissingTableError, NotMaterializedError, ValidationError
+from ownlens_ml.errors import (
+    DamagedStateError,
+    EmptyWindowError,
+    MissingTableError,
+    NotMaterializedError,
+    ValidationError,
+)
 from ownlens_ml.features import historical, online
 from ownlens_ml.features.feast_store import (  # noqa: F401 (re-exported: the package's feature API)
+    discard_damaged,
     feast_errors,
     feature_names,
     feature_service,
@@ -35,6 +42,7 @@ from ownlens_ml.features.feast_store import (  # noqa: F401 (re-exported: the pa
     service_views,
 )
 from ownlens_ml.features.materializer import materialize_redis
+from ownlens_ml.features.snapshot_files import snapshot_file
 from ownlens_ml.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -76,18 +84,27 @@ def apply_repo(settings: Settings) -> list[str]:
     Returns:
         Names of the feature services now registered.
 
+    A registry or local online store that cannot be read (damaged) is removed and rebuilt.
+
     Raises:
         StateFolderError: the state folder cannot be written.
         DatabaseUnavailableError: the production database cannot be reached.
     """
     from feast.repo_operations import parse_repo
 
-    store = feature_store(settings, create=True)
     with _repo_imports(settings.feature_repo, settings), feast_errors(settings, "features apply"):
         repo = parse_repo(settings.feature_repo)
-        objects = [*repo.entities, *repo.data_sources, *repo.feature_views,
-                   *repo.on_demand_feature_views, *repo.feature_services]
-        store.apply(objects)
+    objects = [*repo.entities, *repo.data_sources, *repo.feature_views,
+               *repo.on_demand_feature_views, *repo.feature_services]
+    for attempt in (1, 2):
+        try:
+            with _repo_imports(settings.feature_repo, settings), feast_errors(settings, "features apply"):
+                feature_store(settings, create=True).apply(objects)
+            break
+        except DamagedStateError:
+            if attempt == 2:
+                raise
+            log.warning("features apply: rebuilding damaged %s", ", ".join(discard_damaged(settings)) or "state")
     online.forget_plans()
     return sorted(fs.name for fs in repo.feature_services)
 
@@ -325,8 +342,9 @@ INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
 def _require_sources(settings: Settings, service: FeatureService) -> None:
-    """Every snapshot the service reads must exist: locally its parquet file (DuckDB would say
-    "No files found"), in production rows in its table (else every feature is silently null)."""
+    """Every snapshot the service reads must exist: locally its parquet file, readable and of its
+    table (DuckDB would say "No files found", "No magic bytes"), in production rows in its table
+    (else every feature is silently null)."""
     sources = {getattr(view, "batch_source", None) for view in service_views(feature_store(settings), service)}
     for source in sources - {None}:
         if settings.is_production:
@@ -340,8 +358,8 @@ def _require_sources(settings: Settings, service: FeatureService) -> None:
             with get_engine(settings).connect() as conn:
                 if not conn.execute(text(f"SELECT EXISTS (SELECT 1 FROM {table})")).scalar():
                     raise MissingTableError(f"snapshot table {table} is empty; run `ownlens-ml features build`")
-        elif getattr(source, "path", None) and not Path(source.path).exists():
-            raise MissingTableError(f"snapshot file {source.path} does not exist; run `ownlens-ml features build`")
+        elif getattr(source, "path", None):
+            snapshot_file(Path(source.path))
 
 
 def _as_rows(columns: dict[str, list]) -> list[dict]:
@@ -380,12 +398,18 @@ def materialize(settings: Settings, start: datetime, end: datetime, engine: str 
         ValidationError: ``start`` is after ``end``.
         FeatureStoreStateError: the repository is not applied to this state folder, or the
             local online store file is missing.
+        DamagedStateError: a local source file is not readable parquet of its table.
         EmptyWindowError: no snapshot is stamped in the window.
     """
     if start > end:
         raise ValidationError(f"materialization window starts ({start:%Y-%m-%d %H:%M}) after it ends "
                               f"({end:%Y-%m-%d %H:%M}); swap --start and --end")
-    require_applied(settings, online=True)
+    store = require_applied(settings, online=True)
+    if not settings.is_production:  # every source file Feast will read, not only the checked snapshots
+        with feast_errors(settings, "features materialize"):
+            paths = {getattr(view.batch_source, "path", None) for view in store.list_feature_views()}
+        for path in sorted(paths - {None}):
+            snapshot_file(Path(path))
     from ownlens_ml.features.quality import snapshot_span
 
     first, last, rows = snapshot_span(settings, start, end)

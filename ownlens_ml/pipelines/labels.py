@@ -47,7 +47,7 @@ def read_labels(settings: Settings, path: Path, spec: ModelSpec) -> pd.DataFrame
                               f"columns {', '.join(wanted)}")
     frame = _read(path)
     if frame.raw.empty:
-        raise ValidationError(f"{path}: no label rows")
+        raise ValidationError(f"{path}: no label rows; add one row per entity and label time")
     problems = _Problems(frame, LISTED)
     out = {}
     for key in spec.entity_key:

@@ -403,7 +403,7 @@ def train(settings: Settings, name: str, as_of: datetime | None = None, *, promo
     if labels_file is not None:
         if not kind.supervised:
             raise ModelValidationError(f"{spec.name} is a {kind.name} model: it learns without labels, "
-                                       "so --labels does not apply")
+                                       "so --labels does not apply; train it without --labels")
         labels = read_labels(settings, labels_file, spec)
     run_id = registry.start_run(settings, spec.name, {"as_of": as_of.isoformat() if as_of else None,
                                                       "labels_file": str(labels_file) if labels_file else None})

@@ -116,7 +116,8 @@ class Recommender:
         cut = int(pd.Timestamp(as_of).timestamp())
         reads = reads[reads["last_at"].to_numpy() < cut]
         if reads.empty:
-            raise ValidationError(f"no reads before {as_of} to train the recommender on")
+            raise ValidationError(f"no reads before {as_of} to train the recommender on; "
+                                  "choose a later --as-of, or import page views")
         users, u = np.unique(reads["user_id"].to_numpy(np.int64), return_inverse=True)
         items, i = np.unique(reads["article_id"].to_numpy(np.int64), return_inverse=True)
         matrix = sp.csr_matrix((confidence(reads["seconds"].to_numpy(), p), (u, i)), shape=(len(users), len(items)),

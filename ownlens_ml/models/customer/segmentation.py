@@ -29,7 +29,7 @@ from ownlens_ml.evaluation.oracle import oracle
 from ownlens_ml.evaluation.report import Evaluation
 from ownlens_ml.models.baselines import feature_matrix
 from ownlens_ml.models.customer.labels import HISTORY_DAYS, visit_days
-from ownlens_ml.models.spec import ModelSpec, Trained, TrainContext
+from ownlens_ml.models.spec import ModelSpec, Trained, TrainContext, as_utc
 from ownlens_ml.settings import Settings
 
 if TYPE_CHECKING:
@@ -239,7 +239,7 @@ def segment_time(visits: pd.DataFrame, as_of) -> pd.Timestamp:
     data_end = visits["day"].max() + pd.Timedelta(days=1)
     if as_of is None:
         return data_end
-    return min(pd.Timestamp(as_of).tz_convert("UTC").floor("D"), data_end)
+    return min(as_utc(as_of).floor("D"), data_end)
 
 
 def segment_readers(settings: Settings, as_of=None, active_days: int | None = HISTORY_DAYS) -> pd.DataFrame:
@@ -258,7 +258,8 @@ def segment_readers(settings: Settings, as_of=None, active_days: int | None = HI
         seen &= visits["day"] >= t - pd.Timedelta(days=active_days)
     users = np.sort(visits.loc[seen, "user_id"].unique())
     if len(users) == 0:
-        raise EmptyWindowError(f"segmentation: no reader visited in the {active_days} days before {t.date()}")
+        raise EmptyWindowError(f"segmentation: no reader visited in the {active_days} days before {t.date()}; "
+                              "choose a later --as-of")
     # one timestamp unit whatever ``as_of`` was parsed from, so a rebuilt frame fingerprints the same
     stamps = pd.Series(t, index=range(len(users))).astype("datetime64[ns, UTC]")
     return pd.DataFrame({"user_id": users.astype("int64"), "event_timestamp": stamps})

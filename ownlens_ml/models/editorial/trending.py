@@ -124,7 +124,7 @@ def series_from_hourly(hourly: pd.DataFrame, categories: dict[int, str] | None =
     seconds) gives each series its share of the article supply (see ``supply``).
     """
     if hourly.empty:
-        raise EmptyWindowError("no hourly reads to look for trends in")
+        raise EmptyWindowError("no hourly reads to look for trends in; import or generate page views first")
     hours = np.arange(hourly["hour"].min(), hourly["hour"].max() + 1)
     brands = np.sort(hourly["brand_id"].unique())
     cats = np.sort(hourly["category_id"].unique())
