@@ -264,7 +264,7 @@ def test_a_file_gone_while_an_earlier_one_loads_is_refused_naming_what_was_commi
     finally:
         logger.removeHandler(handler)
         logger.setLevel(level)
-    assert f"{second}: no such file; committed before it (each file is all-or-nothing): {first} (2 rows)" in str(
+    assert f"{second}: no such file; check the path; committed before it (each file is all-or-nothing): {first} (2 rows)" in str(
         refused.value)
     assert _count(any_settings, "categories") == 5  # 3 + a.csv's two, as the message says
 
