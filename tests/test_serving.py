@@ -567,17 +567,19 @@ def test_schemathesis_finds_no_server_error(platform):
 # --- a real uvicorn process -----------------------------------------------------------------
 
 
-def serve(settings: Settings, port: int, **env: str) -> subprocess.Popen:
+def serve(settings: Settings, port: int, *options: str, **env: str) -> subprocess.Popen:
     import os
     import sys
     from pathlib import Path
 
-    variables = os.environ | {
+    # a fresh shell's environment: not the variables importing Feast set in this test process
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("PROMETHEUS_MULTIPROC")}
+    variables = inherited | {
         "OWNLENS_HOME": str(settings.home), "OWNLENS_DATABASE_URL": settings.database_url,
         "OWNLENS_REDIS_URL": settings.redis_url, "OWNLENS_FEAST_PROJECT": settings.project,
         "OWNLENS_SERVE_CHECK_SECONDS": "0.5"} | env
     cli = str(Path(sys.executable).with_name("ownlens-ml"))
-    return subprocess.Popen([cli, "--profile", "production", "serve", "--port", str(port)], env=variables,
+    return subprocess.Popen([cli, "--profile", "production", "serve", "--port", str(port), *options], env=variables,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -653,6 +655,116 @@ def test_sigterm_finishes_requests_in_flight_and_flushes_the_log(own_redis, user
     rows = logged(settings, f"entity_id = {marker} AND source = 'online' AND predicted_at >= '{started.isoformat()}'", 1,
                   timeout=0)
     assert len(rows) == 1 and rows[0]["score"] == answer["response"].json()["predictions"][0]["score"]
+
+
+def stop(process: subprocess.Popen) -> str:
+    """SIGTERM a serve process and wait for it; its stderr."""
+    import signal
+
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+    try:
+        return process.communicate(timeout=30)[1]
+    except subprocess.TimeoutExpired:
+        process.kill()
+        return process.communicate()[1]
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_metrics_of_a_real_serve_process_hold_the_requests(platform, users, workers):
+    """Importing Feast sets PROMETHEUS_MULTIPROC_DIR: /metrics must still read where the values live."""
+    import re
+
+    import httpx
+
+    from serving_platform import free_port
+
+    port = free_port()
+    process = serve(platform, port, "--workers", str(workers))
+    try:
+        wait_for(port, "/readyz", 200, timeout=120)
+        for _ in range(3 * workers):  # every worker (likely) answers one
+            assert httpx.post(f"http://127.0.0.1:{port}/v1/predict/churn", json={"ids": users[:2]}).status_code == 200
+        metrics = httpx.get(f"http://127.0.0.1:{port}/metrics")
+    finally:
+        stderr = stop(process)
+    assert metrics.status_code == 200 and metrics.text, stderr
+    counted = re.findall(r'^ownlens_http_requests_total\{endpoint="predict",status="200"\} (\S+)$', metrics.text, re.M)
+    assert counted and float(counted[0]) == 3 * workers, metrics.text[:2000]
+    assert re.search(r'^ownlens_model_version_loaded\{model="churn"\} [1-9]', metrics.text, re.M)
+    assert re.search(r"^ownlens_gc_frozen_objects(\{[^}]*\})? [1-9]", metrics.text, re.M)
+
+
+@pytest.mark.browser
+def test_docs_render_the_operations_offline_in_headless_chromium(platform, tmp_path):
+    """Swagger UI's script and styles come from the package: the page renders with no network."""
+    import shutil
+
+    import httpx
+
+    from serving_platform import free_port
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert chromium, "the browser test needs Chromium: apt-get install -y chromium"
+    port = free_port()
+    process = serve(platform, port)
+    try:
+        wait_for(port, "/healthz", 200, timeout=120)
+        page = httpx.get(f"http://127.0.0.1:{port}/docs").text
+        dom = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                              "--disable-component-update", "--disable-sync", "--no-first-run",
+                              f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=20000",
+                              "--dump-dom", f"http://127.0.0.1:{port}/docs"],
+                             capture_output=True, text=True, timeout=120).stdout
+    finally:
+        stop(process)
+    assert "http" not in page.replace(f"http://127.0.0.1:{port}", "").split("<body>")[0].lower().replace(
+        "http-equiv", ""), page  # no asset from elsewhere
+    assert "/docs/assets/swagger-ui-bundle.js" in page
+    for path in ("/v1/predict/{model}", "/v1/recommendations/{user_id}", "/healthz", "/metrics"):
+        assert f'data-path="{path}"' in dom, dom[:3000]
+    assert "OwnLens ML prediction service" in dom
+
+
+def test_a_paused_redis_holds_threads_not_the_event_loop(own_redis, users):
+    """Concurrent requests against a Redis that accepts and never answers: each waits in its own
+    thread for its own timeout and gets 503, while /healthz answers before any of them."""
+    import httpx
+
+    from serving_platform import free_port
+
+    server, settings = own_redis
+    port = free_port()
+    process = serve(settings, port, OWNLENS_SERVE_REDIS_TIMEOUT="1")
+    order, answers = [], {}
+    lock = threading.Lock()
+
+    def ask(name: str, method: str, path: str, **kwargs) -> None:
+        response = httpx.request(method, f"http://127.0.0.1:{port}{path}", timeout=60, **kwargs)
+        with lock:
+            order.append(name)
+            answers[name] = response
+
+    try:
+        wait_for(port, "/readyz", 200, timeout=120)
+        subprocess.run(["kill", "-STOP", str(server.pid)], check=True)
+        calls = [threading.Thread(target=ask, args=(f"predict{i}", "POST", "/v1/predict/churn"),
+                                  kwargs={"json": {"ids": users[:2]}}) for i in range(8)]
+        for call in calls:
+            call.start()
+        time.sleep(0.3)  # the requests reach the server and wait on Redis
+        ask("healthz", "GET", "/healthz")
+        for call in calls:
+            call.join(timeout=60)
+        subprocess.run(["kill", "-CONT", str(server.pid)], check=True)
+        after = httpx.post(f"http://127.0.0.1:{port}/v1/predict/churn", json={"ids": users[:2]}, timeout=10)
+    finally:
+        subprocess.run(["kill", "-CONT", str(server.pid)], check=False)
+        stop(process)
+    assert order[0] == "healthz" and answers["healthz"].status_code == 200, order
+    assert {name: r.status_code for name, r in answers.items() if name != "healthz"} == \
+        {f"predict{i}": 503 for i in range(8)}
+    assert after.status_code == 200
 
 
 # --- batch scoring --------------------------------------------------------------------------

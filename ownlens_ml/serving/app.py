@@ -737,12 +737,13 @@ def check_bind(host: str, port: int) -> None:
 def run(settings: Settings, host: str, port: int, workers: int = 1) -> None:
     """Serve until SIGTERM/SIGINT: uvicorn finishes the requests in flight, then the log is flushed.
 
+    With several workers, ``metrics_folder.choose_metrics_folder`` must have run before this
+    module was imported (the ``serve`` command does), so that /metrics sums every worker.
+
     Raises:
         ConfigError: a bad ``OWNLENS_SERVE_*`` value, or ``host:port`` cannot be listened on
             (checked before anything is loaded).
     """
-    import tempfile
-
     import uvicorn
 
     serve_options(os.environ)
@@ -751,8 +752,5 @@ def run(settings: Settings, host: str, port: int, workers: int = 1) -> None:
     os.environ.update({"OWNLENS_PROFILE": settings.profile, "OWNLENS_HOME": str(settings.home),
                        "OWNLENS_DATABASE_URL": settings.database_url, "OWNLENS_REDIS_URL": settings.redis_url,
                        "OWNLENS_FEATURE_REPO": str(settings.feature_repo), "OWNLENS_FEAST_PROJECT": settings.project})
-    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        # set before the workers import prometheus_client, so /metrics sums every worker
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="ownlens-metrics-")
     uvicorn.run("ownlens_ml.serving.app:app_from_env", factory=True, host=host, port=port, workers=workers,
                 access_log=False, log_level="info")
