@@ -208,6 +208,32 @@ def test_the_direct_predict_call_declares_its_c_signature_and_holds_its_booster(
     assert np.array_equal(dense(x), final.get_booster().inplace_predict(x, missing=final.missing))
 
 
+def test_frozen_objects_stay_bounded_over_50_champion_changes(platform):
+    """Each load undoes the previous gc.freeze and collects first: what a replaced version left in
+    reference cycles does not pile up, and the gauge says how many objects are frozen."""
+    from ownlens_ml.serving.app import Serving
+
+    champion, model = registry.load_model(platform, "churn", "champion")
+    run = registry.start_run(platform, "churn", {})
+    fields = {f: getattr(champion, f) for f in ("feature_service", "feature_service_hash", "training_set_fingerprint",
+                                                "window_start", "window_end", "params", "metrics")}
+    other = registry.register(platform, run, model_name="churn", task="binary", estimator=model, **fields).version
+    serving = Serving(platform, check_every=3600)  # refreshed by hand below
+    serving.start()
+    counts = []
+    try:
+        for change in range(50):
+            registry.promote(platform, "churn", other if change % 2 == 0 else champion.version)
+            serving._refresh()
+            assert serving.predictors["churn"].version.version == (other if change % 2 == 0 else champion.version)
+            counts.append(gc.get_freeze_count())
+            assert sample("ownlens_gc_frozen_objects") == counts[-1]
+    finally:
+        serving.close()
+        registry.promote(platform, "churn", champion.version)
+    assert max(counts[10:]) <= counts[9] * 1.01, counts
+
+
 # --- HTTP ------------------------------------------------------------------------------------
 
 
