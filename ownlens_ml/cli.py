@@ -517,6 +517,9 @@ def serve(
     workers: Annotated[int, typer.Option(min=1, max=64, help="Worker processes.")] = 1,
 ) -> None:
     """Serve online predictions over HTTP (OpenAPI at /docs) until SIGTERM or Ctrl-C."""
+    from ownlens_ml.serving.metrics_folder import choose_metrics_folder
+
+    choose_metrics_folder(workers)  # before prometheus_client is imported
     from ownlens_ml.serving.app import run
 
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # uvicorn's own handling: finish in-flight requests, re-raise

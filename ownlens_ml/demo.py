@@ -167,8 +167,10 @@ def _serve_once(settings: Settings, console: Console) -> None:
     if status == 200:
         top = ranked
         route = "fallback (popularity-recency)" if top["fallback"] else "personalised"
+        source = "recent reads" if top["version"] is None else f"recommendation v{top['version']}"
+        champion = "" if top["champion"] else ", no champion yet"
         console.print(f"   GET /v1/recommendations/1?k=5: {[a['article_id'] for a in top['articles']]} ({route}) "
-                      f"from recommendation v{top['version']}")
+                      f"from {source}{champion}")
     else:
         console.print(f"   GET /v1/recommendations/1?k=5: {status} {ranked['detail']}")
     console.print("   service stopped; its answers are in ml_model_predictions")

@@ -14,6 +14,7 @@ import dataclasses
 import hashlib
 import os
 import shutil
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -66,6 +67,24 @@ class Case:
 
 
 # --- states the cases prepare -----------------------------------------------------------
+
+
+FIELDS: dict[str, str] = {}
+"""Values a case's ``prepare`` puts into its arguments (``{port}``), besides ``{tmp}``."""
+_LISTENERS: list[socket.socket] = []
+
+
+def _port_in_use(settings: Settings, tmp: Path) -> Settings:
+    listener = socket.create_server(("127.0.0.1", 0))
+    _LISTENERS.append(listener)
+    FIELDS["port"] = str(listener.getsockname()[1])
+    return settings
+
+
+def _free_the_port(settings: Settings) -> None:
+    while _LISTENERS:
+        _LISTENERS.pop().close()
+    FIELDS.pop("port", None)
 
 
 def _reapply(settings: Settings, tmp: Path) -> Settings:
@@ -454,6 +473,16 @@ CASES = [
     Case("segments-write-version-beyond-int64", ("segments", "write", "--version", str(2**63)), ("--version",),
          LOCAL, exit_code=2),
     Case("segments-show-id-beyond-int64", ("segments", "show", str(2**64)), (str(2**63 - 1),), LOCAL, exit_code=2),
+    # serve: checked before any model is loaded
+    Case("serve-port-in-use", ("serve", "--port", "{port}"), ("ConfigError", "Address already in use", "--port"),
+         prepare=_port_in_use, cleanup=_free_the_port),
+    Case("serve-host-not-an-address", ("serve", "--host", "not an address"), ("ConfigError", "--host",
+                                                                             "not an address to listen on")),
+    *(Case(f"serve-{name}-{value}", ("serve",), ("ConfigError", f"{variable}={value!r}", accepted),
+           LOCAL, env={variable: value})
+      for variable, name, accepted in (("OWNLENS_SERVE_CHECK_SECONDS", "check-seconds", "from 0.1 to 3600"),
+                                       ("OWNLENS_SERVE_REDIS_TIMEOUT", "redis-timeout", "from 0.01 to 60"))
+      for value in ("abc", "0", "-5")),
 ]
 PARAMS = [pytest.param(case, profile, id=f"{case.id}[{profile}]") for case in CASES for profile in case.profiles]
 
@@ -551,7 +580,7 @@ def run_cli(settings: Settings, case: Case, tmp: Path) -> subprocess.CompletedPr
             "OWNLENS_DATABASE_URL": settings.database_url, "OWNLENS_REDIS_URL": settings.redis_url,
             "OWNLENS_FEAST_PROJECT": settings.project, "COLUMNS": "250"}
     env |= {k: v.format(tmp=tmp) for k, v in case.env.items()}
-    command = [CLI, *(a.format(tmp=tmp) for a in case.args)]
+    command = [CLI, *(a.format(tmp=tmp, **FIELDS) for a in case.args)]
     if case.read_only and os.geteuid() == 0:  # root writes anywhere: a read-only bind mount, private to this process
         command = ["unshare", "-m", "sh", "-c",
                    'mount --bind "$0" "$0" && mount -o remount,ro,bind "$0" && shift && exec "$@"',

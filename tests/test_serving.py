@@ -169,6 +169,71 @@ def test_champion_moves_are_followed_without_a_stall(platform, users):
     assert slowest[0] < 0.5, slowest  # a load happens beside the calls, never inside one
 
 
+@pytest.mark.parametrize("broken", ["build", "call", "inplace"])
+def test_a_failing_booster_probe_falls_back_with_one_warning(platform, users, monkeypatch, caplog, broken):
+    """An XGBoost release that changed what the shortcut relies on (a config schema, the C call):
+    the direct call falls back to inplace_predict, that to the pipeline; scores stay the pipeline's."""
+    import xgboost
+
+    from ownlens_ml.pipelines import inference
+
+    def fail(*args, **kwargs):
+        raise KeyError("iteration_begin")  # e.g. a booster config without the keys the shortcut reads
+
+    monkeypatch.setattr(inference._DensePredictor, "__init__" if broken == "build" else "__call__", fail)
+    if broken == "inplace":
+        monkeypatch.setattr(inference._DensePredictor, "__init__", fail)
+        monkeypatch.setattr(xgboost.Booster, "copy", fail)  # the shortcut's single-thread booster
+    with caplog.at_level("WARNING", logger="ownlens_ml.pipelines.inference"):
+        scorer = inference.load_scorer(platform, "churn")
+    warnings = [r.getMessage() for r in caplog.records if "failed its probe" in r.getMessage()]
+    assert len(warnings) == (2 if broken == "inplace" else 1), warnings
+    assert "KeyError" in warnings[0] and "using inplace_predict" in warnings[0]
+    assert (scorer.booster is None) == (broken == "inplace")
+    frame = store.online_features(platform, "churn_v1", {"user_id": users}).frame
+    assert np.array_equal(scorer.score_frame(frame), pipeline_scores(platform, frame[scorer.features].to_dict("records")))
+
+
+def test_the_direct_predict_call_declares_its_c_signature_and_holds_its_booster(platform):
+    import ctypes
+
+    from ownlens_ml.pipelines import inference
+
+    _, model = registry.load_model(platform, "churn", "champion")
+    final = model.steps[-1][1]
+    dense = inference._DensePredictor(final.get_booster().copy(), (0, 0), final.missing)  # the only reference
+    gc.collect()
+    assert len(dense._call.argtypes) == 7 and dense._call.restype is ctypes.c_int
+    x = inference._probe_rows(len(model.feature_names_in_))
+    assert np.array_equal(dense(x), final.get_booster().inplace_predict(x, missing=final.missing))
+
+
+def test_frozen_objects_stay_bounded_over_50_champion_changes(platform):
+    """Each load undoes the previous gc.freeze and collects first: what a replaced version left in
+    reference cycles does not pile up, and the gauge says how many objects are frozen."""
+    from ownlens_ml.serving.app import Serving
+
+    champion, model = registry.load_model(platform, "churn", "champion")
+    run = registry.start_run(platform, "churn", {})
+    fields = {f: getattr(champion, f) for f in ("feature_service", "feature_service_hash", "training_set_fingerprint",
+                                                "window_start", "window_end", "params", "metrics")}
+    other = registry.register(platform, run, model_name="churn", task="binary", estimator=model, **fields).version
+    serving = Serving(platform, check_every=3600)  # refreshed by hand below
+    serving.start()
+    counts = []
+    try:
+        for change in range(50):
+            registry.promote(platform, "churn", other if change % 2 == 0 else champion.version)
+            serving._refresh()
+            assert serving.predictors["churn"].version.version == (other if change % 2 == 0 else champion.version)
+            counts.append(gc.get_freeze_count())
+            assert sample("ownlens_gc_frozen_objects") == counts[-1]
+    finally:
+        serving.close()
+        registry.promote(platform, "churn", champion.version)
+    assert max(counts[10:]) <= counts[9] * 1.01, counts
+
+
 # --- HTTP ------------------------------------------------------------------------------------
 
 
@@ -235,12 +300,27 @@ def test_http_in_process_and_log_agree(platform, client, users):
     ({"ids": list(range(1001))}, ["body", "ids"]),
     ({"entities": [{"article_id": 1}]}, ["body", "entities", 0]),
     ({"ids": [1], "extra": 2}, ["body", "extra"]),
+    ('{"ids": [NaN]}', ["body", "ids", 0]),
+    ('{"ids": [Infinity]}', ["body", "ids", 0]),
+    ('{"ids": [1e400]}', ["body", "ids", 0]),
+    ('{"entities": [{"user_id": -Infinity}]}', ["body", "entities", 0, "user_id"]),
+    ('{"ids": [1], "extra": {"deep": [NaN]}}', ["body", "extra"]),
+    (b'{"ids": [\xff]}', ["body", 9]),
+    ('{"ids": [1], "x": ' + "[" * 40 + "]" * 40 + "}", ["body", 0]),
+    ('{"ids": [1], "x": ' + "[" * 100_000 + "]" * 100_000 + "}", ["body", 0]),
 ])
 def test_bad_requests_are_422_naming_the_field(client, body, loc):
-    kwargs = {"content": body, "headers": {"content-type": "application/json"}} if isinstance(body, str) else {"json": body}
-    response = client.post("/v1/predict/churn", **kwargs)
-    assert response.status_code == 422, response.text
-    assert any(error["loc"] == loc for error in response.json()["detail"]), response.json()
+    raw = isinstance(body, (str, bytes))
+    kwargs = {"content": body, "headers": {"content-type": "application/json"}} if raw else {"json": body}
+    for model in ("churn", "chrun") if raw else ("churn",):  # an unknown model's path parses its body first too
+        response = client.post(f"/v1/predict/{model}", **kwargs)
+        assert response.status_code == 422, response.text
+        assert any(error["loc"] == loc for error in response.json()["detail"]), response.json()
+    if raw and ("NaN" in str(body) or "Inf" in str(body) or "e400" in str(body)):
+        assert any("not a finite number" in e["msg"] or e["loc"] == ["body", "extra"]
+                   for e in response.json()["detail"]), response.json()
+    if isinstance(body, bytes):
+        assert "not UTF-8" in response.json()["detail"][0]["ctx"]["error"]
 
 
 def test_unknown_model_is_404_listing_the_known_ones(client):
@@ -304,6 +384,40 @@ def test_every_tabular_model_is_served_and_scores_as_its_pipeline(platform, clie
     assert rows["score"].between(0, 15).all()  # log(1 + first-week page views)
 
 
+def test_recommendations_without_a_champion_are_the_flagged_fallback(platform, client):
+    """No version yet: the popularity-recency ranking of recent reads (version null); then a
+    challenger only: its popularity-recency ranking for every reader; never a 404."""
+    from ownlens_ml.models.customer.recommendation import recent_prior
+    from ownlens_ml.pipelines.training import train
+
+    assert not registry.list_versions(platform, "recommendation")
+    first = client.get(f"/v1/recommendations/{10**12}", params={"k": 5, "brand": 1})
+    assert first.status_code == 200, first.text
+    body = first.json()
+    assert body["fallback"] and body["version"] is None and body["champion"] is False
+    expected = recent_prior(platform).recommend(10**12, 5, brand_id=1, personal=False)
+    assert 0 < len(body["articles"]) <= 5
+    assert [a["article_id"] for a in body["articles"]] == expected.article_ids.tolist()
+
+    challenger = train(platform, "recommendation", promote=False).version
+    assert "champion" not in challenger.aliases
+    deadline = time.monotonic() + 20
+    while client.get("/v1/recommendations/1").json()["version"] != challenger.version:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    _, model = registry.load_model(platform, "recommendation", challenger.version)
+    reader = int(model.user_ids_[len(model.user_ids_) // 2])
+    answer = client.get(f"/v1/recommendations/{reader}", params={"k": 5, "brand": 1}).json()
+    assert answer["fallback"] and answer["champion"] is False and answer["version"] == challenger.version
+    online = store.online_features(platform, "recommendation_v1", {"user_id": [reader]}).frame.iloc[0]
+    history = [(int(online["last_article_id"]), int(online["last_engaged_seconds"] or 0))] \
+        if pd.notna(online["last_article_id"]) else None
+    direct = model.recommend(reader, 5, brand_id=1, history=history, personal=False)
+    assert direct.fallback and [a["article_id"] for a in answer["articles"]] == direct.article_ids.tolist()
+    unknown = client.get("/v1/recommendations/1", params={"brand": 999})
+    assert unknown.status_code == 404 and "no brand 999" in unknown.json()["detail"], unknown.text
+
+
 def test_recommendations_and_trending_are_served(platform, client):
     from ownlens_ml.pipelines.training import train
 
@@ -318,7 +432,7 @@ def test_recommendations_and_trending_are_served(platform, client):
     answer = client.get(f"/v1/recommendations/{reader}", params={"k": 5})
     assert answer.status_code == 200, answer.text
     body = answer.json()
-    assert not body["fallback"] and 0 < len(body["articles"]) <= 5
+    assert not body["fallback"] and body["champion"] and 0 < len(body["articles"]) <= 5
     online = store.online_features(platform, "recommendation_v1", {"user_id": [reader]}).frame.iloc[0]
     history = [(int(online["last_article_id"]), int(online["last_engaged_seconds"] or 0))] \
         if pd.notna(online["last_article_id"]) else None
@@ -338,6 +452,9 @@ def test_recommendations_and_trending_are_served(platform, client):
         assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == loc, bad.text
     trending = client.get("/v1/trending", params={"brand": 1})
     assert trending.status_code == 200 and trending.json()["version"] >= 1
+    for path in ("/v1/trending", "/v1/recommendations/1"):
+        unknown = client.get(path, params={"brand": 999})
+        assert unknown.status_code == 404 and "no brand 999; known brands: 1" in unknown.json()["detail"], unknown.text
     assert all(t["brand_id"] in (0, 1) for t in trending.json()["topics"])
 
 
@@ -477,17 +594,19 @@ def test_schemathesis_finds_no_server_error(platform):
 # --- a real uvicorn process -----------------------------------------------------------------
 
 
-def serve(settings: Settings, port: int, **env: str) -> subprocess.Popen:
+def serve(settings: Settings, port: int, *options: str, **env: str) -> subprocess.Popen:
     import os
     import sys
     from pathlib import Path
 
-    variables = os.environ | {
+    # a fresh shell's environment: not the variables importing Feast set in this test process
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("PROMETHEUS_MULTIPROC")}
+    variables = inherited | {
         "OWNLENS_HOME": str(settings.home), "OWNLENS_DATABASE_URL": settings.database_url,
         "OWNLENS_REDIS_URL": settings.redis_url, "OWNLENS_FEAST_PROJECT": settings.project,
         "OWNLENS_SERVE_CHECK_SECONDS": "0.5"} | env
     cli = str(Path(sys.executable).with_name("ownlens-ml"))
-    return subprocess.Popen([cli, "--profile", "production", "serve", "--port", str(port)], env=variables,
+    return subprocess.Popen([cli, "--profile", "production", "serve", "--port", str(port), *options], env=variables,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -563,6 +682,116 @@ def test_sigterm_finishes_requests_in_flight_and_flushes_the_log(own_redis, user
     rows = logged(settings, f"entity_id = {marker} AND source = 'online' AND predicted_at >= '{started.isoformat()}'", 1,
                   timeout=0)
     assert len(rows) == 1 and rows[0]["score"] == answer["response"].json()["predictions"][0]["score"]
+
+
+def stop(process: subprocess.Popen) -> str:
+    """SIGTERM a serve process and wait for it; its stderr."""
+    import signal
+
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+    try:
+        return process.communicate(timeout=30)[1]
+    except subprocess.TimeoutExpired:
+        process.kill()
+        return process.communicate()[1]
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_metrics_of_a_real_serve_process_hold_the_requests(platform, users, workers):
+    """Importing Feast sets PROMETHEUS_MULTIPROC_DIR: /metrics must still read where the values live."""
+    import re
+
+    import httpx
+
+    from serving_platform import free_port
+
+    port = free_port()
+    process = serve(platform, port, "--workers", str(workers))
+    try:
+        wait_for(port, "/readyz", 200, timeout=120)
+        for _ in range(3 * workers):  # every worker (likely) answers one
+            assert httpx.post(f"http://127.0.0.1:{port}/v1/predict/churn", json={"ids": users[:2]}).status_code == 200
+        metrics = httpx.get(f"http://127.0.0.1:{port}/metrics")
+    finally:
+        stderr = stop(process)
+    assert metrics.status_code == 200 and metrics.text, stderr
+    counted = re.findall(r'^ownlens_http_requests_total\{endpoint="predict",status="200"\} (\S+)$', metrics.text, re.M)
+    assert counted and float(counted[0]) == 3 * workers, metrics.text[:2000]
+    assert re.search(r'^ownlens_model_version_loaded\{model="churn"\} [1-9]', metrics.text, re.M)
+    assert re.search(r"^ownlens_gc_frozen_objects(\{[^}]*\})? [1-9]", metrics.text, re.M)
+
+
+@pytest.mark.browser
+def test_docs_render_the_operations_offline_in_headless_chromium(platform, tmp_path):
+    """Swagger UI's script and styles come from the package: the page renders with no network."""
+    import shutil
+
+    import httpx
+
+    from serving_platform import free_port
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert chromium, "the browser test needs Chromium: apt-get install -y chromium"
+    port = free_port()
+    process = serve(platform, port)
+    try:
+        wait_for(port, "/healthz", 200, timeout=120)
+        page = httpx.get(f"http://127.0.0.1:{port}/docs").text
+        dom = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                              "--disable-component-update", "--disable-sync", "--no-first-run",
+                              f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=20000",
+                              "--dump-dom", f"http://127.0.0.1:{port}/docs"],
+                             capture_output=True, text=True, timeout=120).stdout
+    finally:
+        stop(process)
+    assert "http" not in page.replace(f"http://127.0.0.1:{port}", "").split("<body>")[0].lower().replace(
+        "http-equiv", ""), page  # no asset from elsewhere
+    assert "/docs/assets/swagger-ui-bundle.js" in page
+    for path in ("/v1/predict/{model}", "/v1/recommendations/{user_id}", "/healthz", "/metrics"):
+        assert f'data-path="{path}"' in dom, dom[:3000]
+    assert "OwnLens ML prediction service" in dom
+
+
+def test_a_paused_redis_holds_threads_not_the_event_loop(own_redis, users):
+    """Concurrent requests against a Redis that accepts and never answers: each waits in its own
+    thread for its own timeout and gets 503, while /healthz answers before any of them."""
+    import httpx
+
+    from serving_platform import free_port
+
+    server, settings = own_redis
+    port = free_port()
+    process = serve(settings, port, OWNLENS_SERVE_REDIS_TIMEOUT="1")
+    order, answers = [], {}
+    lock = threading.Lock()
+
+    def ask(name: str, method: str, path: str, **kwargs) -> None:
+        response = httpx.request(method, f"http://127.0.0.1:{port}{path}", timeout=60, **kwargs)
+        with lock:
+            order.append(name)
+            answers[name] = response
+
+    try:
+        wait_for(port, "/readyz", 200, timeout=120)
+        subprocess.run(["kill", "-STOP", str(server.pid)], check=True)
+        calls = [threading.Thread(target=ask, args=(f"predict{i}", "POST", "/v1/predict/churn"),
+                                  kwargs={"json": {"ids": users[:2]}}) for i in range(8)]
+        for call in calls:
+            call.start()
+        time.sleep(0.3)  # the requests reach the server and wait on Redis
+        ask("healthz", "GET", "/healthz")
+        for call in calls:
+            call.join(timeout=60)
+        subprocess.run(["kill", "-CONT", str(server.pid)], check=True)
+        after = httpx.post(f"http://127.0.0.1:{port}/v1/predict/churn", json={"ids": users[:2]}, timeout=10)
+    finally:
+        subprocess.run(["kill", "-CONT", str(server.pid)], check=False)
+        stop(process)
+    assert order[0] == "healthz" and answers["healthz"].status_code == 200, order
+    assert {name: r.status_code for name, r in answers.items() if name != "healthz"} == \
+        {f"predict{i}": 503 for i in range(8)}
+    assert after.status_code == 200
 
 
 # --- batch scoring --------------------------------------------------------------------------

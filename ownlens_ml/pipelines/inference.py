@@ -6,8 +6,9 @@ signature), each feature's dtype from its Feast type (numbers as float64, the re
 object; never guessed from values) and, where the saved pipeline is a pass-through of
 numbers into an XGBoost binary classifier, the booster itself, so that a score is
 ``Booster.inplace_predict`` on a ready float matrix (for a few rows, the C function behind it
-called directly: ``_dense_predictor``). The shortcut is proved equal to the saved pipeline on
-probe rows at load time and dropped if it is not.
+called directly: ``_DensePredictor``). The shortcut is proved equal to the saved pipeline on
+probe rows at load time and dropped if it is not; one that fails its probe falls back to
+``inplace_predict``, then to the pipeline, with one warning.
 """
 
 from __future__ import annotations
@@ -116,15 +117,24 @@ def prepare(version: registry.ModelVersion, model: Any, service: FeatureService)
     numeric = [types[f] in NUMERIC_TYPES for f in features]
     predict = get_kind(version.task).predict
     scorer = Scorer(version, model, features, numeric, None, predict)
-    booster = _booster_shortcut(model, features) if all(numeric) else None
     probes = _probe_rows(len(features))
     expected = scorer._pipeline(pd.DataFrame(probes, columns=features))  # also warms the pipeline up
-    if booster is not None:
-        if np.array_equal(booster(probes).astype(np.float64), expected):
-            scorer = Scorer(version, model, features, numeric, lambda x: booster(x).astype(np.float64), predict)
-        else:
-            log.warning("%s: the booster shortcut differs from the pipeline on probe rows; using the pipeline",
-                        version.label)
+    for dense in (True, False):  # the direct C call, else inplace_predict, else the pipeline
+        try:
+            booster = _booster_shortcut(model, features, dense) if all(numeric) else None
+            if booster is None:
+                return scorer
+            same = np.array_equal(booster(probes).astype(np.float64), expected)
+        except Exception as exc:  # noqa: BLE001 - an XGBoost release that changed what the shortcut relies on
+            log.warning("%s: the %s shortcut failed its probe (%s: %s); %s", version.label,
+                        "direct C predict" if dense else "inplace_predict", type(exc).__name__, exc,
+                        "using inplace_predict" if dense else "using the pipeline")
+            continue
+        if same:
+            return Scorer(version, model, features, numeric, lambda x: booster(x).astype(np.float64), predict)
+        log.warning("%s: the booster shortcut differs from the pipeline on probe rows; using the pipeline",
+                    version.label)
+        return scorer
     return scorer
 
 
@@ -136,10 +146,10 @@ def _probe_rows(width: int) -> np.ndarray:
     return rows
 
 
-def _booster_shortcut(model: Any, features: list[str]) -> Callable[[np.ndarray], np.ndarray] | None:
+def _booster_shortcut(model: Any, features: list[str], dense: bool = True) -> Callable[[np.ndarray], np.ndarray] | None:
     """``Booster.inplace_predict`` when the pipeline passes every feature through, in order,
     to an XGBoost binary classifier or squared-error regressor; the same iteration range and
-    missing value it uses."""
+    missing value it uses. ``dense``: a few rows go through ``_DensePredictor``."""
     from sklearn.compose import ColumnTransformer
     from xgboost import XGBClassifier, XGBRegressor
 
@@ -163,7 +173,7 @@ def _booster_shortcut(model: Any, features: list[str]) -> Callable[[np.ndarray],
     best = getattr(final, "best_iteration", None)
     iterations = (0, best + 1) if best is not None else (0, 0)
     missing = final.missing
-    dense = _dense_predictor(single, iterations, missing)
+    dense = _DensePredictor(single, iterations, missing) if dense else None
 
     def shortcut(x: np.ndarray) -> np.ndarray:
         if len(x) <= SINGLE_THREAD_ROWS and dense is not None:
@@ -174,39 +184,48 @@ def _booster_shortcut(model: Any, features: list[str]) -> Callable[[np.ndarray],
     return shortcut
 
 
-def _dense_predictor(booster: Any, iterations: tuple[int, int], missing: float) -> Callable | None:
-    """``inplace_predict`` for a few float64 rows as one call into XGBoost's C library, or None.
+class _DensePredictor:
+    """``inplace_predict`` for a few float64 rows as one call into XGBoost's C library.
 
     ``Booster.inplace_predict`` spends about 80 of its 250 microseconds a row (600 trees) in
     Python: it re-encodes its arguments as JSON, probes the input's type and imports its data
     module on every call. Here the arguments are encoded once, and a call is the array
     interface of the rows and ``XGBoosterPredictFromDense``, the function ``inplace_predict``
-    itself calls. It uses XGBoost's internal names, so a release without them gives None
-    (``inplace_predict`` serves), and ``prepare`` proves the result equal to the pipeline.
+    itself calls, through a function pointer of our own with its C signature declared (not
+    XGBoost's, whose argument types stay as XGBoost set them). The object holds the booster,
+    so the handle the pointer is called with lives as long as the pointer's holder. It uses
+    XGBoost's internal names (``_LIB``, ``make_jcargs``), probed for XGBoost 3 (the pinned
+    major version); ``prepare`` falls back to ``inplace_predict`` if building or probing it
+    fails, and proves the result equal to the pipeline.
     """
-    import ctypes
 
-    try:
+    def __init__(self, booster: Any, iterations: tuple[int, int], missing: float):
+        import ctypes
+
         from xgboost.core import _LIB, _check_call, c_bst_ulong, make_jcargs
 
-        args = make_jcargs(type=0, training=False, iteration_begin=int(iterations[0]),
-                           iteration_end=int(iterations[1]), missing=missing, strict_shape=False, cache_id=0)
-        handle, call = booster.handle, _LIB.XGBoosterPredictFromDense
-    except (ImportError, AttributeError, TypeError):
-        return None
+        self.booster = booster  # keeps booster.handle alive while this object can call it
+        self._args = make_jcargs(type=0, training=False, iteration_begin=int(iterations[0]),
+                                 iteration_end=int(iterations[1]), missing=missing, strict_shape=False, cache_id=0)
+        call = ctypes.CDLL(_LIB._name).XGBoosterPredictFromDense  # a function object of our own
+        call.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_void_p,
+                         ctypes.POINTER(ctypes.POINTER(c_bst_ulong)), ctypes.POINTER(c_bst_ulong),
+                         ctypes.POINTER(ctypes.POINTER(ctypes.c_float))]
+        call.restype = ctypes.c_int
+        self._call, self._check, self._ulong, self._ctypes = call, _check_call, c_bst_ulong, ctypes
 
-    def predict(x: np.ndarray) -> np.ndarray:
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        ctypes = self._ctypes
         x = np.ascontiguousarray(x, dtype=np.float64)
         interface = b'{"data": [%d, true], "shape": [%d, %d], "strides": null, "typestr": "<f8", "version": 3}' % (
             x.ctypes.data, x.shape[0], x.shape[1])
-        shape, dims, out = ctypes.POINTER(c_bst_ulong)(), c_bst_ulong(), ctypes.POINTER(ctypes.c_float)()
-        _check_call(call(handle, interface, args, None, ctypes.byref(shape), ctypes.byref(dims), ctypes.byref(out)))
+        shape, dims, out = ctypes.POINTER(self._ulong)(), self._ulong(), ctypes.POINTER(ctypes.c_float)()
+        self._check(self._call(self.booster.handle, interface, self._args, None, ctypes.byref(shape),
+                               ctypes.byref(dims), ctypes.byref(out)))
         if dims.value != 1 or shape[0] != x.shape[0]:
             raise ModelValidationError(f"XGBoost answered shape {[shape[i] for i in range(dims.value)]} "
                                        f"for {x.shape[0]} rows")
         return np.ctypeslib.as_array(out, (x.shape[0],)).copy()  # XGBoost reuses its buffer
-
-    return predict
 
 
 def _identity(transformer: Any) -> bool:

@@ -2,17 +2,23 @@
 
 ``POST /v1/predict/{model}`` scores one or many entities; ``/healthz`` says the process is
 up, ``/readyz`` that models are loaded and the online store answers, ``/metrics`` exposes
-Prometheus counters and histograms; OpenAPI at ``/docs``. Models are loaded at start-up and
-kept current by one background thread (champion moves, models that gain a champion, a
-registry that comes back); a request never waits for a load, and what a load leaves alive is
-frozen out of the garbage collector's scans (``freeze_heap``). Every answer goes to the
-prediction log through a bounded queue (``prediction_log.py``).
+Prometheus counters and histograms; OpenAPI at ``/docs`` (Swagger UI served from the package,
+so it renders offline). Models are loaded at start-up and kept current by one background
+thread (champion moves, models that gain a champion, a registry that comes back); a request
+never waits for a load, and what a load leaves alive is frozen out of the garbage collector's
+scans (``freeze_heap``). The routes that read Redis are plain functions, so Starlette runs them
+in its thread pool: a slow Redis holds a thread each, never the event loop (``/healthz`` keeps
+answering). Every answer goes to the prediction log through a bounded queue
+(``prediction_log.py``).
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 import os
+import socket
 import threading
 import time
 import warnings
@@ -22,14 +28,24 @@ from typing import Annotated, Any
 
 import numpy as np
 import pandas as pd
-from fastapi import FastAPI, HTTPException, Path, Query, Response
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI, HTTPException, Path, Query, Request, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.routing import APIRoute
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import values as prometheus_values
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from sqlalchemy import select
 
 from ownlens_ml import clock
 from ownlens_ml import registry
-from ownlens_ml.errors import DatabaseUnavailableError, OwnLensError, RedisUnavailableError, UnknownModelVersionError
+from ownlens_ml.db import get_engine
+from ownlens_ml.db.schema import brands
+from ownlens_ml.errors import (ConfigError, DatabaseUnavailableError, OwnLensError, RedisUnavailableError,
+                               UnknownModelVersionError)
 from ownlens_ml.features import store
 from ownlens_ml.models import SPECS
 from ownlens_ml.serving import ui
@@ -56,6 +72,8 @@ ERRORS = Counter("ownlens_http_errors", "Requests answered with an error, by end
 FALLBACKS = Counter("ownlens_fallbacks", "Answers that fell back (cold start, popularity)", ["model", "reason"])
 STALE = Counter("ownlens_stale_features", "Entity feature views older than their TTL, read as missing", ["model", "view"])
 VERSIONS = Gauge("ownlens_model_version_loaded", "Model version being served", ["model"], multiprocess_mode="max")
+FROZEN = Gauge("ownlens_gc_frozen_objects", "Objects taken out of the garbage collector's scans (gc.freeze)",
+               multiprocess_mode="max")
 _REASONS = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 422: "invalid_request",
             503: "unavailable"}
 
@@ -66,7 +84,13 @@ RANKERS = [name for name in ("segmentation", "recommendation", "trending") if na
 RECOMMENDATION_FEATURES = "recommendation_v1"
 """What the recommender reads at request time: the latest read (a history it may fold in) and the brand."""
 TRENDING_SECONDS = 60.0
+"""How often the trending list, the known brands and a fallback ranking from recent reads are recomputed."""
 MAX_K = 100
+MAX_BODY_DEPTH = 32
+"""Deepest nesting of a request body (the deepest valid one nests 3 levels)."""
+SERVE_OPTIONS = {"OWNLENS_SERVE_CHECK_SECONDS": ("check_every", 5.0, 0.1, 3600.0),
+                 "OWNLENS_SERVE_REDIS_TIMEOUT": ("redis_timeout", REDIS_TIMEOUT_SECONDS, 0.01, 60.0)}
+"""Variable -> (``Serving`` option, default, lowest, highest accepted, in seconds)."""
 
 Id = Annotated[int, Field(strict=True, ge=INT64[0], le=INT64[1])]
 
@@ -114,9 +138,12 @@ class Article(BaseModel):
 class RecommendationResponse(BaseModel):
     user_id: int
     model: str
-    version: int
+    version: int | None = Field(description="The version that ranked (with no champion yet: the newest "
+                                            "registered one, or null when the ranking is of recent reads)")
+    champion: bool = Field(description="Ranked by the champion (false: no champion yet, the fallback ranking)")
     articles: list[Article] = Field(description="Best first, at most k")
-    fallback: bool = Field(description="The reader has no factors and no history: the popularity-recency ranking")
+    fallback: bool = Field(description="The popularity-recency ranking: the reader has no factors and no history, "
+                                       "or no recommendation champion is served yet")
 
 
 class SegmentResponse(BaseModel):
@@ -182,6 +209,35 @@ class _Champion:
             self.loaded = self._load(pointed.version)
 
 
+class _Fallback:
+    """With no recommendation champion: the popularity-recency ranking of the newest registered
+    version (``version``), or of recent reads when none is registered (``version`` None)."""
+
+    def __init__(self, settings: Settings, redis_handle: RedisHandle, reader: FeatureReader | None):
+        from ownlens_ml.models.customer.recommendation import Recommender, recent_prior
+
+        self.at = time.monotonic()
+        try:
+            newest = registry.get_version(settings, "recommendation", "latest")
+        except UnknownModelVersionError:
+            newest = None
+        self.version = None if newest is None else newest.version
+        self.model: Recommender = (recent_prior(settings) if newest is None
+                                   else registry.load_model(settings, "recommendation", newest.version)[1])
+        self.reader = reader or FeatureReader(settings, store.feature_service(settings, RECOMMENDATION_FEATURES),
+                                              redis_handle)
+        log.info("no recommendation champion: serving the popularity-recency ranking %s",
+                 "of recent reads" if newest is None else f"of {newest.label}")
+
+    def stale(self, settings: Settings) -> bool:
+        """Whether the newest version changed, or a ranking of recent reads is a minute old."""
+        try:
+            newest = registry.get_version(settings, "recommendation", "latest").version
+        except UnknownModelVersionError:
+            newest = None
+        return newest != self.version or (newest is None and time.monotonic() - self.at >= TRENDING_SECONDS)
+
+
 class Serving:
     """The models one process serves, loaded off the request path and kept current."""
 
@@ -197,6 +253,9 @@ class Serving:
         self.champions: dict[str, _Champion] = {}
         self.trending: tuple[float, int, Any] | None = None
         """(when computed, by which trending version, the list of every brand or None)."""
+        self.fallback: _Fallback | None = None
+        self.brands: tuple[float, frozenset[int] | None] | None = None
+        """(when read, the brand ids of the platform or None when they cannot be read)."""
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -231,6 +290,8 @@ class Serving:
             for name in RANKERS:
                 self._refresh_model(name, ranker=True)
             self._refresh_trending()
+            self._refresh_fallback()
+            self._refresh_brands()
         except DatabaseUnavailableError as exc:
             if self.registry_error is None:  # one line per outage, not one per retry
                 log.error("not ready: the model registry is unreachable (%s); retrying every %.0fs",
@@ -239,7 +300,7 @@ class Serving:
             return
         finally:
             if self._loaded_versions() != before:
-                freeze_heap()  # what the loads left alive, out of the collector's scans
+                FROZEN.set(freeze_heap())  # what the loads left alive, out of the collector's scans
         if self.registry_error is not None:
             log.warning("the model registry is reachable again; serving %s", ", ".join(self.predictors) or "nothing")
         self.registry_error = None
@@ -281,6 +342,42 @@ class Serving:
         except OwnLensError as exc:  # e.g. no page views yet: the endpoint answers an empty list
             log.info("trending: %s", exc)
             self.trending = (time.monotonic(), champion.version.version, None)
+
+    def _refresh_fallback(self) -> None:
+        """The recommendation fallback while there is no recommendation champion (see ``_Fallback``)."""
+        if "recommendation" not in SPECS or "recommendation" in self.champions:
+            self.fallback = None
+            return
+        if self.fallback is not None and not self.fallback.stale(self.settings):
+            return
+        try:
+            self.fallback = _Fallback(self.settings, self.redis, self.fallback and self.fallback.reader)
+        except DatabaseUnavailableError:
+            raise
+        except OwnLensError as exc:  # e.g. no reads yet: the endpoint answers 404, saying why
+            log.info("no recommendation fallback: %s", exc)
+            self.fallback = None
+            self.unserved["recommendation"] = f"no champion yet, and no fallback ranking ({exc})"
+
+    def _refresh_brands(self) -> None:
+        """The platform's brand ids, read off the request path once a minute (None: unreadable)."""
+        if self.brands and time.monotonic() - self.brands[0] < TRENDING_SECONDS:
+            return
+        try:
+            with get_engine(self.settings).connect() as conn:
+                known = frozenset(conn.execute(select(brands.c.brand_id)).scalars())
+        except DatabaseUnavailableError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - no brands table yet: brands go unchecked
+            log.info("brands unreadable (%s): brand filters are not checked", exc)
+            known = None
+        self.brands = (time.monotonic(), known)
+
+    def check_brand(self, brand: int | None) -> None:
+        """404 naming the known brands when ``brand`` is not one of them."""
+        known = self.brands[1] if self.brands else None
+        if brand is not None and known is not None and brand not in known:
+            raise HTTPException(404, f"no brand {brand}; known brands: {', '.join(map(str, sorted(known))) or 'none'}")
 
     def predictor(self, model: str) -> Predictor:
         predictor = self.predictors.get(model)
@@ -348,6 +445,98 @@ def _read_reader(reader: FeatureReader, user_id: int, now: datetime):
         raise HTTPException(503, str(exc)) from None
 
 
+class _BodyRequest(Request):
+    """A request whose JSON body that cannot be read is a JSON error (422 naming the body), not a 400.
+
+    FastAPI answers 422 for a ``JSONDecodeError`` and 400 for any other failure to parse; a
+    body that is not UTF-8 or nests too deep (``MAX_BODY_DEPTH``) is made the former.
+    Non-finite numbers (``NaN``, ``Infinity``, ``1e400``) are parsed, and refused by validation
+    naming their field (``_validation_error``)."""
+
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            body = await self.body()
+            try:
+                text = body.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise json.JSONDecodeError(f"the body is not UTF-8 text (byte {exc.start}); send UTF-8 JSON",
+                                           "", exc.start) from None
+            deep = json.JSONDecodeError(f"the body nests deeper than {MAX_BODY_DEPTH} levels", "", 0)
+            try:
+                parsed = json.loads(text)
+            except RecursionError:
+                raise deep from None
+            if text.count("[") + text.count("{") > MAX_BODY_DEPTH and _depth(parsed) > MAX_BODY_DEPTH:
+                raise deep
+            self._json = parsed
+        return self._json
+
+
+def _depth(value: Any) -> int:
+    """How deep lists and objects nest in a parsed JSON value (without recursion)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (list, dict)):
+            deepest = max(deepest, depth)
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
+class _Route(APIRoute):
+    """Routes that read their body through ``_BodyRequest`` (FastAPI's documented custom request class)."""
+
+    def get_route_handler(self):
+        handler = super().get_route_handler()
+
+        async def route(request: Request) -> Response:
+            return await handler(_BodyRequest(request.scope, request.receive))
+
+        return route
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every non-finite float as its JSON-ish text (``NaN``, ``Infinity``), so it can be echoed."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """FastAPI's 422, with non-finite inputs named as such instead of failing to render (a 500)."""
+    errors = []
+    for error in exc.errors():
+        given = error.get("input")
+        if isinstance(given, float) and not math.isfinite(given):
+            error = {**error, "msg": f"{_finite(given)} is not a finite number (JSON has no NaN or Infinity)"}
+        errors.append(_finite(error))
+    return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
+
+
+def _multiprocess_metrics() -> bool:
+    """Whether this process's metrics live in ``PROMETHEUS_MULTIPROC_DIR`` files (``run`` with several
+    workers), not in memory: the variable alone does not say, as importing Feast sets it."""
+    return bool(getattr(prometheus_values.ValueClass, "_multiprocess", False))
+
+
+def _docs(app: FastAPI) -> None:
+    """``/docs``: Swagger UI with its script and styles from the ``swagger-ui-bundle-v2`` package, not a CDN."""
+    from swagger_ui_bundle import swagger_ui_path
+
+    app.mount("/docs/assets", StaticFiles(directory=str(swagger_ui_path)), name="swagger-ui")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url=app.openapi_url, title=f"{app.title} - Swagger UI",
+                                   swagger_js_url="/docs/assets/swagger-ui-bundle.js",
+                                   swagger_css_url="/docs/assets/swagger-ui.css",
+                                   swagger_favicon_url="/docs/assets/favicon-32x32.png")
+
+
 def create_app(settings: Settings, **options) -> FastAPI:
     """The service for these settings; ``options`` go to ``Serving`` (check_every, redis_timeout, log_queue)."""
     serving = Serving(settings, **options)
@@ -358,10 +547,13 @@ def create_app(settings: Settings, **options) -> FastAPI:
         yield
         serving.close()  # after uvicorn has finished the requests in flight
 
-    app = FastAPI(title="OwnLens ML prediction service", version="1", lifespan=lifespan,
+    app = FastAPI(title="OwnLens ML prediction service", version="1", lifespan=lifespan, docs_url=None,
                   description="Online predictions from the registry's champions on the online store's features.")
+    app.router.route_class = _Route
     app.state.serving = serving
     app.add_middleware(_Metrics)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    _docs(app)
     app.include_router(ui.router(settings))
     install_monitoring_gauges(settings)
 
@@ -369,11 +561,10 @@ def create_app(settings: Settings, **options) -> FastAPI:
         404: {"description": "Unknown model; the message lists the known ones"},
         422: {"description": "Malformed body or entity; the field is named"},
         503: {"description": "The online store did not answer in time"}})
-    async def predict(model: str, body: PredictRequest) -> dict:
+    def predict(model: str, body: PredictRequest) -> dict:
         """Score one or many entities with the model's champion on its online features."""
-        # On the event loop, not in a worker thread: a call is about a millisecond of CPU and
-        # one Redis round trip bounded by the Redis timeout; the thread hop cost more than it
-        # saved (bench/README.md).
+        # A plain function, so in Starlette's thread pool: the Redis read blocks (up to the Redis
+        # timeout when Redis hangs), and on the event loop it would hold every other request.
         predictor = serving.predictor(model)
         try:
             prediction = predictor.predict(body.ids, entities=body.entities)
@@ -398,7 +589,7 @@ def create_app(settings: Settings, **options) -> FastAPI:
         404: {"description": "No segmentation champion is served"},
         422: {"description": "user_id is not a 64-bit integer"},
         503: {"description": "The online store did not answer in time"}})
-    async def segments(user_id: Annotated[int, Path(ge=INT64[0], le=INT64[1])]) -> dict:
+    def segments(user_id: Annotated[int, Path(ge=INT64[0], le=INT64[1])]) -> dict:
         """The named segment of a reader, from the segmentation champion on the reader's online habits."""
         from ownlens_ml.models.customer.segmentation import assign
 
@@ -416,39 +607,49 @@ def create_app(settings: Settings, **options) -> FastAPI:
                 "cold_start": cold, "stale_views": stale_views}
 
     @app.get("/v1/recommendations/{user_id}", response_model=RecommendationResponse, responses={
-        404: {"description": "No recommendation champion is served"},
+        404: {"description": "Unknown brand, or no recommendation version and no recent reads to rank"},
         422: {"description": "user_id or k out of range; the field is named"},
         503: {"description": "The online store did not answer in time"}})
-    async def recommendations(user_id: Annotated[int, Path(ge=INT64[0], le=INT64[1])],
+    def recommendations(user_id: Annotated[int, Path(ge=INT64[0], le=INT64[1])],
                               k: Annotated[int, Query(ge=1, le=MAX_K, description="How many articles")] = 10,
                               brand: Annotated[int | None, Query(ge=0, le=INT64[1], description="Only this brand's "
                                                                  "articles (default: the reader's brand)")] = None) -> dict:
-        """Top-k articles for a reader: ALS factors, the latest read folded in, or the flagged fallback."""
-        entry, model, reader = serving.champion("recommendation").loaded
+        """Top-k articles for a reader: ALS factors, the latest read folded in, or the flagged fallback
+        (also for every reader while no champion is served)."""
+        serving.check_brand(brand)
+        champion, fallback = serving.champions.get("recommendation"), serving.fallback
+        if champion is not None:
+            entry, model, reader = champion.loaded
+            version = entry.version
+        elif fallback is not None:
+            version, model, reader = fallback.version, fallback.model, fallback.reader
+        else:
+            serving.champion("recommendation")  # the 404, listing what is served and why not this
         now = clock.now()
         values, _, _ = _read_reader(reader, user_id, now)
         last, seconds = values.get("last_article_id", [None])[0], values.get("last_engaged_seconds", [None])[0]
         history = [(last, seconds or 0)] if last is not None else None
         if brand is None and values.get("brand_id", [None])[0] is not None:
             brand = int(values["brand_id"][0])
-        answer = model.recommend(user_id, k, brand_id=brand, history=history)
+        answer = model.recommend(user_id, k, brand_id=brand, history=history, personal=champion is not None)
         articles = [{"article_id": int(a), "score": float(s) if np.isfinite(s) else None}
                     for a, s in zip(answer.article_ids, answer.scores)]
         if answer.fallback:
-            FALLBACKS.labels("recommendation", "popularity_recency").inc()
-        serving.log.record(Answer("recommendation", entry.version, {"user_id": user_id},
+            FALLBACKS.labels("recommendation", "popularity_recency" if champion else "no_champion").inc()
+        serving.log.record(Answer("recommendation", version or 0, {"user_id": user_id},
                                   {"articles": articles, "fallback": bool(answer.fallback), "k": k,
-                                   "brand": brand}, now))
-        return {"user_id": user_id, "model": "recommendation", "version": entry.version, "articles": articles,
-                "fallback": bool(answer.fallback)}
+                                   "brand": brand, "champion": champion is not None}, now))
+        return {"user_id": user_id, "model": "recommendation", "version": version, "champion": champion is not None,
+                "articles": articles, "fallback": bool(answer.fallback)}
 
     @app.get("/v1/trending", response_model=TrendingResponse, responses={
-        404: {"description": "No trending champion is served"},
+        404: {"description": "No trending champion is served, or an unknown brand"},
         422: {"description": "brand out of range"}})
     async def trending(brand: Annotated[int | None, Query(ge=0, le=INT64[1], description="Keep this brand's "
                                                           "series and the all-brand ones")] = None) -> dict:
         """What trends now (recomputed once a minute off the request path), strongest first."""
         champion = serving.champion("trending")
+        serving.check_brand(brand)
         cached = serving.trending
         frame = cached[2] if cached else None
         topics = []
@@ -464,7 +665,7 @@ def create_app(settings: Settings, **options) -> FastAPI:
         return {"model": "trending", "version": version, "brand": brand, "topics": topics}
 
     @app.get("/healthz")
-    def healthz() -> dict:
+    async def healthz() -> dict:
         """The process is up."""
         return {"status": "ok"}
 
@@ -478,7 +679,7 @@ def create_app(settings: Settings, **options) -> FastAPI:
     def metrics() -> Response:
         """Prometheus metrics (all workers' when several run)."""
         registry = REGISTRY
-        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        if _multiprocess_metrics():
             from prometheus_client import multiprocess
 
             registry = CollectorRegistry()
@@ -495,22 +696,66 @@ def app_from_env() -> FastAPI:
     logging.getLogger("ownlens_ml").setLevel(logging.INFO)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     warnings.filterwarnings("ignore", message=".*experimental feature.*")
-    env = os.environ
-    return create_app(Settings.from_env(), check_every=float(env.get("OWNLENS_SERVE_CHECK_SECONDS", 5)),
-                      redis_timeout=float(env.get("OWNLENS_SERVE_REDIS_TIMEOUT", REDIS_TIMEOUT_SECONDS)))
+    return create_app(Settings.from_env(), **serve_options(os.environ))
+
+
+def serve_options(env) -> dict[str, float]:
+    """``Serving`` options from the ``OWNLENS_SERVE_*`` variables (``SERVE_OPTIONS``).
+
+    Raises:
+        ConfigError: a value is not a number of seconds in its range.
+    """
+    options = {}
+    for variable, (option, default, low, high) in SERVE_OPTIONS.items():
+        text = env.get(variable, "").strip()
+        try:
+            value = float(text) if text else default
+        except ValueError:
+            value = math.nan
+        if not low <= value <= high:  # NaN fails too
+            raise ConfigError(f"{variable}={text!r} is not a number of seconds from {low:g} to {high:g}; "
+                              f"set one in that range or unset it (default {default:g})")
+        options[option] = value
+    return options
+
+
+def check_bind(host: str, port: int) -> None:
+    """Fail fast, before any model is loaded, when ``host:port`` cannot be listened on.
+
+    Raises:
+        ConfigError: ``host`` is not an address of this machine, or the port is taken.
+    """
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except (socket.gaierror, UnicodeError, ValueError) as exc:
+        raise ConfigError(f"--host {host!r} is not an address to listen on ({exc}); give an IP address or "
+                          "host name of this machine, e.g. 127.0.0.1 or 0.0.0.0") from None
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise ConfigError(f"cannot listen on {host}:{port} ({exc.strerror}); choose another --port or "
+                              "--host, or stop what listens there") from None
 
 
 def run(settings: Settings, host: str, port: int, workers: int = 1) -> None:
-    """Serve until SIGTERM/SIGINT: uvicorn finishes the requests in flight, then the log is flushed."""
-    import tempfile
+    """Serve until SIGTERM/SIGINT: uvicorn finishes the requests in flight, then the log is flushed.
 
+    With several workers, ``metrics_folder.choose_metrics_folder`` must have run before this
+    module was imported (the ``serve`` command does), so that /metrics sums every worker.
+
+    Raises:
+        ConfigError: a bad ``OWNLENS_SERVE_*`` value, or ``host:port`` cannot be listened on
+            (checked before anything is loaded).
+    """
     import uvicorn
+
+    serve_options(os.environ)
+    check_bind(host, port)
 
     os.environ.update({"OWNLENS_PROFILE": settings.profile, "OWNLENS_HOME": str(settings.home),
                        "OWNLENS_DATABASE_URL": settings.database_url, "OWNLENS_REDIS_URL": settings.redis_url,
                        "OWNLENS_FEATURE_REPO": str(settings.feature_repo), "OWNLENS_FEAST_PROJECT": settings.project})
-    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        # set before the workers import prometheus_client, so /metrics sums every worker
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="ownlens-metrics-")
     uvicorn.run("ownlens_ml.serving.app:app_from_env", factory=True, host=host, port=port, workers=workers,
                 access_log=False, log_level="info")

@@ -26,11 +26,13 @@ import pandas as pd
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
+from ownlens_ml import clock
 from ownlens_ml.errors import OwnLensError, ValidationError
 from ownlens_ml.evaluation.oracle import oracle
 from ownlens_ml.evaluation.report import Evaluation
 from ownlens_ml.models.reads import articles, engaged_reads
 from ownlens_ml.models.spec import ModelSpec, TrainContext, Trained
+from ownlens_ml.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -126,12 +128,7 @@ class Recommender:
         with threadpool_limits(1, "blas"):
             self.als_.fit(matrix, show_progress=False)
         self.user_ids_, self.item_ids_, self.user_items_ = users, items, matrix
-        self.as_of_ = pd.Timestamp(as_of)
-        cat = catalogue[catalogue["published_at"].to_numpy() < cut].sort_values("article_id")
-        self.catalogue_ids_ = cat["article_id"].to_numpy(np.int64)
-        self.catalogue_brand_ = cat["brand_id"].to_numpy(np.int64)
-        self.catalogue_published_ = cat["published_at"].to_numpy(np.int64)
-        self.popularity_ = self._popularity(reads, cut)
+        self._set_catalogue(reads, catalogue, as_of)
         # a reader's brand: the brand of the articles they read most (readers read one brand)
         brands, b = np.unique(self.catalogue_brand_[np.maximum(_index(items, self.catalogue_ids_), 0)][i],
                               return_inverse=True)
@@ -140,6 +137,37 @@ class Recommender:
         self._prepare()
         log.info("ALS fitted on %d readers x %d articles (%d reads) before %s", len(users), len(items), matrix.nnz, as_of)
         return self
+
+    @classmethod
+    def prior(cls, reads: pd.DataFrame, catalogue: pd.DataFrame, as_of: pd.Timestamp,
+              params: RecommenderParams = RecommenderParams()) -> Recommender:
+        """A recommender without factors, for before any version is trained: every reader gets the
+        popularity-recency fallback of ``reads`` at ``as_of`` (same arguments as ``fit``).
+
+        Raises:
+            ValidationError: a column is missing.
+        """
+        _require(reads, ("user_id", "article_id", "seconds", "last_at"), "reads")
+        _require(catalogue, ("article_id", "brand_id", "published_at"), "catalogue")
+        rec = cls(params)
+        rec.als_ = rec._als()
+        rec.als_.user_factors = rec.als_.item_factors = np.zeros((0, params.factors), np.float32)
+        rec.user_ids_ = rec.item_ids_ = np.zeros(0, np.int64)
+        rec.user_items_ = sp.csr_matrix((0, 0), dtype=np.float32)
+        rec.user_brand_ = np.zeros(0, np.int64)
+        rec._set_catalogue(reads[reads["last_at"].to_numpy() < int(pd.Timestamp(as_of).timestamp())], catalogue, as_of)
+        rec._prepare()
+        return rec
+
+    def _set_catalogue(self, reads: pd.DataFrame, catalogue: pd.DataFrame, as_of: pd.Timestamp) -> None:
+        """The articles published before ``as_of`` and their popularity-recency prior from ``reads``."""
+        cut = int(pd.Timestamp(as_of).timestamp())
+        self.as_of_ = pd.Timestamp(as_of)
+        cat = catalogue[catalogue["published_at"].to_numpy() < cut].sort_values("article_id")
+        self.catalogue_ids_ = cat["article_id"].to_numpy(np.int64)
+        self.catalogue_brand_ = cat["brand_id"].to_numpy(np.int64)
+        self.catalogue_published_ = cat["published_at"].to_numpy(np.int64)
+        self.popularity_ = self._popularity(reads, cut)
 
     def _als(self):
         from implicit.cpu.als import AlternatingLeastSquares
@@ -202,7 +230,7 @@ class Recommender:
         return pos[lo:np.searchsorted(published, now_s, side="right")]
 
     def recommend(self, user_id: int, k: int = 10, brand_id: int | None = None, history=None,
-                  now: pd.Timestamp | None = None) -> Recommendation:
+                  now: pd.Timestamp | None = None, personal: bool = True) -> Recommendation:
         """Top-``k`` articles for one reader.
 
         Args:
@@ -212,24 +240,28 @@ class Recommender:
             history: recent reads not in training, as article ids or ``(article_id, engaged_seconds)``
                 rows: they are filtered out and, for a reader without factors, folded in.
             now: the time the answer is for (filters by age; default: the training cut-off).
+            personal: False: the fallback ranking even for a reader with factors or a history
+                (still without what they read), e.g. from a version that is not the champion.
 
         Returns:
             ``Recommendation(article_ids, scores, fallback)``: at most ``k`` of each.
         """
         got = self.recommend_many(np.array([user_id], np.int64), k, None if brand_id is None else [brand_id],
-                                  [history], now)
+                                  [history], now, fold_in=personal, personal=personal)
         keep = got.article_ids[0] >= 0
         return Recommendation(got.article_ids[0][keep], got.scores[0][keep], bool(got.fallback[0]))
 
     def recommend_many(self, user_ids, k: int = 10, brand_ids=None, histories: list | None = None,
-                       now: pd.Timestamp | None = None, fold_in: bool = True) -> Recommendation:
+                       now: pd.Timestamp | None = None, fold_in: bool = True, personal: bool = True
+                       ) -> Recommendation:
         """Top-``k`` for many readers: ``(readers, k)`` article ids (-1 pads), scores, and fallback flags.
 
         A reader's score for a candidate is implicit's, user factors . item factors (for a
         reader without factors, the factors ``recalculate_user`` solves from the history),
         blended with the popularity-recency prior when ``popularity_weight`` > 0.
         ``fold_in=False`` answers readers without factors by the fallback even when they
-        have a history (still filtered out): the comparison the evaluation reports.
+        have a history (still filtered out): the comparison the evaluation reports;
+        ``personal=False`` answers every reader by it.
         """
         user_ids = np.asarray(user_ids, np.int64)
         n = len(user_ids)
@@ -240,6 +272,8 @@ class Recommender:
         extra_ids, extra_seconds = zip(*(_history_rows(h, self.params) for h in histories)) if n else ((), ())
         has_history = np.array([len(e) > 0 for e in extra_ids], bool)
         route = np.where(upos >= 0, 0, np.where(has_history & fold_in, 1, 2))   # factors, fold-in, fallback
+        if not personal:
+            route[:] = 2
         vectors = np.zeros((n, self.params.factors), np.float32)
         vectors[route == 0] = np.asarray(self.als_.user_factors)[upos[route == 0]]
         if (route == 1).any():
@@ -351,6 +385,19 @@ class Recommender:
             setattr(rec, name, arrays[name])
         rec._prepare()
         return rec
+
+
+def recent_prior(settings: Settings, params: RecommenderParams = RecommenderParams()) -> Recommender:
+    """``Recommender.prior`` of the reads in the ``max_age_hours`` before now: the ranking to
+    answer with before any version is trained.
+
+    Raises:
+        EmptyWindowError: no page view in that window.
+    """
+    now = pd.Timestamp(clock.now())
+    reads = engaged_reads(settings, start=(now - pd.Timedelta(hours=params.max_age_hours)).to_pydatetime(),
+                          end=now.to_pydatetime())
+    return Recommender.prior(reads, articles(settings), now, params)
 
 
 def _history_rows(history, params: RecommenderParams) -> tuple[np.ndarray, np.ndarray]:
