@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -61,6 +62,22 @@ def test_temporal_split_orders_parts_in_time():
     assert split.test["event_timestamp"].nunique() == 2  # the newest 20 % of rows
     with pytest.raises(EmptyWindowError, match="at least 3 distinct"):
         temporal_split(frame[frame["event_timestamp"] <= ts(7)])
+
+
+def test_a_part_without_the_rare_class_reaches_back_until_it_holds_one():
+    stamps = [ts(d) for d in range(0, 70, 7)]
+    frame = pd.DataFrame({"event_timestamp": [s for s in stamps for _ in range(10)], "label": 0})
+    frame.loc[[5, 35, 45], "label"] = 1  # positives at the 1st, 4th and 5th of 10 label times
+    plain = temporal_split(frame)
+    assert plain.validation["label"].sum() == 0 and plain.test["label"].sum() == 0  # all left to training
+    split = temporal_split(frame, classes=(0, 1))
+    for part in (split.train, split.validation, split.test):
+        assert set(part["label"]) == {0, 1}
+    assert split.train["event_timestamp"].max() < split.validation["event_timestamp"].min()
+    assert split.validation["event_timestamp"].max() < split.test["event_timestamp"].min()
+    assert split.test["event_timestamp"].min() == ts(28) and split.validation["event_timestamp"].min() == ts(21)
+    even = frame.assign(label=np.arange(len(frame)) % 2)  # a split that holds both classes stays as it was
+    assert temporal_split(even, classes=(0, 1)).test.equals(temporal_split(even).test)
 
 
 def test_unknown_model_lists_known_ones():

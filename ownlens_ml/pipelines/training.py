@@ -68,9 +68,13 @@ class Split:
 
 
 def temporal_split(frame: pd.DataFrame, test_fraction: float = TEST_FRACTION,
-                   validation_fraction: float = VALIDATION_FRACTION) -> Split:
+                   validation_fraction: float = VALIDATION_FRACTION, classes: tuple = ()) -> Split:
     """Cut at ``event_timestamp`` boundaries (never one timestamp across two parts): the
-    newest ~``test_fraction`` of rows test, the ~``validation_fraction`` before validation."""
+    newest ~``test_fraction`` of rows test, the ~``validation_fraction`` before validation.
+
+    ``classes`` (a classifier's labels): where the test or validation part holds none of a rare
+    class, that part reaches back one label time at a time until it does, so a small platform's
+    handful of positives is not all left to training (a split that has them is unchanged)."""
     counts = frame.groupby("event_timestamp").size().sort_index()
     if len(counts) < 3:
         raise EmptyWindowError(f"a temporal split needs at least 3 distinct label times, got {len(counts)}; "
@@ -82,9 +86,30 @@ def temporal_split(frame: pd.DataFrame, test_fraction: float = TEST_FRACTION,
     if validation_start == counts.index.min():
         validation_start = counts.index[1]
         test_start = max(test_start, counts.index[2])
+    if classes:
+        test_start, validation_start = _reach_back_for_classes(frame, counts.index, test_start, validation_start,
+                                                               classes)
     stamps = frame["event_timestamp"]
     return Split(frame[stamps < validation_start], frame[(stamps >= validation_start) & (stamps < test_start)],
                  frame[stamps >= test_start])
+
+
+def _reach_back_for_classes(frame: pd.DataFrame, times: pd.Index, test_start, validation_start, classes: tuple):
+    """Move the test, then the validation start earlier until each part holds every class (or the
+    part before it would be left with a single label time)."""
+    held = {c: frame.loc[frame["label"] == c, "event_timestamp"].value_counts().reindex(times, fill_value=0)
+            for c in classes}
+
+    def lacks(start, end) -> bool:
+        return any(h[(times >= start) & (times < end)].sum() == 0 for h in held.values())
+
+    end_of_time = times.max() + pd.Timedelta(days=1)
+    while lacks(test_start, end_of_time) and (times < test_start).sum() > 2:
+        test_start = times[times < test_start].max()
+    validation_start = min(validation_start, times[times < test_start].max())
+    while lacks(validation_start, test_start) and (times < validation_start).sum() > 1:
+        validation_start = times[times < validation_start].max()
+    return test_start, validation_start
 
 
 @dataclass
@@ -131,7 +156,7 @@ def prepare(settings: Settings, spec: ModelSpec, window: LabelWindow, steps: Ste
             labels = spec.build_labels(settings, window)
     with steps("training_set", f"{spec.name}: point-in-time features from {spec.feature_service}"):
         training_set = store.training_set(settings, spec.feature_service, labels)
-    return Prepared(spec, window, training_set, temporal_split(training_set.frame), labels_from,
+    return Prepared(spec, window, training_set, temporal_split(training_set.frame, classes=spec.task_kind.classes), labels_from,
                     labels_fingerprint(labels) if labels_from else None)
 
 
