@@ -92,6 +92,9 @@ def db_init() -> None:
 # --- data ----------------------------------------------------------------------------
 
 
+GENERATOR_DRIFTS = ("device-mix", "engagement-drop")  # generator.DRIFTS, without importing numpy at startup
+
+
 @data_app.command("generate")
 def data_generate(
     users: Annotated[int, typer.Option(min=1, max=10_000_000, help="Number of readers.")] = 2_000,
@@ -99,12 +102,18 @@ def data_generate(
     brands: Annotated[int, typer.Option(min=1, max=20, help="Number of brands.")] = 2,
     seed: Annotated[int, typer.Option(min=0, max=2**32 - 1, help="Random seed; the same seed gives the same bytes.")] = 7,
     start: Annotated[Optional[datetime], typer.Option(formats=DAY, help="First day (YYYY-MM-DD); default 2026-01-01.")] = None,
+    drift_from: Annotated[Optional[datetime], typer.Option(
+        formats=DAY, help="First day of a drifted period (YYYY-MM-DD), with --drift.")] = None,
+    drift: Annotated[Optional[list[str]], typer.Option(
+        callback=lambda v: [_choice(d, GENERATOR_DRIFTS) for d in v or []],
+        help="Drift from --drift-from on: device-mix, engagement-drop (repeatable).")] = None,
 ) -> None:
-    """Generate a whole publisher platform with planted, documented signals."""
+    """Generate a whole publisher platform with planted, documented signals (optionally a drifted period)."""
     from ownlens_ml.data.generator import GeneratorConfig, generate
 
     config = GeneratorConfig(users=users, days=days, brands=brands, seed=seed,
-                             start=_day(start) or GeneratorConfig.start)
+                             start=_day(start) or GeneratorConfig.start,
+                             drift_from=_day(drift_from), drift=tuple(dict.fromkeys(drift or ())))
     summary = generate(settings(), config, progress=True)
     console.print(summary.as_table())
 
