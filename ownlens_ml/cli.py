@@ -510,24 +510,9 @@ def monitor(
     from ownlens_ml.monitoring.report import write_monitoring_report
 
     result = run(settings(), model, _day(start), _day(end), source, tuple(only) if only else CHECKS)
-    measured = {}
-    for m in result.measurements:
-        measured.setdefault(m.kind, {}).setdefault(m.status, 0)
-        measured[m.kind][m.status] += 1
-    console.print(f"{model} v{result.version}: {result.rows:,} {source} predictions, "
-                  f"{result.start:%Y-%m-%d}..{result.end - timedelta(days=1):%Y-%m-%d}")
-    for kind, statuses in measured.items():
-        console.print(f"  {kind}: " + ", ".join(f"{n} {status}" for status, n in sorted(statuses.items())))
-    for m in result.alerting():
-        threshold = "" if m.threshold is None else f" > {m.threshold:.4g}" if m.kind != "performance" else \
-            f" vs registered {m.threshold:.4g}"
-        console.print(f"  [yellow]alert:[/] {m.kind} {m.metric} {m.feature or ''} {m.value:.4g}{threshold}",
-                      highlight=False)
-    for note in result.notes:
-        console.print(f"  note: {note}", soft_wrap=True, highlight=False)
-    console.print(f"alerts: {len(result.raised)} raised, {len(result.resolved)} resolved, {result.open_alerts} open"
-                  + (f"; webhook: {result.delivered} delivered, {result.undelivered} to retry"
-                     if settings().alert_webhook else ""))
+    for line in result.summary(webhook=bool(settings().alert_webhook)):
+        console.print(line.replace("  alert:", "  [yellow]alert:[/]", 1), soft_wrap=True, highlight=False,
+                      markup=line.startswith("  alert:"))
     if report:
         console.print(f"report: {write_monitoring_report(settings(), result)}")
 
