@@ -354,6 +354,46 @@ def test_bad_input_is_one_line_and_writes_nothing(platform, args, expect):
     assert counts(platform) == before
 
 
+SERVED_DAY = TODAY - timedelta(days=2)
+
+
+def test_live_ndcg_of_the_served_lists_equals_a_direct_count(platform, monkeypatch):
+    """Recommendations served through the HTTP app two days ago, judged by the reads of the next 24 hours."""
+    from fastapi.testclient import TestClient
+
+    from ownlens_ml.pipelines.training import train
+    from ownlens_ml.serving.app import create_app
+
+    registry.promote(platform, "recommendation", train(platform, "recommendation").version.version)
+    monkeypatch.setenv("OWNLENS_NOW", f"{SERVED_DAY}T08:00:00Z")
+    readers = active_readers(platform, clock.now())["user_id"].tolist()[:300]
+    with TestClient(create_app(platform)) as client:
+        for user in readers:
+            assert client.get(f"/v1/recommendations/{user}?k=10").status_code == 200
+    monkeypatch.setenv("OWNLENS_NOW", f"{TODAY}T12:00:00Z")
+    run = monitoring.monitor(platform, "recommendation", SERVED_DAY, SERVED_DAY, checks=("performance",))
+    ndcg = next(m for m in run.measurements if m.metric == "ndcg@10")
+    with get_engine(platform).connect() as conn:
+        t = ml_model_predictions.c
+        served = conn.execute(select(t.entity_id, t.as_of, t.output).where(t.model_name == "recommendation")).all()
+        views = conn.execute(text("SELECT user_id, article_id, event_at FROM events WHERE event_type = 'page_view' "
+                                  "AND article_id IS NOT NULL")).all()
+    gains = []
+    for user, as_of, output in served:
+        end = pd.Timestamp(as_of) + pd.Timedelta(hours=24)
+        read = {a for u, a, at in views if u == user and pd.Timestamp(as_of) < pd.Timestamp(at) <= end}
+        if read:
+            ranked = [a["article_id"] for a in output["articles"]][:10]
+            dcg = sum(1 / np.log2(i + 2) for i, a in enumerate(ranked) if a in read)
+            gains.append(dcg / sum(1 / np.log2(i + 2) for i in range(min(len(read), 10))))
+    assert len(served) == len(readers) and ndcg.details["predictions"] == len(readers)
+    assert ndcg.details["rows"] == len(gains) > 30
+    assert ndcg.value == pytest.approx(np.mean(gains), abs=1e-12)
+    assert ndcg.details["low"] <= ndcg.value <= ndcg.details["high"]
+    registered = registry.get_version(platform, "recommendation", "champion").metrics["holdout"]["model"]
+    assert ndcg.threshold == registered["ndcg@10"]
+
+
 # --- the statistics alone, on seeded synthetic frames ----------------------------------------
 
 
