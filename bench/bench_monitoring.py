@@ -5,7 +5,7 @@ One seeded pair of frames, the reference (a version's holdout) and the current w
 categorical column shifted for real, one numeric column shifted a little (significant on a
 million rows, below every effect floor), the rest clean. Each contender runs in a child
 process on the same frames (same seed), timed around the drift call alone, its peak RSS
-measured above what the frames already hold (Linux ``clear_refs`` then ``VmHWM``). Verdicts
+measured above what the frames already hold (``malloc_trim``, Linux ``clear_refs``, then ``VmHWM``). Verdicts
 are compared column by column where the tests are the same (PSI, KS); then the false-alarm
 rate of both on clean windows (windows drawn like the reference): ours against its configured
 family-wise level, Evidently's default preset (Wasserstein/Jensen-Shannon at 0.1) and its KS.
@@ -143,9 +143,13 @@ def _rss(field: str) -> int:
 def phase(args) -> None:
     reference, current = frames(args)
     if args.phase == "ours":  # imported before the peak is reset: modules are not the run's memory
-        import ownlens_ml.monitoring.drift, ownlens_ml.monitoring.profiles  # noqa: F401, E401
+        import ownlens_ml.monitoring.drift  # noqa: F401
+        import ownlens_ml.monitoring.profiles  # noqa: F401
     else:
         import evidently.presets  # noqa: F401
+    import ctypes
+
+    ctypes.CDLL("libc.so.6").malloc_trim(0)  # what building the frames freed goes back: it is not a run's slack
     Path("/proc/self/clear_refs").write_text("5")  # peak RSS from here: what the run adds to the frames
     base = _rss("VmRSS")
     if args.phase == "ours":

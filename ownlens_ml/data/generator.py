@@ -63,9 +63,9 @@ Planted signals:
    (the mobile share; engaged minutes, minutes per session, scroll depth) and all that must not.
 
 Random streams: the editorial, the readers (one per chunk), the bursts, the pilot and the
-drift (one per chunk; drawn from only when a drift is asked for) each have their own; within a chunk the number of draws depends on the latent draws alone (never
-on the categories or articles chosen), so moving a burst changes what is read, not who
-churns or converts.
+drift (one per chunk; drawn from only when a drift is asked for) each have their own; within
+a chunk the number of draws depends on the latent draws alone (never on the categories or
+articles chosen), so moving a burst changes what is read, not who churns or converts.
 """
 
 from __future__ import annotations
