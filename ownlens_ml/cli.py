@@ -143,6 +143,9 @@ def db_init() -> None:
 # --- data ----------------------------------------------------------------------------
 
 
+GENERATOR_DRIFTS = ("device-mix", "engagement-drop")  # generator.DRIFTS, without importing numpy at startup
+
+
 @data_app.command("generate")
 def data_generate(
     users: Annotated[int, typer.Option(min=1, max=10_000_000, help="Number of readers.")] = 2_000,
@@ -150,12 +153,18 @@ def data_generate(
     brands: Annotated[int, typer.Option(min=1, max=20, help="Number of brands.")] = 2,
     seed: Annotated[int, typer.Option(min=0, max=2**32 - 1, help="Random seed; the same seed gives the same bytes.")] = 7,
     start: Annotated[Optional[datetime], typer.Option(formats=DAY, help="First day (YYYY-MM-DD); default 2026-01-01.")] = None,
+    drift_from: Annotated[Optional[datetime], typer.Option(
+        formats=DAY, help="First day of a drifted period (YYYY-MM-DD), with --drift.")] = None,
+    drift: Annotated[Optional[list[str]], typer.Option(
+        callback=lambda v: [_choice(d, GENERATOR_DRIFTS) for d in v or []],
+        help="Drift from --drift-from on: device-mix, engagement-drop (repeatable).")] = None,
 ) -> None:
-    """Generate a whole publisher platform with planted, documented signals."""
+    """Generate a whole publisher platform with planted, documented signals (optionally a drifted period)."""
     from ownlens_ml.data.generator import GeneratorConfig, generate
 
     config = GeneratorConfig(users=users, days=days, brands=brands, seed=seed,
-                             start=_day(start) or GeneratorConfig.start)
+                             start=_day(start) or GeneratorConfig.start,
+                             drift_from=_day(drift_from), drift=tuple(dict.fromkeys(drift or ())))
     summary = generate(settings(), config, progress=True)
     console.print(summary.as_table())
 
@@ -596,24 +605,9 @@ def monitor(
     from ownlens_ml.monitoring.report import write_monitoring_report
 
     result = run(settings(), model, _day(start), _day(end), source, tuple(only) if only else CHECKS)
-    measured = {}
-    for m in result.measurements:
-        measured.setdefault(m.kind, {}).setdefault(m.status, 0)
-        measured[m.kind][m.status] += 1
-    console.print(f"{model} v{result.version}: {result.rows:,} {source} predictions, "
-                  f"{result.start:%Y-%m-%d}..{result.end - timedelta(days=1):%Y-%m-%d}")
-    for kind, statuses in measured.items():
-        console.print(f"  {kind}: " + ", ".join(f"{n} {status}" for status, n in sorted(statuses.items())))
-    for m in result.alerting():
-        threshold = "" if m.threshold is None else f" > {m.threshold:.4g}" if m.kind != "performance" else \
-            f" vs registered {m.threshold:.4g}"
-        console.print(f"  [yellow]alert:[/] {m.kind} {m.metric} {m.feature or ''} {m.value:.4g}{threshold}",
-                      highlight=False)
-    for note in result.notes:
-        console.print(f"  note: {note}", soft_wrap=True, highlight=False)
-    console.print(f"alerts: {len(result.raised)} raised, {len(result.resolved)} resolved, {result.open_alerts} open"
-                  + (f"; webhook: {result.delivered} delivered, {result.undelivered} to retry"
-                     if settings().alert_webhook else ""))
+    for line in result.summary(webhook=bool(settings().alert_webhook)):
+        console.print(line.replace("  alert:", "  [yellow]alert:[/]", 1), soft_wrap=True, highlight=False,
+                      markup=line.startswith("  alert:"))
     if report:
         console.print(f"report: {write_monitoring_report(settings(), result)}")
 

@@ -17,8 +17,8 @@ from ownlens_ml.settings import Settings
 def run_demo(settings: Settings, console: Console, *, users: int = 6_000, days: int = 120, seed: int = 7) -> None:
     """Init the database, generate a platform and profile it, build and check features, apply the Feast
     repository, materialize, show a training row and an online vector, then train, evaluate,
-    register and promote every model, serve the champions over HTTP for one request, and score
-    every active reader for churn in a batch."""
+    register and promote every model, serve the champions over HTTP for one request, score
+    every active reader for churn in a batch, and monitor that batch (summary and report)."""
     from ownlens_ml.data.generator import GeneratorConfig, generate
     from ownlens_ml.data.profile import profile_report
     from ownlens_ml.db import init_db
@@ -100,7 +100,24 @@ def run_demo(settings: Settings, console: Console, *, users: int = 6_000, days: 
     batch = score(settings, "churn", progress=True)
     console.print(f"9. batch scoring: {batch.rows:,} active readers scored with churn v{batch.version} as of "
                   f"{batch.as_of:%Y-%m-%d} into ml_model_predictions in {batch.seconds:.1f}s (rerunning replaces the batch)")
+    _monitor_batch(settings, console, batch.as_of.date())
     console.print(Rule("done"))
+
+
+def _monitor_batch(settings: Settings, console: Console, day) -> None:
+    """Monitor churn over the day's batch (the three served rows are too few to judge): drift against the
+    reference profile, live performance (labels mature later), freshness; its summary and report."""
+    from ownlens_ml.monitoring.monitor import monitor
+    from ownlens_ml.monitoring.report import write_monitoring_report
+
+    with console.status("monitoring churn"):
+        run = monitor(settings, "churn", day, day, source="batch", checks=("drift", "performance", "freshness"))
+        report = write_monitoring_report(settings, run)
+    console.print(f"10. monitoring churn v{run.version} over the batch: {len(run.alerting())} measurements alerting, "
+                  f"{len(run.raised)} alerts raised")
+    for line in run.summary():
+        console.print(f"   {line}", soft_wrap=True, highlight=False, markup=False)
+    console.print(f"   monitoring report: {report}")
 
 
 def _serve_rankings(settings: Settings, console: Console) -> None:

@@ -28,11 +28,12 @@ from ownlens_ml.settings import Settings
 USERS, DAYS = 1000, 100
 
 
-def build(settings: Settings, users: int = USERS) -> Settings:
-    """Generate, build snapshots, apply, materialize, train churn and make it champion."""
+def build(settings: Settings, users: int = USERS, drift: tuple[str, ...] = (), drift_from=None) -> Settings:
+    """Generate (with the drift scenarios ``drift`` from ``drift_from`` on, if any), build snapshots, apply,
+    materialize, train churn and make it champion."""
     init_db(settings)
     start = (pd.Timestamp(clock.today(), tz="UTC") - pd.Timedelta(days=DAYS)).date()
-    generate(settings, GeneratorConfig(users=users, days=DAYS, seed=7, start=start))
+    generate(settings, GeneratorConfig(users=users, days=DAYS, seed=7, start=start, drift=drift, drift_from=drift_from))
     built = build_snapshots(settings)
     store.apply_repo(settings)
     end = utc_midnight(built.end)

@@ -24,7 +24,8 @@ def test_demo_runs_everything_on_the_local_profile(tmp_path):
     for step in ("schema at revision", "exploration report with plots", "data quality checks passed", "online store materialized",
                  "the training row and the online vector agree",
                  "POST /v1/predict/churn reader 1: churn probability", "GET /v1/recommendations/1?k=5: [",
-                 "active readers scored with churn v1"):
+                 "active readers scored with churn v1", "10. monitoring churn v1 over the batch: ",
+                 "drift: ", "monitoring report: "):
         assert step in out, step
     from ownlens_ml.models import SPECS
 
@@ -32,3 +33,5 @@ def test_demo_runs_everything_on_the_local_profile(tmp_path):
         assert f"{name} v1 (" in out, name
         report = tmp_path / ".ownlens" / "reports" / name / "v1" / "report.md"
         assert report.exists() and "oracle" in report.read_text(), name
+    monitoring = Path(out.split("monitoring report: ")[-1].split()[0])
+    assert monitoring.exists() and "churn v1: monitoring" in monitoring.read_text()

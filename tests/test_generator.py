@@ -220,10 +220,57 @@ def test_truth_errors_are_clear(tmp_path):
         GeneratorConfig(users=0).validate()
 
 
-@pytest.mark.parametrize("args", [["--users", "0"], ["--days", "-1"]])
+@pytest.mark.parametrize("args", [["--users", "0"], ["--days", "-1"], ["--drift", "sideways"]])
 def test_cli_rejects_bad_sizes(args, tmp_path):
     env = {"OWNLENS_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
     proc = subprocess.run([sys.executable, "-m", "ownlens_ml.cli", "data", "generate", *args],
                           capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 2
     assert args[0] in proc.stderr
+
+
+def test_drift_scenarios_change_only_what_they_name_from_their_day():
+    """device-mix moves sessions to mobile, engagement-drop halves dwell and scroll depth; before the drift
+    day, and in everything else (who visits, when, who churns or converts), the platform is the clean one."""
+    from datetime import timedelta
+
+    from ownlens_ml.data.generator import DEVICES, DRIFT_ENGAGEMENT
+
+    clean = GeneratorConfig(users=300, days=40, brands=2, seed=5)
+    drift_from = clean.start + timedelta(days=25)
+    cut = pd.Timestamp(drift_from, tz="UTC")
+
+    def run(*drift):
+        out = dict(iter_platform(GeneratorConfig(users=300, days=40, brands=2, seed=5, drift_from=drift_from,
+                                                 drift=drift) if drift else clean))
+        return out["truth:users"], out["sessions"], out["events"]
+
+    users, sessions, events = run()
+    mobile = DEVICES.index("mobile") + 1
+    for drift in ("device-mix", "engagement-drop"):
+        users2, sessions2, events2 = run(drift)
+        pd.testing.assert_frame_equal(users2, users)
+        before = sessions["started_at"] < cut
+        pd.testing.assert_frame_equal(sessions2[before], sessions[before])
+        early = events["event_at"] < cut
+        pd.testing.assert_frame_equal(events2[early], events[early])
+        visits = ["session_id", "user_id", "started_at", "referrer", "page_views"]
+        pd.testing.assert_frame_equal(sessions2[visits], sessions[visits])
+        after = ~before
+        on_mobile, on_mobile2 = (s.loc[after, "device_type_id"] == mobile for s in (sessions, sessions2))
+        dwell, dwell2 = (s.loc[after, "engaged_seconds"].sum() for s in (sessions, sessions2))
+        if drift == "device-mix":
+            assert on_mobile2.mean() > on_mobile.mean() + 0.3 and on_mobile2[on_mobile].all()
+            pd.testing.assert_frame_equal(events2, events)
+            assert dwell2 == dwell
+        else:
+            assert on_mobile2.equals(on_mobile)
+            assert dwell2 == pytest.approx(DRIFT_ENGAGEMENT * dwell, rel=0.05)
+            depth, depth2 = (e.loc[~early, "scroll_depth"].mean() for e in (events, events2))
+            assert depth2 < 0.6 * depth
+    with pytest.raises(ValidationError, match="unknown drift 'x'"):
+        GeneratorConfig(drift_from=clean.start, drift=("x",)).validate()
+    with pytest.raises(ValidationError, match="needs both"):
+        GeneratorConfig(drift=("device-mix",)).validate()
+    with pytest.raises(ValidationError, match="outside the generated days"):
+        GeneratorConfig(days=10, drift_from=clean.start + timedelta(days=10), drift=("device-mix",)).validate()

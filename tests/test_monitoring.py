@@ -1,5 +1,6 @@
 """Monitoring on one small production platform (PostgreSQL, Redis, Feast): reference profiles,
-drift that stays quiet on clean data and fires on a corrupted online feature, live performance
+drift that stays quiet on clean data and fires on a corrupted online feature and (on a second, drifted
+platform) on exactly the features a generated drift scenario moves, live performance
 from matured labels, skew, freshness, the alert lifecycle with a real webhook, the gauges, the
 report, and bad input through the real CLI."""
 
@@ -157,6 +158,45 @@ def test_a_corrupted_online_feature_is_named_by_skew_and_drift_and_nothing_else(
     assert {a["rule"] for a in run.raised} <= {"skew", "feature_drift", "output_drift"}
 
 
+# the drifted scenario: the newest training as-of is 30 days back (churn's label window), so training and the
+# reference profile see clean data only; on DRIFTED_DAY the 30-day features hold 20 drifted days of 30
+DRIFT_FROM = TODAY - timedelta(days=20)
+DRIFTED_DAY = TODAY
+SHIFTED = {  # the churn_v1 features each scenario moves, by their definitions (feature_repo/)
+    # the share of sessions on mobile; no other churn feature reads the session's device
+    "device-mix": {"mobile_share_30d"},
+    # dwell time and scroll depth per read (not the number of sessions, page views or paywall hits),
+    # and the on-demand ratio of engaged minutes per session
+    "engagement-drop": {"engaged_minutes_1d", "engaged_minutes_7d", "engaged_minutes_30d",
+                        "avg_scroll_depth_30d", "minutes_per_session_30d"},
+}
+
+
+@pytest.fixture(scope="module")
+def drifted(pg_server, redis_server, tmp_path_factory) -> Settings:
+    """A platform with both drift scenarios from DRIFT_FROM on; online predictions of every active reader today."""
+    url, drop = new_database(pg_server)
+    settings = Settings(profile="production", home=tmp_path_factory.mktemp("drifted"), database_url=url,
+                        redis_url=redis_server, project=f"t{np.random.default_rng().integers(1 << 40):x}")
+    build(settings, drift=tuple(SHIFTED), drift_from=DRIFT_FROM)
+    serve(settings, active_readers(settings, clock.now())["user_id"].tolist())
+    yield settings
+    drop()
+
+
+def test_drifted_period_alerts_the_shifted_features_and_no_others(drifted):
+    run = monitoring.monitor(drifted, "churn", DRIFTED_DAY, DRIFTED_DAY, checks=("drift",))
+    alerted = {m.feature for m in run.alerting() if m.kind == "drift"}
+    shifted = set().union(*SHIFTED.values())
+    assert run.rows > 500
+    assert alerted == shifted, sorted(alerted)
+    # the model's output is computed from the features: it may drift with them, nothing else may alert
+    assert {m.kind for m in run.alerting()} <= {"drift", "output_drift"}
+    assert {a["feature"] for a in run.raised if a["rule"] == "feature_drift"} == alerted
+    quiet = [m for m in run.measurements if m.kind == "drift" and m.feature not in shifted]
+    assert quiet and all(m.status != ALERT for m in quiet)
+
+
 def test_live_churn_roc_auc_equals_scikit_learn_on_the_joined_rows(platform):
     run = monitoring.monitor(platform, "churn", MATURED_DAY, MATURED_DAY, source="batch", checks=("performance",))
     auc = next(m for m in run.measurements if m.metric == "roc_auc")
@@ -312,6 +352,46 @@ def test_bad_input_is_one_line_and_writes_nothing(platform, args, expect):
     if done.returncode == 1:
         assert len(done.stderr.strip().splitlines()) == 1 and done.stderr.startswith("error: "), output
     assert counts(platform) == before
+
+
+SERVED_DAY = TODAY - timedelta(days=2)
+
+
+def test_live_ndcg_of_the_served_lists_equals_a_direct_count(platform, monkeypatch):
+    """Recommendations served through the HTTP app two days ago, judged by the reads of the next 24 hours."""
+    from fastapi.testclient import TestClient
+
+    from ownlens_ml.pipelines.training import train
+    from ownlens_ml.serving.app import create_app
+
+    registry.promote(platform, "recommendation", train(platform, "recommendation").version.version)
+    monkeypatch.setenv("OWNLENS_NOW", f"{SERVED_DAY}T08:00:00Z")
+    readers = active_readers(platform, clock.now())["user_id"].tolist()[:300]
+    with TestClient(create_app(platform)) as client:
+        for user in readers:
+            assert client.get(f"/v1/recommendations/{user}?k=10").status_code == 200
+    monkeypatch.setenv("OWNLENS_NOW", f"{TODAY}T12:00:00Z")
+    run = monitoring.monitor(platform, "recommendation", SERVED_DAY, SERVED_DAY, checks=("performance",))
+    ndcg = next(m for m in run.measurements if m.metric == "ndcg@10")
+    with get_engine(platform).connect() as conn:
+        t = ml_model_predictions.c
+        served = conn.execute(select(t.entity_id, t.as_of, t.output).where(t.model_name == "recommendation")).all()
+        views = conn.execute(text("SELECT user_id, article_id, event_at FROM events WHERE event_type = 'page_view' "
+                                  "AND article_id IS NOT NULL")).all()
+    gains = []
+    for user, as_of, output in served:
+        end = pd.Timestamp(as_of) + pd.Timedelta(hours=24)
+        read = {a for u, a, at in views if u == user and pd.Timestamp(as_of) < pd.Timestamp(at) <= end}
+        if read:
+            ranked = [a["article_id"] for a in output["articles"]][:10]
+            dcg = sum(1 / np.log2(i + 2) for i, a in enumerate(ranked) if a in read)
+            gains.append(dcg / sum(1 / np.log2(i + 2) for i in range(min(len(read), 10))))
+    assert len(served) == len(readers) and ndcg.details["predictions"] == len(readers)
+    assert ndcg.details["rows"] == len(gains) > 30
+    assert ndcg.value == pytest.approx(np.mean(gains), abs=1e-12)
+    assert ndcg.details["low"] <= ndcg.value <= ndcg.details["high"]
+    registered = registry.get_version(platform, "recommendation", "champion").metrics["holdout"]["model"]
+    assert ndcg.threshold == registered["ndcg@10"]
 
 
 # --- the statistics alone, on seeded synthetic frames ----------------------------------------

@@ -54,10 +54,18 @@ Planted signals:
    probabilities), which is what a detector can see, and ``baseline_reads``, the exact
    expected reads without it; ``hours`` is the real window, ``drawn_hours`` the drawn one.
 
-Random streams: the editorial, the readers (one per chunk), the bursts and the pilot each
-have their own; within a chunk the number of draws depends on the latent draws alone (never
-on the categories or articles chosen), so moving a burst changes what is read, not who
-churns or converts.
+7. Drift scenarios (``GeneratorConfig.drift``, from the day ``drift_from`` on; none by default):
+   ``device-mix``: each session moves to mobile with chance ``DRIFT_MOBILE_SHARE`` (readers'
+   habits otherwise unchanged: who visits, when, what they read); ``engagement-drop``: every
+   read's visible engagement (dwell time and scroll depth, signal 1) is multiplied by
+   ``DRIFT_ENGAGEMENT``, as if every reader skimmed, while who visits, how often and who churns
+   or converts stay as they were. So a monitor can be checked against features that must move
+   (the mobile share; engaged minutes, minutes per session, scroll depth) and all that must not.
+
+Random streams: the editorial, the readers (one per chunk), the bursts, the pilot and the
+drift (one per chunk; drawn from only when a drift is asked for) each have their own; within
+a chunk the number of draws depends on the latent draws alone (never on the categories or
+articles chosen), so moving a burst changes what is read, not who churns or converts.
 """
 
 from __future__ import annotations
@@ -379,6 +387,12 @@ BURST_MIN_READS = 60.0
 """A burst lasts at least until its series' estimated baseline reads (without the burst) reach this."""
 PILOT_READERS = 4096
 """Readers of the pilot that estimates each series' hourly reads before any reader is simulated."""
+DRIFTS = ("device-mix", "engagement-drop")
+"""Drift scenarios ``GeneratorConfig.drift`` may name (signal 7)."""
+DRIFT_MOBILE_SHARE = 0.6
+"""device-mix: chance that a session from the drift day on is on mobile whatever the reader's habit."""
+DRIFT_ENGAGEMENT = 0.5
+"""engagement-drop: factor on every read's dwell time and scroll depth from the drift day on."""
 AD_CLICK_RATE = 0.01
 MS_DAY = 86_400_000
 EVENT_ORDER = {name: k for k, name in enumerate(schema.EVENT_TYPES)}
@@ -447,6 +461,8 @@ class GeneratorConfig:
         seed: random seed.
         start: first generated day (00:00 UTC).
         dynamics: parameters of the latent reader process.
+        drift_from: first day of the drifted period (with ``drift``); None: no drift.
+        drift: drift scenarios from ``DRIFTS`` (signal 7); empty: the clean platform.
     """
 
     users: int = 2_000
@@ -455,6 +471,8 @@ class GeneratorConfig:
     seed: int = 7
     start: date = date(2026, 1, 1)
     dynamics: Dynamics = DYNAMICS
+    drift_from: date | None = None
+    drift: tuple[str, ...] = ()
 
     def validate(self) -> None:
         for name in ("users", "days", "brands"):
@@ -469,10 +487,24 @@ class GeneratorConfig:
         if not pd.Timestamp.min.date() < self.start <= pd.Timestamp.max.date() - timedelta(days=self.days + 1):
             raise ValidationError(f"generator start {self.start} with {self.days} days leaves the timestamp range "
                                   f"{pd.Timestamp.min.date()}..{pd.Timestamp.max.date()}; choose an earlier --start")
+        unknown = [d for d in self.drift if d not in DRIFTS]
+        if unknown:
+            raise ValidationError(f"unknown drift {unknown[0]!r}; use any of: {', '.join(DRIFTS)}")
+        if bool(self.drift) != (self.drift_from is not None):
+            raise ValidationError("a drift needs both --drift-from DATE and at least one --drift "
+                                  f"({', '.join(DRIFTS)}); got drift {list(self.drift)}, from {self.drift_from}")
+        last = self.start + timedelta(days=self.days - 1)
+        if self.drift_from is not None and not self.start <= self.drift_from <= last:
+            raise ValidationError(f"--drift-from {self.drift_from} is outside the generated days "
+                                  f"{self.start}..{last}; choose a day inside them")
 
     @property
     def start_ts(self) -> pd.Timestamp:
         return pd.Timestamp(self.start, tz="UTC")
+
+    def drifted(self, name: str, day: int) -> bool:
+        """Whether drift ``name`` acts on ``day`` (days since ``start``)."""
+        return name in self.drift and day >= (self.drift_from - self.start).days
 
 
 # --- editorial: authors, articles, bursts -------------------------------------------------
@@ -768,10 +800,12 @@ class ChunkResult:
 
 
 def simulate_chunk(config: GeneratorConfig, ed: Editorial, pools: list, profile: ReaderProfile,
-                   rng: np.random.Generator, ids: dict[str, int], tick=None) -> ChunkResult:
+                   rng: np.random.Generator, ids: dict[str, int], tick=None,
+                   drift_rng: np.random.Generator | None = None) -> ChunkResult:
     """Run the latent process for one chunk from the burn-in to the last day and write its rows.
 
-    ``ids`` holds the next session and event ids and is advanced in place.
+    ``ids`` holds the next session and event ids and is advanced in place; ``drift_rng`` is the
+    chunk's drift stream (signal 7), used only on drifted days.
     """
     dyn = config.dynamics
     rd, n = profile.readers, len(profile.user_id)
@@ -792,7 +826,7 @@ def simulate_chunk(config: GeneratorConfig, ed: Editorial, pools: list, profile:
             converted_ms[draws.converted] = day * MS_DAY + MS_DAY // 2
             opt_in |= draws.newsletter_signup
         else:
-            s, e, p, conv = _expand_day(config, ed, pools[day], profile, state, draws, day, rng, ids)
+            s, e, p, conv = _expand_day(config, ed, pools[day], profile, state, draws, day, rng, ids, drift_rng)
             converted_ms[draws.converted] = conv[draws.converted]
             sessions.append(s)
             events.append(e)
@@ -865,7 +899,8 @@ def _state_rows(user_id: np.ndarray, day: int, state: ReaderState, draws: DayDra
 
 def _expand_day(config: GeneratorConfig, ed: Editorial, pools: tuple, profile: ReaderProfile,
                 state: ReaderState, draws: DayDraws, day: int, rng: np.random.Generator,
-                ids: dict[str, int]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, np.ndarray]:
+                ids: dict[str, int], drift_rng: np.random.Generator | None = None,
+                ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, np.ndarray]:
     """Turn one day's latent draws into session, event and article-day rows.
 
     Returns sessions, events, per-(article, date) aggregates and, per reader, the time of
@@ -886,6 +921,8 @@ def _expand_day(config: GeneratorConfig, ed: Editorial, pools: tuple, profile: R
     order = np.lexsort((start_ms, su))
     start_ms = start_ms[order]
     device = np.where(rng.random(ns) < 0.7, profile.device[su], _cdf_pick(DEVICE_CDF[seg], rng.random(ns)))
+    if config.drifted("device-mix", day):  # from the drift's own stream: the readers' draws stay as they were
+        device = np.where(drift_rng.random(ns) < DRIFT_MOBILE_SHARE, DEVICES.index("mobile"), device)
     referrer = _cdf_pick(REFERRER_CDF[seg], rng.random(ns))
     first_session = np.cumsum(s) - s
 
@@ -930,6 +967,8 @@ def _expand_day(config: GeneratorConfig, ed: Editorial, pools: tuple, profile: R
     dyn = config.dynamics
     # a fading reader skims: dwell and scroll depth shrink with engagement (signal 1)
     shows = 1.0 - dyn.visit_engagement + dyn.visit_engagement * state.engagement[att_user]
+    if config.drifted("engagement-drop", day):
+        shows = shows * DRIFT_ENGAGEMENT
     engaged = np.maximum(1, np.round(
         ENGAGED_SECONDS[aseg] * rng.lognormal(-dyn.dwell_sigma ** 2 / 2, dyn.dwell_sigma, na) * shows
         * ed.quality[art] ** 0.3)).astype(np.int64)
@@ -1095,7 +1134,8 @@ def iter_platform(config: GeneratorConfig, tick=None) -> Iterator[tuple[str, obj
     config.validate()
     root = np.random.SeedSequence(config.seed)
     # a third stream for the bursts and a fourth for the pilot that sizes them (spawn keys are positional)
-    editorial_seq, reader_seq, burst_seq, pilot_seq = root.spawn(4)
+    # and a fifth for the drift scenarios: spawning five leaves the first four as they were
+    editorial_seq, reader_seq, burst_seq, pilot_seq, drift_seq = root.spawn(5)
     ed = _editorial(config, np.random.default_rng(editorial_seq))
     pools = [(_ArticlePool(ed, d, config.brands, True), _ArticlePool(ed, d, config.brands, False))
              for d in range(config.days)]
@@ -1110,11 +1150,13 @@ def iter_platform(config: GeneratorConfig, tick=None) -> Iterator[tuple[str, obj
     n_chunks = -(-config.users // CHUNK_USERS)
     ids = {"session": 1, "event": 1}
     perf = []
+    drift_seqs = drift_seq.spawn(n_chunks)
     for k, seq in enumerate(reader_seq.spawn(n_chunks)):
         rng = np.random.default_rng(seq)
         n = min(CHUNK_USERS, config.users - k * CHUNK_USERS)
         profile = draw_profiles(config, rng, k * CHUNK_USERS + 1, n)
-        chunk = simulate_chunk(config, ed, pools, profile, rng, ids, tick)
+        drift_rng = np.random.default_rng(drift_seqs[k]) if config.drift else None
+        chunk = simulate_chunk(config, ed, pools, profile, rng, ids, tick, drift_rng)
         yield "users", chunk.users
         yield "sessions", chunk.sessions
         yield "events", chunk.events
@@ -1223,7 +1265,9 @@ def generate(settings: Settings, config: GeneratorConfig, progress: bool = False
                 daily_writer = None
             pd.concat(truth_frames["users"], ignore_index=True).to_parquet(truth_tmp / "users.parquet", index=False)
             meta = {"config": {"users": config.users, "days": config.days, "brands": config.brands,
-                               "seed": config.seed, "start": config.start.isoformat()},
+                               "seed": config.seed, "start": config.start.isoformat(),
+                               **({"drift_from": config.drift_from.isoformat(), "drift": list(config.drift)}
+                                  if config.drift else {})},
                     "dynamics": asdict(config.dynamics), "generated_at": clock.now().isoformat()}
             (truth_tmp / "meta.json").write_text(json.dumps(meta, indent=2))
             if conn.dialect.name == "postgresql":

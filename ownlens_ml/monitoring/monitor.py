@@ -64,6 +64,26 @@ class MonitorResult:
     def alerting(self) -> list[Measurement]:
         return [m for m in self.measurements if m.status == results.ALERT]
 
+    def summary(self, webhook: bool = False) -> list[str]:
+        """Lines for a person: the window, measurements per check and status, each alert, the notes, the
+        alerts raised/resolved/open (and the webhook's deliveries when ``webhook``)."""
+        measured: dict[str, dict[str, int]] = {}
+        for m in self.measurements:
+            measured.setdefault(m.kind, {}).setdefault(m.status, 0)
+            measured[m.kind][m.status] += 1
+        lines = [f"{self.model} v{self.version}: {self.rows:,} {self.source} predictions, "
+                 f"{self.start:%Y-%m-%d}..{self.end - timedelta(days=1):%Y-%m-%d}"]
+        lines += [f"  {kind}: " + ", ".join(f"{n} {status}" for status, n in sorted(statuses.items()))
+                  for kind, statuses in measured.items()]
+        for m in self.alerting():
+            threshold = "" if m.threshold is None else f" > {m.threshold:.4g}" if m.kind != "performance" else \
+                f" vs registered {m.threshold:.4g}"
+            lines.append(f"  alert: {m.kind} {m.metric} {m.feature or ''} {m.value:.4g}{threshold}")
+        lines += [f"  note: {note}" for note in self.notes]
+        lines.append(f"alerts: {len(self.raised)} raised, {len(self.resolved)} resolved, {self.open_alerts} open"
+                     + (f"; webhook: {self.delivered} delivered, {self.undelivered} to retry" if webhook else ""))
+        return lines
+
 
 def window_bounds(start: date | None, end: date | None) -> tuple[datetime, datetime]:
     """[start 00:00, end + 1 day 00:00) in UTC; default: the ``DEFAULT_DAYS`` days up to today.

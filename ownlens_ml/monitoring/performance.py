@@ -1,6 +1,7 @@
 """Live performance from matured labels: logged predictions joined with the outcomes the model
 was trained to predict, through the spec's own label builder, scored per as-of day with a
-bootstrap interval beside the metric the version was registered with."""
+bootstrap interval beside the metric the version was registered with. For the recommender: the
+NDCG@10 of the lists actually served against the reader's reads in the 24 hours after each."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from datetime import timedelta
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 from scipy import stats
 
 from ownlens_ml import clock
@@ -24,6 +26,9 @@ MAX_BOOTSTRAP_ROWS = 20_000
 SEED = 7
 ONE_DATE = 36_500
 """A label window step so large that the builder draws labels at exactly one as-of date."""
+READ_WINDOW = pd.Timedelta(hours=24)
+"""A served list is judged by the reads in this long after it (the recommender's label window)."""
+RANKED = 10
 
 
 def matures(spec: ModelSpec, day: pd.Timestamp) -> pd.Timestamp:
@@ -67,6 +72,8 @@ def live_performance(settings: Settings, spec: ModelSpec, version: ModelVersion,
     """
     kind = spec.task_kind
     metrics = spec.watch.live_metrics
+    if kind.name == "ranking" and len(spec.entity_key) == 1:
+        return live_ranking(settings, version, predictions)
     if not metrics or kind.score is None or len(spec.entity_key) != 1:
         return [], [f"{spec.name}: live performance is not measured for {kind.name} models"]
     today = pd.Timestamp(clock.now())
@@ -99,4 +106,84 @@ def live_performance(settings: Settings, spec: ModelSpec, version: ModelVersion,
                                     int((predictions["as_of"].dt.floor("D") == day).sum()),
                                     "positive_rate": values.get("positive_rate")},
                                    (day.to_pydatetime(), (day + timedelta(days=1)).to_pydatetime())))
+    return out, notes
+
+
+def served_lists(settings: Settings, predictions: pd.DataFrame) -> tuple[np.ndarray, sp.csr_matrix, pd.DataFrame]:
+    """The served lists whose 24 hours have passed, as ``ranking_metrics`` takes them.
+
+    Returns ``(top, relevant, lists)``: (lists, 10) positions in a catalogue of every article served
+    or read (-1 past a list's end); 0/1 of the articles each list's reader read in the 24 hours after
+    it was served; and per list ``entity_id``, ``as_of`` and ``reads`` (articles read in that time).
+    """
+    lists = predictions[predictions["as_of"] + READ_WINDOW <= pd.Timestamp(clock.now())].reset_index(drop=True)
+    if not len(lists):
+        return np.zeros((0, RANKED), np.int64), sp.csr_matrix((0, 0)), lists.assign(reads=0)
+    served = [[a["article_id"] for a in (o or {}).get("articles", [])][:RANKED] for o in lists["output"]]
+    events = _reads_after(settings, lists)
+    ids = np.unique(np.concatenate([np.asarray([a for x in served for a in x], np.int64),
+                                    events["article_id"].to_numpy(np.int64)]))
+    top = np.full((len(lists), RANKED), -1, np.int64)
+    for i, articles in enumerate(served):
+        top[i, :len(articles)] = np.searchsorted(ids, articles)
+    rows, cols = events["list"].to_numpy(), np.searchsorted(ids, events["article_id"].to_numpy(np.int64))
+    relevant = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(lists), len(ids)))
+    relevant.data[:] = 1.0
+    return top, relevant, lists.assign(reads=np.diff(relevant.indptr))
+
+
+def _reads_after(settings: Settings, lists: pd.DataFrame) -> pd.DataFrame:
+    """(list, article_id) of each page view by a list's reader in the 24 hours after it was served."""
+    from sqlalchemy import text
+
+    from ownlens_ml.db import get_engine
+
+    lo, hi = lists["as_of"].min(), lists["as_of"].max() + READ_WINDOW
+    with get_engine(settings).connect() as conn:
+        views = pd.read_sql_query(text(
+            "SELECT user_id, article_id, event_at FROM events WHERE event_type = 'page_view' "
+            "AND article_id IS NOT NULL AND event_at > :lo AND event_at <= :hi"),
+            conn, params={"lo": lo.to_pydatetime(), "hi": hi.to_pydatetime()})
+    views["event_at"] = pd.to_datetime(views["event_at"], utc=True, format="ISO8601")
+    joined = lists.reset_index(names="list")[["list", "entity_id", "as_of"]].merge(
+        views, left_on="entity_id", right_on="user_id")
+    after = (joined["event_at"] > joined["as_of"]) & (joined["event_at"] <= joined["as_of"] + READ_WINDOW)
+    return joined.loc[after, ["list", "article_id"]].drop_duplicates()
+
+
+def live_ranking(settings: Settings, version: ModelVersion, predictions: pd.DataFrame
+                 ) -> tuple[list[Measurement], list[str]]:
+    """NDCG@10 of the served lists followed by a read, with a 95 % bootstrap interval over the lists,
+    beside the registered NDCG@10 (an alert only when the whole interval is below it)."""
+    from ownlens_ml.models.customer.recommendation import ranking_metrics
+
+    now = pd.Timestamp(clock.now())
+    waiting = predictions[predictions["as_of"] + READ_WINDOW > now]
+    notes = []
+    if len(waiting):
+        ready = waiting["as_of"].max() + READ_WINDOW
+        notes.append(f"{len(waiting):,} served lists are judged by the reads of their next 24 hours, "
+                     f"all known on {ready:%Y-%m-%d %H:%M}")
+    out = [] if not len(waiting) else [Measurement(
+        "performance", "labels_pending", None, len(waiting), None, PENDING, {"matures": ready.isoformat()})]
+    top, relevant, lists = served_lists(settings, predictions)
+    judged = np.flatnonzero(lists["reads"].to_numpy() > 0)
+    if not len(judged):
+        if len(lists):
+            notes.append(f"none of the {len(lists):,} served lists was followed by a read within 24 hours")
+        return out, notes
+    top, relevant = top[judged], relevant[judged]
+    size = relevant.shape[1]
+    metric = f"ndcg@{RANKED}"
+    value = ranking_metrics(top, relevant, size, RANKED)[metric]
+    low = high = value
+    if len(judged) > 1:
+        result = stats.bootstrap((np.arange(len(judged)),), lambda i: ranking_metrics(
+            top[i], relevant[i], size, RANKED)[metric], vectorized=False, n_resamples=RESAMPLES,
+            method="percentile", random_state=SEED)
+        low, high = (float(v) for v in result.confidence_interval)
+    reference = version.metrics.get("holdout", {}).get("model", {}).get(metric)
+    worse = reference is not None and high < reference
+    out.append(Measurement("performance", metric, None, value, reference, ALERT if worse else OK,
+                           {"low": low, "high": high, "rows": int(len(judged)), "predictions": int(len(lists))}))
     return out, notes
