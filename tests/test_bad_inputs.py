@@ -183,12 +183,7 @@ def _segmentation_champion(settings: Settings, tmp: Path) -> Settings:
 
     rows = store.training_set(settings, "segmentation_v1", segment_readers(settings))
     model = ReaderSegmentation(k_max=3).fit(feature_matrix(rows.frame, rows.features))
-    run = registry.start_run(settings, "segmentation", {})
-    version = registry.register(settings, run, model_name="segmentation", task="clustering", estimator=model,
-                                feature_service="segmentation_v1", feature_service_hash="0" * 64,
-                                training_set_fingerprint="0" * 64, window_start=None, window_end=None,
-                                params={}, metrics={})
-    registry.promote(settings, "segmentation", version.version)
+    _register_champion(settings, "segmentation", "clustering", "segmentation_v1", model)
 
 
 GARBAGE = np.random.default_rng(0).bytes(8192)
@@ -637,12 +632,16 @@ def _cheap_conversion_champion(settings: Settings) -> None:
     names = feature_names(store.feature_service(settings, "conversion_v2"))
     x = pd.DataFrame(np.random.default_rng(0).normal(size=(40, len(names))), columns=names)
     model = make_pipeline(SimpleImputer(keep_empty_features=True), LogisticRegression()).fit(x, np.arange(40) % 2)
-    run = registry.start_run(settings, "conversion", {})
-    version = registry.register(settings, run, model_name="conversion", task="binary", estimator=model,
-                                feature_service="conversion_v2", feature_service_hash="0" * 64,
-                                training_set_fingerprint="0" * 64, window_start=None, window_end=None,
-                                params={}, metrics={})
-    registry.promote(settings, "conversion", version.version)
+    _register_champion(settings, "conversion", "binary", "conversion_v2", model)
+
+
+def _register_champion(settings: Settings, name: str, task: str, service: str, model) -> None:
+    """Register ``model`` as ``name``'s champion without training it (a stand-in with no lineage)."""
+    run = registry.start_run(settings, name, {})
+    version = registry.register(settings, run, model_name=name, task=task, estimator=model, feature_service=service,
+                                feature_service_hash="0" * 64, training_set_fingerprint="0" * 64,
+                                window_start=None, window_end=None, params={}, metrics={})
+    registry.promote(settings, name, version.version)
 
 
 def _hold_first_run(settings: Settings, blocker: str) -> Callable:

@@ -145,6 +145,8 @@ def test_train_promote_evaluate_and_list_from_the_cli(generated):
 
 
 def test_a_tampered_factor_file_is_refused(generated):
+    if not registry.list_versions(generated, "recommendation"):  # the CLI test (slow) may not have run
+        train(generated, "recommendation")
     with get_engine(generated).connect() as conn:
         blob = conn.execute(select(ml_model_registry.c.artifact).where(
             ml_model_registry.c.model_name == "recommendation", ml_model_registry.c.version == 1)).scalar_one()

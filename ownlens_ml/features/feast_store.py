@@ -243,7 +243,7 @@ def feast_errors(settings: Settings, doing: str = "the feature store"):
     except PermissionError as exc:
         raise StateFolderError(f"{doing}: cannot write {exc.filename or settings.home}: permission denied; "
                                "make the state folder writable or set OWNLENS_HOME") from None
-    except sqlite3.DatabaseError as exc:
+    except sqlite3.OperationalError as exc:
         raise FeatureStoreStateError(f"{doing}: the local online store {settings.home / 'feast' / 'online.db'} "
                                      f"is unusable ({exc}); run `ownlens-ml features apply` to recreate it") from None
     except sqlite3.DatabaseError as exc:  # not an OperationalError: the file is no database
@@ -265,6 +265,7 @@ def require_applied(settings: Settings, online: bool = False) -> FeatureStore:
     Raises:
         FeatureStoreStateError: nothing is applied, the registry was applied for another state
             folder (a copied folder), or the online store file is missing.
+        DamagedStateError: the local online store file is not a database.
     """
     store = feature_store(settings)
     with feast_errors(settings):
@@ -289,8 +290,7 @@ def require_applied(settings: Settings, online: bool = False) -> FeatureStore:
                 with contextlib.closing(sqlite3.connect(f"file:{online_db}?mode=ro", uri=True)) as conn:
                     conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
             except sqlite3.DatabaseError as exc:
-                raise FeatureStoreStateError(f"the local online store {online_db} is unusable ({exc}); run "
-                                             "`ownlens-ml features apply` to recreate it") from None
+                raise DamagedStateError(f"the local online store {online_db} is damaged ({exc}); {REBUILD}") from None
     return store
 
 
