@@ -26,7 +26,7 @@ from ownlens_ml.features.snapshots import build_snapshots
 from ownlens_ml.errors import SpecError
 from ownlens_ml.models import SPECS
 from ownlens_ml.models.baselines import feature_matrix
-from ownlens_ml.models.kinds import KINDS
+from ownlens_ml.models.kinds import KINDS, methods_of
 from ownlens_ml.models.spec import ModelSpec
 from ownlens_ml.monitoring.profiles import read_profile
 from ownlens_ml.pipelines.training import train, validate
@@ -106,6 +106,50 @@ def test_model_contract(spec: ModelSpec, contract_platform: Settings):
         assert len(outputs) == len(rows) and kind.check_outputs(outputs) is None
         assert list(model.feature_names_in_) == store.feature_names(service)
         assert list(profile["features"]) == list(model.feature_names_in_) and "output" in profile
+    _answered_over_http(contract_platform, spec, version.version)
+
+
+def _answered_over_http(settings: Settings, spec: ModelSpec, version: int) -> None:
+    """Every path of ``spec.routes`` answers 200 from ``version`` made champion, in the kind's answer schema."""
+    from fastapi.testclient import TestClient
+
+    from ownlens_ml.serving.app import create_app
+
+    registry.promote(settings, spec.name, version)
+    with TestClient(create_app(settings)) as client:
+        for path in spec.routes:
+            if spec.task_kind.supervised:
+                entity = {key: 1 for key in spec.entity_key}
+                answer = client.post(path, json={"entities": [entity]})
+            else:
+                answer = client.get(path.replace("{user_id}", "1"))
+            assert answer.status_code == 200, (path, answer.text)
+            body = answer.json()
+            assert body["model"] == spec.name and body["version"] == version, (path, body)
+            assert {"predict": "predictions", "segments": "segment", "recommendations": "articles",
+                    "trending": "topics"}[path.split("/")[2]] in body, (path, body)
+
+
+THROWAWAY = {"binary": "churn", "regression": "article_performance", "clustering": "segmentation",
+             "ranking": "recommendation", "rule": "trending"}
+"""For each kind, the spec whose parts a throwaway spec of that kind borrows (feature service, labels, trainer)."""
+
+
+@pytest.mark.parametrize("kind", list(THROWAWAY))
+def test_a_new_spec_of_any_kind_is_trained_registered_and_answered(kind, contract_platform, monkeypatch):
+    """A spec added at runtime, touching no other file (its kind's codec, checks, trainer and serving adapter
+    do the rest), is trained, registered with its kind's artifact format and answered at its kind's path."""
+    if contract_platform.profile != "local":
+        pytest.skip("the throwaway specs run on the local profile (the contract cases cover both)")
+    borrowed = SPECS[THROWAWAY[kind]]
+    spec = dataclasses.replace(borrowed, name=f"throwaway_{kind}", route=None, description=f"a throwaway {kind}")
+    monkeypatch.setitem(SPECS, spec.name, spec)
+    assert spec.kind == kind and spec.routes == (spec.task_kind.route.replace("{model}", spec.name),)
+    version = train(contract_platform, spec.name, promote=False).version
+    assert version.task == kind and version.artifact_format == spec.task_kind.artifact_format
+    loaded, model = registry.load_model(contract_platform, spec.name, version.version)
+    assert all(callable(getattr(model, method, None)) for method in methods_of(spec.task_kind.artifact))
+    _answered_over_http(contract_platform, spec, version.version)
 
 
 def _spec(**changes) -> ModelSpec:

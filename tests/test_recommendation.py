@@ -16,6 +16,7 @@ from ownlens_ml import registry
 from ownlens_ml.db import get_engine
 from ownlens_ml.db.schema import ml_model_registry
 from ownlens_ml.errors import ArtifactIntegrityError, RegistryError
+from ownlens_ml.models import kinds_artifacts
 from ownlens_ml.models.customer.recommendation import Recommender, RecommenderParams
 from ownlens_ml.pipelines.training import train
 from ownlens_ml.settings import Settings
@@ -78,7 +79,7 @@ def test_unknown_readers_get_the_flagged_fallback_and_history_is_folded_in(fitte
     assert not folded.fallback
     assert set(folded.article_ids) == {9, 10}, "the folded-in reader gets the rest of their taste, not what they read"
     later = T + pd.Timedelta(hours=2)
-    extended = registry.load_als_npz(registry.dump_als_npz(fitted)).extend_catalogue(pd.DataFrame(
+    extended = kinds_artifacts.load_als_npz(kinds_artifacts.dump_als_npz(fitted)).extend_catalogue(pd.DataFrame(
         {"article_id": [77], "brand_id": [1], "published_at": [int(later.timestamp()) - 600]}))
     assert 77 in extended.recommend(999, k=20, brand_id=1, now=later).article_ids, "published since training"
     assert 77 not in extended.recommend(1, k=10, now=later).article_ids, "no factors: not in ALS answers"
@@ -87,8 +88,8 @@ def test_unknown_readers_get_the_flagged_fallback_and_history_is_folded_in(fitte
 
 
 def test_artifact_round_trip_answers_identically(fitted):
-    data = registry.dump_als_npz(fitted)
-    loaded = registry.load_als_npz(data)
+    data = kinds_artifacts.dump_als_npz(fitted)
+    loaded = kinds_artifacts.load_als_npz(data)
     for user, history in ((1, None), (25, None), (999, [6, 7]), (999, None)):
         a, b = fitted.recommend(user, 5, history=history), loaded.recommend(user, 5, history=history)
         np.testing.assert_array_equal(a.article_ids, b.article_ids)
@@ -98,14 +99,14 @@ def test_artifact_round_trip_answers_identically(fitted):
 
 def test_npz_with_a_pickled_member_is_refused(fitted):
     buffer = io.BytesIO()
-    with zipfile.ZipFile(io.BytesIO(registry.dump_als_npz(fitted))) as src, zipfile.ZipFile(buffer, "w") as dst:
+    with zipfile.ZipFile(io.BytesIO(kinds_artifacts.dump_als_npz(fitted))) as src, zipfile.ZipFile(buffer, "w") as dst:
         for item in src.infolist():
             dst.writestr(item, src.read(item))
         extra = io.BytesIO()
         np.save(extra, np.array([{"evil": 1}], dtype=object), allow_pickle=True)
         dst.writestr("extra.npy", extra.getvalue())
     with pytest.raises(RegistryError, match="als-npz"):
-        registry.load_als_npz(buffer.getvalue())
+        kinds_artifacts.load_als_npz(buffer.getvalue())
 
 
 @pytest.fixture(scope="module")

@@ -24,6 +24,7 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import DBAPIError
 from xgboost import XGBClassifier
 
+import ownlens_ml.models  # noqa: F401 - the kinds register their codecs and trusted classes
 from ownlens_ml import registry
 from ownlens_ml.db import get_engine, init_db
 from ownlens_ml.db.schema import ml_model_aliases, ml_model_registry
@@ -166,7 +167,7 @@ def test_disallowed_type_is_refused_naming_it():
     ("ownlens_ml.settings.Settings", False),  # the package is not a namespace
 ])
 def test_type_allowlist_is_precise(name, trusted):
-    assert registry._trusted_type(name) is trusted
+    assert registry.artifacts._trusted_type(name) is trusted
 
 
 def test_tampered_artifact_refuses_to_load_naming_checksums(settings, sklearn_model):
@@ -228,7 +229,7 @@ def test_failed_run_leaves_run_failed_and_no_version(settings, sklearn_model, mo
         kwargs.update(overrides)
         with monkeypatch.context() as patch:
             if error is RuntimeError:
-                patch.setattr(registry, "_read_version", boom)
+                patch.setattr(registry.versions, "_read_version", boom)
             with pytest.raises(error, match=message) as err:
                 registry.register(settings, run_id, **kwargs)
         registry.fail_run(settings, run_id, str(err.value))

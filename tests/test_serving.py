@@ -175,7 +175,7 @@ def test_a_failing_booster_probe_falls_back_with_one_warning(platform, users, mo
     the direct call falls back to inplace_predict, that to the pipeline; scores stay the pipeline's."""
     import xgboost
 
-    from ownlens_ml.pipelines import inference
+    from ownlens_ml.models import scoring as inference
 
     def fail(*args, **kwargs):
         raise KeyError("iteration_begin")  # e.g. a booster config without the keys the shortcut reads
@@ -184,7 +184,7 @@ def test_a_failing_booster_probe_falls_back_with_one_warning(platform, users, mo
     if broken == "inplace":
         monkeypatch.setattr(inference._DensePredictor, "__init__", fail)
         monkeypatch.setattr(xgboost.Booster, "copy", fail)  # the shortcut's single-thread booster
-    with caplog.at_level("WARNING", logger="ownlens_ml.pipelines.inference"):
+    with caplog.at_level("WARNING", logger="ownlens_ml.models.scoring"):
         scorer = inference.load_scorer(platform, "churn")
     warnings = [r.getMessage() for r in caplog.records if "failed its probe" in r.getMessage()]
     assert len(warnings) == (2 if broken == "inplace" else 1), warnings
@@ -197,7 +197,7 @@ def test_a_failing_booster_probe_falls_back_with_one_warning(platform, users, mo
 def test_the_direct_predict_call_declares_its_c_signature_and_holds_its_booster(platform):
     import ctypes
 
-    from ownlens_ml.pipelines import inference
+    from ownlens_ml.models import scoring as inference
 
     _, model = registry.load_model(platform, "churn", "champion")
     final = model.steps[-1][1]

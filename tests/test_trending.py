@@ -12,6 +12,7 @@ from ownlens_ml.data import generator
 from ownlens_ml.data.generator import BURST_MIN_READS, GeneratorConfig, iter_platform
 from ownlens_ml.data.truth import load_truth
 from ownlens_ml.errors import RegistryError
+from ownlens_ml.models import kinds_artifacts
 from ownlens_ml.models.editorial.trending import (
     TrendingRule,
     current,
@@ -123,11 +124,11 @@ def test_reads_that_follow_the_article_supply_are_not_a_trend():
 
 def test_rule_json_round_trip_and_refusals():
     rule = TrendingRule(min_z=3.5, windows=(1, 6))
-    assert registry.load_rule_json(registry.dump_rule_json(rule)) == rule
+    assert kinds_artifacts.load_rule_json(kinds_artifacts.dump_rule_json(rule)) == rule
     for bad in (b"not json", b'{"rule": "other", "params": {}}', b'{"rule": "trending", "params": {"min_z": "x"}}',
                 b'{"rule": "trending", "params": {"half_life_hours": -1}}'):
         with pytest.raises(RegistryError, match="rule-json"):
-            registry.load_rule_json(bad)
+            kinds_artifacts.load_rule_json(bad)
 
 
 @pytest.mark.slow

@@ -7,6 +7,8 @@ from ownlens_ml.models.customer import churn, conversion, recommendation, segmen
 from ownlens_ml.models.editorial import article_performance, trending
 from ownlens_ml.models.spec import ModelSpec
 
+from ownlens_ml.models import kinds_artifacts  # noqa: F401, E402 - registers the kinds' artifact codecs
+
 SPECS: dict[str, ModelSpec] = {spec.name: spec for spec in (churn.SPEC, conversion.SPEC, segmentation.SPEC,
                                                              article_performance.SPEC, recommendation.SPEC, trending.SPEC)}
 

@@ -11,11 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 
+from ownlens_ml import registry
 from ownlens_ml.errors import UnknownModelError
 from ownlens_ml.evaluation import binary_metrics, regression_metrics
 from ownlens_ml.models.baselines import baselines
@@ -51,6 +52,36 @@ class Monitoring:
     max_online_age_hours: float = 36.0
 
 
+class Classifier(Protocol):
+    """What a loaded binary model offers."""
+
+    def predict_proba(self, x: pd.DataFrame) -> np.ndarray: ...
+
+
+class Regressor(Protocol):
+    """What a loaded regression or clustering model offers (a clusterer predicts segment names)."""
+
+    def predict(self, x: pd.DataFrame) -> np.ndarray: ...
+
+
+class Ranker(Protocol):
+    """What a loaded ranking model offers: top-k items per entity."""
+
+    def recommend(self, user_id: int, k: int = 10, brand_id: int | None = None, history=None,
+                  personal: bool = True) -> Any: ...
+
+
+class Rule(Protocol):
+    """What a loaded scoring rule offers: its parameters as a document."""
+
+    def to_json(self) -> bytes: ...
+
+
+def methods_of(protocol: type) -> tuple[str, ...]:
+    """The methods a Protocol declares, which a loaded artifact of the kind must have."""
+    return tuple(name for name, value in vars(protocol).items() if callable(value) and not name.startswith("_"))
+
+
 @dataclass(frozen=True)
 class TaskKind:
     """What every model of one kind has in common.
@@ -59,7 +90,9 @@ class TaskKind:
         name: ``binary``, ``regression``, ``clustering``, ``ranking`` or ``rule``.
         metrics: every metric the kind can report, mapped to True where higher is better.
         gate_metric: the default gate metric, also the headline of listings.
-        artifact_format: how the registry stores a version (see ``registry.ARTIFACT_FORMATS``).
+        artifact_format: the codec the registry stores a version with (``registry.ARTIFACT_FORMATS``;
+            skops is the registry's own, the others are registered by ``models/kinds_artifacts.py``).
+        artifact: the Protocol a loaded artifact satisfies; ``registry.load_model`` checks its methods.
         plots: report figures, names in ``ownlens_ml.evaluation.report.PLOTS``.
         supervised: trained by the shared tabular engine from a label builder.
         predict: ``(model, feature matrix) -> outputs`` where the kind scores feature rows.
@@ -71,12 +104,15 @@ class TaskKind:
         importance_scoring: scikit-learn scorer for permutation importance.
         classes: the labels every part of a split must hold (classifiers), else empty.
         monitoring: how its models are watched unless their spec says otherwise.
+        route: the path a model of the kind answers at (``{model}``: the spec's name), with its
+            answer schema in ``ownlens_ml/serving/app.py``, the kind's serving adapter.
     """
 
     name: str
     metrics: Mapping[str, bool]
     gate_metric: str
     artifact_format: str
+    artifact: type
     plots: tuple[str, ...]
     supervised: bool
     predict: Callable[[Any, pd.DataFrame], np.ndarray] | None = None
@@ -88,6 +124,7 @@ class TaskKind:
     importance_scoring: str | None = None
     classes: tuple = ()
     monitoring: Monitoring = field(default_factory=Monitoring)
+    route: str = "/v1/predict/{model}"
 
     def improvement(self, metric: str, challenger: float, incumbent: float) -> float:
         """How much better ``challenger`` is on ``metric``: positive is better, whatever the direction."""
@@ -135,6 +172,7 @@ BINARY = TaskKind(
              "calibration_error": False, "top_decile_lift": True},
     gate_metric="roc_auc",
     artifact_format="skops",
+    artifact=Classifier,
     plots=("roc_pr", "calibration", "gains", "importance", "comparison"),
     supervised=True,
     predict=_probability_of_one,
@@ -153,6 +191,7 @@ REGRESSION = TaskKind(
     metrics={"rmse": False, "mae": False, "r2": True, "spearman": True},
     gate_metric="rmse",
     artifact_format="skops",
+    artifact=Regressor,
     plots=("predicted_vs_actual", "importance", "comparison"),
     supervised=True,
     predict=_prediction,
@@ -182,8 +221,10 @@ CLUSTERING = TaskKind(
     metrics={"silhouette": True, "adjusted_rand": True, "name_stability": True},
     gate_metric="silhouette",
     artifact_format="skops",
+    artifact=Regressor,
     plots=("k_selection", "segment_profiles", "segment_transitions", "comparison"),
     supervised=False,
+    route="/v1/segments/{model}/{user_id}",
     predict=_segment_names,
     check_outputs=_not_names,
 )
@@ -193,8 +234,10 @@ RANKING = TaskKind(
     metrics={"ndcg@10": True, "precision@10": True, "recall@10": True, "map@10": True, "coverage": True},
     gate_metric="ndcg@10",
     artifact_format="als-npz",
+    artifact=Ranker,
     plots=("ndcg_at_k", "comparison"),
     supervised=False,
+    route="/v1/recommendations/{model}/{user_id}",
 )
 """Top-k lists per reader, scored at k against what readers read next (baselines: popularity, recency)."""
 
@@ -204,12 +247,16 @@ RULE = TaskKind(
              "false_alarms_per_series_day": False, "median_hours_to_detect": False},
     gate_metric="f1_2x",
     artifact_format="rule-json",
+    artifact=Rule,
     plots=("detection_curve", "activity_bursts", "comparison"),
     supervised=False,
+    route="/v1/trending/{model}",
 )
 """A scoring rule with parameters and no estimator, scored against known events (injected bursts)."""
 
 KINDS: dict[str, TaskKind] = {kind.name: kind for kind in (BINARY, REGRESSION, CLUSTERING, RANKING, RULE)}
+for _kind in KINDS.values():
+    registry.require_methods(_kind.name, methods_of(_kind.artifact))
 
 
 def get_kind(name: str) -> TaskKind:

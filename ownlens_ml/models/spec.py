@@ -78,6 +78,31 @@ class TrainContext:
     labels_from: str | None = None
     """The file those labels came from."""
 
+    def rival(self, exclude: int | None, artifact: type | None = None) -> tuple[ModelVersion, Any] | None:
+        """The champion to compare with, left out when it is the version being scored (``exclude``) or,
+        given ``artifact``, holds another kind of model. Every trainer compares through this."""
+        champion = self.champion()
+        if champion is None or champion[0].version == exclude:
+            return None
+        if artifact is not None and not isinstance(champion[1], artifact):
+            return None
+        return champion
+
+    @staticmethod
+    def lineage_as_of(version: ModelVersion) -> pd.Timestamp | None:
+        """The as-of moment a version was trained at, from its lineage (None: the end of data then)."""
+        as_of = version.params.get("as_of")
+        return pd.Timestamp(as_of) if as_of else None
+
+    @staticmethod
+    def note_rebuilt(evaluation: Evaluation, version: ModelVersion, fingerprint: str, what: str) -> Evaluation:
+        """``evaluation`` with a note when ``what`` rebuilt from ``version``'s lineage does not fingerprint
+        as the one it was trained on (data or feature definitions changed since)."""
+        if fingerprint != version.training_set_fingerprint:
+            evaluation.notes.append(f"the {what} rebuilt from this version's lineage differ from those it was "
+                                    "trained on (data or feature definitions changed since)")
+        return evaluation
+
 
 @dataclass
 class Trained:
@@ -128,6 +153,15 @@ class ModelSpec:
         population: ``(settings, as_of) -> frame`` of the entity keys batch scoring scores
             at ``as_of``; None: the model is not batch-scored.
         monitoring: how the deployed model is watched; None: its kind's defaults.
+        request_features: the feature service a non-tabular model's online answer reads at request
+            time (e.g. a reader's latest read); None: a clustering model reads its ``feature_service``,
+            the others read none. Tabular kinds read their version's feature service.
+        route: a path the online answer is also at, beside its kind's (``TaskKind.route``), e.g.
+            ``/v1/trending``; None: the kind's path only.
+        fallback: ranking kinds: ``settings -> model`` ranking readers before any version is
+            registered (e.g. the popularity of recent reads); None: no answer until one is.
+        current: rule kinds: ``(settings, model) -> frame`` of what the rule finds now, the
+            online answer (recomputed off the request path).
     """
 
     name: str
@@ -147,10 +181,16 @@ class ModelSpec:
     window: LabelWindow = field(default_factory=lambda: LabelWindow(as_of=None))
     population: Callable[[Settings, datetime], pd.DataFrame] | None = None
     monitoring: Monitoring | None = None
+    request_features: str | None = None
+    route: str | None = None
+    fallback: Callable[[Settings], Any] | None = None
+    current: Callable[[Settings, Any], pd.DataFrame] | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.entity_key, str):
             object.__setattr__(self, "entity_key", (self.entity_key,))
+        if self.request_features is None and self.kind == "clustering":
+            object.__setattr__(self, "request_features", self.feature_service)
 
         def refuse(field_name: str, problem: str) -> None:
             raise SpecError(f"model spec {self.name!r}, field {field_name!r}: {problem}")
@@ -176,12 +216,21 @@ class ModelSpec:
                 refuse("feature_service", f"a {kind.name} model reads a feature service")
         elif self.trainer is None or not callable(getattr(self.trainer, "train", None)):
             refuse("trainer", f"a {kind.name} model needs a trainer with train() and evaluate()")
+        if self.kind == "rule" and not callable(self.current):
+            refuse("current", "a rule model needs a callable current(settings, rule) to be answered online")
+        if self.route is not None and not self.route.startswith("/"):
+            refuse("route", f"{self.route!r} is not a path; start it with /")
         if self.extra_baselines is not None and not callable(self.extra_baselines):
             refuse("extra_baselines", "must be a callable seed -> baselines")
 
     @property
     def task_kind(self) -> TaskKind:
         return KINDS[self.kind]
+
+    @property
+    def routes(self) -> tuple[str, ...]:
+        """The paths the model answers at online: its kind's, then ``route`` if declared."""
+        return (self.task_kind.route.replace("{model}", self.name), *((self.route,) if self.route else ()))
 
     @property
     def watch(self) -> Monitoring:

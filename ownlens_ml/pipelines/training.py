@@ -348,12 +348,9 @@ class TabularTrainer:
                     "restore the file or train a new version on it")
         prepared = prepare(ctx.settings, ctx.spec, window, ctx.steps, labels, params.get("labels_file"))
         importance = pd.Series(version.metrics.get("importance", {}), dtype=float)
-        evaluation = evaluate_holdout(ctx.settings, prepared, model, version.version, importance, ctx.champion(),
-                                      ctx.steps)
-        if prepared.training_set.fingerprint != version.training_set_fingerprint:
-            evaluation.notes.append("the training set rebuilt from this version's lineage differs from the one it "
-                                    "was trained on (data or feature definitions changed since)")
-        return evaluation
+        evaluation = evaluate_holdout(ctx.settings, prepared, model, version.version, importance,
+                                      ctx.rival(version.version), ctx.steps)
+        return ctx.note_rebuilt(evaluation, version, prepared.training_set.fingerprint, "training rows")
 
 
 TABULAR = TabularTrainer()

@@ -28,7 +28,7 @@ from typing import Annotated, Any
 
 import numpy as np
 import pandas as pd
-from fastapi import FastAPI, HTTPException, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
@@ -48,6 +48,7 @@ from ownlens_ml.errors import (ConfigError, DatabaseUnavailableError, OwnLensErr
                                UnknownModelVersionError)
 from ownlens_ml.features import store
 from ownlens_ml.models import SPECS
+from ownlens_ml.models.baselines import feature_matrix
 from ownlens_ml.serving import ui
 from ownlens_ml.monitoring.prometheus import install as install_monitoring_gauges
 from ownlens_ml.serving.prediction_log import Answer, PredictionLog
@@ -56,7 +57,9 @@ from ownlens_ml.serving.predictor import (
     MAX_ENTITIES,
     REDIS_TIMEOUT_SECONDS,
     FeatureReader,
+    Follower,
     InvalidEntityError,
+    Loaded,
     Predictor,
     RedisHandle,
     freeze_heap,
@@ -77,12 +80,18 @@ FROZEN = Gauge("ownlens_gc_frozen_objects", "Objects taken out of the garbage co
 _REASONS = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 422: "invalid_request",
             503: "unavailable"}
 
-SERVED = [name for name, spec in SPECS.items() if spec.task_kind.supervised]
-"""Models that score feature rows (the tabular kinds), each at /v1/predict/{model}."""
-RANKERS = [name for name in ("segmentation", "recommendation", "trending") if name in SPECS]
-"""Served by their own endpoints: /v1/segments/{user_id}, /v1/recommendations/{user_id}, /v1/trending."""
-RECOMMENDATION_FEATURES = "recommendation_v1"
-"""What the recommender reads at request time: the latest read (a history it may fold in) and the brand."""
+
+
+def served() -> list[str]:
+    """Models that score feature rows (the tabular kinds), each at /v1/predict/{model}."""
+    return [name for name, spec in SPECS.items() if spec.task_kind.supervised]
+
+
+def rankers() -> list[str]:
+    """The other kinds' models (clustering, ranking, rule), followed by ``Follower``s and answered at the
+    paths of ``ModelSpec.routes`` by their kind's route (``ANSWERS``)."""
+    return [name for name, spec in SPECS.items() if not spec.task_kind.supervised]
+
 TRENDING_SECONDS = 60.0
 """How often the trending list, the known brands and a fallback ranking from recent reads are recomputed."""
 MAX_K = 100
@@ -100,7 +109,7 @@ class PredictRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"ids": [17, 42]}]})
     ids: list[Id] | None = Field(None, min_length=1, max_length=MAX_ENTITIES,
-                                 description="Entity ids, e.g. user ids for churn")
+                                 description="Entity ids, e.g. user ids for a model of readers")
     entities: list[dict[str, Id]] | None = Field(
         None, min_length=1, max_length=MAX_ENTITIES,
         description='Join key -> id per entity, e.g. [{"article_id": 5, "author_id": 2}]')
@@ -143,7 +152,7 @@ class RecommendationResponse(BaseModel):
     champion: bool = Field(description="Ranked by the champion (false: no champion yet, the fallback ranking)")
     articles: list[Article] = Field(description="Best first, at most k")
     fallback: bool = Field(description="The popularity-recency ranking: the reader has no factors and no history, "
-                                       "or no recommendation champion is served yet")
+                                       "or no champion of the model is served yet")
 
 
 class SegmentResponse(BaseModel):
@@ -180,59 +189,45 @@ class Readiness(BaseModel):
     reasons: list[str]
 
 
-class _Champion:
-    """A ranking or rule model's champion, reloaded when the alias moves (one tuple swap)."""
+def _champion(settings: Settings, name: str, redis_handle: RedisHandle) -> Follower:
+    """A ranking, clustering or rule model's champion, followed by the shared ``Follower`` (which also
+    rebuilds an old read plan); it reads the feature service its spec reads at request time, if any."""
+    service = SPECS[name].request_features
 
-    def __init__(self, settings: Settings, name: str, redis_handle: RedisHandle):
-        self.settings, self.name, self.redis = settings, name, redis_handle
-        self.loaded = self._load("champion")
-
-    def _load(self, version: int | str) -> tuple:
-        entry, model = registry.load_model(self.settings, self.name, version)
-        service = {"recommendation": RECOMMENDATION_FEATURES, "segmentation": entry.feature_service}.get(self.name)
-        reader = None if service is None else FeatureReader(self.settings, store.feature_service(self.settings, service),
-                                                            self.redis)
+    def load(entry: registry.ModelVersion, model: Any) -> Loaded:
+        reader = None if service is None else FeatureReader(settings, store.feature_service(settings, service),
+                                                            redis_handle)
         log.info("loaded %s for online answers", entry.label)
-        return entry, model, reader
+        return Loaded(entry, model, reader)
 
-    @property
-    def version(self) -> registry.ModelVersion:
-        return self.loaded[0]
-
-    @property
-    def model(self) -> Any:
-        return self.loaded[1]
-
-    def refresh(self) -> None:
-        pointed = registry.get_version(self.settings, self.name, "champion")
-        if pointed.version != self.loaded[0].version:
-            self.loaded = self._load(pointed.version)
+    return Follower(settings, name, "champion", load, redis_handle)
 
 
 class _Fallback:
-    """With no recommendation champion: the popularity-recency ranking of the newest registered
-    version (``version``), or of recent reads when none is registered (``version`` None)."""
+    """With no champion of a ranking spec that declares a ``fallback``: the popularity-recency ranking
+    of its newest registered version (``version``), or the spec's fallback when none is registered
+    (``version`` None)."""
 
-    def __init__(self, settings: Settings, redis_handle: RedisHandle, reader: FeatureReader | None):
-        from ownlens_ml.models.customer.recommendation import Recommender, recent_prior
-
-        self.at = time.monotonic()
+    def __init__(self, settings: Settings, name: str, redis_handle: RedisHandle, reader: FeatureReader | None):
+        spec = SPECS[name]
+        self.name, self.at = name, time.monotonic()
         try:
-            newest = registry.get_version(settings, "recommendation", "latest")
+            newest = registry.get_version(settings, name, "latest")
         except UnknownModelVersionError:
             newest = None
         self.version = None if newest is None else newest.version
-        self.model: Recommender = (recent_prior(settings) if newest is None
-                                   else registry.load_model(settings, "recommendation", newest.version)[1])
-        self.reader = reader or FeatureReader(settings, store.feature_service(settings, RECOMMENDATION_FEATURES),
-                                              redis_handle)
-        log.info("no recommendation champion: serving the popularity-recency ranking %s",
+        self.model = (spec.fallback(settings) if newest is None
+                      else registry.load_model(settings, name, newest.version)[1])
+        if reader is None and spec.request_features is not None:
+            reader = FeatureReader(settings, store.feature_service(settings, spec.request_features), redis_handle)
+        self.reader = reader
+        log.info("no %s champion: serving the popularity-recency ranking %s", name,
                  "of recent reads" if newest is None else f"of {newest.label}")
 
     def stale(self, settings: Settings) -> bool:
         """Whether the newest version changed, or a ranking of recent reads is a minute old."""
         try:
-            newest = registry.get_version(settings, "recommendation", "latest").version
+            newest = registry.get_version(settings, self.name, "latest").version
         except UnknownModelVersionError:
             newest = None
         return newest != self.version or (newest is None and time.monotonic() - self.at >= TRENDING_SECONDS)
@@ -250,10 +245,10 @@ class Serving:
         self.log_queue = log_queue
         self.log: PredictionLog | None = None
         self.redis = RedisHandle(settings, redis_timeout)
-        self.champions: dict[str, _Champion] = {}
-        self.trending: tuple[float, int, Any] | None = None
-        """(when computed, by which trending version, the list of every brand or None)."""
-        self.fallback: _Fallback | None = None
+        self.champions: dict[str, Follower] = {}
+        self.current: dict[str, tuple[float, int, Any]] = {}
+        """Rule model -> (when computed, by which version, what it finds now over every brand, or None)."""
+        self.fallbacks: dict[str, _Fallback] = {}
         self.brands: tuple[float, frozenset[int] | None] | None = None
         """(when read, the brand ids of the platform or None when they cannot be read)."""
         self._stop = threading.Event()
@@ -285,12 +280,15 @@ class Serving:
     def _refresh(self) -> None:
         before = self._loaded_versions()
         try:
-            for name in SERVED:
+            for name in served():
                 self._refresh_model(name)
-            for name in RANKERS:
+            for name in rankers():
                 self._refresh_model(name, ranker=True)
-            self._refresh_trending()
-            self._refresh_fallback()
+                kind = SPECS[name].kind
+                if kind == "rule":
+                    self._refresh_current(name)
+                elif kind == "ranking":
+                    self._refresh_fallback(name)
             self._refresh_brands()
         except DatabaseUnavailableError as exc:
             if self.registry_error is None:  # one line per outage, not one per retry
@@ -313,7 +311,7 @@ class Serving:
             if predictor is not None:
                 predictor.refresh()
             elif ranker:
-                self.champions[name] = _Champion(self.settings, name, self.redis)
+                self.champions[name] = _champion(self.settings, name, self.redis)
             else:
                 self.predictors[name] = Predictor(self.settings, name, watch_every=None,
                                                   redis_timeout=self.redis_timeout)
@@ -330,34 +328,34 @@ class Serving:
             self.unserved[name] = problem
         VERSIONS.labels(name).set(served[name].version.version if name in served else 0)
 
-    def _refresh_trending(self) -> None:
-        """The trending list of every brand, recomputed off the request path once a minute."""
-        champion = self.champions.get("trending")
-        if champion is None or (self.trending and time.monotonic() - self.trending[0] < TRENDING_SECONDS):
+    def _refresh_current(self, name: str) -> None:
+        """What rule ``name`` finds now over every brand, recomputed off the request path once a minute."""
+        champion, cached = self.champions.get(name), self.current.get(name)
+        if champion is None or (cached and time.monotonic() - cached[0] < TRENDING_SECONDS):
             return
-        from ownlens_ml.models.editorial.trending import trending_now
-
         try:
-            self.trending = (time.monotonic(), champion.version.version, trending_now(self.settings, champion.model))
+            found = SPECS[name].current(self.settings, champion.loaded.model)
         except OwnLensError as exc:  # e.g. no page views yet: the endpoint answers an empty list
-            log.info("trending: %s", exc)
-            self.trending = (time.monotonic(), champion.version.version, None)
+            log.info("%s: %s", name, exc)
+            found = None
+        self.current[name] = (time.monotonic(), champion.version.version, found)
 
-    def _refresh_fallback(self) -> None:
-        """The recommendation fallback while there is no recommendation champion (see ``_Fallback``)."""
-        if "recommendation" not in SPECS or "recommendation" in self.champions:
-            self.fallback = None
+    def _refresh_fallback(self, name: str) -> None:
+        """A ranking spec's fallback while it has no champion (see ``_Fallback``)."""
+        fallback = self.fallbacks.get(name)
+        if SPECS[name].fallback is None or name in self.champions:
+            self.fallbacks.pop(name, None)
             return
-        if self.fallback is not None and not self.fallback.stale(self.settings):
+        if fallback is not None and not fallback.stale(self.settings):
             return
         try:
-            self.fallback = _Fallback(self.settings, self.redis, self.fallback and self.fallback.reader)
+            self.fallbacks[name] = _Fallback(self.settings, name, self.redis, fallback and fallback.reader)
         except DatabaseUnavailableError:
             raise
         except OwnLensError as exc:  # e.g. no reads yet: the endpoint answers 404, saying why
-            log.info("no recommendation fallback: %s", exc)
-            self.fallback = None
-            self.unserved["recommendation"] = f"no champion yet, and no fallback ranking ({exc})"
+            log.info("no %s fallback: %s", name, exc)
+            self.fallbacks.pop(name, None)
+            self.unserved[name] = f"no champion yet, and no fallback ranking ({exc})"
 
     def _refresh_brands(self) -> None:
         """The platform's brand ids, read off the request path once a minute (None: unreadable)."""
@@ -390,7 +388,7 @@ class Serving:
     def online_store_reachable(self) -> bool:
         return not self.settings.online_redis or self.redis.reachable()
 
-    def champion(self, model: str) -> _Champion:
+    def champion(self, model: str) -> Follower:
         champion = self.champions.get(model)
         if champion is None:
             self.predictor(model)  # the same 404, listing what is served
@@ -537,6 +535,184 @@ def _docs(app: FastAPI) -> None:
                                    swagger_favicon_url="/docs/assets/favicon-32x32.png")
 
 
+def _serving(request: Request) -> Serving:
+    """The ``Serving`` of the app the request reached (``app.state.serving``)."""
+    return request.app.state.serving
+
+
+ServingDep = Annotated[Serving, Depends(_serving)]
+
+router = APIRouter(route_class=_Route)
+"""Every route of the service; each reads the models it answers from through ``ServingDep``."""
+
+
+@router.post("/v1/predict/{model}", response_model=PredictResponse, responses={
+    404: {"description": "Unknown model; the message lists the known ones"},
+    422: {"description": "Malformed body or entity; the field is named"},
+    503: {"description": "The online store did not answer in time"}})
+def predict(model: str, body: PredictRequest, serving: ServingDep) -> dict:
+    """Score one or many entities with the model's champion on its online features."""
+    # A plain function, so in Starlette's thread pool: the Redis read blocks (up to the Redis
+    # timeout when Redis hangs), and on the event loop it would hold every other request.
+    predictor = serving.predictor(model)
+    try:
+        prediction = predictor.predict(body.ids, entities=body.entities)
+    except InvalidEntityError as exc:
+        raise HTTPException(422, [{"loc": ["body", *exc.loc], "msg": str(exc), "type": "value_error"}]) from None
+    except RedisUnavailableError as exc:
+        raise HTTPException(503, str(exc)) from None
+    serving.log.record(prediction)
+    results = []
+    for r in prediction.results:
+        if r.cold_start:
+            FALLBACKS.labels(model, "cold_start").inc()
+        for view in r.stale_views:
+            STALE.labels(model, view).inc()
+        results.append({"entity": r.entity, "score": r.score, "cold_start": r.cold_start,
+                        "stale_views": r.stale_views, "feature_age_seconds": r.feature_age_seconds})
+    return {"model": prediction.model, "version": prediction.version,
+            "feature_service": prediction.feature_service, "served_at": prediction.served_at,
+            "predictions": results}
+
+UserId = Annotated[int, Path(ge=INT64[0], le=INT64[1])]
+Brand = Annotated[int | None, Query(ge=0, le=INT64[1], description="Only this brand (default: the reader's)")]
+
+
+def _segment_answer(name: str):
+    """The clustering kind's answer: a reader's named segment from the champion on its online features."""
+
+    def segments(user_id: UserId, serving: ServingDep) -> dict:
+        """The named segment of a reader, from the model's champion on the reader's online features."""
+        loaded = serving.champion(name).loaded
+        entry, model, reader = loaded.version, loaded.model, loaded.reader
+        now = clock.now()
+        values, ages, stale = _read_reader(reader, user_id, now)
+        rows = feature_matrix(pd.DataFrame(values), list(model.feature_names_in_))
+        segment = str(SPECS[name].task_kind.predict(model, rows)[0])
+        cold = all(ages[view][0] is None for view in reader.views)
+        if cold:
+            FALLBACKS.labels(name, "cold_start").inc()
+        stale_views = [view for view in reader.views if stale[view][0]]
+        serving.log.record(Answer(name, entry.version, {"user_id": user_id},
+                                  {"segment": segment, "cold_start": cold, "stale_views": stale_views}, now))
+        return {"user_id": user_id, "model": name, "version": entry.version, "segment": segment,
+                "cold_start": cold, "stale_views": stale_views}
+
+    return segments, dict(response_model=SegmentResponse, responses={
+        404: {"description": f"No {name} champion is served"},
+        422: {"description": "user_id is not a 64-bit integer"},
+        503: {"description": "The online store did not answer in time"}})
+
+
+def _ranking_answer(name: str):
+    """The ranking kind's answer: top-k items for a reader from the champion, or the spec's fallback."""
+
+    def recommendations(user_id: UserId, serving: ServingDep,
+                        k: Annotated[int, Query(ge=1, le=MAX_K, description="How many articles")] = 10,
+                        brand: Brand = None) -> dict:
+        """Top-k articles for a reader: ALS factors, the latest read folded in, or the flagged fallback
+        (also for every reader while no champion is served)."""
+        serving.check_brand(brand)
+        champion, fallback = serving.champions.get(name), serving.fallbacks.get(name)
+        if champion is not None:
+            loaded = champion.loaded
+            version, model, reader = loaded.version.version, loaded.model, loaded.reader
+        elif fallback is not None:
+            version, model, reader = fallback.version, fallback.model, fallback.reader
+        else:
+            serving.champion(name)  # the 404, listing what is served and why not this
+        now = clock.now()
+        values = _read_reader(reader, user_id, now)[0] if reader is not None else {}
+        last, seconds = values.get("last_article_id", [None])[0], values.get("last_engaged_seconds", [None])[0]
+        history = [(last, seconds or 0)] if last is not None else None
+        if brand is None and values.get("brand_id", [None])[0] is not None:
+            brand = int(values["brand_id"][0])
+        answer = model.recommend(user_id, k, brand_id=brand, history=history, personal=champion is not None)
+        articles = [{"article_id": int(a), "score": float(s) if np.isfinite(s) else None}
+                    for a, s in zip(answer.article_ids, answer.scores)]
+        if answer.fallback:
+            FALLBACKS.labels(name, "popularity_recency" if champion else "no_champion").inc()
+        serving.log.record(Answer(name, version or 0, {"user_id": user_id},
+                                  {"articles": articles, "fallback": bool(answer.fallback), "k": k,
+                                   "brand": brand, "champion": champion is not None}, now))
+        return {"user_id": user_id, "model": name, "version": version, "champion": champion is not None,
+                "articles": articles, "fallback": bool(answer.fallback)}
+
+    return recommendations, dict(response_model=RecommendationResponse, responses={
+        404: {"description": f"Unknown brand, or no {name} version and no recent reads to rank"},
+        422: {"description": "user_id or k out of range; the field is named"},
+        503: {"description": "The online store did not answer in time"}})
+
+
+def _rule_answer(name: str):
+    """The rule kind's answer: what the champion rule finds now (``ModelSpec.current``), strongest first."""
+
+    async def trending(serving: ServingDep,
+                       brand: Annotated[int | None, Query(ge=0, le=INT64[1], description="Keep this brand's "
+                                                          "series and the all-brand ones")] = None) -> dict:
+        """What trends now (recomputed once a minute off the request path), strongest first."""
+        champion = serving.champion(name)
+        serving.check_brand(brand)
+        cached = serving.current.get(name)
+        frame = cached[2] if cached else None
+        topics = []
+        if frame is not None and not frame.empty:
+            if brand is not None:
+                frame = frame[frame["brand_id"].isin([0, brand])]
+            topics = [{"series": r.series, "brand_id": int(r.brand_id), "category_id": int(r.category_id),
+                       "score": float(r.score), "ratio": float(r.ratio), "since": r.since.to_pydatetime(),
+                       "hours_trending": int(r.hours_trending)} for r in frame.itertuples()]
+        version = cached[1] if cached else champion.version.version
+        serving.log.record(Answer(name, version, {"brand_id": brand or 0},
+                                  {"topics": [t["series"] for t in topics]}, clock.now()))
+        return {"model": name, "version": version, "brand": brand, "topics": topics}
+
+    return trending, dict(response_model=TrendingResponse, responses={
+        404: {"description": f"No {name} champion is served, or an unknown brand"},
+        422: {"description": "brand out of range"}})
+
+
+ANSWERS = {"clustering": _segment_answer, "ranking": _ranking_answer, "rule": _rule_answer}
+"""The serving adapter of each kind the tabular /v1/predict/{model} does not answer: ``name -> (endpoint,
+route options)``, mounted at every path of the spec's ``routes``."""
+
+
+def answer_router() -> APIRouter:
+    """The answer routes of every spec in ``SPECS`` now, generated from its kind's adapter."""
+    answers = APIRouter(route_class=_Route)
+    for name in rankers():
+        spec = SPECS[name]
+        endpoint, options = ANSWERS[spec.kind](name)
+        for path in spec.routes:
+            answers.add_api_route(path, endpoint, methods=["GET"], **options)
+    return answers
+
+
+@router.get("/healthz")
+async def healthz() -> dict:
+    """The process is up."""
+    return {"status": "ok"}
+
+@router.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}})
+def readyz(serving: ServingDep):
+    """Models are loaded, the registry was reached and the online store answers."""
+    state = serving.readiness()
+    return JSONResponse(state.model_dump(), status_code=200 if state.ready else 503)
+
+@router.get("/metrics")
+def metrics(serving: ServingDep) -> Response:
+    """Prometheus metrics (all workers' when several run)."""
+    registry = REGISTRY
+    if _multiprocess_metrics():
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        install_monitoring_gauges(serving.settings, registry)
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+
+
 def create_app(settings: Settings, **options) -> FastAPI:
     """The service for these settings; ``options`` go to ``Serving`` (check_every, redis_timeout, log_queue)."""
     serving = Serving(settings, **options)
@@ -555,138 +731,9 @@ def create_app(settings: Settings, **options) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _validation_error)
     _docs(app)
     app.include_router(ui.router(settings))
+    app.include_router(router)
+    app.include_router(answer_router())
     install_monitoring_gauges(settings)
-
-    @app.post("/v1/predict/{model}", response_model=PredictResponse, responses={
-        404: {"description": "Unknown model; the message lists the known ones"},
-        422: {"description": "Malformed body or entity; the field is named"},
-        503: {"description": "The online store did not answer in time"}})
-    def predict(model: str, body: PredictRequest) -> dict:
-        """Score one or many entities with the model's champion on its online features."""
-        # A plain function, so in Starlette's thread pool: the Redis read blocks (up to the Redis
-        # timeout when Redis hangs), and on the event loop it would hold every other request.
-        predictor = serving.predictor(model)
-        try:
-            prediction = predictor.predict(body.ids, entities=body.entities)
-        except InvalidEntityError as exc:
-            raise HTTPException(422, [{"loc": ["body", *exc.loc], "msg": str(exc), "type": "value_error"}]) from None
-        except RedisUnavailableError as exc:
-            raise HTTPException(503, str(exc)) from None
-        serving.log.record(prediction)
-        results = []
-        for r in prediction.results:
-            if r.cold_start:
-                FALLBACKS.labels(model, "cold_start").inc()
-            for view in r.stale_views:
-                STALE.labels(model, view).inc()
-            results.append({"entity": r.entity, "score": r.score, "cold_start": r.cold_start,
-                            "stale_views": r.stale_views, "feature_age_seconds": r.feature_age_seconds})
-        return {"model": prediction.model, "version": prediction.version,
-                "feature_service": prediction.feature_service, "served_at": prediction.served_at,
-                "predictions": results}
-
-    @app.get("/v1/segments/{user_id}", response_model=SegmentResponse, responses={
-        404: {"description": "No segmentation champion is served"},
-        422: {"description": "user_id is not a 64-bit integer"},
-        503: {"description": "The online store did not answer in time"}})
-    def segments(user_id: Annotated[int, Path(ge=INT64[0], le=INT64[1])]) -> dict:
-        """The named segment of a reader, from the segmentation champion on the reader's online habits."""
-        from ownlens_ml.models.customer.segmentation import assign
-
-        entry, model, reader = serving.champion("segmentation").loaded
-        now = clock.now()
-        values, ages, stale = _read_reader(reader, user_id, now)
-        segment = str(assign(model, pd.DataFrame(values))[0])
-        cold = all(ages[view][0] is None for view in reader.views)
-        if cold:
-            FALLBACKS.labels("segmentation", "cold_start").inc()
-        stale_views = [view for view in reader.views if stale[view][0]]
-        serving.log.record(Answer("segmentation", entry.version, {"user_id": user_id},
-                                  {"segment": segment, "cold_start": cold, "stale_views": stale_views}, now))
-        return {"user_id": user_id, "model": "segmentation", "version": entry.version, "segment": segment,
-                "cold_start": cold, "stale_views": stale_views}
-
-    @app.get("/v1/recommendations/{user_id}", response_model=RecommendationResponse, responses={
-        404: {"description": "Unknown brand, or no recommendation version and no recent reads to rank"},
-        422: {"description": "user_id or k out of range; the field is named"},
-        503: {"description": "The online store did not answer in time"}})
-    def recommendations(user_id: Annotated[int, Path(ge=INT64[0], le=INT64[1])],
-                              k: Annotated[int, Query(ge=1, le=MAX_K, description="How many articles")] = 10,
-                              brand: Annotated[int | None, Query(ge=0, le=INT64[1], description="Only this brand's "
-                                                                 "articles (default: the reader's brand)")] = None) -> dict:
-        """Top-k articles for a reader: ALS factors, the latest read folded in, or the flagged fallback
-        (also for every reader while no champion is served)."""
-        serving.check_brand(brand)
-        champion, fallback = serving.champions.get("recommendation"), serving.fallback
-        if champion is not None:
-            entry, model, reader = champion.loaded
-            version = entry.version
-        elif fallback is not None:
-            version, model, reader = fallback.version, fallback.model, fallback.reader
-        else:
-            serving.champion("recommendation")  # the 404, listing what is served and why not this
-        now = clock.now()
-        values, _, _ = _read_reader(reader, user_id, now)
-        last, seconds = values.get("last_article_id", [None])[0], values.get("last_engaged_seconds", [None])[0]
-        history = [(last, seconds or 0)] if last is not None else None
-        if brand is None and values.get("brand_id", [None])[0] is not None:
-            brand = int(values["brand_id"][0])
-        answer = model.recommend(user_id, k, brand_id=brand, history=history, personal=champion is not None)
-        articles = [{"article_id": int(a), "score": float(s) if np.isfinite(s) else None}
-                    for a, s in zip(answer.article_ids, answer.scores)]
-        if answer.fallback:
-            FALLBACKS.labels("recommendation", "popularity_recency" if champion else "no_champion").inc()
-        serving.log.record(Answer("recommendation", version or 0, {"user_id": user_id},
-                                  {"articles": articles, "fallback": bool(answer.fallback), "k": k,
-                                   "brand": brand, "champion": champion is not None}, now))
-        return {"user_id": user_id, "model": "recommendation", "version": version, "champion": champion is not None,
-                "articles": articles, "fallback": bool(answer.fallback)}
-
-    @app.get("/v1/trending", response_model=TrendingResponse, responses={
-        404: {"description": "No trending champion is served, or an unknown brand"},
-        422: {"description": "brand out of range"}})
-    async def trending(brand: Annotated[int | None, Query(ge=0, le=INT64[1], description="Keep this brand's "
-                                                          "series and the all-brand ones")] = None) -> dict:
-        """What trends now (recomputed once a minute off the request path), strongest first."""
-        champion = serving.champion("trending")
-        serving.check_brand(brand)
-        cached = serving.trending
-        frame = cached[2] if cached else None
-        topics = []
-        if frame is not None and not frame.empty:
-            if brand is not None:
-                frame = frame[frame["brand_id"].isin([0, brand])]
-            topics = [{"series": r.series, "brand_id": int(r.brand_id), "category_id": int(r.category_id),
-                       "score": float(r.score), "ratio": float(r.ratio), "since": r.since.to_pydatetime(),
-                       "hours_trending": int(r.hours_trending)} for r in frame.itertuples()]
-        version = cached[1] if cached else champion.version.version
-        serving.log.record(Answer("trending", version, {"brand_id": brand or 0},
-                                  {"topics": [t["series"] for t in topics]}, clock.now()))
-        return {"model": "trending", "version": version, "brand": brand, "topics": topics}
-
-    @app.get("/healthz")
-    async def healthz() -> dict:
-        """The process is up."""
-        return {"status": "ok"}
-
-    @app.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}})
-    def readyz():
-        """Models are loaded, the registry was reached and the online store answers."""
-        state = serving.readiness()
-        return JSONResponse(state.model_dump(), status_code=200 if state.ready else 503)
-
-    @app.get("/metrics")
-    def metrics() -> Response:
-        """Prometheus metrics (all workers' when several run)."""
-        registry = REGISTRY
-        if _multiprocess_metrics():
-            from prometheus_client import multiprocess
-
-            registry = CollectorRegistry()
-            multiprocess.MultiProcessCollector(registry)
-            install_monitoring_gauges(settings, registry)
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
-
     return app
 
 

@@ -25,7 +25,7 @@ from ownlens_ml import clock
 from ownlens_ml.data.load import copy_frame
 from ownlens_ml.db import get_engine
 from ownlens_ml.db.schema import ml_model_predictions
-from ownlens_ml.pipelines.inference import entity_key_text
+from ownlens_ml.models.scoring import entity_key_text
 from ownlens_ml.settings import Settings
 
 log = logging.getLogger(__name__)

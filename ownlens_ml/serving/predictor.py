@@ -1,7 +1,7 @@
 """In-process online prediction: a model's champion, its online features in one round trip, its scores.
 
 Everything that can be prepared is prepared when a version is loaded (the ``Scorer`` of
-``pipelines/inference.py`` and the Redis read plan of ``features/online.py``), so a call
+``models/scoring.py`` and the Redis read plan of ``features/online.py``), so a call
 is one pipelined HMGET plus the model. A view's values older than its TTL are read as
 missing and the answer names the view (Feast's online path does not enforce TTLs). A
 background check (or ``refresh()``) follows the champion alias: a new version is loaded
@@ -21,7 +21,7 @@ import gc
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -34,7 +34,7 @@ from ownlens_ml import registry
 from ownlens_ml.errors import OwnLensError, ValidationError
 from ownlens_ml.features import online, store
 from ownlens_ml.features import redis_layout as layout
-from ownlens_ml.pipelines.inference import Scorer, prepare
+from ownlens_ml.models.scoring import Scorer, prepare
 from ownlens_ml.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -166,13 +166,55 @@ class FeatureReader:
 
 
 @dataclass(frozen=True)
-class _Loaded:
-    scorer: Scorer
-    reader: FeatureReader
+class Loaded:
+    """One loaded version: its registry entry, its model, what reads its online features (None: it
+    reads none at request time) and, for the tabular kinds, its ``Scorer``."""
+
+    version: registry.ModelVersion
+    model: Any
+    reader: FeatureReader | None
+    scorer: Scorer | None = None
+
+
+class Follower:
+    """Follows one alias of one model: the one loop that the in-process ``Predictor`` and the HTTP
+    service's non-tabular answers share.
+
+    ``load(version, model) -> Loaded`` prepares a version; ``refresh()`` loads the version the alias
+    points at when it moved (beside the old one, swapped in with one assignment, so calls never wait
+    for a load) and rebuilds a read plan older than ``online.PLAN_TTL_SECONDS`` when it did not.
+
+    Raises:
+        UnknownModelVersionError: the model or alias is not registered.
+        DatabaseUnavailableError: the registry cannot be reached.
+    """
+
+    def __init__(self, settings: Settings, model: str, alias: str, load, redis_handle: RedisHandle):
+        self.settings, self.model, self.alias, self._prepare, self.redis = settings, model, alias, load, redis_handle
+        self.loaded: Loaded = self._prepare(*registry.load_model(settings, model, alias))
 
     @property
     def version(self) -> registry.ModelVersion:
-        return self.scorer.version
+        return self.loaded.version
+
+    def refresh(self) -> bool:
+        """Load the version the alias points at if it moved; rebuild an old read plan.
+
+        Returns:
+            Whether a new version was swapped in.
+        """
+        current = self.loaded
+        pointed = registry.get_version(self.settings, self.model, self.alias)
+        if pointed.version == current.version.version:
+            reader = current.reader
+            if reader is not None and time.monotonic() - reader.built_at > online.PLAN_TTL_SECONDS:
+                service = store.feature_service(self.settings, reader.service)
+                self.loaded = replace(current, reader=FeatureReader(self.settings, service, self.redis))
+            return False
+        loaded = self._prepare(*registry.load_model(self.settings, self.model, pointed.version))
+        self.loaded = loaded  # one reference swap: calls in flight finish on the old version
+        log.info("%s: %s -> %s", self.alias, current.version.label, loaded.version.label)
+        return True
 
 
 class Predictor:
@@ -195,7 +237,7 @@ class Predictor:
                  watch_every: float | None = 5.0, redis_timeout: float = REDIS_TIMEOUT_SECONDS):
         self.settings, self.model, self.alias = settings, model, alias
         self.redis = RedisHandle(settings, redis_timeout)
-        self._loaded = self._load(*registry.load_model(settings, model, alias))
+        self._follower = Follower(settings, model, alias, self._load, self.redis)
         self._stop = threading.Event()
         self._watch = None
         if watch_every:
@@ -203,14 +245,18 @@ class Predictor:
                                            name=f"predictor-{model}")
             self._watch.start()
 
-    def _load(self, version: registry.ModelVersion, model: Any) -> _Loaded:
+    def _load(self, version: registry.ModelVersion, model: Any) -> Loaded:
         service = store.feature_service(self.settings, version.feature_service)
         reader = FeatureReader(self.settings, service, self.redis)
         reader.warm_up()
-        loaded = _Loaded(prepare(version, model, service), reader)
+        loaded = Loaded(version, model, reader, prepare(version, model, service))
         log.info("loaded %s (%s) for online scoring%s", version.label, version.feature_service,
                  "" if loaded.scorer.booster is None else " with the booster shortcut")
         return loaded
+
+    @property
+    def _loaded(self) -> Loaded:
+        return self._follower.loaded
 
     @property
     def version(self) -> registry.ModelVersion:
@@ -222,22 +268,12 @@ class Predictor:
         return list(self._loaded.reader.join_keys)
 
     def refresh(self) -> bool:
-        """Load the version the alias points at if it moved; rebuild an old read plan.
+        """Load the version the alias points at if it moved; rebuild an old read plan (``Follower``).
 
         Returns:
             Whether a new version was swapped in.
         """
-        current = self._loaded
-        pointed = registry.get_version(self.settings, self.model, self.alias)
-        if pointed.version == current.version.version:
-            if time.monotonic() - current.reader.built_at > online.PLAN_TTL_SECONDS:
-                service = store.feature_service(self.settings, pointed.feature_service)
-                self._loaded = _Loaded(current.scorer, FeatureReader(self.settings, service, self.redis))
-            return False
-        loaded = self._load(*registry.load_model(self.settings, self.model, pointed.version))
-        self._loaded = loaded  # one reference swap: calls in flight finish on the old version
-        log.info("%s: %s -> %s", self.alias, current.version.label, loaded.version.label)
-        return True
+        return self._follower.refresh()
 
     def _watch_loop(self, every: float) -> None:
         failing = False

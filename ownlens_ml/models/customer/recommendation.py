@@ -660,8 +660,8 @@ class RecommendationTrainer:
     def _evaluation(self, ctx: TrainContext, split: _Split, model: Recommender, version: int | None) -> Evaluation:
         h, notes = split.holdout, []
         models = {"model": model}
-        champion = ctx.champion()
-        if champion is not None and champion[0].version != version:
+        champion = ctx.rival(version)
+        if champion is not None:
             models[f"champion_v{champion[0].version}"] = champion[1]
 
         def truth(users, items):
@@ -709,12 +709,9 @@ class RecommendationTrainer:
     def evaluate(self, ctx: TrainContext, version, model: Recommender) -> Evaluation:
         """Re-score a registered version on its own split (rebuilt from its lineage)."""
         trainer = RecommendationTrainer(self.params, version.params.get("horizon_hours", self.horizon_hours))
-        split = trainer._split(ctx, pd.Timestamp(version.params["as_of"]))
-        evaluation = trainer._evaluation(ctx, split, model, version.version)
-        if split.fingerprint != version.training_set_fingerprint:
-            evaluation.notes.append("the reads rebuilt from this version's lineage differ from those it was trained "
-                                    "on (data changed since)")
-        return evaluation
+        split = trainer._split(ctx, ctx.lineage_as_of(version))
+        return ctx.note_rebuilt(trainer._evaluation(ctx, split, model, version.version), version, split.fingerprint,
+                                "reads")
 
 
 SPEC = ModelSpec(
@@ -724,6 +721,9 @@ SPEC = ModelSpec(
     entity_key=("user_id",),
     metrics=("ndcg@10", "precision@10", "recall@10", "map@10", "coverage"),
     trainer=RecommendationTrainer(),
+    request_features="recommendation_v1",  # the latest read (a history it may fold in) and the brand
+    route="/v1/recommendations/{user_id}",
+    fallback=recent_prior,
     oracle="recommendation",
     description="Which ten articles will a reader read next? Implicit ALS on engaged reads",
     label_description=("relevant = the candidate articles (the reader's brand, published in the 72 hours "

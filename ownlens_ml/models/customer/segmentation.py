@@ -348,7 +348,7 @@ class SegmentationTrainer:
         with ctx.steps("labels", f"{spec.name}: readers active in the {HISTORY_DAYS} days before T"):
             readers = segment_readers(ctx.settings, ctx.window.as_of)
         frame, x, training_set = self._features(ctx, readers)
-        champion = self._champion(ctx, None)
+        champion = ctx.rival(None, ReaderSegmentation)
         with ctx.steps("fit", f"{spec.name}: fit {len(x):,} readers, k = 3..8"):
             model = spec.estimator(ctx.seed).fit(x, previous=champion[1] if champion else None)
         evaluation = self._evaluate(ctx, model, None, frame, x, champion)
@@ -364,13 +364,10 @@ class SegmentationTrainer:
 
     def evaluate(self, ctx: TrainContext, version: ModelVersion, model: ReaderSegmentation) -> Evaluation:
         """Re-score ``version`` on the readers it was fitted on (rebuilt at its T); notes if the data changed."""
-        readers = segment_readers(ctx.settings, pd.Timestamp(version.params["as_of"]))
+        readers = segment_readers(ctx.settings, ctx.lineage_as_of(version))
         frame, x, training_set = self._features(ctx, readers)
-        evaluation = self._evaluate(ctx, model, version.version, frame, x, self._champion(ctx, version.version))
-        if training_set.fingerprint != version.training_set_fingerprint:
-            evaluation.notes.append("the readers or features rebuilt from this version's lineage differ from the "
-                                    "ones it was fitted on (data or feature definitions changed since)")
-        return evaluation
+        evaluation = self._evaluate(ctx, model, version.version, frame, x, ctx.rival(version.version, ReaderSegmentation))
+        return ctx.note_rebuilt(evaluation, version, training_set.fingerprint, "readers and features")
 
     @staticmethod
     def _features(ctx: TrainContext, readers: pd.DataFrame):
@@ -380,13 +377,6 @@ class SegmentationTrainer:
         with ctx.steps("training_set", f"{spec.name}: point-in-time features from {spec.feature_service}"):
             training_set = store.training_set(ctx.settings, spec.feature_service, readers)
         return training_set.frame, feature_matrix(training_set.frame, training_set.features), training_set
-
-    @staticmethod
-    def _champion(ctx: TrainContext, exclude: int | None):
-        champion = ctx.champion()
-        if champion is None or champion[0].version == exclude or not isinstance(champion[1], ReaderSegmentation):
-            return None
-        return champion
 
     @staticmethod
     def _evaluate(ctx: TrainContext, model: ReaderSegmentation, version: int | None, frame: pd.DataFrame,
@@ -419,6 +409,7 @@ SPEC = ModelSpec(
     metrics=("silhouette", "adjusted_rand", "name_stability"),
     estimator=segmentation_estimator,
     trainer=SegmentationTrainer(),
+    route="/v1/segments/{user_id}",
     oracle="segments",
     description="Which reading habits does a reader share with others? Named segments, stable across retrains",
     label_description=f"no label: readers with 2+ sessions in the {HISTORY_DAYS} days before T clustered by habits",

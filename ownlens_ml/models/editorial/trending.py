@@ -459,8 +459,8 @@ class TrendingTrainer:
             raise ModelValidationError(f"{ctx.spec.name} is scored against the generator's injected bursts and this "
                                        f"data has none ({err}); its parameters cannot be judged") from None
         rules = {"model": rule, "naive_ratio": NAIVE}
-        champion = ctx.champion()
-        if champion is not None and champion[0].version != version:
+        champion = ctx.rival(version)
+        if champion is not None:
             rules[f"champion_v{champion[0].version}"] = champion[1]
         metrics, found = {}, {}
         with ctx.steps("evaluate", f"{ctx.spec.name}: detect over {series.reads.shape[1]} series x "
@@ -496,12 +496,9 @@ class TrendingTrainer:
 
     def evaluate(self, ctx: TrainContext, version, model: TrendingRule) -> Evaluation:
         """Re-score a registered rule on the activity of its lineage."""
-        as_of = version.params.get("as_of")
-        series, fingerprint = self._series(ctx, pd.Timestamp(as_of) if as_of else None, model)
-        evaluation = self._evaluation(ctx, series, model, version.version)
-        if fingerprint != version.training_set_fingerprint:
-            evaluation.notes.append("the activity differs from the one this version was scored on (data changed since)")
-        return evaluation
+        series, fingerprint = self._series(ctx, ctx.lineage_as_of(version), model)
+        return ctx.note_rebuilt(self._evaluation(ctx, series, model, version.version), version, fingerprint,
+                                "activity series")
 
 
 SPEC = ModelSpec(
@@ -512,6 +509,8 @@ SPEC = ModelSpec(
     metrics=("f1_2x", "recall_2x", "precision", "false_alarms_per_series_day", "median_hours_to_detect",
              "recall_all"),
     trainer=TrendingTrainer(),
+    route="/v1/trending",
+    current=trending_now,
     oracle="trending",
     description="Which categories (overall and per brand) are reading far above their own baseline right now?",
     label_description=("a burst = hours in which a category's reads rise above what its own decayed, "
