@@ -54,6 +54,10 @@ MIN_TEST_POSITIVES = 30
 MIN_BOOSTING_ROUNDS = 50
 """Early stopping may not stop a booster before this many rounds: on a handful of validation
 positives the first round's loss can look best, which leaves a constant model."""
+LEAF_POSITIVE_SHARE = 10
+"""A binary booster's ``min_child_weight`` is capped at the hessian of 1/this of its training
+positives: with rare positives each row's hessian is about p(1 - p), so a fixed minimum of 20
+can exceed what any split's child holds, and the booster stays constant."""
 """A single feature carrying more than this share of the importance smells of leakage."""
 
 
@@ -178,6 +182,7 @@ def fit_estimator(estimator, x_train: pd.DataFrame, y_train: np.ndarray, x_val: 
     dask = settings is not None and settings.train_backend == "dask" and distributed.is_xgboost(final)
     if settings is not None and settings.train_backend == "dask" and not dask:
         log.info("%s trains on one machine: only XGBoost steps train through xgboost.dask", type(final).__name__)
+    _cap_min_child_weight(final, y_train)
     if dask or (getattr(final, "early_stopping_rounds", None) and stepped):
         prep = estimator[:-1].fit(x_train, y_train) if stepped else None
         x_fit, x_watch = (prep.transform(x_train), prep.transform(x_val)) if stepped else (x_train, x_val)
@@ -193,6 +198,19 @@ def fit_estimator(estimator, x_train: pd.DataFrame, y_train: np.ndarray, x_val: 
                 final.fit(x_fit, y_train, verbose=False)
         return estimator
     return estimator.fit(x_train, y_train)
+
+
+def _cap_min_child_weight(final, y: np.ndarray) -> None:
+    """Hessian-aware ``min_child_weight`` for a binary booster on rare positives (see LEAF_POSITIVE_SHARE)."""
+    declared = getattr(final, "min_child_weight", None)
+    if declared is None or not distributed.is_xgboost(final) or not hasattr(final, "predict_proba"):
+        return
+    y = np.asarray(y, dtype=float)
+    p = float(y.mean()) if len(y) else 0.0
+    cap = y.sum() * (1 - p) / LEAF_POSITIVE_SHARE
+    if 0 < cap < declared:
+        log.info("min_child_weight %g capped at %.3g: %d training positives", declared, cap, int(y.sum()))
+        final.set_params(min_child_weight=cap)
 
 
 def validate(spec: ModelSpec, estimator, features: list[str], x: pd.DataFrame, y: np.ndarray) -> pd.Series:
