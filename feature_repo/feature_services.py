@@ -48,6 +48,15 @@ conversion_v2 = FeatureService(
     tags={"model": "conversion"},
 )
 
+engagement_v1 = FeatureService(
+    name="engagement_v1",
+    features=[user_daily_engagement_fv, user_daily_behaviour_fv, user_daily_recency_fv, user_daily_subscription_fv,
+              user_daily_habits_fv, user_engagement_ratios],
+    description="How many engaged minutes will an active reader read in the next 7 days?",
+    owner="customer-analytics@ownlens.example",
+    tags={"model": "engagement"},
+)
+
 segmentation_v1 = FeatureService(
     name="segmentation_v1",
     features=[user_daily_engagement_fv[["sessions_30d", "pageviews_30d", "engaged_minutes_30d", "active_days_30d"]],

@@ -369,6 +369,8 @@ def train(
 
 def _show_result(spec, result) -> None:
     _print_table(_metrics_table(result.evaluation, spec.metrics[:4]))
+    if result.evaluation.positives:
+        console.print(result.evaluation.positives_line(), highlight=False)
     status = "champion" if result.promoted else "challenger"
     console.print(f"registered {spec.name} v{result.version.version} as {status}")
     for refusal in result.refusals:

@@ -40,6 +40,15 @@ class Evaluation:
     notes: list[str] = field(default_factory=list)
     extras: dict = field(default_factory=dict)
     """Kind-specific data the plots draw (curves, series, profiles)."""
+    positives: dict[str, tuple[int, int]] = field(default_factory=dict)
+    """A classifier's (positives, rows) by part of the split: train, validation, test."""
+
+    def positives_line(self) -> str | None:
+        """One line: how many positives each part held (classifiers), else None."""
+        if not self.positives:
+            return None
+        return "Positives: " + ", ".join(f"{part} {held:,} of {rows:,} rows ({held / max(rows, 1):.2%})"
+                                         for part, (held, rows) in self.positives.items())
 
     def table(self, names: tuple[str, ...]) -> pd.DataFrame:
         """Metrics side by side, one row per scorer."""
@@ -333,6 +342,7 @@ def write_report(ev: Evaluation, folder: Path, metrics: tuple[str, ...], plots: 
         (f"Feature service `{ev.feature_service}`; holdout: {ev.holdout}." if ev.feature_service
          else f"Holdout: {ev.holdout}."),
         "Every scorer below is measured on the same holdout; baselines were fitted on the same training data.",
+        *([ev.positives_line() + "."] if ev.positives else []),
         "",
         table.to_markdown(),
         "",

@@ -99,6 +99,8 @@ class TaskKind:
         score: ``(labels, outputs) -> metrics`` for supervised kinds.
         baselines: ``seed -> unfitted baselines`` fitted on the same rows as the model.
         check_outputs: ``outputs -> problem or None``, run before registration.
+        check_signal: ``(validation labels, outputs) -> problem or None``: refuses outputs that are
+            (nearly) constant or no better than chance on the validation rows.
         bad_labels: ``labels -> mask`` of the labels the kind refuses (label files a user brings).
         label_rule: what a label must be, for the message naming refused ones.
         importance_scoring: scikit-learn scorer for permutation importance.
@@ -119,6 +121,7 @@ class TaskKind:
     score: Callable[[np.ndarray, np.ndarray], dict[str, float]] | None = None
     baselines: Callable[[int], dict[str, Any]] = field(default=lambda seed: {})
     check_outputs: Callable[[np.ndarray], str | None] = field(default=lambda outputs: None)
+    check_signal: Callable[[np.ndarray, np.ndarray], str | None] = field(default=lambda labels, outputs: None)
     bad_labels: Callable[[pd.Series], np.ndarray] = field(default=lambda labels: np.zeros(len(labels), bool))
     label_rule: str = ""
     importance_scoring: str | None = None
@@ -151,6 +154,39 @@ def _not_probabilities(outputs: np.ndarray) -> str | None:
     return problem
 
 
+def _spread_problem(outputs: np.ndarray) -> str | None:
+    outputs = np.asarray(outputs, dtype=float)
+    spread = float(outputs.max() - outputs.min()) if len(outputs) else 0.0
+    if spread <= 1e-6 * max(1.0, float(np.abs(outputs).max(initial=0.0))):
+        return (f"its outputs are constant ({outputs[0] if len(outputs) else float('nan'):.6g} on all "
+                f"{len(outputs):,} validation rows): it learned nothing; train on more positives or more data")
+    return None
+
+
+def _no_better_than_chance(labels: np.ndarray, outputs: np.ndarray) -> str | None:
+    from sklearn.metrics import roc_auc_score
+
+    problem = _spread_problem(outputs)
+    labels = np.asarray(labels)
+    if problem is None and len(np.unique(labels)) == 2:
+        auc = float(roc_auc_score(labels, outputs))
+        if auc <= 0.5:
+            problem = (f"its validation ROC-AUC is {auc:.4f}, no better than chance (0.5) on "
+                       f"{int(labels.sum()):,} positives: it learned nothing usable")
+    return problem
+
+
+def _no_better_than_the_mean(labels: np.ndarray, outputs: np.ndarray) -> str | None:
+    problem = _spread_problem(outputs)
+    labels = np.asarray(labels, dtype=float)
+    if problem is None and len(labels) > 1 and labels.std() > 0:
+        r2 = 1.0 - float(np.mean((labels - outputs) ** 2)) / float(labels.var())
+        if r2 <= 0:
+            problem = (f"its validation R² is {r2:.4f}: no better than predicting the mean label "
+                       "(chance for a regression)")
+    return problem
+
+
 def _not_zero_one(labels: pd.Series) -> np.ndarray:
     return ~labels.isin([0, 1]).to_numpy()
 
@@ -179,6 +215,7 @@ BINARY = TaskKind(
     score=binary_metrics,
     baselines=partial(baselines, classifier=True),
     check_outputs=_not_probabilities,
+    check_signal=_no_better_than_chance,
     bad_labels=_not_zero_one,
     label_rule="must be 0 or 1 for a binary model",
     importance_scoring="roc_auc",
@@ -198,6 +235,7 @@ REGRESSION = TaskKind(
     score=regression_metrics,
     baselines=partial(baselines, classifier=False),
     check_outputs=_not_finite,
+    check_signal=_no_better_than_the_mean,
     bad_labels=_not_finite_number,
     label_rule=f"must be a finite number within ±{MAX_REGRESSION_LABEL:g} (XGBoost holds labels as 32-bit floats)",
     importance_scoring="r2",

@@ -49,6 +49,15 @@ SEED = 7
 TEST_FRACTION = 0.2
 VALIDATION_FRACTION = 0.15
 MAX_IMPORTANCE_SHARE = 0.9
+MIN_TEST_POSITIVES = 30
+"""A classifier's test rows need this many of each class, else the comparison would mean nothing."""
+MIN_BOOSTING_ROUNDS = 50
+"""Early stopping may not stop a booster before this many rounds: on a handful of validation
+positives the first round's loss can look best, which leaves a constant model."""
+LEAF_POSITIVE_SHARE = 10
+"""A binary booster's ``min_child_weight`` is capped at the hessian of 1/this of its training
+positives: with rare positives each row's hessian is about p(1 - p), so a fixed minimum of 20
+can exceed what any split's child holds, and the booster stays constant."""
 """A single feature carrying more than this share of the importance smells of leakage."""
 
 
@@ -173,6 +182,7 @@ def fit_estimator(estimator, x_train: pd.DataFrame, y_train: np.ndarray, x_val: 
     dask = settings is not None and settings.train_backend == "dask" and distributed.is_xgboost(final)
     if settings is not None and settings.train_backend == "dask" and not dask:
         log.info("%s trains on one machine: only XGBoost steps train through xgboost.dask", type(final).__name__)
+    _cap_min_child_weight(final, y_train)
     if dask or (getattr(final, "early_stopping_rounds", None) and stepped):
         prep = estimator[:-1].fit(x_train, y_train) if stepped else None
         x_fit, x_watch = (prep.transform(x_train), prep.transform(x_val)) if stepped else (x_train, x_val)
@@ -181,8 +191,26 @@ def fit_estimator(estimator, x_train: pd.DataFrame, y_train: np.ndarray, x_val: 
                 distributed.fit_xgboost_dask(client, final, x_fit, y_train, x_watch, y_val)
         else:
             final.fit(x_fit, y_train, eval_set=[(x_watch, y_val)], verbose=False)
+            rounds = getattr(final, "best_iteration", None)
+            if rounds is not None and rounds + 1 < MIN_BOOSTING_ROUNDS <= (final.n_estimators or 0):
+                log.info("early stopping chose %d rounds; refitting with %d", rounds + 1, MIN_BOOSTING_ROUNDS)
+                final.set_params(n_estimators=MIN_BOOSTING_ROUNDS, early_stopping_rounds=None)
+                final.fit(x_fit, y_train, verbose=False)
         return estimator
     return estimator.fit(x_train, y_train)
+
+
+def _cap_min_child_weight(final, y: np.ndarray) -> None:
+    """Hessian-aware ``min_child_weight`` for a binary booster on rare positives (see LEAF_POSITIVE_SHARE)."""
+    declared = getattr(final, "min_child_weight", None)
+    if declared is None or not distributed.is_xgboost(final) or not hasattr(final, "predict_proba"):
+        return
+    y = np.asarray(y, dtype=float)
+    p = float(y.mean()) if len(y) else 0.0
+    cap = y.sum() * (1 - p) / LEAF_POSITIVE_SHARE
+    if 0 < cap < declared:
+        log.info("min_child_weight %g capped at %.3g: %d training positives", declared, cap, int(y.sum()))
+        final.set_params(min_child_weight=cap)
 
 
 def validate(spec: ModelSpec, estimator, features: list[str], x: pd.DataFrame, y: np.ndarray) -> pd.Series:
@@ -191,7 +219,8 @@ def validate(spec: ModelSpec, estimator, features: list[str], x: pd.DataFrame, y
     Raises:
         ModelValidationError: naming the failed check: an input signature that differs from
             the feature service's, outputs the kind refuses (e.g. non-finite, or
-            probabilities outside [0, 1]), or one feature carrying nearly all the
+            probabilities outside [0, 1]), outputs (nearly) constant or no better than chance
+            on the validation rows (``kind.check_signal``), or one feature carrying nearly all the
             importance (a leakage smell).
     """
     kind = spec.task_kind
@@ -200,7 +229,8 @@ def validate(spec: ModelSpec, estimator, features: list[str], x: pd.DataFrame, y
         missing, extra = sorted(set(features) - set(signature)), sorted(set(signature) - set(features))
         raise ModelValidationError(f"{spec.name}: input signature differs from {spec.feature_service}: "
                                    f"missing {missing or 'none'}, unexpected {extra or 'none'}")
-    problem = kind.check_outputs(np.asarray(kind.predict(estimator, x), dtype=float))
+    outputs = np.asarray(kind.predict(estimator, x), dtype=float)
+    problem = kind.check_outputs(outputs) or kind.check_signal(y, outputs)
     if problem:
         raise ModelValidationError(f"{spec.name}: {problem}")
     sample = np.random.default_rng(SEED).permutation(len(x))[:4000]
@@ -277,7 +307,8 @@ def evaluate_holdout(settings: Settings, prepared: Prepared, model, version: int
                f"(training rows before {prepared.split.validation['event_timestamp'].min():%Y-%m-%d})")
     return Evaluation(spec.name, version, spec.kind, spec.feature_service,
                       {who: kind.score(y_test, p) for who, p in scores.items()}, holdout,
-                      y=y_test, scores=scores, importance=importance, notes=notes)
+                      y=y_test, scores=scores, importance=importance, notes=notes,
+                      positives=positives(spec, prepared.split))
 
 
 def _lineage_params(prepared: Prepared, estimator) -> dict:
@@ -301,8 +332,18 @@ def _lineage_params(prepared: Prepared, estimator) -> dict:
     return params
 
 
+def positives(spec: ModelSpec, split: Split) -> dict[str, tuple[int, int]]:
+    """A classifier's (positives, rows) per part of the split; empty for other kinds."""
+    if not spec.task_kind.classes:
+        return {}
+    one = spec.task_kind.classes[-1]
+    return {part: (int((getattr(split, part)["label"] == one).sum()), len(getattr(split, part)))
+            for part in ("train", "validation", "test")}
+
+
 def _check_classes(spec: ModelSpec, split: Split) -> None:
-    """A classifier needs every class in its training, validation and test rows."""
+    """A classifier needs every class in its training, validation and test rows, and at least
+    ``MIN_TEST_POSITIVES`` of each in its test rows to be judged at all."""
     for part in ("train", "validation", "test"):
         labels = getattr(split, part)["label"]
         missing = [c for c in spec.task_kind.classes if not (labels == c).any()]
@@ -310,6 +351,14 @@ def _check_classes(spec: ModelSpec, split: Split) -> None:
             raise TooFewLabelsError(
                 f"{spec.name}: the {len(labels):,} {part} rows hold no label {missing[0]}; train on more "
                 "entities or a longer stretch of data")
+    test = split.test["label"]
+    for c in spec.task_kind.classes:
+        held = int((test == c).sum())
+        if held < MIN_TEST_POSITIVES:
+            raise TooFewLabelsError(
+                f"{spec.name}: too few to judge: the {len(test):,} test rows hold {held} of label {c} "
+                f"(at least {MIN_TEST_POSITIVES} needed); nothing registered: train on more readers or a longer "
+                "stretch of data")
 
 
 class TabularTrainer:

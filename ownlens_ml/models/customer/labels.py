@@ -95,6 +95,39 @@ def conversion_labels(settings: Settings, window: LabelWindow) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True).sort_values(["event_timestamp", "user_id"], ignore_index=True)
 
 
+def engaged_minutes(settings: Settings) -> pd.DataFrame:
+    """Engaged minutes per (user_id, day) from sessions (``day``: UTC midnight of the session start)."""
+    engine = get_engine(settings)
+    require_tables(engine, schema.sessions.name)
+    s = schema.sessions.c
+    day = func.date(s.started_at).label("day")
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SET LOCAL TIME ZONE 'UTC'"))
+        rows = conn.execute(select(s.user_id, day, func.sum(s.engaged_seconds)).group_by(s.user_id, day)).all()
+    frame = pd.DataFrame(rows, columns=["user_id", "day", "seconds"])
+    frame["day"] = pd.to_datetime(frame["day"].astype(str)).dt.tz_localize("UTC")
+    frame["user_id"] = frame["user_id"].astype("int64")
+    frame["minutes"] = frame["seconds"].astype(float) / 60
+    return frame.drop(columns="seconds")
+
+
+def engagement_labels(settings: Settings, window: LabelWindow) -> pd.DataFrame:
+    """Engagement labels: for each as-of T, readers active in the 30 days before T; the label is
+    their engaged minutes in sessions starting in [T, T + window) (0 without a visit). Only
+    sessions after T count, so the label never overlaps what the features at T saw."""
+    daily = engaged_minutes(settings)
+    visits = daily[["user_id", "day"]]
+    frames = []
+    for t in as_of_dates(visits, window, "engagement"):
+        active = _active(visits, t)
+        after = daily[daily["day"].between(t, t + pd.Timedelta(days=window.window_days), inclusive="left")]
+        minutes = after.groupby("user_id")["minutes"].sum()
+        frames.append(pd.DataFrame({"user_id": active, "event_timestamp": t,
+                                    "label": minutes.reindex(active, fill_value=0.0).to_numpy(dtype=float)}))
+    return pd.concat(frames, ignore_index=True).sort_values(["event_timestamp", "user_id"], ignore_index=True)
+
+
 def _active(visits: pd.DataFrame, t: pd.Timestamp) -> np.ndarray:
     before = visits["day"].between(t - pd.Timedelta(days=HISTORY_DAYS), t, inclusive="left")
     return visits.loc[before, "user_id"].unique()
