@@ -30,8 +30,16 @@ RECOMMENDATION_ID_OFFSET = 10**12
 """Impression ids of served recommendations: the prediction id plus this (slates use session ids)."""
 
 
+EPOCH_DAYS = 200
+"""Recency weights are summed per epoch of this many days, each relative to its own start (no overflow)."""
+
+
 def simulate(config, ed, chunk, k: int, lookback_days: int, tau_days: float) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The homepage impressions of one chunk of readers, and their truth (click probability).
+
+    Vectorized: a session's editorial weights are quality ** power x exp(-(t - published) / tau), so
+    over a brand's pieces in publishing order their running sums give every session's window total,
+    and one searchsorted per draw picks the piece.
 
     Args:
         config: the generator config (seed, start).
@@ -41,58 +49,84 @@ def simulate(config, ed, chunk, k: int, lookback_days: int, tau_days: float) -> 
         lookback_days: how long a piece stays readable (the generator's ``ARTICLE_LOOKBACK_DAYS``).
         tau_days: the recency time constant of reading choice (``RECENCY_TAU_DAYS``).
     """
-    rng = np.random.default_rng([config.seed, STREAM, k])
-    empty = pd.DataFrame(columns=["impression_id", "position", "user_id", "article_id", "surface",
-                                  "shown_at", "clicked"])
-    if not len(chunk.events):
-        return empty, pd.DataFrame(columns=["impression_id", "position", "click_probability"])
+    columns = ["impression_id", "position", "user_id", "article_id", "surface", "shown_at", "clicked"]
     ev = chunk.events
-    reads = ev[ev["event_type"].isin(["page_view", "paywall_hit"]) & ev["article_id"].notna()]
-    n_reads = reads.groupby("session_id").size()  # events are in session order
-    distinct = reads[["session_id", "article_id"]].astype("int64").drop_duplicates()
-    cut = np.flatnonzero(np.diff(distinct["session_id"].to_numpy())) + 1
-    read_sets = pd.Series(np.split(distinct["article_id"].to_numpy(), cut), index=n_reads.index)
+    reads = ev[ev["event_type"].isin(["page_view", "paywall_hit"]) & ev["article_id"].notna()] if len(ev) else ev
+    if not len(reads):
+        return pd.DataFrame(columns=columns), pd.DataFrame(columns=["impression_id", "position", "click_probability"])
+    rng = np.random.default_rng([config.seed, STREAM, k])
+    n_reads = reads.groupby("session_id").size()
+    read = reads[["session_id", "article_id"]].astype("int64").drop_duplicates()
     sess = chunk.sessions.set_index("session_id").loc[n_reads.index]
     start0 = config.start_ts.value // 1_000_000
-    start_ms = sess["started_at"].astype("int64").to_numpy() // 1_000_000 - start0
-    users = chunk.truth_users["user_id"].to_numpy()
+    t = sess["started_at"].astype("int64").to_numpy() // 1_000_000 - start0
+    brand = sess["brand_id"].to_numpy()
+    upos = np.searchsorted(chunk.truth_users["user_id"].to_numpy(), sess["user_id"].to_numpy())
     aff = chunk.truth_users.filter(like="affinity_").to_numpy()  # in category id order
-    upos = np.searchsorted(users, sess["user_id"].to_numpy())
-    by_brand = {b: np.flatnonzero(ed.brand == b) for b in np.unique(ed.brand)}  # in publishing order
-    cols: dict[str, list] = {k: [] for k in ("impression_id", "position", "user_id", "article_id", "shown_at_ms",
-                                             "clicked", "click_probability")}
-    for sid, user, u, brand, t, read, n in zip(read_sets.index, sess["user_id"], upos, sess["brand_id"], start_ms,
-                                               read_sets.to_numpy(), n_reads.to_numpy()):
-        idx = by_brand[brand]
-        lo, hi = np.searchsorted(ed.pub_ms[idx], [t - lookback_days * MS_DAY, t], side="right")
-        read_pos = read - 1
-        pool = np.union1d(idx[lo:hi], read_pos)
-        recency = np.exp(-np.maximum(t - ed.pub_ms[pool], 0) / MS_DAY / tau_days)
-        q = ed.quality[pool] ** EDITORIAL_QUALITY_POWER * recency
-        cq = np.cumsum(q)
-        q = q / cq[-1]
-        m = max(SLATE_SIZE - len(read_pos), 0)
-        drawn = pool[np.minimum(np.searchsorted(cq, rng.random(m) * cq[-1], side="right"), len(pool) - 1)]
-        shown = np.concatenate([read_pos, np.setdiff1d(drawn, read_pos)])
-        v = aff[u, ed.category[pool]] * ed.quality[pool] * recency
-        at = np.searchsorted(pool, shown)
-        p = 1.0 - (1.0 - v[at] / v.sum()) ** n
-        d = 1.0 - (1.0 - q[at]) ** m
-        size = len(shown)
-        cols["impression_id"].append(np.full(size, sid))
-        cols["position"].append(rng.permutation(size) + 1)
-        cols["user_id"].append(np.full(size, user))
-        cols["article_id"].append(shown + 1)
-        cols["shown_at_ms"].append(np.full(size, t))
-        cols["clicked"].append(np.arange(size) < len(read_pos))
-        cols["click_probability"].append(p / np.maximum(p + (1.0 - p) * d, 1e-300))
-    out = pd.DataFrame({k: np.concatenate(v) for k, v in cols.items()})
-    out.insert(4, "surface", "homepage")
-    truth = out[["impression_id", "position", "click_probability"]].copy()
-    out = out.drop(columns="click_probability")
-    out.insert(5, "shown_at", pd.to_datetime(out.pop("shown_at_ms") + start0, unit="ms", utc=True))
+    n_cat = aff.shape[1]
+    tau = tau_days * MS_DAY
+    # per session: the editors' window total Q, the readers' choice total V (by category), in the
+    # session's own recency scale; per epoch of sessions, sums relative to the epoch's start
+    lo, hi = np.zeros(len(t), np.int64), np.zeros(len(t), np.int64)
+    q_total, v_total = np.zeros(len(t)), np.zeros(len(t))
+    q_cum: dict[tuple, np.ndarray] = {}
+    epoch = (t // (EPOCH_DAYS * MS_DAY)).astype(np.int64)
+    for b, e in sorted(set(zip(brand.tolist(), epoch.tolist()))):
+        s = np.flatnonzero((brand == b) & (epoch == e))
+        idx = np.flatnonzero(ed.brand == b)  # in publishing order
+        ref = e * EPOCH_DAYS * MS_DAY
+        grow = np.exp(np.minimum(ed.pub_ms[idx] - ref, (EPOCH_DAYS + 1) * MS_DAY) / tau)
+        cq = np.concatenate([[0.0], np.cumsum(ed.quality[idx] ** EDITORIAL_QUALITY_POWER * grow)])
+        cv = np.zeros((len(idx) + 1, n_cat))
+        np.add.at(cv[1:], (np.arange(len(idx)), ed.category[idx]), ed.quality[idx] * grow)
+        cv = np.cumsum(cv, axis=0)
+        lo[s] = np.searchsorted(ed.pub_ms[idx], t[s] - lookback_days * MS_DAY, side="right")
+        hi[s] = np.searchsorted(ed.pub_ms[idx], t[s], side="right")
+        shrink = np.exp(-(t[s] - ref) / tau)
+        q_total[s] = (cq[hi[s]] - cq[lo[s]]) * shrink
+        v_total[s] = ((cv[hi[s]] - cv[lo[s]]) * aff[upos[s]]).sum(axis=1) * shrink
+        q_cum[b, e] = cq
+    # the editors' draws: m = SLATE_SIZE - distinct reads, with replacement, from the window
+    n_distinct = read.groupby("session_id").size().reindex(n_reads.index).to_numpy()
+    m = np.where(hi > lo, np.maximum(SLATE_SIZE - n_distinct, 0), 0)  # lo, hi: offsets in the brand's pieces
+    draws = []
+    for (b, e), cq in q_cum.items():
+        s = np.flatnonzero((brand == b) & (epoch == e) & (m > 0))
+        idx = np.flatnonzero(ed.brand == b)
+        rep = np.repeat(s, m[s])
+        first, last = lo[rep], hi[rep]
+        j = np.searchsorted(cq, cq[first] + rng.random(len(rep)) * (cq[last] - cq[first]), side="right") - 1
+        draws.append(pd.DataFrame({"row": rep, "article_id": idx[np.clip(j, first, last - 1)] + 1}))
+    drawn = pd.concat(draws, ignore_index=True) if draws else pd.DataFrame({"row": [], "article_id": []})
+    drawn["session_id"] = n_reads.index.to_numpy()[drawn["row"].to_numpy(np.int64)]
+    drawn = drawn[["session_id", "article_id"]].astype("int64").drop_duplicates()
+    drawn = drawn.merge(read, how="left", indicator=True).query("_merge == 'left_only'").drop(columns="_merge")
+    out = pd.concat([read.assign(clicked=True), drawn.assign(clicked=False)], ignore_index=True)
+    row = np.searchsorted(n_reads.index.to_numpy(), out["session_id"].to_numpy())
+    art = out["article_id"].to_numpy() - 1
+    age = np.maximum(t[row] - ed.pub_ms[art], 0) / tau
+    in_window = (ed.brand[art] == brand[row]) & (ed.pub_ms[art] > t[row] - lookback_days * MS_DAY) & (
+        ed.pub_ms[art] <= t[row])
+    v = aff[upos[row], ed.category[art]] * ed.quality[art] * np.exp(-age)
+    # readers also chose pieces outside the editors' window: they join the readers' total
+    v_total += np.bincount(row, weights=np.where(in_window, 0.0, v), minlength=len(t))
+    p = 1.0 - (1.0 - np.clip(v / v_total[row], 0.0, 1.0)) ** n_reads.to_numpy()[row]
+    q = ed.quality[art] ** EDITORIAL_QUALITY_POWER * np.exp(-age)
+    share = np.where(in_window, q / np.where(q_total[row] > 0, q_total[row], 1.0), 0.0)
+    d = 1.0 - (1.0 - np.clip(share, 0.0, 1.0)) ** m[row]
+    out["click_probability"] = p / np.maximum(p + (1.0 - p) * d, 1e-300)
+    # positions: a random order within each slate (position carries no planted signal)
+    out["key"] = rng.random(len(out))
+    out = out.sort_values(["session_id", "key"], kind="stable", ignore_index=True)
+    out["position"] = out.groupby("session_id").cumcount() + 1
+    at = np.searchsorted(n_reads.index.to_numpy(), out["session_id"].to_numpy())
+    out["user_id"] = sess["user_id"].to_numpy()[at]
+    out["shown_at"] = sess["started_at"].iloc[at].reset_index(drop=True)
+    out = out.rename(columns={"session_id": "impression_id"})
+    out["surface"] = "homepage"
     out = out.astype({"impression_id": "int64", "position": "int16", "user_id": "int64", "article_id": "int64"})
-    return out, truth.astype({"impression_id": "int64", "position": "int16"})
+    truth = out[["impression_id", "position", "click_probability"]].copy()
+    return out[columns], truth
 
 
 def from_prediction_log(predictions: pd.DataFrame, clicked: set[tuple[int, int]] = frozenset()) -> pd.DataFrame:
