@@ -62,6 +62,9 @@ Planted signals:
    or converts stay as they were. So a monitor can be checked against features that must move
    (the mobile share; engaged minutes, minutes per session, scroll depth) and all that must not.
 
+8. Impressions: each session's homepage slate, built from its reads and the editors' picks by
+   ``ownlens_ml.data.impressions`` (its own stream; the truth's click probability per slot).
+
 Random streams: the editorial, the readers (one per chunk), the bursts, the pilot and the
 drift (one per chunk; drawn from only when a drift is asked for) each have their own; within
 a chunk the number of draws depends on the latent draws alone (never on the categories or
@@ -84,6 +87,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ownlens_ml import clock
+from ownlens_ml.data import impressions
 from ownlens_ml.data.load import bulk_load, copy_frame
 from ownlens_ml.db import get_engine, require_tables, schema
 from ownlens_ml.errors import ValidationError
@@ -1160,6 +1164,8 @@ def iter_platform(config: GeneratorConfig, tick=None) -> Iterator[tuple[str, obj
         yield "users", chunk.users
         yield "sessions", chunk.sessions
         yield "events", chunk.events
+        yield from zip(("impressions", "truth:impressions"), impressions.simulate(
+            config, ed, chunk, k, ARTICLE_LOOKBACK_DAYS, RECENCY_TAU_DAYS))
         yield "truth:users", chunk.truth_users
         yield "truth:daily", chunk.truth_daily
         if len(chunk.performance):
@@ -1231,7 +1237,7 @@ def generate(settings: Settings, config: GeneratorConfig, progress: bool = False
     shutil.rmtree(truth_tmp, ignore_errors=True)
     truth_tmp.mkdir(parents=True)
     rows = {name: 0 for name in tables}
-    truth_frames: dict[str, list[pd.DataFrame]] = {"users": []}
+    truth_frames: dict[str, list[pd.DataFrame]] = {"users": [], "impressions": []}
     daily_writer = None
     bar, task = None, None
     if progress:
@@ -1254,8 +1260,8 @@ def generate(settings: Settings, config: GeneratorConfig, progress: bool = False
                         if daily_writer is None:
                             daily_writer = pq.ParquetWriter(truth_tmp / "daily.parquet", item.schema)
                         daily_writer.write_table(item)
-                    elif name == "truth:users":
-                        truth_frames["users"].append(item)
+                    elif name in ("truth:users", "truth:impressions"):
+                        truth_frames[name[6:]].append(item)
                     elif name.startswith("truth:"):
                         item.to_parquet(truth_tmp / f"{name[6:]}.parquet", index=False)
                     elif len(item):
@@ -1263,7 +1269,8 @@ def generate(settings: Settings, config: GeneratorConfig, progress: bool = False
             if daily_writer is not None:
                 daily_writer.close()
                 daily_writer = None
-            pd.concat(truth_frames["users"], ignore_index=True).to_parquet(truth_tmp / "users.parquet", index=False)
+            for key, frames in truth_frames.items():
+                pd.concat(frames, ignore_index=True).to_parquet(truth_tmp / f"{key}.parquet", index=False)
             meta = {"config": {"users": config.users, "days": config.days, "brands": config.brands,
                                "seed": config.seed, "start": config.start.isoformat(),
                                **({"drift_from": config.drift_from.isoformat(), "drift": list(config.drift)}

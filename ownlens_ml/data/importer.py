@@ -56,9 +56,11 @@ SUBSCRIPTION_TIERS = ("free", "paid")
 _ALLOWED: dict[tuple[str, str], tuple[str, ...]] = {
     ("events", "event_type"): schema.EVENT_TYPES,
     ("users", "subscription_tier"): SUBSCRIPTION_TIERS,
+    ("impressions", "surface"): schema.SURFACES,
 }
 _BOUNDS: dict[tuple[str, str], tuple[float, float]] = {
     ("events", "scroll_depth"): (0.0, 1.0),
+    ("impressions", "position"): (1, 2**15 - 1),
 }
 _NOT_BEFORE: dict[str, tuple[tuple[str, str], ...]] = {
     # (later, earlier): where both are given, later >= earlier.

@@ -273,6 +273,18 @@ def recommendation_affinity(settings: Settings, rows: pd.DataFrame, as_of, horiz
     return affinity[u_pos, category] * arts["quality"].to_numpy()[a_pos] * recency
 
 
+def click_probability(settings: Settings, rows: pd.DataFrame) -> np.ndarray:
+    """The true chance each shown piece is opened (``ownlens_ml.data.impressions``), by impression and position.
+
+    ``rows`` has ``impression_id`` and ``position``; a row not in the generated truth raises.
+    """
+    truth = load_truth(settings, "impressions").set_index(["impression_id", "position"])["click_probability"]
+    out = truth.reindex(pd.MultiIndex.from_frame(rows[["impression_id", "position"]].astype("int64")))
+    if out.isna().any():
+        raise ValidationError(f"{int(out.isna().sum())} impressions not in the generated truth")
+    return out.to_numpy(float)
+
+
 # --- oracles by name (offered to the engines through ownlens_ml.evaluation.oracle) -------
 
 
@@ -322,5 +334,6 @@ ORACLES = {
     "recommendation": _recommendation_oracle,
     "trending": _trending_oracle,
     "segments": oracle_segments,
+    "click": lambda settings, rows, **_: click_probability(settings, rows),
 }
 """Oracle name -> ``fn(settings, rows, **params)``: the generator's truth for the rows."""

@@ -154,6 +154,25 @@ article_daily_performance = Table(
     Column("paywall_hits", Integer, nullable=False),
 )
 
+SURFACES = ("homepage", "recommendation", "section", "newsletter", "search")
+"""Where an impression was shown: the editors' front page, our recommendations, and the rest."""
+
+impressions = Table(
+    # One row per article shown in one impression (a slate: the list one reader saw at once).
+    "impressions", metadata,
+    Column("impression_id", BigInteger, primary_key=True, autoincrement=False,
+           comment="The slate: every article shown to one reader at once shares it"),
+    Column("position", SmallInteger, primary_key=True, autoincrement=False, comment="Slot in the slate, 1 = first"),
+    Column("user_id", BigInteger, ForeignKey("users.user_id"), nullable=False),
+    Column("article_id", BigInteger, ForeignKey("articles.article_id"), nullable=False),
+    Column("surface", String(20), nullable=False, comment="homepage, recommendation, section, newsletter or search"),
+    Column("shown_at", TS, nullable=False),
+    Column("clicked", Boolean, nullable=False, comment="The reader opened the article from this slate"),
+    Index(None, "user_id", "shown_at"),
+    Index(None, "article_id", "shown_at"),
+    Index(None, "shown_at"),
+)
+
 # --- feature snapshots (built by `ownlens-ml features build`) ---------------------------
 # Each column's comment is its feature description: feature_repo/ builds its Feast Fields
 # from these tables, so a feature is named and described in exactly one place.
@@ -382,6 +401,6 @@ ml_alerts = Table(
 
 PLATFORM_TABLES = (
     brands, countries, device_types, categories, users, authors, articles,
-    sessions, events, article_daily_performance,
+    sessions, events, article_daily_performance, impressions,
 )
 """Platform tables in load order (parents before children)."""
