@@ -44,7 +44,6 @@ log = logging.getLogger(__name__)
 
 ALIASES = ("champion", "challenger")
 ARTIFACT_FORMAT = "skops"
-RUN_STATUSES = ("running", "succeeded", "failed")
 
 # Packages whose classes an artifact may name beyond skops' own defaults. Each package also
 # has a rule on the class itself (see ``_CLASS_RULES``): a module prefix alone would admit,

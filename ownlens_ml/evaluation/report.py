@@ -9,12 +9,12 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from sklearn import metrics as skm  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from sklearn import metrics as skm
 
-from ownlens_ml.evaluation import calibration_table, gains_table  # noqa: E402
+from ownlens_ml.evaluation import calibration_table, gains_table
 
 MODEL_COLOR = "#1f5fa8"
 ORACLE_COLOR = "#2a2a2a"
