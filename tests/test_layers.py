@@ -41,10 +41,17 @@ def test_feature_repo_imports_nothing_of_the_package():
     offenders = []
     for path in sorted((ROOT / "feature_repo").glob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
-            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
-                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
             offenders += [f"{path.name}: {name}" for name in names if name.split(".")[0] == "ownlens_ml"]
             if isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", "")) in (
-                    "import_module", "__import__"):
+                "import_module",
+                "__import__",
+            ):
                 offenders.append(f"{path.name}: dynamic import at line {node.lineno}")
     assert not offenders, offenders
