@@ -43,17 +43,17 @@ from sklearn.metrics import roc_auc_score
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # the Redis Cluster helper
 
-from ownlens_ml.data.generator import GeneratorConfig, generate  # noqa: E402
-from ownlens_ml.data.load import copy_frame  # noqa: E402
-from ownlens_ml.db import get_engine, init_db, schema  # noqa: E402
-from ownlens_ml.features import store  # noqa: E402
-from ownlens_ml.features.quality import utc_midnight  # noqa: E402
-from ownlens_ml.features.snapshots import build_snapshots  # noqa: E402
-from ownlens_ml.models import get_spec  # noqa: E402
-from ownlens_ml.pipelines.training import fit_estimator, prepare  # noqa: E402
-from ownlens_ml.settings import Settings  # noqa: E402
-from redis_cluster import redis_cluster  # noqa: E402
-from serving_platform import new_database  # noqa: E402
+from ownlens_ml.data.generator import GeneratorConfig, generate
+from ownlens_ml.data.load import copy_frame
+from ownlens_ml.db import get_engine, init_db, schema
+from ownlens_ml.features import store
+from ownlens_ml.features.quality import utc_midnight
+from ownlens_ml.features.snapshots import build_snapshots
+from ownlens_ml.models import get_spec
+from ownlens_ml.pipelines.training import fit_estimator, prepare
+from ownlens_ml.settings import Settings
+from redis_cluster import redis_cluster
+from serving_platform import new_database
 
 SNAPSHOTS = (schema.customer_user_features, schema.editorial_article_features, schema.editorial_author_features)
 

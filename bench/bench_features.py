@@ -46,8 +46,8 @@ import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ownlens_ml.db.schema import customer_user_features  # noqa: E402
-from ownlens_ml.settings import Settings  # noqa: E402
+from ownlens_ml.db.schema import customer_user_features
+from ownlens_ml.settings import Settings
 
 SERVICE = "churn_v1"
 T0 = pd.Timestamp("2026-01-01", tz="UTC")

@@ -402,7 +402,7 @@ def evaluate(
 @registry_app.command("list")
 def registry_list(model: Annotated[Optional[str], typer.Argument(help="Only this model.")] = None,
                   as_json: JSON = False) -> None:
-    """Registered versions, newest first, with aliases and headline metrics."""
+    """Registered versions by model, oldest first, with aliases and headline metrics."""
     from rich.table import Table
 
     from ownlens_ml import registry
@@ -629,7 +629,7 @@ def demo(
     run_demo(settings(), console, users=users, days=days, seed=seed)
 
 
-def _interrupt(signum, frame) -> None:  # noqa: ANN001 - a signal handler
+def _interrupt(signum, frame) -> None:  # a signal handler
     raise KeyboardInterrupt
 
 

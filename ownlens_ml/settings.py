@@ -127,7 +127,7 @@ class Settings:
         except ValueError as exc:
             raise _malformed("OWNLENS_DATABASE_URL", self.database_url, exc, "127.0.0.1:5432/ownlens") from None
         try:
-            redis.port, int((redis.path or "/0").lstrip("/") or 0)  # noqa: B018
+            redis.port, int((redis.path or "/0").lstrip("/") or 0)
         except ValueError as exc:
             raise _malformed("OWNLENS_REDIS_URL", self.redis_url, exc, "127.0.0.1:6379/0") from None
 

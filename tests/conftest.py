@@ -133,9 +133,3 @@ def module_settings(request, tmp_path_factory, pg_server: str, redis_server: str
                             project=_project())
         yield settings
         _drop_redis_keys(redis_server, settings.project)
-
-
-# tests import helpers such as tiny_platform from this folder
-import sys as _sys
-
-_sys.path.insert(0, str(Path(__file__).parent))

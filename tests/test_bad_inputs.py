@@ -593,6 +593,7 @@ def run_cli(settings: Settings, case: Case, tmp: Path) -> subprocess.CompletedPr
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, cwd=tmp)
 
 
+@pytest.mark.slow  # the CLI in subprocesses, over platforms built for the module
 @pytest.mark.parametrize(("case", "profile"), PARAMS)
 def test_bad_input_gets_one_clear_line_and_changes_nothing(case: Case, profile: str, platforms, empty_database,
                                                            tmp_path):
@@ -671,6 +672,7 @@ CONCURRENT = [
 ]
 
 
+@pytest.mark.slow  # the CLI in subprocesses, over platforms built for the module
 @pytest.mark.parametrize(("job", "args", "blocker"), CONCURRENT, ids=[c[0] for c in CONCURRENT])
 def test_a_second_run_of_a_running_job_is_refused_in_one_line(job, args, blocker, platforms, module_pg, tmp_path):
     settings = platforms["production"]
@@ -727,6 +729,7 @@ def _wait_for(condition: Callable[[], bool], process: subprocess.Popen, what: st
     raise AssertionError(f"never saw {what}: {process.communicate()[0] if process.poll() is not None else ''}")
 
 
+@pytest.mark.slow  # the CLI in subprocesses, over platforms built for the module
 def test_a_build_killed_midway_leaves_staging_the_next_build_removes(platforms, tmp_path):
     settings = _local_copy(platforms, tmp_path)
     killed = _start(settings, "features", "build")
@@ -741,6 +744,7 @@ def test_a_build_killed_midway_leaves_staging_the_next_build_removes(platforms, 
     assert not list(settings.offline_dir.glob(".build-*")), out
 
 
+@pytest.mark.slow  # the CLI in subprocesses, over platforms built for the module
 def test_sigterm_during_training_records_the_run_as_failed(platforms, tmp_path):
     settings = _local_copy(platforms, tmp_path)
 
@@ -768,6 +772,7 @@ def _cli_ok(settings: Settings, tmp: Path, *args: str, columns: str = "250") -> 
     return done.stdout
 
 
+@pytest.mark.slow  # the CLI in subprocesses, over platforms built for the module
 @pytest.mark.parametrize("profile", BOTH)
 def test_listings_keep_whole_values_when_piped_and_speak_json(profile, platforms, module_pg, tmp_path):
     """`registry list | grep conversion` at 80 columns finds the row, whole; --json parses."""
@@ -804,6 +809,7 @@ def _reader_with_values(settings: Settings) -> str:
         return str(conn.execute(text("SELECT user_id FROM users ORDER BY user_id LIMIT 1")).scalar())
 
 
+@pytest.mark.slow  # the CLI in subprocesses, over platforms built for the module
 @pytest.mark.parametrize(("damage", "profile"), [
     ("snapshot", "local"), ("registry", "local"), ("online store", "local"), ("registry", "production")])
 def test_the_rebuild_each_damage_message_names_works(damage, profile, platforms, tmp_path):

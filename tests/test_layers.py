@@ -1,60 +1,57 @@
-"""The package's imports point down the layers, and models and engines never import the generator."""
+"""The package's layers hold (import-linter's contracts in pyproject.toml), and feature_repo/ imports nothing of it."""
 
 from __future__ import annotations
 
 import ast
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
-import ownlens_ml
-
-PACKAGE = Path(ownlens_ml.__file__).parent
-LAYERS = {
-    "settings": 0, "errors": 0, "progress": 0, "clock": 0,
-    "db": 1,
-    "data": 2,
-    "features": 3, "registry": 3, "evaluation": 3, "models": 3,
-    "pipelines": 4, "serving": 4, "monitoring": 4,
-    "cli": 5, "demo": 5,
-}
-GENERATOR = ("ownlens_ml.data.generator", "ownlens_ml.data.truth")
+ROOT = Path(__file__).resolve().parent.parent
+LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 
 
-def _module(path: Path) -> str:
-    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
-    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+def _lint_imports(root: Path) -> subprocess.CompletedProcess:
+    """`lint-imports` on the package under root, with root's pyproject.toml."""
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    return subprocess.run([str(LINT_IMPORTS), "--no-cache"], cwd=root, env=env, capture_output=True, text=True)
 
 
-def _imports(path: Path) -> set[str]:
-    """Every ownlens_ml module a file imports, at the top or inside a function."""
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            found |= {a.name for a in node.names if a.name.startswith("ownlens_ml")}
-        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("ownlens_ml"):
-            found.add(node.module)
-    return found
+def test_import_contracts_are_kept():
+    result = _lint_imports(ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
-def _layer(module: str) -> int | None:
-    parts = module.split(".")
-    return LAYERS.get(parts[1]) if len(parts) > 1 else None
+def test_a_package_import_of_a_higher_layer_breaks_the_contracts(tmp_path):
+    """`from ownlens_ml import serving` names a module, not the package: the contracts see it."""
+    shutil.copytree(ROOT / "ownlens_ml", tmp_path / "ownlens_ml", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "pyproject.toml", tmp_path)
+    registry = tmp_path / "ownlens_ml" / "registry" / "__init__.py"
+    registry.write_text(registry.read_text() + "\n\ndef _probe():\n    from ownlens_ml import serving, models\n")
+    result = _lint_imports(tmp_path)
+    assert result.returncode != 0
+    assert "ownlens_ml.registry is not allowed to import ownlens_ml.serving" in result.stdout
+    assert "ownlens_ml.registry is not allowed to import ownlens_ml.models" in result.stdout
 
 
-def test_imports_point_down_the_layers():
-    upward = []
-    for path in PACKAGE.rglob("*.py"):
-        if "migrations" in path.parts:
-            continue
-        me = _module(path)
-        for other in _imports(path):
-            if _layer(me) is not None and _layer(other) is not None and _layer(other) > _layer(me):
-                upward.append(f"{me} -> {other}")
-    assert not upward, upward
-
-
-def test_models_and_engines_never_import_the_generator():
-    offenders = [f"{_module(p)} -> {o}" for top in ("models", "pipelines", "evaluation", "features", "registry",
-                                                       "serving", "monitoring")
-                 for p in (PACKAGE / top).rglob("*.py") if (PACKAGE / top).is_dir() or p == PACKAGE / top
-                 for o in _imports(p) if o.startswith(GENERATOR)]
+def test_feature_repo_imports_nothing_of_the_package():
+    """Feast imports feature_repo/ on `feast apply`; the package reaches it only through Feast's registry."""
+    offenders = []
+    for path in sorted((ROOT / "feature_repo").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
+            offenders += [f"{path.name}: {name}" for name in names if name.split(".")[0] == "ownlens_ml"]
+            if isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", "")) in (
+                "import_module",
+                "__import__",
+            ):
+                offenders.append(f"{path.name}: dynamic import at line {node.lineno}")
     assert not offenders, offenders

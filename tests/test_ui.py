@@ -25,7 +25,7 @@ from ownlens_ml.db.schema import ml_alerts, ml_model_monitoring, ml_model_predic
 from ownlens_ml.features.quality import utc_midnight
 from ownlens_ml.models import SPECS
 from ownlens_ml.pipelines import retention
-from ownlens_ml.pipelines.training import report_folder
+from ownlens_ml.evaluation.report import report_folder
 from ownlens_ml.settings import Settings
 from serving_platform import build, free_port, new_database
 from test_serving import serve, wait_for

@@ -788,9 +788,6 @@ def _weekday(config: GeneratorConfig, day: int) -> int:
     return (config.start.weekday() + day) % 7
 
 
-STATE_COLUMNS = ("alive", "decaying", "engagement", "paid", "pressure", "meter", "newsletter", "idle")
-
-
 @dataclass
 class ChunkResult:
     """Everything one chunk of readers produced."""

@@ -181,7 +181,7 @@ def _contract(table: Table) -> TableContract:
     return TableContract(table=table, columns=rules, keys=tuple(keys), not_before=_NOT_BEFORE.get(table.name, ()))
 
 
-def _column_rule(table: Table, col) -> ColumnRule:  # noqa: ANN001 - a sqlalchemy Column
+def _column_rule(table: Table, col) -> ColumnRule:  # col: a sqlalchemy Column
     kind, sql_type, max_length = _kind(col.type)
     low = high = None
     if kind == "integer" and not (col.primary_key or col.foreign_keys):
@@ -201,7 +201,7 @@ def _column_rule(table: Table, col) -> ColumnRule:  # noqa: ANN001 - a sqlalchem
     )
 
 
-def _kind(type_) -> tuple[str, str, int | None]:  # noqa: ANN001 - a sqlalchemy type
+def _kind(type_) -> tuple[str, str, int | None]:  # type_: a sqlalchemy type
     """(kind, SQL type name, maximum string length) of a column type."""
     # Order matters: BigInteger and SmallInteger are Integer subclasses.
     for cls, name in ((SmallInteger, "SMALLINT"), (BigInteger, "BIGINT"), (Integer, "INTEGER")):

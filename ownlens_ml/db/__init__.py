@@ -37,7 +37,7 @@ def _engine(url: str) -> Engine:
         engine = create_engine(url)
 
         @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_conn, _record):  # noqa: ANN001
+        def _sqlite_pragmas(dbapi_conn, _record):
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA journal_mode=WAL")
@@ -45,7 +45,7 @@ def _engine(url: str) -> Engine:
             cur.close()
 
         @event.listens_for(engine, "handle_error")
-        def _damaged(context) -> None:  # noqa: ANN001 - an ExceptionContext
+        def _damaged(context) -> None:  # context: an ExceptionContext
             reason = str(context.original_exception)
             if isinstance(context.original_exception, sqlite3.DatabaseError) and reason in DAMAGED_SQLITE:
                 raise DamagedStateError(

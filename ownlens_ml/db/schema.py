@@ -174,8 +174,8 @@ impressions = Table(
 )
 
 # --- feature snapshots (built by `ownlens-ml features build`) ---------------------------
-# Each column's comment is its feature description: feature_repo/ builds its Feast Fields
-# from these tables, so a feature is named and described in exactly one place.
+# Each column's comment is its feature description. feature_repo/fields.py writes each feature's type and
+# description again (Feast imports feature_repo/, which imports nothing of the package): change both together.
 
 
 def _feature(name: str, type_, comment: str) -> Column:

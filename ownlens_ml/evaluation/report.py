@@ -9,12 +9,12 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from sklearn import metrics as skm  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from sklearn import metrics as skm
 
-from ownlens_ml.evaluation import calibration_table, gains_table  # noqa: E402
+from ownlens_ml.evaluation import calibration_table, gains_table
 
 MODEL_COLOR = "#1f5fa8"
 ORACLE_COLOR = "#2a2a2a"
@@ -324,6 +324,11 @@ PLOTS: dict[str, Callable[[Evaluation, Path], list[str]]] = {
 }
 """Report sections by name; a kind lists the ones it draws. Each writes its PNGs into the
 folder and returns them in order (an entry not ending in ``.png`` is Markdown, e.g. a table)."""
+
+
+def report_folder(settings, name: str, version: int) -> Path:
+    """Where version ``version`` of model ``name`` keeps its evaluation report and plots."""
+    return settings.reports_dir / name / f"v{version}"
 
 
 def write_report(ev: Evaluation, folder: Path, metrics: tuple[str, ...], plots: tuple[str, ...]) -> Path:

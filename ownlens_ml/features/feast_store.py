@@ -91,7 +91,7 @@ class AtomicFileRegistryStore(FileRegistryStore):
     """Feast's file registry, written aside and renamed into place: a crash or a full disk
     mid-write leaves the previous registry, never a truncated one (Feast writes in place)."""
 
-    def _write_registry(self, registry_proto) -> None:  # noqa: ANN001 - a RegistryProto
+    def _write_registry(self, registry_proto) -> None:  # registry_proto: a RegistryProto
         import uuid
 
         from feast.utils import _utc_now
@@ -158,7 +158,7 @@ def feature_store(settings: Settings, create: bool = False) -> FeatureStore:
     return store
 
 
-def _require_sql_registry(engine, project: str) -> None:  # noqa: ANN001 - a sqlalchemy Engine
+def _require_sql_registry(engine, project: str) -> None:  # engine: a sqlalchemy Engine
     """Feast's SQL registry creates its missing tables (empty) and records a project it has not
     seen when it starts: a read must do neither, so both are checked first."""
     from feast.infra.registry.sql import FeastMetadataKeys, feast_metadata, metadata

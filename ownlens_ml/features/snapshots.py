@@ -37,8 +37,6 @@ HISTORY_DAYS = 30  # the longest window but one; author rows are computed with t
 HABIT_DAYS = 90
 """The reader's long-run habits (``*_90d``): reader rows are computed with this much history before them."""
 EARLY_HOURS = (0, 1, 6, 24)
-ACTIVITY_FILE = "reader_activity.parquet"
-"""Page views as a batch source of the real-time activity view (local profile)."""
 
 
 def _ts(day: date) -> str:

@@ -31,7 +31,7 @@ from ownlens_ml.errors import (
     ValidationError,
 )
 from ownlens_ml.features import historical, online
-from ownlens_ml.features.feast_store import (  # noqa: F401 (re-exported: the package's feature API)
+from ownlens_ml.features.feast_store import (  # re-exported: the package's feature API
     discard_damaged,
     feast_errors,
     feature_names,

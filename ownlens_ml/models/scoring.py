@@ -3,7 +3,7 @@
 A ``Scorer`` is built once per loaded version: the feature order (the model's input
 signature), each feature's dtype from its Feast type (numbers as float64, the rest as
 object; never guessed from values) and, where the saved pipeline is a pass-through of
-numbers into an XGBoost binary classifier, the booster itself, so that a score is
+numbers into an XGBoost binary classifier or regressor, the booster itself, so that a score is
 ``Booster.inplace_predict`` on a ready float matrix (for a few rows, the C function behind it
 called directly: ``_DensePredictor``). The shortcut is proved equal to the saved pipeline on
 probe rows at load time and dropped if it is not; one that fails its probe falls back to

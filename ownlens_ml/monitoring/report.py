@@ -9,18 +9,18 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from sqlalchemy import select  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from sqlalchemy import select
 
-from ownlens_ml.db import get_engine  # noqa: E402
-from ownlens_ml.db.schema import ml_model_monitoring  # noqa: E402
-from ownlens_ml.evaluation.report import MODEL_COLOR, OTHER_COLORS, _style  # noqa: E402 (the house style)
-from ownlens_ml.models import get_spec  # noqa: E402
-from ownlens_ml.monitoring.profiles import OUTPUT, bin_counts  # noqa: E402
-from ownlens_ml.monitoring.results import ALERT, NOTICE  # noqa: E402
-from ownlens_ml.settings import Settings  # noqa: E402
+from ownlens_ml.db import get_engine
+from ownlens_ml.db.schema import ml_model_monitoring
+from ownlens_ml.evaluation.report import MODEL_COLOR, OTHER_COLORS, _style  # the house style
+from ownlens_ml.models import get_spec
+from ownlens_ml.monitoring.profiles import OUTPUT, bin_counts
+from ownlens_ml.monitoring.results import ALERT, NOTICE
+from ownlens_ml.settings import Settings
 
 REFERENCE_COLOR = "#8a8a8a"
 MAX_HISTOGRAMS = 6

@@ -98,7 +98,7 @@ def _check_known_entities(settings: Settings, path: Path, spec: ModelSpec, label
         _check_pairs(engine, spec, table, key, labels, problems)
 
 
-def _check_pairs(engine, spec: ModelSpec, table, key: str, labels: pd.DataFrame,  # noqa: ANN001
+def _check_pairs(engine, spec: ModelSpec, table, key: str, labels: pd.DataFrame,
                  problems: _Problems) -> None:
     """Other keys that are columns of ``key``'s table must match its row (an article's own author)."""
     others = [k for k in spec.entity_key if k != key and k in table.c]

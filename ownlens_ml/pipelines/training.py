@@ -30,7 +30,7 @@ from ownlens_ml.errors import (
     UnknownModelVersionError,
 )
 from ownlens_ml.evaluation.oracle import oracle
-from ownlens_ml.evaluation.report import Evaluation, write_report
+from ownlens_ml.evaluation.report import Evaluation, report_folder, write_report
 from ownlens_ml.models import SPECS, get_spec
 from ownlens_ml.models.baselines import feature_matrix
 from ownlens_ml.models.spec import LabelWindow, ModelSpec, Trained, TrainContext, Trainer
@@ -433,10 +433,6 @@ def _reference_profile(trained: Trained) -> dict:
         return {"rows": 0, "features": {}, "note": "this kind reads no feature rows to profile"}
     outputs = rows[OUTPUT].to_numpy() if OUTPUT in rows.columns else None
     return build_profile(rows, [c for c in rows.columns if c != OUTPUT], outputs)
-
-
-def report_folder(settings: Settings, name: str, version: int) -> Path:
-    return settings.reports_dir / name / f"v{version}"
 
 
 def _context(settings: Settings, spec: ModelSpec, window: LabelWindow, steps: Steps, notes: list[str],

@@ -30,7 +30,7 @@ from ownlens_ml.registry.artifacts import (
     trust_class,
 )
 from ownlens_ml.registry.common import REGISTRY_TABLES
-from ownlens_ml.registry.runs import RUN_STATUSES, fail_run, runs, start_run
+from ownlens_ml.registry.runs import fail_run, runs, start_run
 from ownlens_ml.registry.versions import (
     ALIASES,
     ModelVersion,
@@ -40,7 +40,7 @@ from ownlens_ml.registry.versions import (
     register,
 )
 
-__all__ = ["ALIASES", "ARTIFACT_FORMAT", "ARTIFACT_FORMATS", "REGISTRY_TABLES", "REQUIRED_METHODS", "RUN_STATUSES",
+__all__ = ["ALIASES", "ARTIFACT_FORMAT", "ARTIFACT_FORMATS", "REGISTRY_TABLES", "REQUIRED_METHODS", 
            "TRUSTED_CLASSES", "TRUSTED_NAMESPACES", "ModelVersion", "dump_estimator", "fail_run", "get_version",
            "list_versions", "load_estimator", "load_model", "promote", "register", "register_codec",
            "require_methods", "rollback", "runs", "set_alias", "start_run", "trust_class"]

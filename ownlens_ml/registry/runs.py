@@ -16,7 +16,6 @@ from ownlens_ml.settings import Settings
 log = logging.getLogger(__name__)
 
 
-RUN_STATUSES = ("running", "succeeded", "failed")
 _RUN_COLUMNS = ["run_id", "model_name", "status", "started_at", "finished_at", "version",
                 "params", "metrics", "error"]
 

@@ -30,7 +30,7 @@ from ownlens_ml import registry
 from ownlens_ml.db import get_engine
 from ownlens_ml.errors import OwnLensError
 from ownlens_ml.models import SPECS
-from ownlens_ml.pipelines.training import report_folder
+from ownlens_ml.evaluation.report import report_folder
 from ownlens_ml.settings import Settings
 
 HERE = Path(__file__).parent
