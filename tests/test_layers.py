@@ -16,7 +16,8 @@ LAYERS = {
     "pipelines": 4, "serving": 4, "monitoring": 4,
     "cli": 5, "demo": 5,
 }
-GENERATOR = ("ownlens_ml.data.generator", "ownlens_ml.data.truth")
+GENERATOR = ("ownlens_ml.data.generator",)
+"""The truth (``data.truth``) and the latent process it replays (``data.latent``) are not the generator."""
 
 
 def _module(path: Path) -> str:
@@ -58,3 +59,11 @@ def test_models_and_engines_never_import_the_generator():
                  for p in (PACKAGE / top).rglob("*.py") if (PACKAGE / top).is_dir() or p == PACKAGE / top
                  for o in _imports(p) if o.startswith(GENERATOR)]
     assert not offenders, offenders
+
+
+def test_the_truth_the_oracle_reads_never_imports_the_generator():
+    """evaluation.oracle imports data.truth; the chain to the generator stays cut there."""
+    offenders = [f"{name} -> {o}" for name in ("truth", "latent")
+                 for o in _imports(PACKAGE / "data" / f"{name}.py") if o.startswith(GENERATOR)]
+    assert not offenders, offenders
+    assert "ownlens_ml.data.truth" in _imports(PACKAGE / "evaluation" / "oracle.py")
