@@ -21,6 +21,9 @@ under ``settings.truth_dir``:
   conversion hazards; day -1 is the state on entering the generated period.
 - ``meta.json``: the generator config and dynamics.
 
+It replays the latent process of ``ownlens_ml.data.latent`` and never imports the generator, so
+``ownlens_ml.evaluation.oracle`` may offer ``ORACLES`` to the engines.
+
 An oracle conditions on everything latent up to ``as_of`` (the state at the end of the day
 before) and integrates over everything random after it, with the generator's own dynamics.
 """
@@ -35,7 +38,9 @@ import pandas as pd
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ownlens_ml.data.generator import (
+from ownlens_ml.data.latent import (
+    CATEGORIES,
+    RECENCY_TAU_DAYS,
     Dynamics,
     Readers,
     ReaderState,
@@ -257,8 +262,6 @@ def recommendation_affinity(settings: Settings, rows: pd.DataFrame, as_of, horiz
     proportion to quality x exp(-age / RECENCY_TAU_DAYS); this is that product, with the age
     taken at the middle of the window. ``rows`` has ``user_id`` and ``article_id``.
     """
-    from ownlens_ml.data.generator import CATEGORIES, RECENCY_TAU_DAYS
-
     users = load_truth(settings, "users").set_index("user_id")
     arts = load_truth(settings, "articles").set_index("article_id")
     u_pos = users.index.get_indexer(rows["user_id"].to_numpy())

@@ -155,7 +155,7 @@ def live_ranking(settings: Settings, version: ModelVersion, predictions: pd.Data
                  ) -> tuple[list[Measurement], list[str]]:
     """NDCG@10 of the served lists followed by a read, with a 95 % bootstrap interval over the lists,
     beside the registered NDCG@10 (an alert only when the whole interval is below it)."""
-    from ownlens_ml.models.customer.recommendation import ranking_metrics
+    from ownlens_ml.evaluation.ranking import ranking_metrics
 
     now = pd.Timestamp(clock.now())
     waiting = predictions[predictions["as_of"] + READ_WINDOW > now]

@@ -14,7 +14,15 @@ from pathlib import Path
 import pandas as pd
 from sqlalchemy import select
 
-from ownlens_ml.data.importer import _first, _header, _parse_float, _parse_integer, _parse_timestamp, _Problems, _read
+from ownlens_ml.data.parsers import (
+    Problems,
+    first_line,
+    parse_float,
+    parse_integer,
+    parse_timestamp,
+    read_header,
+    read_table_file,
+)
 from ownlens_ml.db import get_engine, require_tables, schema
 from ownlens_ml.errors import ValidationError
 from ownlens_ml.features.quality import snapshot_cover
@@ -36,7 +44,7 @@ def read_labels(settings: Settings, path: Path, spec: ModelSpec) -> pd.DataFrame
     """
     path = Path(path)
     wanted = [*spec.entity_key, "event_timestamp", "label"]
-    header = _header(path)
+    header = read_header(path)
     missing = [c for c in wanted if c not in header]
     if missing:
         raise ValidationError(f"{path}: missing column(s) {', '.join(missing)}; a {spec.name} label file has "
@@ -45,18 +53,18 @@ def read_labels(settings: Settings, path: Path, spec: ModelSpec) -> pd.DataFrame
     if extra:
         raise ValidationError(f"{path}: unexpected column(s) {', '.join(extra)}; a {spec.name} label file has "
                               f"columns {', '.join(wanted)}")
-    frame = _read(path)
+    frame = read_table_file(path)
     if frame.raw.empty:
         raise ValidationError(f"{path}: no label rows; add one row per entity and label time")
-    problems = _Problems(frame, LISTED)
+    problems = Problems(frame, LISTED)
     out = {}
     for key in spec.entity_key:
-        out[key], bad = _parse_integer(frame.raw[key])
+        out[key], bad = parse_integer(frame.raw[key])
         problems.add(bad | frame.raw[key].isna().to_numpy(), key, "is not an integer id")
-    out["event_timestamp"], bad = _parse_timestamp(frame.raw["event_timestamp"])
+    out["event_timestamp"], bad = parse_timestamp(frame.raw["event_timestamp"])
     problems.add(bad | frame.raw["event_timestamp"].isna().to_numpy(), "event_timestamp",
                  "is not a timestamp like 2026-03-01T00:00:00Z")
-    out["label"], bad = _parse_float(frame.raw["label"])
+    out["label"], bad = parse_float(frame.raw["label"])
     problems.add(bad | frame.raw["label"].isna().to_numpy(), "label", "is not a number")
     labels = pd.DataFrame(out)
     kind = spec.task_kind
@@ -80,7 +88,7 @@ def read_labels(settings: Settings, path: Path, spec: ModelSpec) -> pd.DataFrame
 
 
 def _check_known_entities(settings: Settings, path: Path, spec: ModelSpec, labels: pd.DataFrame,
-                          problems: _Problems) -> None:
+                          problems: Problems) -> None:
     engine = get_engine(settings)
     for key in spec.entity_key:
         table = ENTITY_TABLES.get(key)
@@ -91,7 +99,7 @@ def _check_known_entities(settings: Settings, path: Path, spec: ModelSpec, label
             with engine.connect() as conn:
                 known = pd.Index(conn.execute(select(table.c[key])).scalars().all())
         except Exception as exc:  # noqa: BLE001 - reported as one line with its cause
-            raise ValidationError(f"{path}: cannot read the known {key}s from {table.name}: {_first(exc)}") from None
+            raise ValidationError(f"{path}: cannot read the known {key}s from {table.name}: {first_line(exc)}") from None
         ids = labels[key]
         unknown = ids.notna().to_numpy() & ~ids.isin(known).to_numpy()
         problems.add(unknown, key, f"is not in the {table.name} table")
@@ -99,7 +107,7 @@ def _check_known_entities(settings: Settings, path: Path, spec: ModelSpec, label
 
 
 def _check_pairs(engine, spec: ModelSpec, table, key: str, labels: pd.DataFrame,
-                 problems: _Problems) -> None:
+                 problems: Problems) -> None:
     """Other keys that are columns of ``key``'s table must match its row (an article's own author)."""
     others = [k for k in spec.entity_key if k != key and k in table.c]
     if not others:
@@ -115,7 +123,7 @@ def _check_pairs(engine, spec: ModelSpec, table, key: str, labels: pd.DataFrame,
                      f"is not the {other} of that {key} in the {table.name} table")
 
 
-def _check_inside_snapshots(settings: Settings, labels: pd.DataFrame, problems: _Problems) -> None:
+def _check_inside_snapshots(settings: Settings, labels: pd.DataFrame, problems: Problems) -> None:
     """A label time outside the feature snapshots would train on features that do not exist there."""
     stamps = labels["event_timestamp"]
     cover = snapshot_cover(settings) if stamps.notna().any() else None

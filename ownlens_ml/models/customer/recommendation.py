@@ -1,15 +1,16 @@
 """Article recommendation: implicit ALS on engaged reads, with fold-in and a flagged popularity-recency fallback.
 
-``Recommender`` keeps implicit's contract (a users x items CSR in, ``(ids, scores)`` out) and
-owns what implicit leaves to the caller: the external-id <-> index maps, the catalogue
-(brand and publish time of every article, from the feature service), the filters (already
-read, older than ``max_age_hours``, brand) and the answer for readers the factors do not
-know. A reader with trained factors is ranked by them; a reader without them but with a
-read history is folded in (implicit's ``recalculate_user``: least squares against the
-fixed item factors); a reader with neither gets the popularity-recency ranking, flagged
-``fallback=True``, through which new articles with no reads yet can appear too. Taste
-(user factors . item factors) is blended with that popularity-recency prior,
-log(taste) + ``popularity_weight`` x prior: news readers pick among what is fresh and read.
+``Recommender`` takes reads (``user_id``, ``article_id``, ``seconds``), builds implicit's
+readers x articles confidence CSR from them and answers ``(ids, scores)``; it owns what implicit
+leaves to the caller: the external-id <-> index maps, the catalogue (brand and publish time of
+every article, from the feature service), the filters (already read, older than
+``max_age_hours``, brand) and the answer for readers the factors do not know. A reader with
+trained factors is ranked by them; a reader without them but with a read history is folded in
+(implicit's ``recalculate_user``: least squares against the fixed item factors); a reader with
+neither gets the popularity-recency ranking, flagged ``fallback=True``, through which new
+articles with no reads yet can appear too. Taste (user factors . item factors) is blended with
+that popularity-recency prior, log(taste) + ``popularity_weight`` x prior: news readers pick
+among what is fresh and read.
 
 Confidence of a read is ``1 + alpha * log1p(engaged_seconds / seconds_scale)``: a skim
 counts, a long read counts more, with diminishing returns.
@@ -29,6 +30,16 @@ from threadpoolctl import threadpool_limits
 from ownlens_ml import clock
 from ownlens_ml.errors import OwnLensError, ValidationError
 from ownlens_ml.evaluation.oracle import oracle
+from ownlens_ml.evaluation.ranking import (
+    KS,
+    Holdout,
+    build_holdout,
+    ndcg_curve,
+    positions,
+    ranking_metrics,
+    require_columns,
+    top_from_scores,
+)
 from ownlens_ml.evaluation.report import Evaluation
 from ownlens_ml.models.reads import articles, engaged_reads
 from ownlens_ml.models.spec import ModelSpec, TrainContext, Trained
@@ -37,8 +48,6 @@ from ownlens_ml.settings import Settings
 log = logging.getLogger(__name__)
 
 HOUR = 3600
-KS = tuple(range(1, 21))
-"""Cut-offs of the NDCG@k curve in reports."""
 
 
 @dataclass(frozen=True)
@@ -72,15 +81,6 @@ def confidence(seconds: np.ndarray, params: RecommenderParams) -> np.ndarray:
             ).astype(np.float32)
 
 
-def _index(ids: np.ndarray, known: np.ndarray) -> np.ndarray:
-    """Positions of ``ids`` in the sorted array ``known``; -1 where absent."""
-    ids = np.asarray(ids)
-    if not len(known):
-        return np.full(len(ids), -1)
-    pos = np.minimum(np.searchsorted(known, ids), len(known) - 1)
-    return np.where(known[pos] == ids, pos, -1)
-
-
 class Recommender:
     """ALS recommender over a catalogue; see the module docstring.
 
@@ -112,8 +112,8 @@ class Recommender:
         Raises:
             ValidationError: a column is missing or no read is left.
         """
-        _require(reads, ("user_id", "article_id", "seconds", "last_at"), "reads")
-        _require(catalogue, ("article_id", "brand_id", "published_at"), "catalogue")
+        require_columns(reads, ("user_id", "article_id", "seconds", "last_at"), "reads")
+        require_columns(catalogue, ("article_id", "brand_id", "published_at"), "catalogue")
         p = self.params
         cut = int(pd.Timestamp(as_of).timestamp())
         reads = reads[reads["last_at"].to_numpy() < cut]
@@ -130,7 +130,7 @@ class Recommender:
         self.user_ids_, self.item_ids_, self.user_items_ = users, items, matrix
         self._set_catalogue(reads, catalogue, as_of)
         # a reader's brand: the brand of the articles they read most (readers read one brand)
-        brands, b = np.unique(self.catalogue_brand_[np.maximum(_index(items, self.catalogue_ids_), 0)][i],
+        brands, b = np.unique(self.catalogue_brand_[np.maximum(positions(items, self.catalogue_ids_), 0)][i],
                               return_inverse=True)
         votes = np.bincount(u * len(brands) + b, minlength=len(users) * len(brands)).reshape(len(users), -1)
         self.user_brand_ = brands[votes.argmax(axis=1)].astype(np.int64)
@@ -147,8 +147,8 @@ class Recommender:
         Raises:
             ValidationError: a column is missing.
         """
-        _require(reads, ("user_id", "article_id", "seconds", "last_at"), "reads")
-        _require(catalogue, ("article_id", "brand_id", "published_at"), "catalogue")
+        require_columns(reads, ("user_id", "article_id", "seconds", "last_at"), "reads")
+        require_columns(catalogue, ("article_id", "brand_id", "published_at"), "catalogue")
         rec = cls(params)
         rec.als_ = rec._als()
         rec.als_.user_factors = rec.als_.item_factors = np.zeros((0, params.factors), np.float32)
@@ -184,7 +184,7 @@ class Recommender:
         p = self.params
         age_read = (cut - reads["last_at"].to_numpy()) / HOUR
         weight = reads["reads"].to_numpy() if "reads" in reads else np.ones(len(reads))
-        pos = _index(reads["article_id"].to_numpy(np.int64), self.catalogue_ids_)
+        pos = positions(reads["article_id"].to_numpy(np.int64), self.catalogue_ids_)
         ok = pos >= 0
         decayed = np.bincount(pos[ok], (weight * 0.5 ** (age_read / p.popularity_half_life_hours))[ok],
                               minlength=len(self.catalogue_ids_))
@@ -194,8 +194,8 @@ class Recommender:
     def extend_catalogue(self, catalogue: pd.DataFrame) -> Recommender:
         """Add articles published since training (``article_id``, ``brand_id``, ``published_at``);
         without reads or factors they reach readers through the fallback, by recency. Returns self."""
-        _require(catalogue, ("article_id", "brand_id", "published_at"), "catalogue")
-        new = catalogue[_index(catalogue["article_id"].to_numpy(np.int64), self.catalogue_ids_) < 0]
+        require_columns(catalogue, ("article_id", "brand_id", "published_at"), "catalogue")
+        new = catalogue[positions(catalogue["article_id"].to_numpy(np.int64), self.catalogue_ids_) < 0]
         new = new.drop_duplicates("article_id")
         if len(new):
             ids = np.concatenate([self.catalogue_ids_, new["article_id"].to_numpy(np.int64)])
@@ -212,7 +212,7 @@ class Recommender:
     def _prepare(self) -> None:
         """Lookups derived from the fitted state (after fit and after load): per brand (and -1 for
         all brands) the catalogue ordered by publish time, so that the age filter is a slice."""
-        self.catalogue_item_ = _index(self.catalogue_ids_, self.item_ids_)
+        self.catalogue_item_ = positions(self.catalogue_ids_, self.item_ids_)
         self.by_brand_ = {}
         for brand in (-1, *np.unique(self.catalogue_brand_).tolist()):
             pos = np.flatnonzero(self.catalogue_brand_ == brand) if brand >= 0 else np.arange(len(self.catalogue_ids_))
@@ -266,7 +266,7 @@ class Recommender:
         user_ids = np.asarray(user_ids, np.int64)
         n = len(user_ids)
         histories = list(histories) if histories is not None else [None] * n
-        upos = _index(user_ids, self.user_ids_)
+        upos = positions(user_ids, self.user_ids_)
         brands = (np.asarray(brand_ids, np.int64) if brand_ids is not None
                   else np.where(upos >= 0, self.user_brand_[np.maximum(upos, 0)], -1))
         extra_ids, extra_seconds = zip(*(_history_rows(h, self.params) for h in histories)) if n else ((), ())
@@ -314,7 +314,7 @@ class Recommender:
         has none, folded in from ``history``; with neither, every score is NaN.
         """
         article_ids = np.asarray(article_ids, np.int64)
-        upos = _index(np.array([user_id], np.int64), self.user_ids_)[0]
+        upos = positions(np.array([user_id], np.int64), self.user_ids_)[0]
         ids, seconds = _history_rows(history, self.params)
         if ids.size:
             vector = self._fold_in([ids], [seconds])[0]
@@ -322,7 +322,7 @@ class Recommender:
             vector = np.asarray(self.als_.user_factors)[upos]
         else:
             return np.full(len(article_ids), np.nan)
-        pos = _index(article_ids, self.item_ids_)
+        pos = positions(article_ids, self.item_ids_)
         out = np.full(len(article_ids), np.nan)
         out[pos >= 0] = np.asarray(self.als_.item_factors)[pos[pos >= 0]] @ vector
         return out
@@ -337,7 +337,7 @@ class Recommender:
     def _fold_in(self, ids: list[np.ndarray], seconds: list[np.ndarray]) -> np.ndarray:
         """User factors for readers without them, from their histories (implicit's ``recalculate_user``)."""
         rows = np.concatenate([np.full(len(x), i) for i, x in enumerate(ids)])
-        pos = _index(np.concatenate(ids), self.item_ids_)
+        pos = positions(np.concatenate(ids), self.item_ids_)
         conf = confidence(np.concatenate(seconds), self.params)
         ok = pos >= 0
         matrix = sp.csr_matrix((conf[ok], (rows[ok], pos[ok])), shape=(len(ids), len(self.item_ids_)), dtype=np.float32)
@@ -418,129 +418,7 @@ def _top(score: np.ndarray, k: int) -> np.ndarray:
     return part[np.argsort(-score[part], kind="stable")]
 
 
-def _require(frame: pd.DataFrame, columns: tuple[str, ...], what: str) -> None:
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise ValidationError(f"{what} lack columns {missing}; they need {list(columns)}")
-
-
 # --- evaluation ---------------------------------------------------------------------------------
-
-
-def ranking_metrics(top: np.ndarray, relevant: sp.csr_matrix, catalogue_size: int, k: int = 10) -> dict[str, float]:
-    """precision, recall, NDCG and MAP at ``k`` (binary relevance) and catalogue coverage.
-
-    Args:
-        top: (readers, >= k) catalogue positions, best first, -1 for none.
-        relevant: (readers, catalogue) 0/1 of what each reader went on to read.
-        catalogue_size: candidates in the catalogue (the coverage denominator).
-    """
-    top = top[:, :k]
-    n_rel = np.asarray(relevant.sum(axis=1)).ravel()
-    hit = np.zeros(top.shape, bool)
-    for j in range(top.shape[1]):
-        col = top[:, j]
-        ok = col >= 0
-        hit[ok, j] = np.asarray(relevant[np.flatnonzero(ok), col[ok]]).ravel() > 0
-    discount = 1.0 / np.log2(np.arange(2, k + 2))
-    dcg = (hit * discount).sum(axis=1)
-    ideal = np.array([discount[:min(int(m), k)].sum() for m in n_rel])
-    precision_at = np.cumsum(hit, axis=1) / np.arange(1, k + 1)
-    ap = (precision_at * hit).sum(axis=1) / np.maximum(np.minimum(n_rel, k), 1)
-    shown = np.unique(top[top >= 0])
-    return {
-        f"ndcg@{k}": float(np.mean(dcg / np.maximum(ideal, 1e-12))),
-        f"precision@{k}": float(hit.sum(axis=1).mean() / k),
-        f"recall@{k}": float(np.mean(hit.sum(axis=1) / np.maximum(n_rel, 1))),
-        f"map@{k}": float(ap.mean()),
-        "coverage": float(len(shown) / max(catalogue_size, 1)),
-        "readers": int(len(top)),
-    }
-
-
-def ndcg_curve(top: np.ndarray, relevant: sp.csr_matrix, ks=KS) -> list[float]:
-    """NDCG@k for each k in ``ks``."""
-    return [ranking_metrics(top, relevant, 1, k)[f"ndcg@{k}"] for k in ks]
-
-
-def top_from_scores(scores: np.ndarray, allowed: np.ndarray, k: int) -> np.ndarray:
-    """Top-``k`` column positions of a dense (readers, candidates) score matrix where ``allowed``; -1 pads."""
-    s = np.where(allowed, scores, -np.inf)
-    kk = min(k, s.shape[1])
-    part = np.argpartition(-s, kk - 1, axis=1)[:, :kk]
-    order = np.argsort(-np.take_along_axis(s, part, axis=1), axis=1, kind="stable")
-    top = np.take_along_axis(part, order, axis=1)
-    ok = np.isfinite(np.take_along_axis(s, top, axis=1))
-    out = np.full((len(s), k), -1, np.int64)
-    out[:, :kk] = np.where(ok, top, -1)
-    return out
-
-
-@dataclass
-class Holdout:
-    """The readers to rank after ``as_of``, what each may be shown, and what each went on to read.
-
-    Every scorer ranks the same candidates for a reader: their brand's articles published in
-    the ``max_age_hours`` before ``as_of``, minus what they had read. Relevant: the candidates
-    they read in the evaluation window.
-    """
-
-    as_of: pd.Timestamp
-    train: pd.DataFrame
-    catalogue_ids: np.ndarray
-    catalogue_brand: np.ndarray
-    catalogue_published: np.ndarray
-    candidates: np.ndarray
-    readers: np.ndarray
-    brands: np.ndarray
-    histories: list
-    """Each reader's reads before ``as_of`` as (article_id, seconds) rows: filtered out, and folded in
-    by a model that has no factors for the reader."""
-    relevant: sp.csr_matrix
-    allowed: np.ndarray
-    """(readers, catalogue) bool: what each reader may be shown."""
-
-    def describe(self) -> str:
-        return (f"{len(self.readers):,} readers who read after {self.as_of:%Y-%m-%d %H:%M} UTC, "
-                f"{len(self.candidates):,} candidate articles")
-
-
-def build_holdout(train: pd.DataFrame, test: pd.DataFrame, catalogue: pd.DataFrame, as_of: pd.Timestamp,
-                  max_age_hours: float) -> Holdout:
-    """The holdout of readers with reads before ``as_of`` (``train``) and candidate reads in ``test``.
-
-    Raises:
-        ValidationError: no such reader (a too short or too late split).
-    """
-    _require(catalogue, ("article_id", "brand_id", "published_at"), "catalogue")
-    cut = int(pd.Timestamp(as_of).timestamp())
-    cat = catalogue[catalogue["published_at"].to_numpy() < cut].sort_values("article_id")
-    ids, brand, published = (cat[c].to_numpy(np.int64) for c in ("article_id", "brand_id", "published_at"))
-    cands = np.flatnonzero(published > cut - max_age_hours * HOUR)
-    cpos = _index(test["article_id"].to_numpy(np.int64), ids)
-    test = test[np.isin(cpos, cands)].assign(cpos=cpos[np.isin(cpos, cands)])
-    before = pd.MultiIndex.from_frame(train[["user_id", "article_id"]])
-    test = test[~pd.MultiIndex.from_frame(test[["user_id", "article_id"]]).isin(before)]
-    readers = np.intersect1d(test["user_id"].to_numpy(np.int64), train["user_id"].to_numpy(np.int64))
-    if not len(readers):
-        raise ValidationError(f"no reader with reads before {as_of} read a candidate article after it; "
-                              "move the split earlier or lengthen the evaluation window")
-    test = test[test["user_id"].isin(readers)]
-    row = np.searchsorted(readers, test["user_id"].to_numpy(np.int64))
-    relevant = sp.csr_matrix((np.ones(len(row)), (row, test["cpos"].to_numpy())), shape=(len(readers), len(ids)))
-    mine = train[train["user_id"].isin(readers)].sort_values(["user_id", "last_at"])
-    r = np.searchsorted(readers, mine["user_id"].to_numpy(np.int64))
-    c = _index(mine["article_id"].to_numpy(np.int64), ids)
-    seen = np.zeros((len(readers), len(ids)), bool)
-    seen[r[c >= 0], c[c >= 0]] = True
-    # a reader's brand: that of their latest read (a reader reads one brand)
-    last = mine.drop_duplicates("user_id", keep="last")
-    brands = brand[np.maximum(_index(last["article_id"].to_numpy(np.int64), ids), 0)]
-    allowed = (brand[None, :] == brands[:, None]) & np.isin(np.arange(len(ids)), cands)[None, :] & ~seen
-    split = np.searchsorted(r, np.arange(1, len(readers)))
-    rows = mine[["article_id", "seconds"]].to_numpy(np.int64)
-    return Holdout(pd.Timestamp(as_of), train, ids, brand, published, cands, readers, brands,
-                   np.split(rows, split), relevant, allowed)
 
 
 def score_holdout(h: Holdout, models: dict[str, Recommender], oracle=None, k: int = 10
@@ -551,11 +429,11 @@ def score_holdout(h: Holdout, models: dict[str, Recommender], oracle=None, k: in
     tops = {}
     for name, model in models.items():
         ids = model.recommend_many(h.readers, max(KS), h.brands, h.histories, h.as_of).article_ids
-        pos = np.where(ids >= 0, _index(ids.ravel(), h.catalogue_ids).reshape(ids.shape), -1)
+        pos = np.where(ids >= 0, positions(ids.ravel(), h.catalogue_ids).reshape(ids.shape), -1)
         tops[name] = pos
     cut = int(h.as_of.timestamp())
     recent = h.train[h.train["last_at"].to_numpy() >= cut - 24 * HOUR]
-    rpos = _index(recent["article_id"].to_numpy(np.int64), h.catalogue_ids)
+    rpos = positions(recent["article_id"].to_numpy(np.int64), h.catalogue_ids)
     popularity = np.bincount(rpos[rpos >= 0], minlength=len(h.catalogue_ids)).astype(float)
     for name, score in (("popularity", popularity), ("recency", h.catalogue_published.astype(float))):
         tops[name] = top_from_scores(np.broadcast_to(score, h.allowed.shape), h.allowed, max(KS))
@@ -589,7 +467,7 @@ def fold_in_check(h: Holdout, catalogue: pd.DataFrame, params: RecommenderParams
     for name, fold in (("fold_in", True), ("fallback", False)):
         ids = model.recommend_many(h.readers[out], k, h.brands[out], [h.histories[i] for i in np.flatnonzero(out)],
                                    h.as_of, fold_in=fold).article_ids
-        pos = np.where(ids >= 0, _index(ids.ravel(), h.catalogue_ids).reshape(ids.shape), -1)
+        pos = np.where(ids >= 0, positions(ids.ravel(), h.catalogue_ids).reshape(ids.shape), -1)
         result[name] = ranking_metrics(pos, sub, len(h.candidates), k)
     return result
 
