@@ -43,6 +43,9 @@ from sklearn.metrics import roc_auc_score
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # the Redis Cluster helper
 
+from redis_cluster import redis_cluster
+from serving_platform import new_database
+
 from ownlens_ml.data.generator import GeneratorConfig, generate
 from ownlens_ml.data.load import copy_frame
 from ownlens_ml.db import get_engine, init_db, schema
@@ -52,8 +55,6 @@ from ownlens_ml.features.snapshots import build_snapshots
 from ownlens_ml.models import get_spec
 from ownlens_ml.pipelines.training import fit_estimator, prepare
 from ownlens_ml.settings import Settings
-from redis_cluster import redis_cluster
-from serving_platform import new_database
 
 SNAPSHOTS = (schema.customer_user_features, schema.editorial_article_features, schema.editorial_author_features)
 
@@ -76,18 +77,25 @@ def memory_per_entity(cluster: Settings, prefix_of: dict[str, bytes], sample: in
                 if key.startswith(prefix) and len(sizes[kind]) < sample:
                     sizes[kind].append(node.memory_usage(key, samples=0))
                     fields[kind].append(node.hlen(key))
-    return {kind: {"keys_sampled": len(v), "mean_bytes": round(statistics.fmean(v)) if v else None,
-                   "median_bytes": statistics.median(v) if v else None,
-                   "fields_per_key": statistics.median(fields[kind]) if v else None}
-            for kind, v in sizes.items()}
+    return {
+        kind: {
+            "keys_sampled": len(v),
+            "mean_bytes": round(statistics.fmean(v)) if v else None,
+            "median_bytes": statistics.median(v) if v else None,
+            "fields_per_key": statistics.median(fields[kind]) if v else None,
+        }
+        for kind, v in sizes.items()
+    }
 
 
 def read_latency(cluster: Settings, prod: Settings, users: int, calls: int) -> dict[str, dict]:
     """p50/p99 milliseconds of ``online.read`` of one random reader, per store, calls interleaved."""
     from ownlens_ml.features import online
 
-    plans = {"cluster": (cluster, online.plan_for(cluster, "churn_v1")),
-             "standalone": (prod, online.plan_for(prod, "churn_v1"))}
+    plans = {
+        "cluster": (cluster, online.plan_for(cluster, "churn_v1")),
+        "standalone": (prod, online.plan_for(prod, "churn_v1")),
+    }
     rng = random.Random(7)
     times: dict[str, list[float]] = {name: [] for name in plans}
     for i in range(200 + calls):
@@ -97,8 +105,10 @@ def read_latency(cluster: Settings, prod: Settings, users: int, calls: int) -> d
             online.read(settings, plan, rows)
             if i >= 200:
                 times[name].append((time.perf_counter() - started) * 1000)
-    return {name: {"p50": round(statistics.median(t), 3), "p99": round(statistics.quantiles(t, n=100)[98], 3)}
-            for name, t in times.items()}
+    return {
+        name: {"p50": round(statistics.median(t), 3), "p99": round(statistics.quantiles(t, n=100)[98], 3)}
+        for name, t in times.items()
+    }
 
 
 def main() -> None:
@@ -108,8 +118,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=3)
     parser.add_argument("--sample", type=int, default=2000, help="hashes per entity kind for (c)")
     parser.add_argument("--calls", type=int, default=1000, help="timed reads per store for (e)")
-    parser.add_argument("--pg-url", default=os.environ.get("OWNLENS_BENCH_PG_URL",
-                                                          "postgresql://postgres@127.0.0.1:5432/postgres"))
+    parser.add_argument(
+        "--pg-url", default=os.environ.get("OWNLENS_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+    )
     parser.add_argument("--redis-url", default=os.environ.get("OWNLENS_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0"))
     parser.add_argument("--out", type=Path, help="write the figures as JSON here too")
     args = parser.parse_args()
@@ -123,16 +134,23 @@ def main() -> None:
         with redis_cluster() as nodes:
             local = Settings(profile="local", home=scratch / "home", project=f"b{uuid.uuid4().hex[:8]}")
             init_db(local)
-            _, figures["generate_s"] = timed(generate, local, GeneratorConfig(users=args.users, days=args.days,
-                                                                              seed=args.seed))
+            _, figures["generate_s"] = timed(
+                generate, local, GeneratorConfig(users=args.users, days=args.days, seed=args.seed)
+            )
             built = build_snapshots(local)
             store.apply_repo(local)
             end = utc_midnight(built.end)
-            cluster = dataclasses.replace(local, profile="cluster", project=f"b{uuid.uuid4().hex[:8]}",
-                                          redis_cluster_nodes=nodes)
+            cluster = dataclasses.replace(
+                local, profile="cluster", project=f"b{uuid.uuid4().hex[:8]}", redis_cluster_nodes=nodes
+            )
             store.apply_repo(cluster)
-            prod = Settings(profile="production", home=scratch / "prod", database_url=url, redis_url=args.redis_url,
-                            project=f"b{uuid.uuid4().hex[:8]}")
+            prod = Settings(
+                profile="production",
+                home=scratch / "prod",
+                database_url=url,
+                redis_url=args.redis_url,
+                project=f"b{uuid.uuid4().hex[:8]}",
+            )
             init_db(prod)
             with get_engine(prod).begin() as conn:
                 for table in SNAPSHOTS:
@@ -144,32 +162,37 @@ def main() -> None:
             labels = spec.build_labels(local, spec.window)
             figures["entity_rows"] = len(labels)
             fast, figures["train_set_duckdb_fast_s"] = timed(store.training_set, local, "churn_v1", labels)
-            feast_duck, figures["train_set_feast_duckdb_s"] = timed(store.training_set, local, "churn_v1", labels,
-                                                                   engine="feast")
+            feast_duck, figures["train_set_feast_duckdb_s"] = timed(
+                store.training_set, local, "churn_v1", labels, engine="feast"
+            )
             _, figures["train_set_spark_first_s"] = timed(store.training_set, cluster, "churn_v1", labels)
             spark, figures["train_set_spark_s"] = timed(store.training_set, cluster, "churn_v1", labels)
             pd.testing.assert_frame_equal(spark.frame, feast_duck.frame, check_exact=True)
             pd.testing.assert_frame_equal(fast.frame, feast_duck.frame, check_exact=True)
-            figures["train_set_spark_vs_floor"] = round(figures["train_set_spark_s"]
-                                                        / figures["train_set_duckdb_fast_s"], 1)
+            figures["train_set_spark_vs_floor"] = round(
+                figures["train_set_spark_s"] / figures["train_set_duckdb_fast_s"], 1
+            )
 
             # (b) materialization, last 30 days, every online view
             start = end - pd.Timedelta(days=30)
             _, figures["materialize_spark_engine_cluster_s"] = timed(store.materialize, cluster, start, end)
             _, figures["materialize_fast_standalone_s"] = timed(store.materialize, prod, start, end)
-            figures["materialize_spark_vs_fast"] = round(figures["materialize_spark_engine_cluster_s"]
-                                                         / figures["materialize_fast_standalone_s"], 1)
+            figures["materialize_spark_vs_fast"] = round(
+                figures["materialize_spark_engine_cluster_s"] / figures["materialize_fast_standalone_s"], 1
+            )
 
             # (c) memory per entity hash, on the cluster's masters
             fs = store.feature_store(cluster)
             version = fs.config.entity_key_serialization_version
             from ownlens_ml.features.redis_layout import KeyCodec
 
-            prefixes = {kind: KeyCodec(kind, cluster.project, version).prefix
-                        for kind in ("user_id", "article_id", "author_id")}
+            prefixes = {
+                kind: KeyCodec(kind, cluster.project, version).prefix for kind in ("user_id", "article_id", "author_id")
+            }
             figures["memory"] = memory_per_entity(cluster, prefixes, args.sample)
             figures["cluster_used_memory_bytes"] = sum(
-                redis.Redis(host=h, port=p).info("memory")["used_memory"] for h, p in cluster.cluster_nodes)
+                redis.Redis(host=h, port=p).info("memory")["used_memory"] for h, p in cluster.cluster_nodes
+            )
 
             # (e) single-entity reads, interleaved
             figures["online_read_ms"] = read_latency(cluster, prod, args.users, args.calls)
@@ -180,10 +203,18 @@ def main() -> None:
             x_val, y_val = prepared.xy("validation")
             x_test, y_test = prepared.xy("test")
             figures["train_rows"] = len(x_train)
-            single, figures["fit_single_s"] = timed(fit_estimator, spec.estimator(7), x_train, y_train, x_val, y_val,
-                                                    local)
-            dask, figures["fit_dask_s"] = timed(fit_estimator, spec.estimator(7), x_train, y_train, x_val, y_val,
-                                                dataclasses.replace(local, train_backend="dask"))
+            single, figures["fit_single_s"] = timed(
+                fit_estimator, spec.estimator(7), x_train, y_train, x_val, y_val, local
+            )
+            dask, figures["fit_dask_s"] = timed(
+                fit_estimator,
+                spec.estimator(7),
+                x_train,
+                y_train,
+                x_val,
+                y_val,
+                dataclasses.replace(local, train_backend="dask"),
+            )
             figures["auc_single"] = round(roc_auc_score(y_test, single.predict_proba(x_test)[:, 1]), 4)
             figures["auc_dask"] = round(roc_auc_score(y_test, dask.predict_proba(x_test)[:, 1]), 4)
             figures["best_iteration_single"] = int(single[-1].best_iteration)

@@ -60,11 +60,22 @@ def main() -> None:
         y = np.asarray(ev.y)
         s = {k: np.asarray(v, float) for k, v in ev.scores.items()}
         auc = {k: round(roc_auc_score(y, v), 4) for k, v in s.items()}
-        print(json.dumps({"seed": seed, "service": SPECS["conversion"].feature_service, "test_rows": int(y.size), "positives": int(y.sum()), "auc": auc,
-                          "oracle_minus_model": round(auc["oracle"] - auc["model"], 4),
-                          "se": round(paired_se(y, s["oracle"], s["model"]), 4),
-                          "model_minus_logistic": round(auc["model"] - auc["logistic_regression"], 4),
-                          "se_logistic": round(paired_se(y, s["model"], s["logistic_regression"]), 4)}), flush=True)
+        print(
+            json.dumps(
+                {
+                    "seed": seed,
+                    "service": SPECS["conversion"].feature_service,
+                    "test_rows": int(y.size),
+                    "positives": int(y.sum()),
+                    "auc": auc,
+                    "oracle_minus_model": round(auc["oracle"] - auc["model"], 4),
+                    "se": round(paired_se(y, s["oracle"], s["model"]), 4),
+                    "model_minus_logistic": round(auc["model"] - auc["logistic_regression"], 4),
+                    "se_logistic": round(paired_se(y, s["model"], s["logistic_regression"]), 4),
+                }
+            ),
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

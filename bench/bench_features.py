@@ -109,8 +109,9 @@ def load(settings: Settings, local: Settings, table: pa.Table) -> None:
                 buf = io.BytesIO()
                 pacsv.write_csv(pa.Table.from_batches([batch]), buf, pacsv.WriteOptions(include_header=False))
                 buf.seek(0)
-                cur.copy_expert(f"COPY customer_user_features ({', '.join(table.column_names)}) "
-                                "FROM STDIN WITH (FORMAT csv)", buf)
+                cur.copy_expert(
+                    f"COPY customer_user_features ({', '.join(table.column_names)}) FROM STDIN WITH (FORMAT csv)", buf
+                )
             conn.commit()
         conn.autocommit = True
         with conn.cursor() as cur:
@@ -125,8 +126,12 @@ def percentile(values: list[float], q: float) -> float:
 
 def latency(samples: list[float]) -> dict:
     ms = [s * 1000 for s in samples]
-    return {"p50_ms": round(percentile(ms, 50), 3), "p95_ms": round(percentile(ms, 95), 3),
-            "p99_ms": round(percentile(ms, 99), 3), "calls": len(ms)}
+    return {
+        "p50_ms": round(percentile(ms, 50), 3),
+        "p95_ms": round(percentile(ms, 95), 3),
+        "p99_ms": round(percentile(ms, 99), 3),
+        "calls": len(ms),
+    }
 
 
 def interleave(methods: dict, users: int, calls: int, warmup: int, rng: random.Random) -> dict[str, list[float]]:
@@ -151,7 +156,7 @@ def project_keys(client, project: str) -> list[bytes]:
 def flush(client, project: str) -> None:
     keys = project_keys(client, project)
     for lo in range(0, len(keys), 10_000):
-        client.delete(*keys[lo:lo + 10_000])
+        client.delete(*keys[lo : lo + 10_000])
 
 
 def bench_materialize(prod: Settings, rounds: int, start, end) -> dict:
@@ -194,7 +199,9 @@ def bench_materialize(prod: Settings, rounds: int, start, end) -> dict:
     best = {m: statistics.median(t) for m, t in times.items() if t}
     values = sum(len(m) - sum(1 for f in m if f.startswith(b"_ts:")) for _, m in hashes)
     return {
-        "entity_view_rows": rows, "feature_values": values, "hashes": len(hashes),
+        "entity_view_rows": rows,
+        "feature_values": values,
+        "hashes": len(hashes),
         "seconds": {m: [round(x, 2) for x in t] for m, t in times.items()},
         "rows_per_s": {m: round(rows / s) for m, s in best.items()},
         "ratio_feast_over_fast": round(best["feast"] / best["fast"], 2),
@@ -220,11 +227,13 @@ def entity_frame(n: int, users: int, days: int, seed: int) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     lo = T0 - pd.Timedelta(hours=12)
     span = int(((T0 + pd.Timedelta(days=days - 1, hours=36)) - lo).total_seconds())
-    return pd.DataFrame({
-        "user_id": rng.integers(1, int(users * 1.02) + 1, n),  # ~2 % unknown users
-        "event_timestamp": (lo + pd.to_timedelta(rng.integers(0, span, n), unit="s")).astype("datetime64[ns, UTC]"),
-        "label": rng.integers(0, 2, n),
-    })
+    return pd.DataFrame(
+        {
+            "user_id": rng.integers(1, int(users * 1.02) + 1, n),  # ~2 % unknown users
+            "event_timestamp": (lo + pd.to_timedelta(rng.integers(0, span, n), unit="s")).astype("datetime64[ns, UTC]"),
+            "label": rng.integers(0, 2, n),
+        }
+    )
 
 
 RATIOS = {  # churn_v1's on-demand view (feature_repo/on_demand_features.py), restated in SQL for the floor
@@ -245,13 +254,20 @@ def duckdb_asof(local: Settings, entities: pd.DataFrame, features: list[str], ra
     import duckdb
 
     path = local.offline_dir / "customer_user_features.parquet"
-    cols = ", ".join(f"CASE WHEN f.event_timestamp >= e.event_timestamp - INTERVAL '{int(TTL.total_seconds())} seconds' "
-                     f"THEN f.{c} END AS {c}" for c in features)
-    query = (f"SELECT e._row, e.user_id, e.event_timestamp, e.label, {cols} FROM e ASOF LEFT JOIN "
-             f"read_parquet('{path}') f ON e.user_id = f.user_id AND e.event_timestamp >= f.event_timestamp")
+    cols = ", ".join(
+        f"CASE WHEN f.event_timestamp >= e.event_timestamp - INTERVAL '{int(TTL.total_seconds())} seconds' "
+        f"THEN f.{c} END AS {c}"
+        for c in features
+    )
+    query = (
+        f"SELECT e._row, e.user_id, e.event_timestamp, e.label, {cols} FROM e ASOF LEFT JOIN "
+        f"read_parquet('{path}') f ON e.user_id = f.user_id AND e.event_timestamp >= f.event_timestamp"
+    )
     if ratios:
-        extra = ", ".join(f"CASE WHEN {n} IS NULL OR {d} IS NULL OR {d} = 0 THEN NULL "
-                          f"ELSE CAST({n} AS DOUBLE) / {d} END AS {name}" for name, (n, d) in RATIOS.items())
+        extra = ", ".join(
+            f"CASE WHEN {n} IS NULL OR {d} IS NULL OR {d} = 0 THEN NULL ELSE CAST({n} AS DOUBLE) / {d} END AS {name}"
+            for name, (n, d) in RATIOS.items()
+        )
         query = f"SELECT * EXCLUDE (_row), {extra} FROM ({query}) ORDER BY _row"
     else:
         query = f"SELECT * EXCLUDE (_row) FROM ({query}) ORDER BY _row"
@@ -274,8 +290,11 @@ def bench_historical(prod: Settings, local: Settings, sizes: list[int], users: i
     from ownlens_ml.features import store
 
     service = store.feature_service(prod, SERVICE)
-    stored = [f for p in service.feature_view_projections for f in
-              ([x.name for x in p.features] if p.name != "user_engagement_ratios" else [])]
+    stored = [
+        f
+        for p in service.feature_view_projections
+        for f in ([x.name for x in p.features] if p.name != "user_engagement_ratios" else [])
+    ]
     out = []
     for n in sizes:
         entities = entity_frame(n, users, days, seed=n)
@@ -318,7 +337,8 @@ def bench_historical(prod: Settings, local: Settings, sizes: list[int], users: i
         result["ratio_feast_duckdb_over_floor"] = round(result["feast_duckdb_s"] / result["duckdb_asof_s"], 2)
         result["ratio_fast_duckdb_over_floor"] = round(result["fast_duckdb_s"] / result["duckdb_asof_s"], 2)
         result["ratio_fast_duckdb_over_floor_with_ratios"] = round(
-            result["fast_duckdb_s"] / result["duckdb_asof_with_ratios_s"], 2)
+            result["fast_duckdb_s"] / result["duckdb_asof_with_ratios_s"], 2
+        )
         result["ratio_feast_postgres_over_fast"] = round(result["feast_postgres_s"] / result["fast_postgres_s"], 2)
         result["ratio_fast_postgres_over_floor"] = round(result["fast_postgres_s"] / result["duckdb_asof_s"], 2)
         out.append(result)
@@ -364,20 +384,28 @@ def bench_online(prod: Settings, users: int, calls: int, warmup: int) -> dict:
         u = rng.randint(1, int(users * 1.02))
         a, b = sdk(u), fast(u)
         mismatches += sum(1 for k in b if a.get(k) != b[k] and not (a.get(k) != a.get(k) and b[k] != b[k]))
-    methods = {"sdk_get_online_features_to_dict": sdk, "fast_reader": fast, "floor_raw_hmget": raw_hmget,
-               "floor_raw_hmget_decode": raw_hmget_decode, "redis_ping": ping,
-               "store_online_features_feast": api_feast, "store_online_features_fast": api_fast}
+    methods = {
+        "sdk_get_online_features_to_dict": sdk,
+        "fast_reader": fast,
+        "floor_raw_hmget": raw_hmget,
+        "floor_raw_hmget_decode": raw_hmget_decode,
+        "redis_ping": ping,
+        "store_online_features_feast": api_feast,
+        "store_online_features_fast": api_fast,
+    }
     samples = interleave(methods, users, calls, warmup, rng)
     stats = {m: latency(s) for m, s in samples.items()}
     sdk_stats, fast_stats = stats["sdk_get_online_features_to_dict"], stats["fast_reader"]
     return {
-        "latency": stats, "value_mismatches_vs_sdk": mismatches,
+        "latency": stats,
+        "value_mismatches_vs_sdk": mismatches,
         "fields_per_call": len(group.fields),
         "ratio_fast_over_sdk_p50": round(fast_stats["p50_ms"] / sdk_stats["p50_ms"], 2),
         "ratio_fast_over_sdk_p99": round(fast_stats["p99_ms"] / sdk_stats["p99_ms"], 2),
         "ratio_fast_over_floor_p50": round(fast_stats["p50_ms"] / stats["floor_raw_hmget"]["p50_ms"], 2),
-        "ratio_api_fast_over_api_feast_p50": round(stats["store_online_features_fast"]["p50_ms"]
-                                                   / stats["store_online_features_feast"]["p50_ms"], 2),
+        "ratio_api_fast_over_api_feast_p50": round(
+            stats["store_online_features_fast"]["p50_ms"] / stats["store_online_features_feast"]["p50_ms"], 2
+        ),
     }
 
 
@@ -390,7 +418,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calls", type=int, default=2000, help="timed calls per method in (c)")
     parser.add_argument("--quick", action="store_true", help="5k users x 10 days, 20k entity rows, 300 calls")
     parser.add_argument("--only", default="a,b,c", help="parts to run, e.g. a,c")
-    parser.add_argument("--pg-url", default=os.environ.get("OWNLENS_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"))
+    parser.add_argument(
+        "--pg-url", default=os.environ.get("OWNLENS_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+    )
     parser.add_argument("--redis-url", default=os.environ.get("OWNLENS_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0"))
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
@@ -410,8 +440,9 @@ def main(argv: list[str] | None = None) -> int:
     with admin.cursor() as cur:
         cur.execute(f'CREATE DATABASE "{scratch}"')
     db_url = urlsplit(args.pg_url)._replace(path=f"/{scratch}").geturl()
-    prod = Settings(profile="production", home=home / "prod", database_url=db_url, redis_url=args.redis_url,
-                    project=project)
+    prod = Settings(
+        profile="production", home=home / "prod", database_url=db_url, redis_url=args.redis_url, project=project
+    )
     local = Settings(profile="local", home=home / "local", project=project)
     report: dict = {"users": args.users, "days": args.days, "cpu_count": os.cpu_count()}
     try:
@@ -422,14 +453,18 @@ def main(argv: list[str] | None = None) -> int:
         load(prod, local, table)
         report["snapshot_rows"] = table.num_rows
         del table
-        print(f"data: {report['snapshot_rows']:,} snapshot rows ({args.users:,} users x {args.days} days) "
-              f"loaded in {time.perf_counter() - started:.1f}s", flush=True)
+        print(
+            f"data: {report['snapshot_rows']:,} snapshot rows ({args.users:,} users x {args.days} days) "
+            f"loaded in {time.perf_counter() - started:.1f}s",
+            flush=True,
+        )
         store.apply_repo(prod)
         store.apply_repo(local)
         start, end = T0.to_pydatetime(), (T0 + pd.Timedelta(days=args.days)).to_pydatetime()
         if "a" in parts or "c" in parts:
-            report["materialize"] = bench_materialize(prod, args.rounds if "a" in parts else 0, start, end) \
-                if "a" in parts else None
+            report["materialize"] = (
+                bench_materialize(prod, args.rounds if "a" in parts else 0, start, end) if "a" in parts else None
+            )
             if "a" not in parts:
                 store.materialize(prod, start, end)
         if "b" in parts:

@@ -66,8 +66,20 @@ def _phase_load(config: GeneratorConfig, repeat: int, url: str) -> dict:
 
 
 def _child(args: argparse.Namespace, phase: str, url: str = "") -> dict:
-    cmd = [sys.executable, __file__, "--users", str(args.users), "--days", str(args.days),
-           "--repeat", str(args.repeat), "--phase", phase, "--url", url]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--users",
+        str(args.users),
+        "--days",
+        str(args.days),
+        "--repeat",
+        str(args.repeat),
+        "--phase",
+        phase,
+        "--url",
+        url,
+    ]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -90,15 +102,27 @@ def main() -> None:
 
     results = []
     mem = _child(args, "memory")
-    results.append(("generate rows in memory (iter_platform)", mem["rows"], statistics.median(mem["seconds"]),
-                    f"peak RSS {mem['peak_mb']:,.0f} MB; runs {', '.join(f'{s:.1f}' for s in mem['seconds'])} s"))
+    results.append(
+        (
+            "generate rows in memory (iter_platform)",
+            mem["rows"],
+            statistics.median(mem["seconds"]),
+            f"peak RSS {mem['peak_mb']:,.0f} MB; runs {', '.join(f'{s:.1f}' for s in mem['seconds'])} s",
+        )
+    )
 
     name = f"bench_gen_{uuid.uuid4().hex[:8]}"
     url = _db(name)
     load = _child(args, "load", url)
     total = sum(load["rows"].values())
-    results.append(("generate() into PostgreSQL (COPY, truth parquet)", total, statistics.median(load["seconds"]),
-                    f"peak RSS {load['peak_mb']:,.0f} MB; runs {', '.join(f'{s:.1f}' for s in load['seconds'])} s"))
+    results.append(
+        (
+            "generate() into PostgreSQL (COPY, truth parquet)",
+            total,
+            statistics.median(load["seconds"]),
+            f"peak RSS {load['peak_mb']:,.0f} MB; runs {', '.join(f'{s:.1f}' for s in load['seconds'])} s",
+        )
+    )
 
     # floor: psql \copy of the same events + sessions rows into unconstrained copies
     floor_rows, floor_time = 0, 0.0

@@ -96,8 +96,10 @@ def run_ours(reference: pd.DataFrame, current: pd.DataFrame) -> tuple[dict, dict
     t2 = time.perf_counter()
     verdicts = {}
     for m in measured:
-        verdicts.setdefault(m.metric, {})[m.feature] = {"alert": m.status == ALERT,
-                                                       "significant": bool(m.details.get("significant"))}
+        verdicts.setdefault(m.metric, {})[m.feature] = {
+            "alert": m.status == ALERT,
+            "significant": bool(m.details.get("significant")),
+        }
     return verdicts, {"profile": t1 - t0, "drift": t2 - t1}
 
 
@@ -107,17 +109,25 @@ def run_evidently(reference: pd.DataFrame, current: pd.DataFrame, num_method: st
     from evidently.presets import DataDriftPreset
 
     categorical = [c for c in reference.columns if reference[c].dtype == object]
-    definition = DataDefinition(numerical_columns=[c for c in reference.columns if c not in categorical],
-                                categorical_columns=categorical)
+    definition = DataDefinition(
+        numerical_columns=[c for c in reference.columns if c not in categorical], categorical_columns=categorical
+    )
     from evidently.legacy.calculations.stattests.registry import _registered_stat_tests
 
     # a column's method is named by a test's name or display name; p-value tests drift below their threshold
-    p_values = {key for name, tests in _registered_stat_tests.items() for test in tests.values()
-                if "p_value" in test.display_name for key in (name, test.display_name)}
+    p_values = {
+        key
+        for name, tests in _registered_stat_tests.items()
+        for test in tests.values()
+        if "p_value" in test.display_name
+        for key in (name, test.display_name)
+    }
     t0 = time.perf_counter()
     preset = DataDriftPreset(num_method=num_method) if num_method else DataDriftPreset()
-    snapshot = Report([preset]).run(Dataset.from_pandas(current, data_definition=definition),
-                                    Dataset.from_pandas(reference, data_definition=definition))
+    snapshot = Report([preset]).run(
+        Dataset.from_pandas(current, data_definition=definition),
+        Dataset.from_pandas(reference, data_definition=definition),
+    )
     seconds = time.perf_counter() - t0
     drifted = {}
     for metric in snapshot.dict()["metrics"]:
@@ -125,8 +135,10 @@ def run_evidently(reference: pd.DataFrame, current: pd.DataFrame, num_method: st
         if config["type"].endswith("ValueDrift"):
             value, threshold = float(metric["value"]), config["threshold"]
             p_value = config["method"] in p_values
-            drifted[config["column"]] = {"method": config["method"],
-                                         "drift": value < threshold if p_value else value >= threshold}
+            drifted[config["column"]] = {
+                "method": config["method"],
+                "drift": value < threshold if p_value else value >= threshold,
+            }
     return drifted, seconds
 
 
@@ -164,8 +176,20 @@ def phase(args) -> None:
 
 
 def child(args, name: str) -> dict:
-    cmd = [sys.executable, __file__, "--phase", name, "--rows", str(args.rows), "--reference", str(args.reference),
-           "--features", str(args.features), "--seed", str(args.seed)]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--phase",
+        name,
+        "--rows",
+        str(args.rows),
+        "--reference",
+        str(args.reference),
+        "--features",
+        str(args.features),
+        "--seed",
+        str(args.seed),
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -177,8 +201,11 @@ def main() -> None:
     parser.add_argument("--features", type=int, default=30)
     parser.add_argument("--windows", type=int, default=50, help="clean windows for our false-alarm rate")
     parser.add_argument("--evidently-windows", type=int, default=5, help="clean windows for Evidently's")
-    parser.add_argument("--evidently-methods", default="default,psi,ks",
-                        help="Evidently runs on the drifted pair: default (its preset's tests), psi, ks")
+    parser.add_argument(
+        "--evidently-methods",
+        default="default,psi,ks",
+        help="Evidently runs on the drifted pair: default (its preset's tests), psi, ks",
+    )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--phase", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -194,12 +221,15 @@ def main() -> None:
     print("| run | seconds | peak MB | drifted columns |")
     print("| --- | --- | --- | --- |")
     alerted = sorted({f for tests in mine["verdicts"].values() for f, v in tests.items() if v["alert"]})
-    print(f"| ours (profile the reference once: {mine['seconds']['profile']:.2f} s) | "
-          f"{mine['seconds']['drift']:.2f} | {mine['peak_mb']:.0f} | {', '.join(alerted)} |")
+    print(
+        f"| ours (profile the reference once: {mine['seconds']['profile']:.2f} s) | "
+        f"{mine['seconds']['drift']:.2f} | {mine['peak_mb']:.0f} | {', '.join(alerted)} |"
+    )
     for name, run in theirs.items():
         drifted = sorted(c for c, v in run["drifted"].items() if v["drift"])
-        label = "Evidently DataDriftPreset (default tests)" if name == "evidently" else \
-            f"Evidently num_method={name[10:]}"
+        label = (
+            "Evidently DataDriftPreset (default tests)" if name == "evidently" else f"Evidently num_method={name[10:]}"
+        )
         ratio = run["seconds"] / mine["seconds"]["drift"]
         print(f"| {label} | {run['seconds']:.2f} ({ratio:.0f}x ours) | {run['peak_mb']:.0f} | {', '.join(drifted)} |")
     print(f"\nplanted: shifted {sorted(SHIFTED)}, slightly shifted {sorted(SLIGHT)} (below every effect floor)\n")
@@ -221,8 +251,11 @@ def main() -> None:
         tests = [v for t in verdicts.values() for v in t.values()]
         alarms["ours: any alert"] += any(v["alert"] for v in tests)
         alarms["ours: any test significant"] += any(v["significant"] for v in tests)
-    theirs_alarms = {"Evidently default: any column drifted": 0, "Evidently default: dataset drift (share >= 0.5)": 0,
-                     "Evidently num_method=ks: any column drifted": 0}
+    theirs_alarms = {
+        "Evidently default: any column drifted": 0,
+        "Evidently default: dataset drift (share >= 0.5)": 0,
+        "Evidently num_method=ks: any column drifted": 0,
+    }
     for reference, current in clean_windows(args, args.evidently_windows):
         drifted, _ = run_evidently(reference, current)
         flags = [v["drift"] for v in drifted.values()]

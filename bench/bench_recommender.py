@@ -28,15 +28,28 @@ def generated_reads(users: int, days: int, seed: int) -> tuple[pd.DataFrame, pd.
     parts, catalogue = [], None
     for name, item in iter_platform(config):
         if name == "articles":
-            catalogue = pd.DataFrame({"article_id": item["article_id"], "brand_id": item["brand_id"],
-                                      "published_at": item["published_at"].astype("int64") // 10**9})
+            catalogue = pd.DataFrame(
+                {
+                    "article_id": item["article_id"],
+                    "brand_id": item["brand_id"],
+                    "published_at": item["published_at"].astype("int64") // 10**9,
+                }
+            )
         elif name == "events" and len(item):
             pv = item[item["event_type"] == "page_view"]
-            frame = pd.DataFrame({"user_id": pv["user_id"].to_numpy(), "article_id": pv["article_id"].to_numpy(np.int64),
-                                  "seconds": pv["engaged_seconds"].to_numpy(np.int64),
-                                  "t": pv["event_at"].astype("int64").to_numpy() // 10**9})
-            parts.append(frame.groupby(["user_id", "article_id"]).agg(
-                reads=("t", "size"), seconds=("seconds", "sum"), last_at=("t", "max")).reset_index())
+            frame = pd.DataFrame(
+                {
+                    "user_id": pv["user_id"].to_numpy(),
+                    "article_id": pv["article_id"].to_numpy(np.int64),
+                    "seconds": pv["engaged_seconds"].to_numpy(np.int64),
+                    "t": pv["event_at"].astype("int64").to_numpy() // 10**9,
+                }
+            )
+            parts.append(
+                frame.groupby(["user_id", "article_id"])
+                .agg(reads=("t", "size"), seconds=("seconds", "sum"), last_at=("t", "max"))
+                .reset_index()
+            )
     return pd.concat(parts, ignore_index=True), catalogue, config.start_ts + pd.Timedelta(days=days)
 
 
@@ -57,8 +70,10 @@ def main() -> None:
 
     t0 = time.perf_counter()
     reads, catalogue, end = generated_reads(args.users, args.days, args.seed)
-    print(f"generated {len(reads):,} (reader, article) pairs of {reads['user_id'].nunique():,} readers "
-          f"in {time.perf_counter() - t0:.1f}s")
+    print(
+        f"generated {len(reads):,} (reader, article) pairs of {reads['user_id'].nunique():,} readers "
+        f"in {time.perf_counter() - t0:.1f}s"
+    )
     params = RecommenderParams(threads=args.threads)
     with threadpool_limits(1, "blas"):
         fits = []
@@ -67,15 +82,22 @@ def main() -> None:
             rec = Recommender(params).fit(reads, catalogue, end)
             ours = time.perf_counter() - t
             matrix = rec.user_items_.copy()
-            als = AlternatingLeastSquares(factors=params.factors, regularization=params.regularization, alpha=1.0,
-                                          iterations=params.iterations, random_state=params.seed,
-                                          num_threads=args.threads)
+            als = AlternatingLeastSquares(
+                factors=params.factors,
+                regularization=params.regularization,
+                alpha=1.0,
+                iterations=params.iterations,
+                random_state=params.seed,
+                num_threads=args.threads,
+            )
             t = time.perf_counter()
             als.fit(matrix, show_progress=False)
             fits.append((ours, time.perf_counter() - t))
         ours, theirs = np.median(np.array(fits), axis=0)
-        print(f"fit: ours (prep + fit) {ours:.2f}s, implicit fit alone {theirs:.2f}s, ratio {ours / theirs:.2f} "
-              f"({matrix.shape[0]:,} x {matrix.shape[1]:,}, {matrix.nnz:,} reads, median of 3)")
+        print(
+            f"fit: ours (prep + fit) {ours:.2f}s, implicit fit alone {theirs:.2f}s, ratio {ours / theirs:.2f} "
+            f"({matrix.shape[0]:,} x {matrix.shape[1]:,}, {matrix.nnz:,} reads, median of 3)"
+        )
 
         rng = np.random.default_rng(args.seed)
         users = rng.choice(rec.user_ids_, args.calls)
@@ -91,9 +113,11 @@ def main() -> None:
             als.recommend(int(r), matrix[int(r)], N=10, filter_already_liked_items=True)
             lat_theirs.append(time.perf_counter() - t)
         (p50, p99), (q50, q99) = percentiles(lat_ours), percentiles(lat_theirs)
-        print(f"top-10 for one reader: ours p50 {p50:.3f} ms p99 {p99:.3f} ms (id maps, brand and age filters, "
-              f"already-read filter, popularity blend); implicit recommend p50 {q50:.3f} ms p99 {q99:.3f} ms; "
-              f"ratio p50 {p50 / q50:.2f} p99 {p99 / q99:.2f}")
+        print(
+            f"top-10 for one reader: ours p50 {p50:.3f} ms p99 {p99:.3f} ms (id maps, brand and age filters, "
+            f"already-read filter, popularity blend); implicit recommend p50 {q50:.3f} ms p99 {q99:.3f} ms; "
+            f"ratio p50 {p50 / q50:.2f} p99 {p99 / q99:.2f}"
+        )
 
 
 if __name__ == "__main__":

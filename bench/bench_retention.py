@@ -48,13 +48,16 @@ from ownlens_ml.pipelines import retention  # noqa: E402
 from ownlens_ml.settings import Settings  # noqa: E402
 
 PART = "predictions_by_day"
-FEATURES = '{"sessions_7d":3,"sessions_30d":11,"pageviews_7d":9,"pageviews_30d":40,"engaged_minutes_7d":12.5,' \
-           '"engaged_minutes_30d":61.25,"active_days_7d":3,"active_days_30d":9,"days_since_last_visit":0.4,' \
-           '"session_trend_7d":-0.2}'
+FEATURES = (
+    '{"sessions_7d":3,"sessions_30d":11,"pageviews_7d":9,"pageviews_30d":40,"engaged_minutes_7d":12.5,'
+    '"engaged_minutes_30d":61.25,"active_days_7d":3,"active_days_30d":9,"days_since_last_visit":0.4,'
+    '"session_trend_7d":-0.2}'
+)
 
 
 def fill(conn, table: str, rows: int, start, days: int) -> None:
-    conn.execute(text(f"""
+    conn.execute(
+        text(f"""
         INSERT INTO {table} (model_name, version, entity_key, entity_id, as_of, predicted_at, score, output, features,
                              source)
         SELECT (ARRAY['churn','conversion','recommendation'])[1 + i % 3], 1 + i % 2, '{{"user_id":' || i || '}}', i,
@@ -62,39 +65,60 @@ def fill(conn, table: str, rows: int, start, days: int) -> None:
                CAST(:features AS json), 'online'
         FROM generate_series(1, :rows) AS i,
              LATERAL (SELECT :start + (i - 0.5) / :rows * :days * interval '1 day') AS s(t)
-    """), {"rows": rows, "start": start, "days": days,
-                                                                "output": '{"cold_start":false}', "features": FEATURES})
+    """),
+        {"rows": rows, "start": start, "days": days, "output": '{"cold_start":false}', "features": FEATURES},
+    )
 
 
 def partitioned(conn, start, days: int) -> None:
     """The same columns partitioned by day; the primary and unique keys must then include ``as_of``."""
-    conn.execute(text(f"""
+    conn.execute(
+        text(f"""
         CREATE TABLE {PART} (LIKE ml_model_predictions INCLUDING DEFAULTS INCLUDING COMMENTS,
                              PRIMARY KEY (prediction_id, as_of), UNIQUE (batch_id, entity_key, as_of))
-        PARTITION BY RANGE (as_of)"""))
+        PARTITION BY RANGE (as_of)""")
+    )
     conn.execute(text(f"CREATE INDEX ON {PART} (model_name, as_of)"))
     conn.execute(text(f"CREATE INDEX ON {PART} (entity_id, as_of)"))
     conn.execute(text(f"CREATE SEQUENCE {PART}_id OWNED BY {PART}.prediction_id"))
     conn.execute(text(f"ALTER TABLE {PART} ALTER prediction_id SET DEFAULT nextval('{PART}_id')"))
     for d in range(days + 1):
         day = start + timedelta(days=d)
-        conn.execute(text(f"CREATE TABLE {PART}_{day:%Y%m%d} PARTITION OF {PART} "
-                          f"FOR VALUES FROM ('{day.isoformat()}') TO ('{(day + timedelta(days=1)).isoformat()}')"))
+        conn.execute(
+            text(
+                f"CREATE TABLE {PART}_{day:%Y%m%d} PARTITION OF {PART} "
+                f"FOR VALUES FROM ('{day.isoformat()}') TO ('{(day + timedelta(days=1)).isoformat()}')"
+            )
+        )
 
 
 def size(conn, table: str) -> int:
-    return conn.execute(text(
-        "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c WHERE c.oid = CAST(:t AS regclass) "
-        "OR c.oid IN (SELECT inhrelid FROM pg_inherits WHERE inhparent = CAST(:t AS regclass))"), {"t": table}).scalar()
+    return conn.execute(
+        text(
+            "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c WHERE c.oid = CAST(:t AS regclass) "
+            "OR c.oid IN (SELECT inhrelid FROM pg_inherits WHERE inhparent = CAST(:t AS regclass))"
+        ),
+        {"t": table},
+    ).scalar()
 
 
 def append_frame(n: int) -> pd.DataFrame:
     now = clock.now()
     ids = np.arange(n)
-    return pd.DataFrame({"model_name": "churn", "version": 1, "entity_key": [f'{{"user_id":{i}}}' for i in ids],
-                         "entity_id": ids, "as_of": now, "predicted_at": now,
-                         "score": np.random.default_rng(0).random(n),
-                         "output": '{"cold_start":false}', "features": FEATURES, "source": "online"})
+    return pd.DataFrame(
+        {
+            "model_name": "churn",
+            "version": 1,
+            "entity_key": [f'{{"user_id":{i}}}' for i in ids],
+            "entity_id": ids,
+            "as_of": now,
+            "predicted_at": now,
+            "score": np.random.default_rng(0).random(n),
+            "output": '{"cold_start":false}',
+            "features": FEATURES,
+            "source": "online",
+        }
+    )
 
 
 def timed(fn) -> float:
@@ -109,8 +133,9 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=10)
     parser.add_argument("--append", type=int, default=50_000)
     parser.add_argument("--batch", type=int, default=retention.BATCH_ROWS)
-    parser.add_argument("--pg", default=os.environ.get("OWNLENS_TEST_PG_URL",
-                                                      "postgresql://postgres@127.0.0.1:5432/postgres"))
+    parser.add_argument(
+        "--pg", default=os.environ.get("OWNLENS_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+    )
     args = parser.parse_args()
 
     name = f"ownlens_bench_{uuid.uuid4().hex[:8]}"
@@ -119,8 +144,11 @@ def main() -> None:
     with admin.cursor() as cur:
         cur.execute(f'CREATE DATABASE "{name}"')
     try:
-        settings = Settings(profile="production", home=Path(tempfile.mkdtemp(prefix="bench-retention-")),
-                            database_url=urlsplit(args.pg)._replace(path=f"/{name}").geturl())
+        settings = Settings(
+            profile="production",
+            home=Path(tempfile.mkdtemp(prefix="bench-retention-")),
+            database_url=urlsplit(args.pg)._replace(path=f"/{name}").geturl(),
+        )
         run(settings, args)
     finally:
         with admin.cursor() as cur:
@@ -170,10 +198,14 @@ def run(settings: Settings, args) -> None:
             day = start + timedelta(days=d)
             with engine.begin() as conn:
                 for model in ("churn", "conversion", "recommendation"):
-                    conn.execute(text(
-                        f"SELECT version, source, count(*), count(score), avg(score), stddev_samp(score), "
-                        f"percentile_cont(ARRAY[0.05,0.25,0.5,0.75,0.95]) WITHIN GROUP (ORDER BY score) "
-                        f"FROM {PART}_{day:%Y%m%d} WHERE model_name = :m GROUP BY 1, 2"), {"m": model}).all()
+                    conn.execute(
+                        text(
+                            f"SELECT version, source, count(*), count(score), avg(score), stddev_samp(score), "
+                            f"percentile_cont(ARRAY[0.05,0.25,0.5,0.75,0.95]) WITHIN GROUP (ORDER BY score) "
+                            f"FROM {PART}_{day:%Y%m%d} WHERE model_name = :m GROUP BY 1, 2"
+                        ),
+                        {"m": model},
+                    ).all()
                 conn.execute(text(f"DROP TABLE {PART}_{day:%Y%m%d}"))
 
     dropped = timed(drop_partitions)
@@ -183,19 +215,27 @@ def run(settings: Settings, args) -> None:
     assert left == 0
 
     mb = 1 << 20
-    print(f"{args.rows:,} rows over {args.days} days; retention removes {old:,} rows ({args.days - keep} days); "
-          f"deletes of {args.batch:,} ids per transaction ({result.batches} batches)\n")
+    print(
+        f"{args.rows:,} rows over {args.days} days; retention removes {old:,} rows ({args.days - keep} days); "
+        f"deletes of {args.batch:,} ids per transaction ({result.batches} batches)\n"
+    )
     print("| | plain table, batched deletes | daily partitions |\n| --- | --- | --- |")
-    print(f"| bulk load (INSERT ... SELECT), rows/s | {args.rows / load['ml_model_predictions']:,.0f} | "
-          f"{args.rows / load[PART]:,.0f} |")
-    print(f"| prediction-log COPY of {args.append:,} rows (median of 3), rows/s | "
-          f"{args.append / append['ml_model_predictions']:,.0f} | "
-          f"{args.append / append[PART]:,.0f} |")
+    print(
+        f"| bulk load (INSERT ... SELECT), rows/s | {args.rows / load['ml_model_predictions']:,.0f} | "
+        f"{args.rows / load[PART]:,.0f} |"
+    )
+    print(
+        f"| prediction-log COPY of {args.append:,} rows (median of 3), rows/s | "
+        f"{args.append / append['ml_model_predictions']:,.0f} | "
+        f"{args.append / append[PART]:,.0f} |"
+    )
     print(f"| retention (summaries + removal), s | {plain:.1f} ({old / plain:,.0f} rows/s) | {dropped:.2f} |")
     print(f"| VACUUM after, s | {vacuum:.1f} | - |")
-    print(f"| size before -> after, MB | {before['ml_model_predictions'] / mb:,.0f} -> "
-          f"{after['ml_model_predictions'] / mb:,.0f} (freed space reused, not returned) | "
-          f"{before[PART] / mb:,.0f} -> {after[PART] / mb:,.0f} |")
+    print(
+        f"| size before -> after, MB | {before['ml_model_predictions'] / mb:,.0f} -> "
+        f"{after['ml_model_predictions'] / mb:,.0f} (freed space reused, not returned) | "
+        f"{before[PART] / mb:,.0f} -> {after[PART] / mb:,.0f} |"
+    )
 
 
 def _part_table():

@@ -53,14 +53,14 @@ from bench_features import flush, generate, interleave, latency, load  # noqa: E
 from ownlens_ml.settings import Settings  # noqa: E402
 
 SERVICE = "churn_v1"
-CONSTANT_APP = '''
+CONSTANT_APP = """
 from fastapi import FastAPI
 app = FastAPI()
 
 @app.post("/constant")
 def constant() -> dict:
     return {"score": 0.5}
-'''
+"""
 
 
 def free_port() -> int:
@@ -93,16 +93,20 @@ def setup(prod: Settings, users: int, days: int, trees: int) -> pd.Timestamp:
     table = generate(users, days)
     stamps = table.column("event_timestamp").to_pandas()
     shift = pd.Timestamp.now(tz="UTC").normalize() - stamps.max()
-    table = table.set_column(table.schema.get_field_index("event_timestamp"), "event_timestamp",
-                             pa.array((stamps + shift).astype("datetime64[us, UTC]")))
+    table = table.set_column(
+        table.schema.get_field_index("event_timestamp"),
+        "event_timestamp",
+        pa.array((stamps + shift).astype("datetime64[us, UTC]")),
+    )
     load(prod, prod.with_profile("local"), table)
     store.apply_repo(prod)
-    last = (stamps.max() + shift)
+    last = stamps.max() + shift
     store.materialize(prod, (last - timedelta(days=1)).to_pydatetime(), last.to_pydatetime())
 
     rng = np.random.default_rng(3)
-    entities = pd.DataFrame({"user_id": rng.choice(np.arange(1, users + 1), min(users, 20_000), replace=False),
-                             "event_timestamp": last})
+    entities = pd.DataFrame(
+        {"user_id": rng.choice(np.arange(1, users + 1), min(users, 20_000), replace=False), "event_timestamp": last}
+    )
     training = store.training_set(prod, SERVICE, entities)
     x = feature_matrix(training.frame, training.features)
     signal_ = -0.15 * x["sessions_30d"].fillna(0) + 0.2 * x["days_since_last_visit"].fillna(5) - 0.5
@@ -111,9 +115,19 @@ def setup(prod: Settings, users: int, days: int, trees: int) -> pd.Timestamp:
     model.fit(x, y)
     run = registry.start_run(prod, "churn", {"bench": True})
     version = registry.register(
-        prod, run, model_name="churn", task="binary", estimator=model, feature_service=SERVICE,
-        feature_service_hash=training.definition_hash, training_set_fingerprint=training.fingerprint,
-        window_start=None, window_end=None, params={"bench": True, "trees": trees}, metrics={})
+        prod,
+        run,
+        model_name="churn",
+        task="binary",
+        estimator=model,
+        feature_service=SERVICE,
+        feature_service_hash=training.definition_hash,
+        training_set_fingerprint=training.fingerprint,
+        window_start=None,
+        window_end=None,
+        params={"bench": True, "trees": trees},
+        metrics={},
+    )
     registry.promote(prod, "churn", version.version)
     return last
 
@@ -147,32 +161,75 @@ def bench_in_process(prod: Settings, users: int, calls: int, warmup: int) -> dic
         client.execute_command("HMGET", group.codec.key(u), *group.fields)
         return booster.inplace_predict(row, iteration_range=iterations, missing=np.nan, validate_features=False)
 
-    samples = interleave({"predictor_whole_prediction": whole, "feast_sdk_fetch_alone": sdk,
-                          "floor_hmget_plus_inplace_predict": floor}, users, calls, warmup, random.Random(11))
+    samples = interleave(
+        {"predictor_whole_prediction": whole, "feast_sdk_fetch_alone": sdk, "floor_hmget_plus_inplace_predict": floor},
+        users,
+        calls,
+        warmup,
+        random.Random(11),
+    )
     stats = {m: latency(s) for m, s in samples.items()}
     whole_s, sdk_s, floor_s = (stats[m] for m in samples)
-    return {"latency": stats, "booster_shortcut": predictor._loaded.scorer.booster is not None,
-            "ratio_p99_predictor_over_sdk": round(whole_s["p99_ms"] / sdk_s["p99_ms"], 2),
-            "ratio_p50_predictor_over_floor": round(whole_s["p50_ms"] / floor_s["p50_ms"], 2)}
+    return {
+        "latency": stats,
+        "booster_shortcut": predictor._loaded.scorer.booster is not None,
+        "ratio_p99_predictor_over_sdk": round(whole_s["p99_ms"] / sdk_s["p99_ms"], 2),
+        "ratio_p50_predictor_over_floor": round(whole_s["p50_ms"] / floor_s["p50_ms"], 2),
+    }
 
 
 def start_servers(prod: Settings, scratch: Path, workers: int = 1) -> dict:
-    env = os.environ | prod.feast_env() | {
-        "OWNLENS_PROFILE": "production", "OWNLENS_HOME": str(prod.home), "OWNLENS_DATABASE_URL": prod.database_url,
-        "OWNLENS_REDIS_URL": prod.redis_url, "OWNLENS_FEAST_PROJECT": prod.project, "PYTHONPATH": str(ROOT)}
+    env = (
+        os.environ
+        | prod.feast_env()
+        | {
+            "OWNLENS_PROFILE": "production",
+            "OWNLENS_HOME": str(prod.home),
+            "OWNLENS_DATABASE_URL": prod.database_url,
+            "OWNLENS_REDIS_URL": prod.redis_url,
+            "OWNLENS_FEAST_PROJECT": prod.project,
+            "PYTHONPATH": str(ROOT),
+        }
+    )
     bin_dir = Path(sys.executable).parent
     (scratch / "constant_app.py").write_text(CONSTANT_APP)
     ports = {name: free_port() for name in ("ownlens", "feast", "constant")}
     commands = {
         "ownlens": [str(bin_dir / "ownlens-ml"), "serve", "--port", str(ports["ownlens"]), "--workers", str(workers)],
-        "feast": [str(bin_dir / "feast"), "-f", str(prod.feature_store_yaml), "serve", "-p", str(ports["feast"]),
-                  "--no-access-log", "--max-requests", "0"],
-        "constant": [sys.executable, "-m", "uvicorn", "constant_app:app", "--port", str(ports["constant"]),
-                     "--no-access-log", "--log-level", "warning"],
+        "feast": [
+            str(bin_dir / "feast"),
+            "-f",
+            str(prod.feature_store_yaml),
+            "serve",
+            "-p",
+            str(ports["feast"]),
+            "--no-access-log",
+            "--max-requests",
+            "0",
+        ],
+        "constant": [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "constant_app:app",
+            "--port",
+            str(ports["constant"]),
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ],
     }
-    processes = {name: subprocess.Popen(cmd, env=env, cwd=scratch if name == "constant" else prod.feature_repo,
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-                 for name, cmd in commands.items()}
+    processes = {
+        name: subprocess.Popen(
+            cmd,
+            env=env,
+            cwd=scratch if name == "constant" else prod.feature_repo,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        for name, cmd in commands.items()
+    }
     wait_http(f"http://127.0.0.1:{ports['ownlens']}/readyz")
     wait_http(f"http://127.0.0.1:{ports['feast']}/health")
     wait_http(f"http://127.0.0.1:{ports['constant']}/docs")
@@ -190,30 +247,62 @@ def bench_http(servers: dict, users: int, calls: int, warmup: int) -> dict:
         response = clients[name].post(path, json=body)
         errors[name] += response.status_code != 200
 
-    samples = interleave({
-        "ownlens_serve_prediction": lambda u: call("ownlens", "/v1/predict/churn", {"ids": [u]}),
-        "feast_serve_fetch_alone": lambda u: call("feast", "/get-online-features",
-                                                  {"feature_service": SERVICE, "entities": {"user_id": [u]}}),
-        "bare_fastapi_constant": lambda u: call("constant", "/constant", {}),
-    }, users, calls, warmup, random.Random(12))
+    samples = interleave(
+        {
+            "ownlens_serve_prediction": lambda u: call("ownlens", "/v1/predict/churn", {"ids": [u]}),
+            "feast_serve_fetch_alone": lambda u: call(
+                "feast", "/get-online-features", {"feature_service": SERVICE, "entities": {"user_id": [u]}}
+            ),
+            "bare_fastapi_constant": lambda u: call("constant", "/constant", {}),
+        },
+        users,
+        calls,
+        warmup,
+        random.Random(12),
+    )
     stats = {m: latency(s) for m, s in samples.items()}
     metrics = clients["ownlens"].get("/metrics").text
-    served = {k: float(line.split()[-1]) for line in metrics.splitlines() for k in ("_sum", "_count")
-              if line.startswith(f'ownlens_http_request_seconds{k}{{endpoint="predict"}}')}
-    return {"latency": stats, "errors": errors,
-            "ownlens_server_side_mean_ms": round(served["_sum"] / served["_count"] * 1000, 3),
-            "ratio_p99_ownlens_over_feast_serve": round(stats["ownlens_serve_prediction"]["p99_ms"]
-                                                        / stats["feast_serve_fetch_alone"]["p99_ms"], 2),
-            "ratio_p50_ownlens_over_constant": round(stats["ownlens_serve_prediction"]["p50_ms"]
-                                                     / stats["bare_fastapi_constant"]["p50_ms"], 2)}
+    served = {
+        k: float(line.split()[-1])
+        for line in metrics.splitlines()
+        for k in ("_sum", "_count")
+        if line.startswith(f'ownlens_http_request_seconds{k}{{endpoint="predict"}}')
+    }
+    return {
+        "latency": stats,
+        "errors": errors,
+        "ownlens_server_side_mean_ms": round(served["_sum"] / served["_count"] * 1000, 3),
+        "ratio_p99_ownlens_over_feast_serve": round(
+            stats["ownlens_serve_prediction"]["p99_ms"] / stats["feast_serve_fetch_alone"]["p99_ms"], 2
+        ),
+        "ratio_p50_ownlens_over_constant": round(
+            stats["ownlens_serve_prediction"]["p50_ms"] / stats["bare_fastapi_constant"]["p50_ms"], 2
+        ),
+    }
 
 
 def bench_load(port: int, users: int, seconds: float, concurrency: int = 8) -> dict:
     """(c) in a child process of its own (``--phase load``), so the client's work and garbage
     collections are not this process's (whose heap holds the set-up)."""
-    out = subprocess.run([sys.executable, __file__, "--phase", "load", "--port", str(port), "--users", str(users),
-                          "--load-seconds", str(seconds), "--clients", str(concurrency)],
-                         check=True, capture_output=True, text=True)
+    out = subprocess.run(
+        [
+            sys.executable,
+            __file__,
+            "--phase",
+            "load",
+            "--port",
+            str(port),
+            "--users",
+            str(users),
+            "--load-seconds",
+            str(seconds),
+            "--clients",
+            str(concurrency),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     return json.loads(out.stdout)
 
 
@@ -233,8 +322,10 @@ def load_client(port: int, users: int, seconds: float, concurrency: int) -> dict
 
         async def call(user):
             body = b'{"ids": [%d]}' % user
-            writer.write(b"POST /v1/predict/churn HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
-                         b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+            writer.write(
+                b"POST /v1/predict/churn HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
+                b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+            )
             head = await reader.readuntil(b"\r\n\r\n")
             length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
             answer = await reader.readexactly(length)
@@ -269,16 +360,27 @@ def load_client(port: int, users: int, seconds: float, concurrency: int) -> dict
     barrier = None
     out, errors, elapsed = uvloop.run(run())
     stats = latency(out)
-    return {"clients": concurrency, "seconds": round(elapsed, 1), "requests": len(out),
-            "requests_per_second": round(len(out) / elapsed), "errors": errors,
-            "over_100ms": sum(1 for s in out if s > 0.1), "max_ms": round(max(out) * 1000, 2), **stats}
+    return {
+        "clients": concurrency,
+        "seconds": round(elapsed, 1),
+        "requests": len(out),
+        "requests_per_second": round(len(out) / elapsed),
+        "errors": errors,
+        "over_100ms": sum(1 for s in out if s > 0.1),
+        "max_ms": round(max(out) * 1000, 2),
+        **stats,
+    }
 
 
 def bench_batch(prod: Settings, users: int, as_of: pd.Timestamp) -> dict:
     from ownlens_ml.pipelines.inference import score
 
     result = score(prod, "churn", as_of.to_pydatetime(), entities=pd.DataFrame({"user_id": np.arange(1, users + 1)}))
-    return {"rows": result.rows, "seconds": round(result.seconds, 2), "rows_per_second": round(result.rows / result.seconds)}
+    return {
+        "rows": result.rows,
+        "seconds": round(result.seconds, 2),
+        "rows_per_second": round(result.rows / result.seconds),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -293,7 +395,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=8, help="concurrent clients of the sustained load")
     parser.add_argument("--phase", choices=["load"], help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--pg", default=os.environ.get("OWNLENS_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres"))
+    parser.add_argument(
+        "--pg", default=os.environ.get("OWNLENS_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+    )
     parser.add_argument("--redis", default=os.environ.get("OWNLENS_BENCH_REDIS", "redis://127.0.0.1:6379/0"))
     args = parser.parse_args(argv)
     users = args.users or (20_000 if args.quick else 100_000)
@@ -319,11 +423,21 @@ def main(argv: list[str] | None = None) -> int:
     scratch = Path(tempfile.mkdtemp(prefix="bench-serving-"))
     from urllib.parse import urlsplit
 
-    prod = Settings(profile="production", home=scratch / "home", project=f"bench{uuid.uuid4().hex[:8]}",
-                    database_url=urlsplit(args.pg)._replace(path=f"/{name}").geturl(), redis_url=args.redis)
+    prod = Settings(
+        profile="production",
+        home=scratch / "home",
+        project=f"bench{uuid.uuid4().hex[:8]}",
+        database_url=urlsplit(args.pg)._replace(path=f"/{name}").geturl(),
+        redis_url=args.redis,
+    )
     servers = None
-    results = {"users": users, "trees": args.trees, "calls": calls, "workers": args.workers,
-               "load_average_at_start": os.getloadavg()[0]}
+    results = {
+        "users": users,
+        "trees": args.trees,
+        "calls": calls,
+        "workers": args.workers,
+        "load_average_at_start": os.getloadavg()[0],
+    }
     try:
         started = time.perf_counter()
         last = setup(prod, users, args.days, args.trees)

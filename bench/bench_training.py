@@ -34,8 +34,10 @@ from ownlens_ml.settings import Settings
 
 PG = "postgresql://postgres@127.0.0.1:5432/postgres"
 AFTER_TRAINING = {
-    "segmentation": ("write-back (assign, write, materialize)",
-                     lambda settings, result: write_segments(settings, result.version.version)),
+    "segmentation": (
+        "write-back (assign, write, materialize)",
+        lambda settings, result: write_segments(settings, result.version.version),
+    ),
 }
 """Steps timed after a model's training, in the same process: what its output feeds."""
 
@@ -46,9 +48,11 @@ def _peak_mb() -> float:
 
 def _setup(settings: Settings, args, queue) -> None:
     seconds = {}
-    for step, run in (("generate", lambda: generate(settings, GeneratorConfig(users=args.users, days=args.days))),
-                      ("build snapshots", lambda: build_snapshots(settings)),
-                      ("feast apply", lambda: store.apply_repo(settings))):
+    for step, run in (
+        ("generate", lambda: generate(settings, GeneratorConfig(users=args.users, days=args.days))),
+        ("build snapshots", lambda: build_snapshots(settings)),
+        ("feast apply", lambda: store.apply_repo(settings)),
+    ):
         started = time.perf_counter()
         if step == "generate":
             init_db(settings)
@@ -64,8 +68,11 @@ def _train(settings: Settings, name: str, args, queue) -> None:
     total = time.perf_counter() - started
     spec, metrics = SPECS[name], result.evaluation.metrics
     split = result.version.params.get("split")
-    rows = (f"{split['train']['rows']:,} training rows, {split['test']['rows']:,} test rows" if split
-            else f"{metrics['model'].get('rows', 0):,} rows")
+    rows = (
+        f"{split['train']['rows']:,} training rows, {split['test']['rows']:,} test rows"
+        if split
+        else f"{metrics['model'].get('rows', 0):,} rows"
+    )
     lines = [f"{name} at {args.users:,} users x {args.days} days, {args.profile} profile ({rows})"]
     lines += [f"  train {step:<28} {seconds:8.1f} s" for step, seconds in result.seconds.items()]
     lines.append(f"  train total                        {total:8.1f} s")
@@ -76,8 +83,10 @@ def _train(settings: Settings, name: str, args, queue) -> None:
         step(settings, result)
         lines.append(f"  {label:<34} {time.perf_counter() - started:8.1f} s, peak RSS then {_peak_mb():,.0f} MB")
     headline = spec.metrics[0]
-    lines.append(f"  holdout {headline} " + str({who: round(m[headline], 4) for who, m in metrics.items()
-                                                if m.get(headline) is not None}))
+    lines.append(
+        f"  holdout {headline} "
+        + str({who: round(m[headline], 4) for who, m in metrics.items() if m.get(headline) is not None})
+    )
     queue.put("\n".join(lines))
 
 
@@ -90,8 +99,12 @@ def main() -> None:
     args = ap.parse_args()
     home = Path(tempfile.mkdtemp(prefix="bench_training_"))
     db = f"bench_train_{uuid.uuid4().hex[:8]}"
-    settings = Settings(profile=args.profile, home=home, project=f"b{uuid.uuid4().hex[:8]}",
-                        database_url=PG.rsplit("/", 1)[0] + "/" + db)
+    settings = Settings(
+        profile=args.profile,
+        home=home,
+        project=f"b{uuid.uuid4().hex[:8]}",
+        database_url=PG.rsplit("/", 1)[0] + "/" + db,
+    )
     if args.profile == "production":
         admin = psycopg2.connect(PG)
         admin.autocommit = True

@@ -26,8 +26,7 @@ from ownlens_ml.models.editorial.trending import (
     series_from_hourly,
 )
 
-SHOWN = ("recall_2x", "precision", "false_alarms_per_series_day", "median_hours_to_detect", "episodes",
-         "bursts_2x")
+SHOWN = ("recall_2x", "precision", "false_alarms_per_series_day", "median_hours_to_detect", "episodes", "bursts_2x")
 
 
 def score(data, rule: TrendingRule) -> tuple[dict, pd.DataFrame]:
@@ -44,19 +43,26 @@ def main() -> None:
     parser.add_argument("--rule", default="", help="TrendingRule overrides, e.g. 'start_score=16,min_z=3.5'")
     args = parser.parse_args()
     data = {seed: hourly_reads(GeneratorConfig(users=args.users, days=args.days, seed=seed)) for seed in args.seeds}
-    overrides = {k: type(getattr(TrendingRule(), k))(v) for k, v in
-                 (kv.split("=") for kv in args.rule.split(",") if kv)}
+    overrides = {
+        k: type(getattr(TrendingRule(), k))(v) for k, v in (kv.split("=") for kv in args.rule.split(",") if kv)
+    }
     if not args.sweep:
         rule = dataclasses.replace(TrendingRule(), **overrides)
         print(rule)
         for seed, d in data.items():
             metrics, per_burst = score(d, rule)
-            print(f"seed {seed}:", {k: round(metrics[k], 4) if isinstance(metrics[k], float) else metrics[k]
-                                    for k in SHOWN})
+            print(
+                f"seed {seed}:",
+                {k: round(metrics[k], 4) if isinstance(metrics[k], float) else metrics[k] for k in SHOWN},
+            )
             print(recall_by_lift(per_burst).round(2).to_string())
         return
-    grid = {"start_score": (8.0, 10.0, 12.0, 16.0), "min_z": (3.0, 3.5, 4.0), "prior_reads": (200.0, 800.0),
-            "supply_tau_hours": (24.0, 36.0, 48.0)}
+    grid = {
+        "start_score": (8.0, 10.0, 12.0, 16.0),
+        "min_z": (3.0, 3.5, 4.0),
+        "prior_reads": (200.0, 800.0),
+        "supply_tau_hours": (24.0, 36.0, 48.0),
+    }
     rows = []
     for values in itertools.product(*grid.values()):
         rule = dataclasses.replace(TrendingRule(), **overrides, **dict(zip(grid, values)))

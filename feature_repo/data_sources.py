@@ -29,25 +29,42 @@ view (locally, ``ownlens-ml features build`` writes the same rows to ``reader_ac
 def _source(table: str, description: str, query: str | None = None):
     name = f"{table}_source"
     if PRODUCTION:
-        return PostgreSQLSource(name=name, table=None if query else table, query=query,
-                                timestamp_field="event_timestamp", description=description)
+        return PostgreSQLSource(
+            name=name,
+            table=None if query else table,
+            query=query,
+            timestamp_field="event_timestamp",
+            description=description,
+        )
     if PROFILE == "cluster":
-        return SparkSource(name=name, path=str(OFFLINE_DIR / f"{table}.parquet"), file_format="parquet",
-                           timestamp_field="event_timestamp", description=description)
-    return FileSource(name=name, path=str(OFFLINE_DIR / f"{table}.parquet"),
-                      timestamp_field="event_timestamp", description=description)
+        return SparkSource(
+            name=name,
+            path=str(OFFLINE_DIR / f"{table}.parquet"),
+            file_format="parquet",
+            timestamp_field="event_timestamp",
+            description=description,
+        )
+    return FileSource(
+        name=name,
+        path=str(OFFLINE_DIR / f"{table}.parquet"),
+        timestamp_field="event_timestamp",
+        description=description,
+    )
 
 
 customer_user_features_source = _source(
-    "customer_user_features", "Daily reader snapshots built by `ownlens-ml features build`")
+    "customer_user_features", "Daily reader snapshots built by `ownlens-ml features build`"
+)
 editorial_article_features_source = _source(
-    "editorial_article_features", "Article content at publish, early performance at +1h, +6h, +24h")
-editorial_author_features_source = _source(
-    "editorial_author_features", "Daily author track-record snapshots")
+    "editorial_article_features", "Article content at publish, early performance at +1h, +6h, +24h"
+)
+editorial_author_features_source = _source("editorial_author_features", "Daily author track-record snapshots")
 customer_user_segments_source = _source(
-    "customer_user_segments", "Reader segments written back by the segmentation model")
+    "customer_user_segments", "Reader segments written back by the segmentation model"
+)
 reader_activity_source = _source(
-    "reader_activity", "Page views (latest article read per reader)", query=READER_ACTIVITY_QUERY)
+    "reader_activity", "Page views (latest article read per reader)", query=READER_ACTIVITY_QUERY
+)
 
 reader_activity_push_source = PushSource(
     name="reader_activity_push_source",

@@ -40,10 +40,22 @@ USER_SNAPSHOT = {  # table customer_user_features
     "engaged_minutes_90d": (Float64, "Engaged reading minutes in the last 90 days"),
     "active_days_90d": (Int64, "Days with at least one session, last 90 days"),
     "paywall_hits_90d": (Int64, "Paywall hits in the last 90 days"),
-    "paywall_share_90d": (Float64, "Share of attempted reads (page views + paywall hits) stopped by the paywall, last 90 days; null without reads"),
-    "visit_trend_7d": (Float64, "Active days in the last 7 against the 90-day rate (1 = as usual); null without a visit in 90 days"),
-    "dwell_trend_7d": (Float64, "Engaged seconds per page view in the last 7 days against the 90-day mean (1 = as usual); null without page views"),
-    "depth_trend_7d": (Float64, "Attempted reads per session in the last 7 days against the 90-day mean (1 = as usual); null without sessions"),
+    "paywall_share_90d": (
+        Float64,
+        "Share of attempted reads (page views + paywall hits) stopped by the paywall, last 90 days; null without reads",
+    ),
+    "visit_trend_7d": (
+        Float64,
+        "Active days in the last 7 against the 90-day rate (1 = as usual); null without a visit in 90 days",
+    ),
+    "dwell_trend_7d": (
+        Float64,
+        "Engaged seconds per page view in the last 7 days against the 90-day mean (1 = as usual); null without page views",
+    ),
+    "depth_trend_7d": (
+        Float64,
+        "Attempted reads per session in the last 7 days against the 90-day mean (1 = as usual); null without sessions",
+    ),
     "newsletter_subscriber": (Int64, "1 if opted in to the newsletter at the snapshot"),
     "country_code": (String, "Country of the reader (ISO 3166 alpha-2)"),
     "primary_device": (String, "Device type the reader signed up with"),
@@ -71,7 +83,10 @@ ARTICLE_SNAPSHOT = {  # table editorial_article_features
 AUTHOR_SNAPSHOT = {  # table editorial_author_features
     "articles_30d": (Int64, "Articles the author published in the last 30 days"),
     "author_pageviews_30d": (Int64, "Page views of the author's articles in the last 30 days"),
-    "author_pageviews_per_article_30d": (Float64, "Page views per article published in the last 30 days; null without articles"),
+    "author_pageviews_per_article_30d": (
+        Float64,
+        "Page views per article published in the last 30 days; null without articles",
+    ),
     "author_engaged_minutes_30d": (Float64, "Engaged minutes on the author's articles, last 30 days"),
     "author_shares_30d": (Int64, "Shares of the author's articles in the last 30 days"),
 }

@@ -7,17 +7,21 @@ against fields inferred from a sample run, and the inferred ones carry no descri
 
 from typing import Any
 
+from customer_features import user_daily_engagement_fv, user_daily_subscription_fv
+from editorial_features import article_early_performance_fv, article_publish_content_fv
 from feast import Field, RequestSource
 from feast.on_demand_feature_view import on_demand_feature_view
 from feast.types import Float64, Int64
 
-from customer_features import user_daily_engagement_fv, user_daily_subscription_fv
-from editorial_features import article_early_performance_fv, article_publish_content_fv
-
 prediction_request = RequestSource(
     name="prediction_request",
-    schema=[Field(name="request_time_epoch", dtype=Int64,
-                  description="When the prediction is asked for, seconds since 1970-01-01 UTC")],
+    schema=[
+        Field(
+            name="request_time_epoch",
+            dtype=Int64,
+            description="When the prediction is asked for, seconds since 1970-01-01 UTC",
+        )
+    ],
     description="Values the caller sends with each request",
 )
 

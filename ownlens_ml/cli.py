@@ -15,7 +15,7 @@ import warnings
 from dataclasses import replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -25,8 +25,9 @@ from ownlens_ml.errors import OwnLensError
 from ownlens_ml.settings import PROFILES, TRAIN_BACKENDS, Settings
 
 console = Console()
-app = typer.Typer(help="OwnLens ML: feature-store-backed models for publishers.", no_args_is_help=True,
-                  pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="OwnLens ML: feature-store-backed models for publishers.", no_args_is_help=True, pretty_exceptions_enable=False
+)
 db_app = typer.Typer(help="The OwnLens database.", no_args_is_help=True)
 data_app = typer.Typer(help="Platform data: generate, import, profile.", no_args_is_help=True)
 features_app = typer.Typer(help="Feature snapshots and the Feast repository.", no_args_is_help=True)
@@ -50,17 +51,25 @@ def settings() -> Settings:
 
 @app.callback()
 def _global(
-    profile: Annotated[Optional[str], typer.Option(callback=lambda v: _choice(v, PROFILES),
-                                                   help="local (embedded, default), production or cluster; "
-                                                        "overrides OWNLENS_PROFILE.")] = None,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details; show tracebacks of bugs.")] = False,
+    profile: Annotated[
+        str | None,
+        typer.Option(
+            callback=lambda v: _choice(v, PROFILES),
+            help="local (embedded, default), production or cluster; overrides OWNLENS_PROFILE.",
+        ),
+    ] = None,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Log progress details; show tracebacks of bugs.")
+    ] = False,
 ) -> None:
     global console
     # this invocation's terminal: a Console made at import keeps the COLUMNS of that moment,
     # so `app` called in-process (CliRunner, tests) would ignore the caller's width
     console = Console()
     console.soft_wrap = not console.is_terminal  # piped or redirected: whole lines, for grep and cut
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
     State.verbose = verbose
     State.settings = Settings.from_env(profile)
 
@@ -89,13 +98,13 @@ ENTITY_ID = {"min": -(2**63), "max": 2**63 - 1}
 """Entity ids are 64-bit integers (Feast INT64 join keys)."""
 
 
-def _choice(value: Optional[str], choices: tuple[str, ...]) -> Optional[str]:
+def _choice(value: str | None, choices: tuple[str, ...]) -> str | None:
     if value is not None and value not in choices:
         raise typer.BadParameter(f"{value!r} is not one of: {', '.join(choices)}")
     return value
 
 
-def _day(value: Optional[datetime]) -> Optional[date]:
+def _day(value: datetime | None) -> date | None:
     return value.date() if value is not None else None
 
 
@@ -103,17 +112,19 @@ VERSION_MAX = 2**63 - 1
 """Registry versions are 64-bit integers."""
 
 
-def _version(value: Optional[str]) -> int | str | None:
+def _version(value: str | None) -> int | str | None:
     """A version number (click callback): digits become an int, refused beyond 64 bits; else an alias."""
     if value is None or not value.isdigit():
         return value
     if int(value) > VERSION_MAX:
-        raise typer.BadParameter(f"{value} is beyond the 64-bit version numbers (at most {VERSION_MAX}); "
-                                 "give a registered version or an alias")
+        raise typer.BadParameter(
+            f"{value} is beyond the 64-bit version numbers (at most {VERSION_MAX}); "
+            "give a registered version or an alias"
+        )
     return int(value)
 
 
-def _out_folder(value: Optional[str]) -> Optional[Path]:
+def _out_folder(value: str | None) -> Path | None:
     """A report folder (click callback): not empty, and no file where a folder is needed."""
     if value is None:
         return None
@@ -151,20 +162,35 @@ def data_generate(
     users: Annotated[int, typer.Option(min=1, max=10_000_000, help="Number of readers.")] = 2_000,
     days: Annotated[int, typer.Option(min=1, max=3_650, help="Days of activity.")] = 90,
     brands: Annotated[int, typer.Option(min=1, max=20, help="Number of brands.")] = 2,
-    seed: Annotated[int, typer.Option(min=0, max=2**32 - 1, help="Random seed; the same seed gives the same bytes.")] = 7,
-    start: Annotated[Optional[datetime], typer.Option(formats=DAY, help="First day (YYYY-MM-DD); default 2026-01-01.")] = None,
-    drift_from: Annotated[Optional[datetime], typer.Option(
-        formats=DAY, help="First day of a drifted period (YYYY-MM-DD), with --drift.")] = None,
-    drift: Annotated[Optional[list[str]], typer.Option(
-        callback=lambda v: [_choice(d, GENERATOR_DRIFTS) for d in v or []],
-        help="Drift from --drift-from on: device-mix, engagement-drop (repeatable).")] = None,
+    seed: Annotated[
+        int, typer.Option(min=0, max=2**32 - 1, help="Random seed; the same seed gives the same bytes.")
+    ] = 7,
+    start: Annotated[
+        datetime | None, typer.Option(formats=DAY, help="First day (YYYY-MM-DD); default 2026-01-01.")
+    ] = None,
+    drift_from: Annotated[
+        datetime | None, typer.Option(formats=DAY, help="First day of a drifted period (YYYY-MM-DD), with --drift.")
+    ] = None,
+    drift: Annotated[
+        list[str] | None,
+        typer.Option(
+            callback=lambda v: [_choice(d, GENERATOR_DRIFTS) for d in v or []],
+            help="Drift from --drift-from on: device-mix, engagement-drop (repeatable).",
+        ),
+    ] = None,
 ) -> None:
     """Generate a whole publisher platform with planted, documented signals (optionally a drifted period)."""
     from ownlens_ml.data.generator import GeneratorConfig, generate
 
-    config = GeneratorConfig(users=users, days=days, brands=brands, seed=seed,
-                             start=_day(start) or GeneratorConfig.start,
-                             drift_from=_day(drift_from), drift=tuple(dict.fromkeys(drift or ())))
+    config = GeneratorConfig(
+        users=users,
+        days=days,
+        brands=brands,
+        seed=seed,
+        start=_day(start) or GeneratorConfig.start,
+        drift_from=_day(drift_from),
+        drift=tuple(dict.fromkeys(drift or ())),
+    )
     summary = generate(settings(), config, progress=True)
     console.print(summary.as_table())
 
@@ -185,8 +211,9 @@ def data_import(
 
 @data_app.command("profile")
 def data_profile(
-    out: Annotated[Optional[str], typer.Option(callback=_out_folder,
-                                               help="Report folder; default OWNLENS_HOME/reports/profile.")] = None,
+    out: Annotated[
+        str | None, typer.Option(callback=_out_folder, help="Report folder; default OWNLENS_HOME/reports/profile.")
+    ] = None,
 ) -> None:
     """Write an exploration report of the platform tables, with plots."""
     from ownlens_ml.data.profile import profile_report
@@ -200,8 +227,13 @@ def data_profile(
 
 @features_app.command("build")
 def features_build(
-    start: Annotated[Optional[datetime], typer.Option(formats=DAY, help="First snapshot day (YYYY-MM-DD); default: day after the first event.")] = None,
-    end: Annotated[Optional[datetime], typer.Option(formats=DAY, help="Last snapshot day; default: day after the last event.")] = None,
+    start: Annotated[
+        datetime | None,
+        typer.Option(formats=DAY, help="First snapshot day (YYYY-MM-DD); default: day after the first event."),
+    ] = None,
+    end: Annotated[
+        datetime | None, typer.Option(formats=DAY, help="Last snapshot day; default: day after the last event.")
+    ] = None,
     check: Annotated[bool, typer.Option(help="Check the build before it replaces the current snapshots.")] = True,
 ) -> None:
     """Compute the daily reader, author and article feature snapshots (idempotent).
@@ -226,7 +258,9 @@ CHECK_REMEDY = "; fix the data, then rebuild with `ownlens-ml features build`"
 
 @features_app.command("check")
 def features_check(
-    newest: Annotated[Optional[datetime], typer.Option(formats=DAY, help="Snapshot day the daily tables must have reached.")] = None,
+    newest: Annotated[
+        datetime | None, typer.Option(formats=DAY, help="Snapshot day the daily tables must have reached.")
+    ] = None,
     as_json: JSON = False,
 ) -> None:
     """Run the data quality checks on the snapshot tables; exit 1 with a report on failure."""
@@ -234,13 +268,20 @@ def features_check(
 
     report = check_snapshots(settings(), expected_newest=_day(newest))
     if as_json:
-        _print_json({"tables": {t: {"rows": n, "absent": t in report.absent} for t, n in report.checked.items()},
-                     "problems": [str(p) for p in report.problems]})
+        _print_json(
+            {
+                "tables": {t: {"rows": n, "absent": t in report.absent} for t, n in report.checked.items()},
+                "problems": [str(p) for p in report.problems],
+            }
+        )
         report.raise_for_problems(outcome=CHECK_REMEDY)
         return
     for table, rows in report.checked.items():
-        console.print(f"{table}: absent (the platform has no data for it)" if table in report.absent
-                      else f"{table}: {rows:,} rows checked")
+        console.print(
+            f"{table}: absent (the platform has no data for it)"
+            if table in report.absent
+            else f"{table}: {rows:,} rows checked"
+        )
     report.raise_for_problems(outcome=CHECK_REMEDY)
     console.print("data quality checks passed")
 
@@ -257,8 +298,13 @@ def features_apply() -> None:
 
 @features_app.command("materialize")
 def features_materialize(
-    start: Annotated[Optional[datetime], typer.Option(formats=DAY, help="Window start (YYYY-MM-DD); default: 30 days before --end.")] = None,
-    end: Annotated[Optional[datetime], typer.Option(formats=DAY, help="Window end (YYYY-MM-DD, 00:00 UTC); default: the newest snapshot.")] = None,
+    start: Annotated[
+        datetime | None, typer.Option(formats=DAY, help="Window start (YYYY-MM-DD); default: 30 days before --end.")
+    ] = None,
+    end: Annotated[
+        datetime | None,
+        typer.Option(formats=DAY, help="Window end (YYYY-MM-DD, 00:00 UTC); default: the newest snapshot."),
+    ] = None,
 ) -> None:
     """Check the snapshots, then load the latest values in the window into the online store."""
     from ownlens_ml.features.quality import check_snapshots, newest_snapshot, utc_midnight
@@ -292,7 +338,7 @@ def features_online(
     as_json: JSON = False,
 ) -> None:
     """Print a feature service's online vectors for some entities."""
-    from ownlens_ml.features.store import join_keys, feature_service, online_features, require_values
+    from ownlens_ml.features.store import feature_service, join_keys, online_features, require_values
 
     keys = join_keys(settings(), feature_service(settings(), service))
     if len(keys) != 1:
@@ -302,8 +348,12 @@ def features_online(
     if as_json:
         import json
 
-        _print_json({"vectors": json.loads(vectors.frame.to_json(orient="records")),
-                     "staleness_seconds": json.loads(vectors.staleness_seconds.to_json(orient="records"))})
+        _print_json(
+            {
+                "vectors": json.loads(vectors.frame.to_json(orient="records")),
+                "staleness_seconds": json.loads(vectors.staleness_seconds.to_json(orient="records")),
+            }
+        )
         return
     console.print(vectors.frame.T.to_string())
     console.print("staleness (s):", vectors.staleness_seconds.to_dict("records"))
@@ -325,15 +375,28 @@ def _metrics_table(evaluation, names: tuple[str, ...]):
 @app.command()
 def train(
     model: Annotated[str, typer.Argument(help="Model name (e.g. churn), or `all` for every model.")],
-    as_of: Annotated[Optional[datetime], typer.Option(formats=DAY, help="Train as if it were this day (YYYY-MM-DD): only labels known by then.")] = None,
+    as_of: Annotated[
+        datetime | None,
+        typer.Option(formats=DAY, help="Train as if it were this day (YYYY-MM-DD): only labels known by then."),
+    ] = None,
     promote: Annotated[bool, typer.Option(help="Make the new version champion if it passes the gate.")] = True,
-    labels: Annotated[Optional[Path], typer.Option(
-        help="Your own labels (CSV or Parquet: the model's entity key(s), event_timestamp, label) "
-             "instead of the model's label builder.", dir_okay=False)] = None,
-    backend: Annotated[Optional[str], typer.Option(callback=lambda v: _choice(v, TRAIN_BACKENDS),
-                                                   help="single (this process) or dask (xgboost.dask on "
-                                                        "OWNLENS_DASK_SCHEDULER, else 2 local workers); "
-                                                        "overrides OWNLENS_TRAIN_BACKEND.")] = None,
+    labels: Annotated[
+        Path | None,
+        typer.Option(
+            help="Your own labels (CSV or Parquet: the model's entity key(s), event_timestamp, label) "
+            "instead of the model's label builder.",
+            dir_okay=False,
+        ),
+    ] = None,
+    backend: Annotated[
+        str | None,
+        typer.Option(
+            callback=lambda v: _choice(v, TRAIN_BACKENDS),
+            help="single (this process) or dask (xgboost.dask on "
+            "OWNLENS_DASK_SCHEDULER, else 2 local workers); "
+            "overrides OWNLENS_TRAIN_BACKEND.",
+        ),
+    ] = None,
 ) -> None:
     """Train a model on point-in-time features, compare with baselines, register it."""
     from ownlens_ml.models import get_spec
@@ -383,8 +446,9 @@ def _show_result(spec, result) -> None:
 @app.command()
 def evaluate(
     model: Annotated[str, typer.Argument(help="Model name, e.g. churn.")],
-    version: Annotated[Optional[str], typer.Option(
-        callback=_version, help="Version number or alias; default champion, else newest.")] = None,
+    version: Annotated[
+        str | None, typer.Option(callback=_version, help="Version number or alias; default champion, else newest.")
+    ] = None,
 ) -> None:
     """Re-score a registered version on its holdout beside baselines and the oracle; write the report."""
     from ownlens_ml.models import get_spec
@@ -400,13 +464,13 @@ def evaluate(
 
 
 @registry_app.command("list")
-def registry_list(model: Annotated[Optional[str], typer.Argument(help="Only this model.")] = None,
-                  as_json: JSON = False) -> None:
+def registry_list(
+    model: Annotated[str | None, typer.Argument(help="Only this model.")] = None, as_json: JSON = False
+) -> None:
     """Registered versions by model, oldest first, with aliases and headline metrics."""
     from rich.table import Table
 
     from ownlens_ml import registry
-
     from ownlens_ml.models import SPECS
 
     table = Table("model", "kind", "version", "aliases", "created", "feature service", "headline", "sha256")
@@ -414,25 +478,43 @@ def registry_list(model: Annotated[Optional[str], typer.Argument(help="Only this
     if model and not versions:
         registry.get_version(settings(), model)  # raises: no model ..., naming the known ones
     if as_json:
-        _print_json([{"model": v.model_name, "kind": v.task, "version": v.version, "aliases": list(v.aliases),
-                      "created_at": v.created_at.isoformat(), "feature_service": v.feature_service,
-                      "metrics": v.metrics.get("holdout", {}).get("model", {}), "sha256": v.artifact_sha256}
-                     for v in versions])
+        _print_json(
+            [
+                {
+                    "model": v.model_name,
+                    "kind": v.task,
+                    "version": v.version,
+                    "aliases": list(v.aliases),
+                    "created_at": v.created_at.isoformat(),
+                    "feature_service": v.feature_service,
+                    "metrics": v.metrics.get("holdout", {}).get("model", {}),
+                    "sha256": v.artifact_sha256,
+                }
+                for v in versions
+            ]
+        )
         return
     for v in versions:
         spec = SPECS.get(v.model_name)
         metric = spec.metrics[0] if spec else None
         value = v.metrics.get("holdout", {}).get("model", {}).get(metric)
-        table.add_row(v.model_name, v.task, str(v.version), ", ".join(v.aliases), f"{v.created_at:%Y-%m-%d %H:%M}",
-                      v.feature_service, "" if value is None else f"{metric} {value:.4f}", v.artifact_sha256[:12])
+        table.add_row(
+            v.model_name,
+            v.task,
+            str(v.version),
+            ", ".join(v.aliases),
+            f"{v.created_at:%Y-%m-%d %H:%M}",
+            v.feature_service,
+            "" if value is None else f"{metric} {value:.4f}",
+            v.artifact_sha256[:12],
+        )
     _print_table(table)
 
 
 @registry_app.command("show")
 def registry_show(
     model: Annotated[str, typer.Argument()],
-    version: Annotated[Optional[str], typer.Argument(callback=_version,
-                                                     help="Version or alias; default newest.")] = None,
+    version: Annotated[str | None, typer.Argument(callback=_version, help="Version or alias; default newest.")] = None,
     as_json: JSON = False,
 ) -> None:
     """One version's lineage: feature service and hash, training-set fingerprint, window, params, metrics."""
@@ -442,21 +524,35 @@ def registry_show(
 
     v = registry.get_version(settings(), model, version)
     show = _print_json if as_json else lambda value: console.print_json(json.dumps(value, default=str))
-    show({
-        "model": v.model_name, "version": v.version, "aliases": list(v.aliases), "task": v.task,
-        "created_at": v.created_at.isoformat(), "feature_service": v.feature_service,
-        "feature_service_hash": v.feature_service_hash, "training_set_fingerprint": v.training_set_fingerprint,
-        "window": [v.window_start.isoformat() if v.window_start else None, v.window_end.isoformat() if v.window_end else None],
-        "code_version": v.code_version, "artifact": {"format": v.artifact_format, "sha256": v.artifact_sha256},
-        "params": v.params, "metrics": v.metrics,
-    })
+    show(
+        {
+            "model": v.model_name,
+            "version": v.version,
+            "aliases": list(v.aliases),
+            "task": v.task,
+            "created_at": v.created_at.isoformat(),
+            "feature_service": v.feature_service,
+            "feature_service_hash": v.feature_service_hash,
+            "training_set_fingerprint": v.training_set_fingerprint,
+            "window": [
+                v.window_start.isoformat() if v.window_start else None,
+                v.window_end.isoformat() if v.window_end else None,
+            ],
+            "code_version": v.code_version,
+            "artifact": {"format": v.artifact_format, "sha256": v.artifact_sha256},
+            "params": v.params,
+            "metrics": v.metrics,
+        }
+    )
 
 
 @registry_app.command("promote")
 def registry_promote(
     model: Annotated[str, typer.Argument()],
     version: Annotated[int, typer.Argument(min=1, max=VERSION_MAX)],
-    force: Annotated[bool, typer.Option(help="Skip the gate (beat the champion and every baseline on the holdout).")] = False,
+    force: Annotated[
+        bool, typer.Option(help="Skip the gate (beat the champion and every baseline on the holdout).")
+    ] = False,
 ) -> None:
     """Make a version champion if it passes the gate; otherwise say which metric and by how much."""
     from ownlens_ml.pipelines.training import promote
@@ -487,10 +583,11 @@ app.add_typer(segments_app, name="segments")
 
 @segments_app.command("write")
 def segments_write(
-    version: Annotated[Optional[str], typer.Option(callback=_version,
-                                                   help="Segmentation version or alias.")] = "champion",
-    as_of: Annotated[Optional[datetime], typer.Option(
-        formats=DAY, help="Assign from the snapshot of this day (YYYY-MM-DD); default: the newest.")] = None,
+    version: Annotated[str | None, typer.Option(callback=_version, help="Segmentation version or alias.")] = "champion",
+    as_of: Annotated[
+        datetime | None,
+        typer.Option(formats=DAY, help="Assign from the snapshot of this day (YYYY-MM-DD); default: the newest."),
+    ] = None,
 ) -> None:
     """Assign every reader a segment and write them as the user_segment feature view (offline and online)."""
     from ownlens_ml.features.quality import utc_midnight
@@ -499,24 +596,29 @@ def segments_write(
     with console.status("assigning and writing reader segments"):
         written = write_segments(settings(), version, utc_midnight(_day(as_of)) if as_of else None)
     counts = ", ".join(f"{name} {n:,}" for name, n in written.counts.items())
-    console.print(f"wrote {written.readers:,} reader segments of segmentation v{written.version} "
-                  f"at {written.as_of:%Y-%m-%d}: {counts}")
+    console.print(
+        f"wrote {written.readers:,} reader segments of segmentation v{written.version} "
+        f"at {written.as_of:%Y-%m-%d}: {counts}"
+    )
 
 
 @segments_app.command("show")
-def segments_show(ids: Annotated[list[int], typer.Argument(**ENTITY_ID, help="Reader ids.")],
-                  as_json: JSON = False) -> None:
+def segments_show(
+    ids: Annotated[list[int], typer.Argument(**ENTITY_ID, help="Reader ids.")], as_json: JSON = False
+) -> None:
     """Each reader's segment, assigned now by the champion from their online features."""
     from ownlens_ml.pipelines.segments import load_segmenter, online_segments
 
     entry, model = load_segmenter(settings())
     names = online_segments(settings(), model, ids)
     if as_json:
-        _print_json([{"user_id": user_id, "segment": name, "version": entry.version}
-                     for user_id, name in zip(ids, names)])
+        _print_json(
+            [{"user_id": user_id, "segment": name, "version": entry.version} for user_id, name in zip(ids, names)]
+        )
         return
     for user_id, name in zip(ids, names):
         console.print(f"{user_id}: {name} ({entry.label})")
+
 
 # --- inference -----------------------------------------------------------------------
 
@@ -540,18 +642,25 @@ def serve(
 @app.command()
 def score(
     model: Annotated[str, typer.Argument(help="Model name, e.g. churn.")],
-    as_of: Annotated[Optional[datetime], typer.Option(formats=DAY, help="Score as of this day (YYYY-MM-DD, 00:00 UTC); default: the newest snapshot.")] = None,
-    version: Annotated[Optional[str], typer.Option(callback=_version,
-                                                   help="Version number or alias; default champion.")] = None,
+    as_of: Annotated[
+        datetime | None,
+        typer.Option(formats=DAY, help="Score as of this day (YYYY-MM-DD, 00:00 UTC); default: the newest snapshot."),
+    ] = None,
+    version: Annotated[
+        str | None, typer.Option(callback=_version, help="Version number or alias; default champion.")
+    ] = None,
 ) -> None:
     """Score the model's whole population into ml_model_predictions (rerunning replaces the batch)."""
     from ownlens_ml.features.quality import utc_midnight
     from ownlens_ml.pipelines.inference import score as run
 
-    result = run(settings(), model, utc_midnight(_day(as_of)) if as_of else None,
-                 version=version or "champion", progress=True)
-    console.print(f"scored {result.rows:,} entities with {model} v{result.version} as of {result.as_of:%Y-%m-%d} "
-                  f"in {result.seconds:.1f}s (batch {result.batch_id})")
+    result = run(
+        settings(), model, utc_midnight(_day(as_of)) if as_of else None, version=version or "champion", progress=True
+    )
+    console.print(
+        f"scored {result.rows:,} entities with {model} v{result.version} as of {result.as_of:%Y-%m-%d} "
+        f"in {result.seconds:.1f}s (batch {result.batch_id})"
+    )
 
 
 predictions_app = typer.Typer(help="The prediction log (ml_model_predictions).", no_args_is_help=True)
@@ -560,8 +669,12 @@ app.add_typer(predictions_app, name="predictions")
 
 @predictions_app.command("prune")
 def predictions_prune(
-    older_than: Annotated[Optional[int], typer.Option(min=1, help="Keep this many whole days before today; default "
-                                                      "OWNLENS_PREDICTION_RETENTION_DAYS (30).")] = None,
+    older_than: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="Keep this many whole days before today; default OWNLENS_PREDICTION_RETENTION_DAYS (30)."
+        ),
+    ] = None,
     dry_run: Annotated[bool, typer.Option(help="Say what would be summarised and removed; change nothing.")] = False,
 ) -> None:
     """Summarise old days into ml_model_monitoring, then delete them in bounded batches (rerunning is a no-op)."""
@@ -572,11 +685,15 @@ def predictions_prune(
     if not result.deleted and not rows:
         console.print(f"nothing to prune: no predictions with as_of before {result.cut:%Y-%m-%d}")
     elif dry_run:
-        console.print(f"dry run: would summarise {rows:,} rows ({result.days} model-days) and remove "
-                      f"{result.deleted:,} rows with as_of before {result.cut:%Y-%m-%d}")
+        console.print(
+            f"dry run: would summarise {rows:,} rows ({result.days} model-days) and remove "
+            f"{result.deleted:,} rows with as_of before {result.cut:%Y-%m-%d}"
+        )
     else:
-        console.print(f"summarised {rows:,} rows ({result.days} model-days) into ml_model_monitoring and removed "
-                      f"{result.deleted:,} rows with as_of before {result.cut:%Y-%m-%d} in {result.batches} batches")
+        console.print(
+            f"summarised {rows:,} rows ({result.days} model-days) into ml_model_monitoring and removed "
+            f"{result.deleted:,} rows with as_of before {result.cut:%Y-%m-%d} in {result.batches} batches"
+        )
 
 
 # --- monitoring ------------------------------------------------------------------------
@@ -587,29 +704,46 @@ MONITOR_CHECKS = ("drift", "performance", "skew", "freshness")
 @app.command()
 def monitor(
     model: Annotated[str, typer.Argument(help="Model name, e.g. churn.")],
-    start: Annotated[Optional[datetime], typer.Option(
-        "--from", formats=DAY, help="First day of the window (YYYY-MM-DD); default: 6 days before --to.")] = None,
-    end: Annotated[Optional[datetime], typer.Option(
-        "--to", formats=DAY, help="Last day of the window (YYYY-MM-DD); default: today.")] = None,
-    source: Annotated[str, typer.Option(
-        callback=lambda v: _choice(v, ("online", "batch")),
-        help="online (served rows, served values) or batch (batch-scored rows).")] = "online",
-    only: Annotated[Optional[list[str]], typer.Option(
-        callback=lambda v: [_choice(c, MONITOR_CHECKS) for c in v or []],
-        help="Run only these checks: drift, performance, skew, freshness.")] = None,
+    start: Annotated[
+        datetime | None,
+        typer.Option("--from", formats=DAY, help="First day of the window (YYYY-MM-DD); default: 6 days before --to."),
+    ] = None,
+    end: Annotated[
+        datetime | None,
+        typer.Option("--to", formats=DAY, help="Last day of the window (YYYY-MM-DD); default: today."),
+    ] = None,
+    source: Annotated[
+        str,
+        typer.Option(
+            callback=lambda v: _choice(v, ("online", "batch")),
+            help="online (served rows, served values) or batch (batch-scored rows).",
+        ),
+    ] = "online",
+    only: Annotated[
+        list[str] | None,
+        typer.Option(
+            callback=lambda v: [_choice(c, MONITOR_CHECKS) for c in v or []],
+            help="Run only these checks: drift, performance, skew, freshness.",
+        ),
+    ] = None,
     report: Annotated[bool, typer.Option("--report", help="Also write a report with plots.")] = False,
 ) -> None:
     """Drift, live performance, skew and freshness of a model over a window; alerts; optionally a report."""
     from ownlens_ml.models import get_spec
 
     get_spec(model)  # an unknown name fails before Feast loads
-    from ownlens_ml.monitoring.monitor import CHECKS, monitor as run
+    from ownlens_ml.monitoring.monitor import CHECKS
+    from ownlens_ml.monitoring.monitor import monitor as run
     from ownlens_ml.monitoring.report import write_monitoring_report
 
     result = run(settings(), model, _day(start), _day(end), source, tuple(only) if only else CHECKS)
     for line in result.summary(webhook=bool(settings().alert_webhook)):
-        console.print(line.replace("  alert:", "  [yellow]alert:[/]", 1), soft_wrap=True, highlight=False,
-                      markup=line.startswith("  alert:"))
+        console.print(
+            line.replace("  alert:", "  [yellow]alert:[/]", 1),
+            soft_wrap=True,
+            highlight=False,
+            markup=line.startswith("  alert:"),
+        )
     if report:
         console.print(f"report: {write_monitoring_report(settings(), result)}")
 
@@ -658,15 +792,18 @@ def main() -> None:
     except KeyboardInterrupt:
         err.print("interrupted")
         sys.exit(130)
-    except Exception as exc:  # a bug: one line, the traceback only with -v
+    except Exception as exc:  # noqa: BLE001 - a bug: one line, the traceback only with -v
         if State.verbose:
             import traceback
 
             traceback.print_exc()
         first = (str(exc).strip().splitlines() or [""])[0][:300]
-        err.print(f"[bold red]internal error:[/] {type(exc).__name__}: {escape(first)} (a bug in ownlens-ml; "
-                  f"{'the traceback is above' if State.verbose else 'rerun with -v for the traceback'} and report it)",
-                  highlight=False, soft_wrap=True)
+        err.print(
+            f"[bold red]internal error:[/] {type(exc).__name__}: {escape(first)} (a bug in ownlens-ml; "
+            f"{'the traceback is above' if State.verbose else 'rerun with -v for the traceback'} and report it)",
+            highlight=False,
+            soft_wrap=True,
+        )
         sys.exit(1)
 
 

@@ -9,7 +9,7 @@ or a replay can pin the whole package to one moment. Durations and timeouts use
 from __future__ import annotations
 
 import os
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from functools import lru_cache
 
 from ownlens_ml.errors import ConfigError
@@ -20,7 +20,7 @@ PIN = "OWNLENS_NOW"
 def now() -> datetime:
     """The current time, UTC-aware: ``OWNLENS_NOW`` when it is set (a fixed moment), else the real clock."""
     pinned = os.environ.get(PIN)
-    return _parse(pinned) if pinned else datetime.now(timezone.utc)
+    return _parse(pinned) if pinned else datetime.now(UTC)
 
 
 def today() -> date:
@@ -37,8 +37,10 @@ def _parse(text: str) -> datetime:
     try:
         moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
-        raise ConfigError(f"{PIN}={text!r} is not an ISO-8601 date or time; use e.g. 2026-12-04 or "
-                          "2026-12-04T12:00:00Z, or unset it for the real clock") from None
+        raise ConfigError(
+            f"{PIN}={text!r} is not an ISO-8601 date or time; use e.g. 2026-12-04 or "
+            "2026-12-04T12:00:00Z, or unset it for the real clock"
+        ) from None
     if not 1970 <= moment.year <= 2200:
         raise ConfigError(f"{PIN}={text!r} is outside 1970..2200; pin a moment in that range")
-    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

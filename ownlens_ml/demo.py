@@ -22,11 +22,11 @@ def run_demo(settings: Settings, console: Console, *, users: int = 6_000, days: 
     from ownlens_ml.data.generator import GeneratorConfig, generate
     from ownlens_ml.data.profile import profile_report
     from ownlens_ml.db import init_db
+    from ownlens_ml.errors import OwnLensError
     from ownlens_ml.features import store
     from ownlens_ml.features.quality import check_snapshots, utc_midnight
     from ownlens_ml.features.snapshots import build_snapshots
     from ownlens_ml.models import get_spec
-    from ownlens_ml.errors import OwnLensError
     from ownlens_ml.pipelines.training import train_all
 
     console.print(Rule(f"OwnLens ML demo ({settings.profile} profile, home {settings.home})"))
@@ -82,8 +82,9 @@ def run_demo(settings: Settings, console: Console, *, users: int = 6_000, days: 
         metric = spec.metrics[0]
         console.print(outcome.evaluation.table(spec.metrics[:4]).astype(float).round(4).to_string())
         status = "promoted to champion" if outcome.promoted else "kept as challenger: " + "; ".join(outcome.refusals)
-        console.print(f"   {name} v{outcome.version.version} ({spec.kind}, headline {metric}), {status}; "
-                      f"report: {outcome.report}")
+        console.print(
+            f"   {name} v{outcome.version.version} ({spec.kind}, headline {metric}), {status}; report: {outcome.report}"
+        )
     _serve_rankings(settings, console)
 
     from ownlens_ml import registry
@@ -98,8 +99,10 @@ def run_demo(settings: Settings, console: Console, *, users: int = 6_000, days: 
     from ownlens_ml.pipelines.inference import score
 
     batch = score(settings, "churn", progress=True)
-    console.print(f"9. batch scoring: {batch.rows:,} active readers scored with churn v{batch.version} as of "
-                  f"{batch.as_of:%Y-%m-%d} into ml_model_predictions in {batch.seconds:.1f}s (rerunning replaces the batch)")
+    console.print(
+        f"9. batch scoring: {batch.rows:,} active readers scored with churn v{batch.version} as of "
+        f"{batch.as_of:%Y-%m-%d} into ml_model_predictions in {batch.seconds:.1f}s (rerunning replaces the batch)"
+    )
     _monitor_batch(settings, console, batch.as_of.date())
     console.print(Rule("done"))
 
@@ -113,8 +116,10 @@ def _monitor_batch(settings: Settings, console: Console, day) -> None:
     with console.status("monitoring churn"):
         run = monitor(settings, "churn", day, day, source="batch", checks=("drift", "performance", "freshness"))
         report = write_monitoring_report(settings, run)
-    console.print(f"10. monitoring churn v{run.version} over the batch: {len(run.alerting())} measurements alerting, "
-                  f"{len(run.raised)} alerts raised")
+    console.print(
+        f"10. monitoring churn v{run.version} over the batch: {len(run.alerting())} measurements alerting, "
+        f"{len(run.raised)} alerts raised"
+    )
     for line in run.summary():
         console.print(f"   {line}", soft_wrap=True, highlight=False, markup=False)
     console.print(f"   monitoring report: {report}")
@@ -135,17 +140,20 @@ def _serve_rankings(settings: Settings, console: Console) -> None:
         return
     reader = int(recommender.user_ids_[len(recommender.user_ids_) // 2])
     history = recommender.recommend(reader, 3).article_ids.tolist()
-    for label, answer in ((f"reader {reader}", recommender.recommend(reader, 5)),
-                          (f"a new reader who read {history}", recommender.recommend(-1, 5, history=history)),
-                          ("an unknown reader", recommender.recommend(-1, 5, brand_id=1))):
+    for label, answer in (
+        (f"reader {reader}", recommender.recommend(reader, 5)),
+        (f"a new reader who read {history}", recommender.recommend(-1, 5, history=history)),
+        ("an unknown reader", recommender.recommend(-1, 5, brand_id=1)),
+    ):
         route = "fallback (popularity-recency)" if answer.fallback else "personalised"
         console.print(f"   {label}: {answer.article_ids.tolist()} ({route})")
     now = trending_now(settings, rule).head(5)
     if now.empty:
         console.print("   trending: nothing trends in the newest hour")
         return
-    shown = now.assign(since=now["since"].dt.strftime("%Y-%m-%d %H:%M"))[["series", "score", "ratio", "since",
-                                                                         "hours_trending"]]
+    shown = now.assign(since=now["since"].dt.strftime("%Y-%m-%d %H:%M"))[
+        ["series", "score", "ratio", "since", "hours_trending"]
+    ]
     console.print(shown.round(2).to_string(index=False), soft_wrap=True)
 
 
@@ -179,15 +187,19 @@ def _serve_once(settings: Settings, console: Console) -> None:
     console.print(f"8. HTTP service on {base} (OpenAPI at /docs): ready={ready['ready']}, models {ready['models']}")
     for p in answer["predictions"]:
         flags = " (cold start)" if p["cold_start"] else ""
-        console.print(f"   POST /v1/predict/churn reader {p['entity']['user_id']}: churn probability "
-                      f"{p['score']:.3f}{flags} from churn v{answer['version']}")
+        console.print(
+            f"   POST /v1/predict/churn reader {p['entity']['user_id']}: churn probability "
+            f"{p['score']:.3f}{flags} from churn v{answer['version']}"
+        )
     if status == 200:
         top = ranked
         route = "fallback (popularity-recency)" if top["fallback"] else "personalised"
         source = "recent reads" if top["version"] is None else f"recommendation v{top['version']}"
         champion = "" if top["champion"] else ", no champion yet"
-        console.print(f"   GET /v1/recommendations/1?k=5: {[a['article_id'] for a in top['articles']]} ({route}) "
-                      f"from {source}{champion}")
+        console.print(
+            f"   GET /v1/recommendations/1?k=5: {[a['article_id'] for a in top['articles']]} ({route}) "
+            f"from {source}{champion}"
+        )
     else:
         console.print(f"   GET /v1/recommendations/1?k=5: {status} {ranked['detail']}")
     console.print("   service stopped; its answers are in ml_model_predictions")

@@ -63,10 +63,19 @@ class Settings:
             ConfigError: a variable is set but empty or malformed (named in the message).
         """
         env = os.environ
-        for name in ("OWNLENS_PROFILE", "OWNLENS_HOME", "OWNLENS_DATABASE_URL", "OWNLENS_REDIS_URL",
-                     "OWNLENS_FEATURE_REPO", "OWNLENS_FEAST_PROJECT", "OWNLENS_PREDICTION_RETENTION_DAYS",
-                     "OWNLENS_SPARK_MASTER", "OWNLENS_REDIS_CLUSTER_NODES", "OWNLENS_DASK_SCHEDULER",
-                     "OWNLENS_TRAIN_BACKEND"):
+        for name in (
+            "OWNLENS_PROFILE",
+            "OWNLENS_HOME",
+            "OWNLENS_DATABASE_URL",
+            "OWNLENS_REDIS_URL",
+            "OWNLENS_FEATURE_REPO",
+            "OWNLENS_FEAST_PROJECT",
+            "OWNLENS_PREDICTION_RETENTION_DAYS",
+            "OWNLENS_SPARK_MASTER",
+            "OWNLENS_REDIS_CLUSTER_NODES",
+            "OWNLENS_DASK_SCHEDULER",
+            "OWNLENS_TRAIN_BACKEND",
+        ):
             if name in env and not env[name].strip():
                 raise ConfigError(f"{name} is set but empty; unset it for the default or give a value")
         settings = cls(
@@ -76,8 +85,11 @@ class Settings:
             redis_url=env.get("OWNLENS_REDIS_URL", cls.redis_url),
             feature_repo=Path(env.get("OWNLENS_FEATURE_REPO", DEFAULT_FEATURE_REPO)).resolve(),
             project=env.get("OWNLENS_FEAST_PROJECT", cls.project),
-            prediction_retention_days=_days(env.get("OWNLENS_PREDICTION_RETENTION_DAYS"),
-                                            "OWNLENS_PREDICTION_RETENTION_DAYS", cls.prediction_retention_days),
+            prediction_retention_days=_days(
+                env.get("OWNLENS_PREDICTION_RETENTION_DAYS"),
+                "OWNLENS_PREDICTION_RETENTION_DAYS",
+                cls.prediction_retention_days,
+            ),
             alert_webhook=env.get("OWNLENS_ALERT_WEBHOOK") or None,
             spark_master=env.get("OWNLENS_SPARK_MASTER", cls.spark_master),
             redis_cluster_nodes=env.get("OWNLENS_REDIS_CLUSTER_NODES", cls.redis_cluster_nodes),
@@ -99,29 +111,40 @@ class Settings:
         if self.profile not in PROFILES:
             raise ConfigError(f"unknown profile {self.profile!r}; use one of: {', '.join(PROFILES)}")
         if self.train_backend not in TRAIN_BACKENDS:
-            raise ConfigError(f"unknown training backend {self.train_backend!r} (OWNLENS_TRAIN_BACKEND); "
-                              f"use one of: {', '.join(TRAIN_BACKENDS)}")
+            raise ConfigError(
+                f"unknown training backend {self.train_backend!r} (OWNLENS_TRAIN_BACKEND); "
+                f"use one of: {', '.join(TRAIN_BACKENDS)}"
+            )
         if not self.project.isidentifier():
-            raise ConfigError(f"Feast project name {self.project!r} must be letters, digits and _; "
-                              "set OWNLENS_FEAST_PROJECT to one, e.g. ownlens")
+            raise ConfigError(
+                f"Feast project name {self.project!r} must be letters, digits and _; "
+                "set OWNLENS_FEAST_PROJECT to one, e.g. ownlens"
+            )
         if self.home.exists() and not self.home.is_dir():
             raise ConfigError(f"OWNLENS_HOME {self.home} is a file, not a folder; point it at a folder")
         if not (self.feature_repo / "feature_store.yaml").is_file():
-            raise ConfigError(f"OWNLENS_FEATURE_REPO {self.feature_repo} is not a Feast repository "
-                              "(no feature_store.yaml); point it at the project's feature_repo/")
+            raise ConfigError(
+                f"OWNLENS_FEATURE_REPO {self.feature_repo} is not a Feast repository "
+                "(no feature_store.yaml); point it at the project's feature_repo/"
+            )
         pg = urlsplit(self.database_url)
         if pg.scheme.split("+")[0] not in ("postgresql", "postgres"):
-            raise ConfigError(f"OWNLENS_DATABASE_URL {_redact(self.database_url)!r} is not supported; "
-                              "use a PostgreSQL URL like postgresql://user@host:5432/db")
+            raise ConfigError(
+                f"OWNLENS_DATABASE_URL {_redact(self.database_url)!r} is not supported; "
+                "use a PostgreSQL URL like postgresql://user@host:5432/db"
+            )
         redis = urlsplit(self.redis_url)
         if redis.scheme not in ("redis", "rediss") or not redis.hostname:
-            raise ConfigError(f"OWNLENS_REDIS_URL {_redact(self.redis_url)!r} is not a Redis URL; "
-                              "use redis://host:6379/0")
+            raise ConfigError(
+                f"OWNLENS_REDIS_URL {_redact(self.redis_url)!r} is not a Redis URL; use redis://host:6379/0"
+            )
         try:
             self.cluster_nodes  # noqa: B018 (parses OWNLENS_REDIS_CLUSTER_NODES)
         except ValueError:
-            raise ConfigError(f"OWNLENS_REDIS_CLUSTER_NODES {self.redis_cluster_nodes!r} is not a list of "
-                              "host:port; use 127.0.0.1:7000,127.0.0.1:7001,127.0.0.1:7002") from None
+            raise ConfigError(
+                f"OWNLENS_REDIS_CLUSTER_NODES {self.redis_cluster_nodes!r} is not a list of "
+                "host:port; use 127.0.0.1:7000,127.0.0.1:7001,127.0.0.1:7002"
+            ) from None
         try:
             pg.port  # noqa: B018 (urlsplit checks ports lazily)
         except ValueError as exc:
@@ -262,14 +285,17 @@ def _psycopg_url(url: str) -> str:
     """Feast's SQL registry talks to PostgreSQL through psycopg 3."""
     scheme, sep, rest = url.partition("://")
     if not sep:
-        raise ConfigError(f"OWNLENS_DATABASE_URL {_redact(url)!r} is not a URL; "
-                          "use one like postgresql://user@host:5432/db")
+        raise ConfigError(
+            f"OWNLENS_DATABASE_URL {_redact(url)!r} is not a URL; use one like postgresql://user@host:5432/db"
+        )
     return f"postgresql+psycopg://{rest}"
 
 
 def _malformed(name: str, url: str, exc: ValueError, example: str) -> ConfigError:
-    return ConfigError(f"{name} {_redact(url)!r} has a malformed port or database number ({exc}); "
-                       f"use host:port/database, e.g. {example}")
+    return ConfigError(
+        f"{name} {_redact(url)!r} has a malformed port or database number ({exc}); "
+        f"use host:port/database, e.g. {example}"
+    )
 
 
 def _redact(url: str) -> str:

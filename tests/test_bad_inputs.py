@@ -20,10 +20,10 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, timedelta
 from pathlib import Path
-from typing import Callable
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -101,6 +101,7 @@ def _delete(*names: str, reapply: bool = False):
             for path in settings.home.glob(name):
                 path.unlink()
         return settings
+
     return prepare
 
 
@@ -120,7 +121,7 @@ def _existing_file(settings: Settings, tmp: Path) -> Settings:
 
 
 def _nul_csv(settings: Settings, tmp: Path) -> Settings:
-    (tmp / "brands.csv").write_bytes(b"brand_id,name,domain\n77,\"Week\x00ly\",weekly.example\n")
+    (tmp / "brands.csv").write_bytes(b'brand_id,name,domain\n77,"Week\x00ly",weekly.example\n')
     return settings
 
 
@@ -134,10 +135,21 @@ def _bad_session(settings: Settings, tmp: Path) -> Settings:
     """A session with negative page views: the build's range check must refuse the build."""
     with get_engine(settings).begin() as conn:
         row = conn.execute(text("SELECT * FROM sessions ORDER BY started_at DESC LIMIT 1")).mappings().one()
-        conn.execute(text("INSERT INTO sessions (session_id, user_id, brand_id, started_at, ended_at, device_type_id, "
-                          "referrer, page_views, engaged_seconds) VALUES (:id, :u, :b, :s, :e, :d, :r, -50, 60)"),
-                     {"id": 10**9, "u": row["user_id"], "b": row["brand_id"], "s": row["started_at"],
-                      "e": row["ended_at"], "d": row["device_type_id"], "r": row["referrer"]})
+        conn.execute(
+            text(
+                "INSERT INTO sessions (session_id, user_id, brand_id, started_at, ended_at, device_type_id, "
+                "referrer, page_views, engaged_seconds) VALUES (:id, :u, :b, :s, :e, :d, :r, -50, 60)"
+            ),
+            {
+                "id": 10**9,
+                "u": row["user_id"],
+                "b": row["brand_id"],
+                "s": row["started_at"],
+                "e": row["ended_at"],
+                "d": row["device_type_id"],
+                "r": row["referrer"],
+            },
+        )
     return settings
 
 
@@ -146,6 +158,7 @@ def _garbage(name: str):
         _reapply(settings, tmp)
         (settings.home / name).write_bytes(b"this is not a database " * 100)
         return settings
+
     return prepare
 
 
@@ -167,10 +180,20 @@ def _wrong_kind_artifact(settings: Settings, tmp: Path) -> Settings:
     x = np.arange(20, dtype=float).reshape(-1, 1)
     model = LinearRegression().fit(x, x.ravel())
     run = registry.start_run(settings, "churn", {})
-    registry.register(settings, run, model_name="churn", task="binary", estimator=model,
-                      feature_service="churn_v1", feature_service_hash="0" * 64,
-                      training_set_fingerprint="0" * 64, window_start=None, window_end=None,
-                      params={}, metrics={})
+    registry.register(
+        settings,
+        run,
+        model_name="churn",
+        task="binary",
+        estimator=model,
+        feature_service="churn_v1",
+        feature_service_hash="0" * 64,
+        training_set_fingerprint="0" * 64,
+        window_start=None,
+        window_end=None,
+        params={},
+        metrics={},
+    )
     return settings
 
 
@@ -194,6 +217,7 @@ def _damage(name: str, how: str):
     """A copied state folder, re-applied, with one file damaged: ``garbage``, ``truncated``, ``empty``,
     ``header`` (the first 100 bytes), ``pages`` (all but the first and last 4 KiB) or ``other``
     (a snapshot replaced by another table's parquet)."""
+
     def prepare(settings: Settings, tmp: Path) -> Settings:
         _reapply(settings, tmp)
         path = settings.home / name
@@ -201,12 +225,17 @@ def _damage(name: str, how: str):
             with contextlib.closing(sqlite3.connect(path)) as con:
                 con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         data = path.read_bytes()
-        damaged = {"garbage": GARBAGE, "truncated": data[:len(data) // 2], "empty": b"",
-                   "header": GARBAGE[:100] + data[100:],
-                   "pages": data[:4096] + (GARBAGE * (len(data) // len(GARBAGE) + 1))[:len(data) - 8192] + data[-4096:],
-                   "other": (settings.offline_dir / "editorial_author_features.parquet").read_bytes()}[how]
+        damaged = {
+            "garbage": GARBAGE,
+            "truncated": data[: len(data) // 2],
+            "empty": b"",
+            "header": GARBAGE[:100] + data[100:],
+            "pages": data[:4096] + (GARBAGE * (len(data) // len(GARBAGE) + 1))[: len(data) - 8192] + data[-4096:],
+            "other": (settings.offline_dir / "editorial_author_features.parquet").read_bytes(),
+        }[how]
         path.write_bytes(damaged)
         return settings
+
     return prepare
 
 
@@ -215,8 +244,10 @@ def _garbage_registry_rows(settings: Settings, tmp: Path) -> Settings:
     reads every project of its SQL registry, so the case removes them afterwards (``discard_damaged``)."""
     settings = _fresh_store(settings, tmp)
     with get_engine(settings).begin() as conn:
-        conn.execute(text("UPDATE feature_views SET feature_view_proto = :g WHERE project_id = :p"),
-                     {"g": GARBAGE[:64], "p": settings.project})
+        conn.execute(
+            text("UPDATE feature_views SET feature_view_proto = :g WHERE project_id = :p"),
+            {"g": GARBAGE[:64], "p": settings.project},
+        )
     forget_store(settings)
     return settings
 
@@ -240,244 +271,619 @@ CASES = [
     Case("generate-zero-users", ("data", "generate", "--users", "0"), ("--users",), LOCAL),
     Case("generate-start-not-a-date", ("data", "generate", "--start", "notadate"), ("--start",), LOCAL),
     Case("generate-start-bad-month", ("data", "generate", "--start", "2026-13-45"), ("--start",), LOCAL),
-    Case("generate-start-past-timestamps", ("data", "generate", "--users", "10", "--days", "10", "--start",
-                                            "9999-12-25"), ("timestamp range", "earlier --start")),
-    Case("generate-read-only-home", ("data", "generate", "--users", "10", "--days", "5"), ("read-only",), LOCAL,
-         read_only=True),
+    Case(
+        "generate-start-past-timestamps",
+        ("data", "generate", "--users", "10", "--days", "10", "--start", "9999-12-25"),
+        ("timestamp range", "earlier --start"),
+    ),
+    Case(
+        "generate-read-only-home",
+        ("data", "generate", "--users", "10", "--days", "5"),
+        ("read-only",),
+        LOCAL,
+        read_only=True,
+    ),
     # data import / profile
     Case("import-nul-byte", ("data", "import", "brands", "{tmp}/brands.csv"), ("line 2", "NUL"), prepare=_nul_csv),
     Case("import-missing-file", ("data", "import", "brands", "{tmp}/nothing.csv"), ("does not exist",), LOCAL),
-    Case("import-device-as-csv", ("data", "import", "brands", "{tmp}/zero.csv"), ("zero.csv: not a regular file",),
-         LOCAL, prepare=_not_regular_files),
-    Case("import-unknown-table", ("data", "import", "readers", "{tmp}/brands.csv"), ("readers",), LOCAL,
-         prepare=_nul_csv),
-    Case("profile-out-is-a-file", ("data", "profile", "--out", "{tmp}/a_file"), ("is a file",), LOCAL,
-         prepare=_existing_file, exit_code=2),
-    Case("profile-out-under-a-file", ("data", "profile", "--out", "{tmp}/a_file/sub"), ("a_file is a file",), LOCAL,
-         prepare=_existing_file, exit_code=2),
+    Case(
+        "import-device-as-csv",
+        ("data", "import", "brands", "{tmp}/zero.csv"),
+        ("zero.csv: not a regular file",),
+        LOCAL,
+        prepare=_not_regular_files,
+    ),
+    Case(
+        "import-unknown-table", ("data", "import", "readers", "{tmp}/brands.csv"), ("readers",), LOCAL, prepare=_nul_csv
+    ),
+    Case(
+        "profile-out-is-a-file",
+        ("data", "profile", "--out", "{tmp}/a_file"),
+        ("is a file",),
+        LOCAL,
+        prepare=_existing_file,
+        exit_code=2,
+    ),
+    Case(
+        "profile-out-under-a-file",
+        ("data", "profile", "--out", "{tmp}/a_file/sub"),
+        ("a_file is a file",),
+        LOCAL,
+        prepare=_existing_file,
+        exit_code=2,
+    ),
     Case("profile-out-empty", ("data", "profile", "--out", ""), ("--out", "empty"), LOCAL, exit_code=2),
     # db init: settings
-    Case("home-is-a-file", ("db", "init"), ("is a file",), LOCAL, env={"OWNLENS_HOME": "{tmp}/a_file"},
-         prepare=_existing_file),
+    Case(
+        "home-is-a-file",
+        ("db", "init"),
+        ("is a file",),
+        LOCAL,
+        env={"OWNLENS_HOME": "{tmp}/a_file"},
+        prepare=_existing_file,
+    ),
     Case("home-empty", ("db", "init"), ("OWNLENS_HOME", "empty"), LOCAL, env={"OWNLENS_HOME": ""}),
     Case("redis-url-not-a-url", ("db", "init"), ("OWNLENS_REDIS_URL",), env={"OWNLENS_REDIS_URL": "notaurl"}),
-    Case("redis-url-bad-port", ("db", "init"), ("OWNLENS_REDIS_URL 'redis://127.0.0.1:abc/0'", "malformed port", "use"),
-         LOCAL, env={"OWNLENS_REDIS_URL": "redis://127.0.0.1:abc/0"}),
-    Case("database-url-bad-port", ("db", "init"), ("OWNLENS_DATABASE_URL 'postgresql://postgres@127.0.0.1:99999/x'",
-                                                   "malformed port", "use"),
-         PRODUCTION, env={"OWNLENS_DATABASE_URL": "postgresql://postgres@127.0.0.1:99999/x"}),
-    Case("database-url-mysql", ("db", "init"), ("OWNLENS_DATABASE_URL", "not supported"), PRODUCTION,
-         env={"OWNLENS_DATABASE_URL": "mysql://user@127.0.0.1/ownlens"}),
+    Case(
+        "redis-url-bad-port",
+        ("db", "init"),
+        ("OWNLENS_REDIS_URL 'redis://127.0.0.1:abc/0'", "malformed port", "use"),
+        LOCAL,
+        env={"OWNLENS_REDIS_URL": "redis://127.0.0.1:abc/0"},
+    ),
+    Case(
+        "database-url-bad-port",
+        ("db", "init"),
+        ("OWNLENS_DATABASE_URL 'postgresql://postgres@127.0.0.1:99999/x'", "malformed port", "use"),
+        PRODUCTION,
+        env={"OWNLENS_DATABASE_URL": "postgresql://postgres@127.0.0.1:99999/x"},
+    ),
+    Case(
+        "database-url-mysql",
+        ("db", "init"),
+        ("OWNLENS_DATABASE_URL", "not supported"),
+        PRODUCTION,
+        env={"OWNLENS_DATABASE_URL": "mysql://user@127.0.0.1/ownlens"},
+    ),
     Case("profile-unknown-option", ("--profile", "prod", "db", "init"), ("'prod'", "local, production"), LOCAL),
-    Case("profile-unknown-env", ("db", "init"), ("unknown profile", "staging"), LOCAL,
-         env={"OWNLENS_PROFILE": "staging"}),
+    Case(
+        "profile-unknown-env", ("db", "init"), ("unknown profile", "staging"), LOCAL, env={"OWNLENS_PROFILE": "staging"}
+    ),
     Case("project-name-invalid", ("db", "init"), ("project name",), env={"OWNLENS_FEAST_PROJECT": "bad-name"}),
-    Case("cluster-nodes-not-host-port", ("db", "init"), ("OWNLENS_REDIS_CLUSTER_NODES", "host:port"), LOCAL,
-         env={"OWNLENS_REDIS_CLUSTER_NODES": "127.0.0.1:7000,redis"}),
-    Case("train-backend-unknown-env", ("db", "init"), ("training backend 'gpu'", "single, dask"), LOCAL,
-         env={"OWNLENS_TRAIN_BACKEND": "gpu"}),
+    Case(
+        "cluster-nodes-not-host-port",
+        ("db", "init"),
+        ("OWNLENS_REDIS_CLUSTER_NODES", "host:port"),
+        LOCAL,
+        env={"OWNLENS_REDIS_CLUSTER_NODES": "127.0.0.1:7000,redis"},
+    ),
+    Case(
+        "train-backend-unknown-env",
+        ("db", "init"),
+        ("training backend 'gpu'", "single, dask"),
+        LOCAL,
+        env={"OWNLENS_TRAIN_BACKEND": "gpu"},
+    ),
     Case("db-init-read-only-home", ("db", "init"), ("read-only",), LOCAL, read_only=True),
-    Case("db-init-closed-port", ("db", "init"), ("OWNLENS_DATABASE_URL", "port 1"), PRODUCTION,
-         env={"OWNLENS_DATABASE_URL": CLOSED_PG}),
-    Case("db-init-database-garbage-header", ("db", "init"), ("ownlens.db is damaged", "file is not a database",
-                                                             "db init"), LOCAL, state="copy",
-         prepare=_damage("ownlens.db", "header")),
+    Case(
+        "db-init-closed-port",
+        ("db", "init"),
+        ("OWNLENS_DATABASE_URL", "port 1"),
+        PRODUCTION,
+        env={"OWNLENS_DATABASE_URL": CLOSED_PG},
+    ),
+    Case(
+        "db-init-database-garbage-header",
+        ("db", "init"),
+        ("ownlens.db is damaged", "file is not a database", "db init"),
+        LOCAL,
+        state="copy",
+        prepare=_damage("ownlens.db", "header"),
+    ),
     # features build
-    Case("build-window-without-data", ("features", "build", "--start", "2030-01-01", "--end", "2030-01-05"),
-         ("no events", "2030-01-01")),
-    Case("build-end-before-start", ("features", "build", "--start", "2026-02-10", "--end", "2026-02-01"),
-         ("before it starts",)),
+    Case(
+        "build-window-without-data",
+        ("features", "build", "--start", "2030-01-01", "--end", "2030-01-05"),
+        ("no events", "2030-01-01"),
+    ),
+    Case(
+        "build-end-before-start",
+        ("features", "build", "--start", "2026-02-10", "--end", "2026-02-01"),
+        ("before it starts",),
+    ),
     Case("build-start-not-a-date", ("features", "build", "--start", "2026-02-30"), ("--start",), LOCAL),
-    Case("build-fails-its-checks", ("features", "build"), ("data quality", "nothing was written"),
-         prepare=_bad_session, cleanup=_drop_bad_session, state="copy-or-built"),
+    Case(
+        "build-fails-its-checks",
+        ("features", "build"),
+        ("data quality", "nothing was written"),
+        prepare=_bad_session,
+        cleanup=_drop_bad_session,
+        state="copy-or-built",
+    ),
     Case("build-read-only-home", ("features", "build"), ("read-only",), LOCAL, read_only=True),
     Case("build-before-db-init", ("features", "build"), ("db init",), state="fresh"),
     Case("build-end-beyond-dates", ("features", "build", "--end", "9999-12-31"), ("reaches outside the data",)),
     Case("build-end-far-after-the-data", ("features", "build", "--end", "2100-01-01"), ("reaches outside the data",)),
-    Case("build-start-long-before-the-data", ("features", "build", "--start", "1700-01-01"),
-         ("reaches outside the data",)),
-    Case("build-database-garbage-pages", ("features", "build"), ("ownlens.db is damaged", "malformed", "db init"),
-         LOCAL, state="copy", prepare=_damage("ownlens.db", "pages")),
+    Case(
+        "build-start-long-before-the-data",
+        ("features", "build", "--start", "1700-01-01"),
+        ("reaches outside the data",),
+    ),
+    Case(
+        "build-database-garbage-pages",
+        ("features", "build"),
+        ("ownlens.db is damaged", "malformed", "db init"),
+        LOCAL,
+        state="copy",
+        prepare=_damage("ownlens.db", "pages"),
+    ),
     # features check
-    Case("check-before-build", ("features", "check"), ("features build",), LOCAL, state="copy",
-         prepare=_delete("offline/*.parquet")),
+    Case(
+        "check-before-build",
+        ("features", "check"),
+        ("features build",),
+        LOCAL,
+        state="copy",
+        prepare=_delete("offline/*.parquet"),
+    ),
     Case("check-newest-not-a-date", ("features", "check", "--newest", "tomorrow"), ("--newest",), LOCAL),
     Case("check-before-db-init", ("features", "check"), ("MissingTableError", "db init"), state="fresh"),
-    Case("check-snapshot-truncated", ("features", "check"), ("customer_user_features.parquet is damaged",
-                                                             "features build"), LOCAL, state="copy",
-         prepare=_damage("offline/customer_user_features.parquet", "truncated")),
-    Case("check-snapshot-empty", ("features", "check"), ("customer_user_features.parquet is damaged",
-                                                         "features build"), LOCAL, state="copy",
-         prepare=_damage("offline/customer_user_features.parquet", "empty")),
-    Case("check-snapshot-of-another-table", ("features", "check"), ("customer_user_features.parquet is damaged",
-                                                                    "another table", "features build"),
-         LOCAL, state="copy", prepare=_damage("offline/customer_user_features.parquet", "other")),
+    Case(
+        "check-snapshot-truncated",
+        ("features", "check"),
+        ("customer_user_features.parquet is damaged", "features build"),
+        LOCAL,
+        state="copy",
+        prepare=_damage("offline/customer_user_features.parquet", "truncated"),
+    ),
+    Case(
+        "check-snapshot-empty",
+        ("features", "check"),
+        ("customer_user_features.parquet is damaged", "features build"),
+        LOCAL,
+        state="copy",
+        prepare=_damage("offline/customer_user_features.parquet", "empty"),
+    ),
+    Case(
+        "check-snapshot-of-another-table",
+        ("features", "check"),
+        ("customer_user_features.parquet is damaged", "another table", "features build"),
+        LOCAL,
+        state="copy",
+        prepare=_damage("offline/customer_user_features.parquet", "other"),
+    ),
     # features apply
     Case("apply-read-only-home", ("features", "apply"), ("read-only",), LOCAL, read_only=True),
-    Case("apply-closed-port", ("features", "apply"), ("OWNLENS_DATABASE_URL",), PRODUCTION,
-         env={"OWNLENS_DATABASE_URL": CLOSED_PG}),
-    Case("apply-no-such-database", ("features", "apply"), ("OWNLENS_DATABASE_URL", "ownlens_no_such_database"),
-         PRODUCTION, env={"OWNLENS_DATABASE_URL": NO_DATABASE}),
-    Case("apply-unknown-role", ("features", "apply"), ("OWNLENS_DATABASE_URL", "ownlens_no_such_role"),
-         PRODUCTION, env={"OWNLENS_DATABASE_URL": NO_ROLE}),
+    Case(
+        "apply-closed-port",
+        ("features", "apply"),
+        ("OWNLENS_DATABASE_URL",),
+        PRODUCTION,
+        env={"OWNLENS_DATABASE_URL": CLOSED_PG},
+    ),
+    Case(
+        "apply-no-such-database",
+        ("features", "apply"),
+        ("OWNLENS_DATABASE_URL", "ownlens_no_such_database"),
+        PRODUCTION,
+        env={"OWNLENS_DATABASE_URL": NO_DATABASE},
+    ),
+    Case(
+        "apply-unknown-role",
+        ("features", "apply"),
+        ("OWNLENS_DATABASE_URL", "ownlens_no_such_role"),
+        PRODUCTION,
+        env={"OWNLENS_DATABASE_URL": NO_ROLE},
+    ),
     # features materialize
-    Case("materialize-start-after-end", ("features", "materialize", "--start", "2026-02-20", "--end", "2026-02-01"),
-         ("starts", "after it ends")),
-    Case("materialize-window-without-data", ("features", "materialize", "--start", "2030-01-01", "--end",
-                                             "2030-02-01"), ("no feature snapshots", "2030-01-01")),
-    Case("materialize-registry-deleted", ("features", "materialize"), ("features apply",), LOCAL, state="copy",
-         prepare=_delete("feast/registry.db", reapply=True)),
-    Case("materialize-online-store-deleted", ("features", "materialize"), ("online store", "features apply"),
-         LOCAL, state="copy", prepare=_delete("feast/online.db", reapply=True)),
-    Case("materialize-garbage-online-store", ("features", "materialize"), ("online.db", "features apply"), LOCAL,
-         state="copy", prepare=_garbage("feast/online.db")),
+    Case(
+        "materialize-start-after-end",
+        ("features", "materialize", "--start", "2026-02-20", "--end", "2026-02-01"),
+        ("starts", "after it ends"),
+    ),
+    Case(
+        "materialize-window-without-data",
+        ("features", "materialize", "--start", "2030-01-01", "--end", "2030-02-01"),
+        ("no feature snapshots", "2030-01-01"),
+    ),
+    Case(
+        "materialize-registry-deleted",
+        ("features", "materialize"),
+        ("features apply",),
+        LOCAL,
+        state="copy",
+        prepare=_delete("feast/registry.db", reapply=True),
+    ),
+    Case(
+        "materialize-online-store-deleted",
+        ("features", "materialize"),
+        ("online store", "features apply"),
+        LOCAL,
+        state="copy",
+        prepare=_delete("feast/online.db", reapply=True),
+    ),
+    Case(
+        "materialize-garbage-online-store",
+        ("features", "materialize"),
+        ("online.db", "features apply"),
+        LOCAL,
+        state="copy",
+        prepare=_garbage("feast/online.db"),
+    ),
     Case("materialize-copied-home", ("features", "materialize"), ("copied", "features apply"), LOCAL, state="copy"),
     Case("materialize-read-only-home", ("features", "materialize"), ("read-only",), LOCAL, read_only=True),
-    Case("materialize-redis-down", ("features", "materialize"), ("Redis", "127.0.0.1:1"), PRODUCTION,
-         env={"OWNLENS_REDIS_URL": CLOSED_REDIS}),
-    Case("materialize-before-build", ("features", "materialize"), ("features build",), LOCAL, state="copy",
-         prepare=_delete("offline/*.parquet", reapply=True)),
+    Case(
+        "materialize-redis-down",
+        ("features", "materialize"),
+        ("Redis", "127.0.0.1:1"),
+        PRODUCTION,
+        env={"OWNLENS_REDIS_URL": CLOSED_REDIS},
+    ),
+    Case(
+        "materialize-before-build",
+        ("features", "materialize"),
+        ("features build",),
+        LOCAL,
+        state="copy",
+        prepare=_delete("offline/*.parquet", reapply=True),
+    ),
     Case("materialize-before-db-init", ("features", "materialize"), ("MissingTableError", "db init"), state="fresh"),
-    Case("materialize-snapshot-truncated", ("features", "materialize"), ("editorial_article_features.parquet is "
-                                                                         "damaged", "features build"),
-         LOCAL, state="copy", prepare=_damage("offline/editorial_article_features.parquet", "truncated")),
-    Case("materialize-activity-source-garbage", ("features", "materialize"), ("reader_activity.parquet is damaged",
-                                                                              "features build"),
-         LOCAL, state="copy", prepare=_damage("offline/reader_activity.parquet", "garbage")),
-    Case("materialize-registry-garbage", ("features", "materialize"), ("registry.db is damaged", "features apply"),
-         LOCAL, state="copy", prepare=_damage("feast/registry.db", "garbage")),
-    Case("materialize-redis-db-out-of-range", ("features", "materialize"), ("ConfigError", "OWNLENS_REDIS_URL",
-                                                                            "database 99"),
-         PRODUCTION, env={"OWNLENS_REDIS_URL": "redis://127.0.0.1:6379/99"}),
+    Case(
+        "materialize-snapshot-truncated",
+        ("features", "materialize"),
+        ("editorial_article_features.parquet is damaged", "features build"),
+        LOCAL,
+        state="copy",
+        prepare=_damage("offline/editorial_article_features.parquet", "truncated"),
+    ),
+    Case(
+        "materialize-activity-source-garbage",
+        ("features", "materialize"),
+        ("reader_activity.parquet is damaged", "features build"),
+        LOCAL,
+        state="copy",
+        prepare=_damage("offline/reader_activity.parquet", "garbage"),
+    ),
+    Case(
+        "materialize-registry-garbage",
+        ("features", "materialize"),
+        ("registry.db is damaged", "features apply"),
+        LOCAL,
+        state="copy",
+        prepare=_damage("feast/registry.db", "garbage"),
+    ),
+    Case(
+        "materialize-redis-db-out-of-range",
+        ("features", "materialize"),
+        ("ConfigError", "OWNLENS_REDIS_URL", "database 99"),
+        PRODUCTION,
+        env={"OWNLENS_REDIS_URL": "redis://127.0.0.1:6379/99"},
+    ),
     # features online
-    Case("online-id-beyond-int64", ("features", "online", "churn_v1", "99999999999999999999999"),
-         ("9223372036854775807",)),
+    Case(
+        "online-id-beyond-int64",
+        ("features", "online", "churn_v1", "99999999999999999999999"),
+        ("9223372036854775807",),
+    ),
     Case("online-id-not-a-number", ("features", "online", "churn_v1", "abc"), ("valid integer",), LOCAL),
-    Case("online-unknown-service", ("features", "online", "chrun_v1", "1"), ("no feature service 'chrun_v1'",
-                                                                             "churn_v1")),
+    Case(
+        "online-unknown-service", ("features", "online", "chrun_v1", "1"), ("no feature service 'chrun_v1'", "churn_v1")
+    ),
     Case("online-unknown-id", ("features", "online", "churn_v1", "987654321"), ("no online values", "987654321")),
-    Case("online-never-materialized", ("features", "online", "churn_v1", "1"), ("never materialized",
-                                                                                "features materialize"),
-         state="copy-or-built", prepare=_fresh_store),
-    Case("online-store-deleted", ("features", "online", "churn_v1", "1"), ("online store", "features apply"), LOCAL,
-         state="copy", prepare=_delete("feast/online.db", reapply=True)),
+    Case(
+        "online-never-materialized",
+        ("features", "online", "churn_v1", "1"),
+        ("never materialized", "features materialize"),
+        state="copy-or-built",
+        prepare=_fresh_store,
+    ),
+    Case(
+        "online-store-deleted",
+        ("features", "online", "churn_v1", "1"),
+        ("online store", "features apply"),
+        LOCAL,
+        state="copy",
+        prepare=_delete("feast/online.db", reapply=True),
+    ),
     Case("online-copied-home", ("features", "online", "churn_v1", "1"), ("copied",), LOCAL, state="copy"),
     Case("online-read-only-home", ("features", "online", "churn_v1", "1"), ("read-only",), LOCAL, read_only=True),
-    Case("online-unapplied-project", ("features", "online", "churn_v1", "1"), ("features apply",),
-         env={"OWNLENS_FEAST_PROJECT": "tneverapplied"}),
-    Case("online-feature-services-table-dropped", ("features", "online", "churn_v1", "1"),
-         ("feature_services", "features apply"), PRODUCTION, prepare=_drop_feature_services,
-         cleanup=lambda settings: _reapply(settings, Path())),
-    Case("online-closed-port", ("features", "online", "churn_v1", "1"), ("OWNLENS_DATABASE_URL", "port 1"),
-         PRODUCTION, env={"OWNLENS_DATABASE_URL": CLOSED_PG}),
-    Case("online-no-such-database", ("features", "online", "churn_v1", "1"), ("ownlens_no_such_database",),
-         PRODUCTION, env={"OWNLENS_DATABASE_URL": NO_DATABASE}),
-    Case("online-unknown-role", ("features", "online", "churn_v1", "1"), ("ownlens_no_such_role",), PRODUCTION,
-         env={"OWNLENS_DATABASE_URL": NO_ROLE}),
-    Case("online-redis-down", ("features", "online", "churn_v1", "1"), ("Redis", "127.0.0.1:1"), PRODUCTION,
-         env={"OWNLENS_REDIS_URL": CLOSED_REDIS}),
-    Case("online-redis-db-out-of-range", ("features", "online", "churn_v1", "1"), ("ConfigError", "OWNLENS_REDIS_URL",
-                                                                                  "database 99"),
-         PRODUCTION, env={"OWNLENS_REDIS_URL": "redis://127.0.0.1:6379/99"}),
-    Case("online-registry-garbage", ("features", "online", "churn_v1", "1"), ("registry.db is damaged",
-                                                                              "features apply"),
-         LOCAL, state="copy", prepare=_damage("feast/registry.db", "garbage")),
-    Case("online-registry-truncated", ("features", "online", "churn_v1", "1"), ("registry.db is damaged",
-                                                                                "features apply"),
-         LOCAL, state="copy", prepare=_damage("feast/registry.db", "truncated")),
-    Case("online-online-store-garbage", ("features", "online", "churn_v1", "1"), ("online.db is damaged",
-                                                                                  "features apply"),
-         LOCAL, state="copy", prepare=_damage("feast/online.db", "garbage")),
-    Case("online-sql-registry-garbage-rows", ("features", "online", "churn_v1", "1"),
-         ("Feast SQL registry", "is damaged", "features apply"), PRODUCTION, prepare=_garbage_registry_rows,
-         cleanup=discard_damaged),
+    Case(
+        "online-unapplied-project",
+        ("features", "online", "churn_v1", "1"),
+        ("features apply",),
+        env={"OWNLENS_FEAST_PROJECT": "tneverapplied"},
+    ),
+    Case(
+        "online-feature-services-table-dropped",
+        ("features", "online", "churn_v1", "1"),
+        ("feature_services", "features apply"),
+        PRODUCTION,
+        prepare=_drop_feature_services,
+        cleanup=lambda settings: _reapply(settings, Path()),
+    ),
+    Case(
+        "online-closed-port",
+        ("features", "online", "churn_v1", "1"),
+        ("OWNLENS_DATABASE_URL", "port 1"),
+        PRODUCTION,
+        env={"OWNLENS_DATABASE_URL": CLOSED_PG},
+    ),
+    Case(
+        "online-no-such-database",
+        ("features", "online", "churn_v1", "1"),
+        ("ownlens_no_such_database",),
+        PRODUCTION,
+        env={"OWNLENS_DATABASE_URL": NO_DATABASE},
+    ),
+    Case(
+        "online-unknown-role",
+        ("features", "online", "churn_v1", "1"),
+        ("ownlens_no_such_role",),
+        PRODUCTION,
+        env={"OWNLENS_DATABASE_URL": NO_ROLE},
+    ),
+    Case(
+        "online-redis-down",
+        ("features", "online", "churn_v1", "1"),
+        ("Redis", "127.0.0.1:1"),
+        PRODUCTION,
+        env={"OWNLENS_REDIS_URL": CLOSED_REDIS},
+    ),
+    Case(
+        "online-redis-db-out-of-range",
+        ("features", "online", "churn_v1", "1"),
+        ("ConfigError", "OWNLENS_REDIS_URL", "database 99"),
+        PRODUCTION,
+        env={"OWNLENS_REDIS_URL": "redis://127.0.0.1:6379/99"},
+    ),
+    Case(
+        "online-registry-garbage",
+        ("features", "online", "churn_v1", "1"),
+        ("registry.db is damaged", "features apply"),
+        LOCAL,
+        state="copy",
+        prepare=_damage("feast/registry.db", "garbage"),
+    ),
+    Case(
+        "online-registry-truncated",
+        ("features", "online", "churn_v1", "1"),
+        ("registry.db is damaged", "features apply"),
+        LOCAL,
+        state="copy",
+        prepare=_damage("feast/registry.db", "truncated"),
+    ),
+    Case(
+        "online-online-store-garbage",
+        ("features", "online", "churn_v1", "1"),
+        ("online.db is damaged", "features apply"),
+        LOCAL,
+        state="copy",
+        prepare=_damage("feast/online.db", "garbage"),
+    ),
+    Case(
+        "online-sql-registry-garbage-rows",
+        ("features", "online", "churn_v1", "1"),
+        ("Feast SQL registry", "is damaged", "features apply"),
+        PRODUCTION,
+        prepare=_garbage_registry_rows,
+        cleanup=discard_damaged,
+    ),
     # train / evaluate: missing steps (the lead owns the training-engine cases)
     Case("train-before-db-init", ("train", "churn"), ("db init",), state="fresh"),
     Case("train-home-empty", ("train", "churn"), ("OWNLENS_HOME", "empty"), LOCAL, env={"OWNLENS_HOME": ""}),
-    Case("train-database-deleted", ("train", "churn"), ("db init",), LOCAL, state="copy",
-         prepare=_delete("ownlens.db*")),
-    Case("train-before-build", ("train", "churn"), ("features build",), LOCAL, state="copy",
-         prepare=_delete("offline/*.parquet", reapply=True)),
+    Case(
+        "train-database-deleted", ("train", "churn"), ("db init",), LOCAL, state="copy", prepare=_delete("ownlens.db*")
+    ),
+    Case(
+        "train-before-build",
+        ("train", "churn"),
+        ("features build",),
+        LOCAL,
+        state="copy",
+        prepare=_delete("offline/*.parquet", reapply=True),
+    ),
     Case("train-copied-home", ("train", "churn"), ("copied",), LOCAL, state="copy"),
     Case("train-as-of-not-a-date", ("train", "churn", "--as-of", "soon"), ("--as-of",), LOCAL),
-    Case("train-as-of-after-the-data", ("train", "churn", "--as-of", "2031-01-01"),
-         ("--as-of 2031-01-01 is outside the data",)),
-    Case("train-articles-as-of-after-the-data", ("train", "article_performance", "--as-of", "2031-01-01"),
-         ("article_performance", "outside the data"), LOCAL),
+    Case(
+        "train-as-of-after-the-data",
+        ("train", "churn", "--as-of", "2031-01-01"),
+        ("--as-of 2031-01-01 is outside the data",),
+    ),
+    Case(
+        "train-articles-as-of-after-the-data",
+        ("train", "article_performance", "--as-of", "2031-01-01"),
+        ("article_performance", "outside the data"),
+        LOCAL,
+    ),
     Case("train-unknown-model", ("train", "chrun"), ("no model 'chrun'", "churn"), LOCAL),
     Case("train-all-with-labels", ("train", "all", "--labels", "labels.csv"), ("--labels", "one model"), LOCAL),
-    Case("train-labels-no-such-file", ("train", "churn", "--labels", "/nonexistent/labels.csv"),
-         ("no such file; check the path",), LOCAL),
-    Case("train-labels-fifo", ("train", "churn", "--labels", "{tmp}/fifo.csv"), ("fifo.csv: not a regular file",),
-         LOCAL, prepare=_not_regular_files),
-    Case("train-closed-port", ("train", "churn"), ("OWNLENS_DATABASE_URL",), PRODUCTION,
-         env={"OWNLENS_DATABASE_URL": CLOSED_PG}),
-    Case("train-registry-garbage", ("train", "churn"), ("registry.db is damaged", "features apply"), LOCAL,
-         state="copy", prepare=_damage("feast/registry.db", "garbage")),
-    Case("train-sql-registry-garbage-rows", ("train", "churn"), ("Feast SQL registry", "is damaged", "features apply"),
-         PRODUCTION, prepare=_garbage_registry_rows, cleanup=discard_damaged),
-    Case("train-snapshot-empty", ("train", "churn"), ("customer_user_features.parquet is damaged", "features build"),
-         LOCAL, state="copy", prepare=_damage("offline/customer_user_features.parquet", "empty")),
-    Case("train-snapshot-of-another-table", ("train", "churn"), ("customer_user_features.parquet is damaged",
-                                                                 "features build"),
-         LOCAL, state="copy", prepare=_damage("offline/customer_user_features.parquet", "other")),
+    Case(
+        "train-labels-no-such-file",
+        ("train", "churn", "--labels", "/nonexistent/labels.csv"),
+        ("no such file; check the path",),
+        LOCAL,
+    ),
+    Case(
+        "train-labels-fifo",
+        ("train", "churn", "--labels", "{tmp}/fifo.csv"),
+        ("fifo.csv: not a regular file",),
+        LOCAL,
+        prepare=_not_regular_files,
+    ),
+    Case(
+        "train-closed-port",
+        ("train", "churn"),
+        ("OWNLENS_DATABASE_URL",),
+        PRODUCTION,
+        env={"OWNLENS_DATABASE_URL": CLOSED_PG},
+    ),
+    Case(
+        "train-registry-garbage",
+        ("train", "churn"),
+        ("registry.db is damaged", "features apply"),
+        LOCAL,
+        state="copy",
+        prepare=_damage("feast/registry.db", "garbage"),
+    ),
+    Case(
+        "train-sql-registry-garbage-rows",
+        ("train", "churn"),
+        ("Feast SQL registry", "is damaged", "features apply"),
+        PRODUCTION,
+        prepare=_garbage_registry_rows,
+        cleanup=discard_damaged,
+    ),
+    Case(
+        "train-snapshot-empty",
+        ("train", "churn"),
+        ("customer_user_features.parquet is damaged", "features build"),
+        LOCAL,
+        state="copy",
+        prepare=_damage("offline/customer_user_features.parquet", "empty"),
+    ),
+    Case(
+        "train-snapshot-of-another-table",
+        ("train", "churn"),
+        ("customer_user_features.parquet is damaged", "features build"),
+        LOCAL,
+        state="copy",
+        prepare=_damage("offline/customer_user_features.parquet", "other"),
+    ),
     Case("evaluate-before-db-init", ("evaluate", "churn"), ("db init",), state="fresh"),
-    Case("evaluate-database-deleted", ("evaluate", "churn"), ("db init",), LOCAL, state="copy",
-         prepare=_delete("ownlens.db*")),
+    Case(
+        "evaluate-database-deleted",
+        ("evaluate", "churn"),
+        ("db init",),
+        LOCAL,
+        state="copy",
+        prepare=_delete("ownlens.db*"),
+    ),
     Case("evaluate-nothing-registered", ("evaluate", "churn"), ("no model 'churn'",)),
-    Case("evaluate-version-beyond-int64", ("evaluate", "churn", "--version", str(2**63)), ("--version", str(2**63 - 1)),
-         exit_code=2),
-    Case("evaluate-wrong-kind-artifact", ("evaluate", "churn", "--version", "1"),
-         ("LinearRegression", "predict_proba"), LOCAL, state="copy", prepare=_wrong_kind_artifact),
+    Case(
+        "evaluate-version-beyond-int64",
+        ("evaluate", "churn", "--version", str(2**63)),
+        ("--version", str(2**63 - 1)),
+        exit_code=2,
+    ),
+    Case(
+        "evaluate-wrong-kind-artifact",
+        ("evaluate", "churn", "--version", "1"),
+        ("LinearRegression", "predict_proba"),
+        LOCAL,
+        state="copy",
+        prepare=_wrong_kind_artifact,
+    ),
     # registry
     Case("registry-list-before-db-init", ("registry", "list"), ("db init",), state="fresh"),
-    Case("registry-list-home-empty", ("registry", "list"), ("OWNLENS_HOME", "empty"), LOCAL,
-         env={"OWNLENS_HOME": ""}),
-    Case("registry-list-database-deleted", ("registry", "list"), ("db init",), LOCAL, state="copy",
-         prepare=_delete("ownlens.db*")),
+    Case("registry-list-home-empty", ("registry", "list"), ("OWNLENS_HOME", "empty"), LOCAL, env={"OWNLENS_HOME": ""}),
+    Case(
+        "registry-list-database-deleted",
+        ("registry", "list"),
+        ("db init",),
+        LOCAL,
+        state="copy",
+        prepare=_delete("ownlens.db*"),
+    ),
     Case("registry-list-unknown-model", ("registry", "list", "nosuchmodel"), ("no model 'nosuchmodel'",)),
-    Case("registry-list-closed-port", ("registry", "list"), ("OWNLENS_DATABASE_URL",), PRODUCTION,
-         env={"OWNLENS_DATABASE_URL": CLOSED_PG}),
+    Case(
+        "registry-list-closed-port",
+        ("registry", "list"),
+        ("OWNLENS_DATABASE_URL",),
+        PRODUCTION,
+        env={"OWNLENS_DATABASE_URL": CLOSED_PG},
+    ),
     Case("registry-show-before-db-init", ("registry", "show", "churn"), ("db init",), state="fresh"),
     Case("registry-show-unknown-version", ("registry", "show", "churn", "99"), ("no model 'churn'",)),
-    Case("registry-show-version-beyond-int64", ("registry", "show", "churn", str(2**64)), ("version", str(2**63 - 1)),
-         exit_code=2),
-    Case("registry-list-database-garbage-header", ("registry", "list"), ("ownlens.db is damaged", "db init"), LOCAL,
-         state="copy", prepare=_damage("ownlens.db", "header")),
-    Case("registry-promote-version-beyond-int64", ("registry", "promote", "churn", str(2**63)), ("version",),
-         exit_code=2),
+    Case(
+        "registry-show-version-beyond-int64",
+        ("registry", "show", "churn", str(2**64)),
+        ("version", str(2**63 - 1)),
+        exit_code=2,
+    ),
+    Case(
+        "registry-list-database-garbage-header",
+        ("registry", "list"),
+        ("ownlens.db is damaged", "db init"),
+        LOCAL,
+        state="copy",
+        prepare=_damage("ownlens.db", "header"),
+    ),
+    Case(
+        "registry-promote-version-beyond-int64", ("registry", "promote", "churn", str(2**63)), ("version",), exit_code=2
+    ),
     Case("registry-promote-before-db-init", ("registry", "promote", "churn", "1"), ("db init",), state="fresh"),
     Case("registry-promote-version-zero", ("registry", "promote", "churn", "0"), ("version",), LOCAL),
     Case("registry-rollback-before-db-init", ("registry", "rollback", "churn"), ("db init",), state="fresh"),
     Case("registry-rollback-unknown-model", ("registry", "rollback", "churn"), ("churn", "ownlens-ml train churn")),
-    Case("registry-rollback-no-previous-champion", ("registry", "rollback", "churn"),
-         ("no previous champion", "ownlens-ml registry promote churn"), LOCAL, state="copy",
-         prepare=_champion_without_previous),
+    Case(
+        "registry-rollback-no-previous-champion",
+        ("registry", "rollback", "churn"),
+        ("no previous champion", "ownlens-ml registry promote churn"),
+        LOCAL,
+        state="copy",
+        prepare=_champion_without_previous,
+    ),
     # segments
-    Case("segments-write-redis-down", ("segments", "write"), ("RedisUnavailableError", "127.0.0.1:1"), PRODUCTION,
-         env={"OWNLENS_REDIS_URL": CLOSED_REDIS}, prepare=_segmentation_champion),
+    Case(
+        "segments-write-redis-down",
+        ("segments", "write"),
+        ("RedisUnavailableError", "127.0.0.1:1"),
+        PRODUCTION,
+        env={"OWNLENS_REDIS_URL": CLOSED_REDIS},
+        prepare=_segmentation_champion,
+    ),
     # score
-    Case("score-as-of-before-the-data", ("score", "churn", "--as-of", "1999-01-01"),
-         ("EmptyWindowError", "--as-of 1999-01-01 is outside the data", "feature snapshots cover")),
-    Case("score-as-of-after-the-data", ("score", "churn", "--as-of", "2099-01-01"),
-         ("EmptyWindowError", "--as-of 2099-01-01 is outside the data")),
-    Case("segments-write-as-of-a-day", ("segments", "write", "--as-of", "2026-02-01", "--version", "99"),
-         ("UnknownModelVersionError", "segmentation")),  # the day is parsed (it was typed str), then v99 refused
-    Case("segments-write-as-of-not-a-date", ("segments", "write", "--as-of", "soon"), ("--as-of",), LOCAL,
-         exit_code=2),
-    Case("segments-write-version-beyond-int64", ("segments", "write", "--version", str(2**63)), ("--version",),
-         LOCAL, exit_code=2),
+    Case(
+        "score-as-of-before-the-data",
+        ("score", "churn", "--as-of", "1999-01-01"),
+        ("EmptyWindowError", "--as-of 1999-01-01 is outside the data", "feature snapshots cover"),
+    ),
+    Case(
+        "score-as-of-after-the-data",
+        ("score", "churn", "--as-of", "2099-01-01"),
+        ("EmptyWindowError", "--as-of 2099-01-01 is outside the data"),
+    ),
+    Case(
+        "segments-write-as-of-a-day",
+        ("segments", "write", "--as-of", "2026-02-01", "--version", "99"),
+        ("UnknownModelVersionError", "segmentation"),
+    ),  # the day is parsed (it was typed str), then v99 refused
+    Case("segments-write-as-of-not-a-date", ("segments", "write", "--as-of", "soon"), ("--as-of",), LOCAL, exit_code=2),
+    Case(
+        "segments-write-version-beyond-int64",
+        ("segments", "write", "--version", str(2**63)),
+        ("--version",),
+        LOCAL,
+        exit_code=2,
+    ),
     Case("segments-show-id-beyond-int64", ("segments", "show", str(2**64)), (str(2**63 - 1),), LOCAL, exit_code=2),
     # serve: checked before any model is loaded
-    Case("serve-port-in-use", ("serve", "--port", "{port}"), ("ConfigError", "Address already in use", "--port"),
-         prepare=_port_in_use, cleanup=_free_the_port),
-    Case("serve-host-not-an-address", ("serve", "--host", "not an address"), ("ConfigError", "--host",
-                                                                             "not an address to listen on")),
-    *(Case(f"serve-{name}-{value}", ("serve",), ("ConfigError", f"{variable}={value!r}", accepted),
-           LOCAL, env={variable: value})
-      for variable, name, accepted in (("OWNLENS_SERVE_CHECK_SECONDS", "check-seconds", "from 0.1 to 3600"),
-                                       ("OWNLENS_SERVE_REDIS_TIMEOUT", "redis-timeout", "from 0.01 to 60"))
-      for value in ("abc", "0", "-5")),
+    Case(
+        "serve-port-in-use",
+        ("serve", "--port", "{port}"),
+        ("ConfigError", "Address already in use", "--port"),
+        prepare=_port_in_use,
+        cleanup=_free_the_port,
+    ),
+    Case(
+        "serve-host-not-an-address",
+        ("serve", "--host", "not an address"),
+        ("ConfigError", "--host", "not an address to listen on"),
+    ),
+    *(
+        Case(
+            f"serve-{name}-{value}",
+            ("serve",),
+            ("ConfigError", f"{variable}={value!r}", accepted),
+            LOCAL,
+            env={variable: value},
+        )
+        for variable, name, accepted in (
+            ("OWNLENS_SERVE_CHECK_SECONDS", "check-seconds", "from 0.1 to 3600"),
+            ("OWNLENS_SERVE_REDIS_TIMEOUT", "redis-timeout", "from 0.01 to 60"),
+        )
+        for value in ("abc", "0", "-5")
+    ),
 ]
 PARAMS = [pytest.param(case, profile, id=f"{case.id}[{profile}]") for case in CASES for profile in case.profiles]
 
@@ -512,8 +918,13 @@ def platforms(tmp_path_factory, module_pg, redis_server):
     built = {}
     for profile in BOTH:
         root = tmp_path_factory.mktemp(f"bad-{profile}")
-        settings = Settings(profile=profile, home=root / "home", database_url=module_pg(), redis_url=redis_server,
-                            project=f"t{uuid.uuid4().hex[:10]}")
+        settings = Settings(
+            profile=profile,
+            home=root / "home",
+            database_url=module_pg(),
+            redis_url=redis_server,
+            project=f"t{uuid.uuid4().hex[:10]}",
+        )
         init_db(settings)
         generate(settings, GeneratorConfig(users=150, days=75, seed=3))
         build_snapshots(settings)
@@ -538,8 +949,9 @@ def empty_database(module_pg) -> str:
 def _settings_for(case: Case, profile: str, platforms, empty_database: str, tmp: Path) -> Settings:
     base = platforms[profile]
     if case.state == "fresh":
-        return dataclasses.replace(base, home=tmp / "fresh", database_url=empty_database,
-                                   project=f"t{uuid.uuid4().hex[:10]}")
+        return dataclasses.replace(
+            base, home=tmp / "fresh", database_url=empty_database, project=f"t{uuid.uuid4().hex[:10]}"
+        )
     if case.state == "copy" or (case.state == "copy-or-built" and profile == "local"):
         shutil.copytree(base.home, tmp / "home", ignore=shutil.ignore_patterns("reports"))
         return dataclasses.replace(base, home=tmp / "home")
@@ -571,15 +983,27 @@ def fingerprint(settings: Settings) -> dict:
 
 def run_cli(settings: Settings, case: Case, tmp: Path) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OWNLENS_", "FEAST_")) or k == "OWNLENS_NOW"}
-    env |= {"OWNLENS_PROFILE": settings.profile, "OWNLENS_HOME": str(settings.home),
-            "OWNLENS_DATABASE_URL": settings.database_url, "OWNLENS_REDIS_URL": settings.redis_url,
-            "OWNLENS_FEAST_PROJECT": settings.project, "COLUMNS": "250"}
+    env |= {
+        "OWNLENS_PROFILE": settings.profile,
+        "OWNLENS_HOME": str(settings.home),
+        "OWNLENS_DATABASE_URL": settings.database_url,
+        "OWNLENS_REDIS_URL": settings.redis_url,
+        "OWNLENS_FEAST_PROJECT": settings.project,
+        "COLUMNS": "250",
+    }
     env |= {k: v.format(tmp=tmp) for k, v in case.env.items()}
     command = [CLI, *(a.format(tmp=tmp, **FIELDS) for a in case.args)]
     if case.read_only and os.geteuid() == 0:  # root writes anywhere: a read-only bind mount, private to this process
-        command = ["unshare", "-m", "sh", "-c",
-                   'mount --bind "$0" "$0" && mount -o remount,ro,bind "$0" && shift && exec "$@"',
-                   str(settings.home), "_", *command]
+        command = [
+            "unshare",
+            "-m",
+            "sh",
+            "-c",
+            'mount --bind "$0" "$0" && mount -o remount,ro,bind "$0" && shift && exec "$@"',
+            str(settings.home),
+            "_",
+            *command,
+        ]
     elif case.read_only:  # anyone else: folders without write permission, restored afterwards
         folders = [settings.home, *(p for p in settings.home.rglob("*") if p.is_dir())]
         modes = {p: p.stat().st_mode for p in folders}
@@ -595,8 +1019,9 @@ def run_cli(settings: Settings, case: Case, tmp: Path) -> subprocess.CompletedPr
 
 @pytest.mark.slow  # the CLI in subprocesses, over platforms built for the module
 @pytest.mark.parametrize(("case", "profile"), PARAMS)
-def test_bad_input_gets_one_clear_line_and_changes_nothing(case: Case, profile: str, platforms, empty_database,
-                                                           tmp_path):
+def test_bad_input_gets_one_clear_line_and_changes_nothing(
+    case: Case, profile: str, platforms, empty_database, tmp_path
+):
     settings = _settings_for(case, profile, platforms, empty_database, tmp_path)
     if case.prepare:
         settings = case.prepare(settings, tmp_path) or settings
@@ -639,9 +1064,20 @@ def _cheap_conversion_champion(settings: Settings) -> None:
 def _register_champion(settings: Settings, name: str, task: str, service: str, model) -> None:
     """Register ``model`` as ``name``'s champion without training it (a stand-in with no lineage)."""
     run = registry.start_run(settings, name, {})
-    version = registry.register(settings, run, model_name=name, task=task, estimator=model, feature_service=service,
-                                feature_service_hash="0" * 64, training_set_fingerprint="0" * 64,
-                                window_start=None, window_end=None, params={}, metrics={})
+    version = registry.register(
+        settings,
+        run,
+        model_name=name,
+        task=task,
+        estimator=model,
+        feature_service=service,
+        feature_service_hash="0" * 64,
+        training_set_fingerprint="0" * 64,
+        window_start=None,
+        window_end=None,
+        params={},
+        metrics={},
+    )
     registry.promote(settings, name, version.version)
 
 
@@ -658,9 +1094,11 @@ def _holds_lock(settings: Settings, job: str) -> bool:
 
     key = lock_key(job) & (2**64 - 1)
     with psycopg2.connect(settings.database_url) as conn, conn.cursor() as cur:
-        cur.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = %s "
-                    "AND objid = %s AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
-                    (key >> 32, key & (2**32 - 1)))
+        cur.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = %s "
+            "AND objid = %s AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            (key >> 32, key & (2**32 - 1)),
+        )
         return cur.fetchone()[0] == 1
 
 
@@ -683,9 +1121,14 @@ def test_a_second_run_of_a_running_job_is_refused_in_one_line(job, args, blocker
     case = Case(job, args, ())
     release = _hold_first_run(settings, blocker)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OWNLENS_", "FEAST_")) or k == "OWNLENS_NOW"}
-    env |= {"OWNLENS_PROFILE": "production", "OWNLENS_HOME": str(settings.home), "COLUMNS": "250",
-            "OWNLENS_DATABASE_URL": settings.database_url, "OWNLENS_REDIS_URL": settings.redis_url,
-            "OWNLENS_FEAST_PROJECT": settings.project}
+    env |= {
+        "OWNLENS_PROFILE": "production",
+        "OWNLENS_HOME": str(settings.home),
+        "COLUMNS": "250",
+        "OWNLENS_DATABASE_URL": settings.database_url,
+        "OWNLENS_REDIS_URL": settings.redis_url,
+        "OWNLENS_FEAST_PROJECT": settings.project,
+    }
     first = subprocess.Popen([CLI, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         for _ in range(1200):  # the first run takes the lock, then waits on the test's transaction
@@ -714,8 +1157,12 @@ def _local_copy(platforms, tmp_path: Path) -> Settings:
 
 def _start(settings: Settings, *args: str) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OWNLENS_", "FEAST_")) or k == "OWNLENS_NOW"}
-    env |= {"OWNLENS_PROFILE": settings.profile, "OWNLENS_HOME": str(settings.home),
-            "OWNLENS_FEAST_PROJECT": settings.project, "COLUMNS": "250"}
+    env |= {
+        "OWNLENS_PROFILE": settings.profile,
+        "OWNLENS_HOME": str(settings.home),
+        "OWNLENS_FEAST_PROJECT": settings.project,
+        "COLUMNS": "250",
+    }
     return subprocess.Popen([CLI, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -750,8 +1197,9 @@ def test_sigterm_during_training_records_the_run_as_failed(platforms, tmp_path):
 
     def runs(status: str) -> int:
         with get_engine(settings).connect() as conn:
-            return conn.execute(text("SELECT count(*) FROM ml_model_training_runs WHERE status = :s"),
-                                {"s": status}).scalar()
+            return conn.execute(
+                text("SELECT count(*) FROM ml_model_training_runs WHERE status = :s"), {"s": status}
+            ).scalar()
 
     failed = runs("failed")
     training = _start(settings, "train", "churn")
@@ -785,18 +1233,32 @@ def test_listings_keep_whole_values_when_piped_and_speak_json(profile, platforms
     init_db(settings)
     x = np.arange(20, dtype=float).reshape(-1, 1)
     run = registry.start_run(settings, "conversion", {})
-    registry.register(settings, run, model_name="conversion", task="binary",
-                      estimator=LogisticRegression().fit(x, (x.ravel() > 9).astype(int)),
-                      feature_service="conversion_v2", feature_service_hash="0" * 64, training_set_fingerprint="0" * 64,
-                      window_start=None, window_end=None, params={}, metrics={"holdout": {"model": {"roc_auc": 0.75}}})
+    registry.register(
+        settings,
+        run,
+        model_name="conversion",
+        task="binary",
+        estimator=LogisticRegression().fit(x, (x.ravel() > 9).astype(int)),
+        feature_service="conversion_v2",
+        feature_service_hash="0" * 64,
+        training_set_fingerprint="0" * 64,
+        window_start=None,
+        window_end=None,
+        params={},
+        metrics={"holdout": {"model": {"roc_auc": 0.75}}},
+    )
     sha = registry.get_version(settings, "conversion").artifact_sha256
 
-    rows = [line for line in _cli_ok(settings, tmp_path, "registry", "list", columns="80").splitlines()
-            if "conversion" in line]
+    rows = [
+        line
+        for line in _cli_ok(settings, tmp_path, "registry", "list", columns="80").splitlines()
+        if "conversion" in line
+    ]
     assert len(rows) == 1 and "conversion_v2" in rows[0] and sha[:12] in rows[0] and "roc_auc 0.7500" in rows[0], rows
     listed = json.loads(_cli_ok(settings, tmp_path, "registry", "list", "--json", columns="80"))
     assert [(v["model"], v["version"], v["feature_service"], v["sha256"]) for v in listed] == [
-        ("conversion", 1, "conversion_v2", sha)]
+        ("conversion", 1, "conversion_v2", sha)
+    ]
     shown = json.loads(_cli_ok(settings, tmp_path, "registry", "show", "conversion", "1", "--json", columns="80"))
     assert shown["artifact"]["sha256"] == sha and shown["metrics"]["holdout"]["model"]["roc_auc"] == 0.75
 
@@ -810,8 +1272,10 @@ def _reader_with_values(settings: Settings) -> str:
 
 
 @pytest.mark.slow  # the CLI in subprocesses, over platforms built for the module
-@pytest.mark.parametrize(("damage", "profile"), [
-    ("snapshot", "local"), ("registry", "local"), ("online store", "local"), ("registry", "production")])
+@pytest.mark.parametrize(
+    ("damage", "profile"),
+    [("snapshot", "local"), ("registry", "local"), ("online store", "local"), ("registry", "production")],
+)
 def test_the_rebuild_each_damage_message_names_works(damage, profile, platforms, tmp_path):
     """`features build` replaces a damaged snapshot; `features apply` (then materialize) a damaged registry
     or online store, after which the commands that were refused answer again."""
@@ -819,8 +1283,11 @@ def test_the_rebuild_each_damage_message_names_works(damage, profile, platforms,
     if profile == "production":
         settings = _garbage_registry_rows(settings, tmp_path)
     else:
-        name = {"snapshot": "offline/customer_user_features.parquet", "registry": "feast/registry.db",
-                "online store": "feast/online.db"}[damage]
+        name = {
+            "snapshot": "offline/customer_user_features.parquet",
+            "registry": "feast/registry.db",
+            "online store": "feast/online.db",
+        }[damage]
         settings = _damage(name, "truncated" if damage == "snapshot" else "garbage")(settings, tmp_path)
     if damage == "snapshot":
         _cli_ok(settings, tmp_path, "features", "build")
@@ -836,12 +1303,12 @@ def test_the_rebuild_each_damage_message_names_works(damage, profile, platforms,
 
 def test_segment_time_takes_naive_and_aware_moments_alike():
     """The Python API's as_of: a naive moment is UTC, as in churn (it raised TypeError)."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     import pandas as pd
 
     from ownlens_ml.models.customer.segmentation import segment_time
 
     visits = pd.DataFrame({"user_id": [1, 2], "day": pd.to_datetime(["2026-02-01", "2026-03-01"], utc=True)})
-    naive, aware = datetime(2026, 2, 10, 15), datetime(2026, 2, 10, 15, tzinfo=timezone.utc)
+    naive, aware = datetime(2026, 2, 10, 15), datetime(2026, 2, 10, 15, tzinfo=UTC)
     assert segment_time(visits, naive) == segment_time(visits, aware) == pd.Timestamp("2026-02-10", tz="UTC")

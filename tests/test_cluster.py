@@ -18,6 +18,8 @@ import pandas as pd
 import pytest
 import redis
 import yaml
+from redis_cluster import redis_cluster
+from serving_platform import new_database
 from sklearn.metrics import roc_auc_score
 
 from ownlens_ml import clock, registry
@@ -35,8 +37,6 @@ from ownlens_ml.models.baselines import feature_matrix
 from ownlens_ml.pipelines.training import fit_estimator, prepare, train
 from ownlens_ml.serving.predictor import Predictor
 from ownlens_ml.settings import Settings
-from redis_cluster import redis_cluster
-from serving_platform import new_database
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 CLI = str(Path(sys.executable).with_name("ownlens-ml"))
@@ -64,8 +64,9 @@ def platform(tmp_path_factory, nodes):
     generate(local, GeneratorConfig(users=USERS, days=DAYS, seed=SEED, start=start))
     built = build_snapshots(local)
     store.apply_repo(local)
-    cluster = dataclasses.replace(local, profile="cluster", project=f"t{uuid.uuid4().hex[:10]}",
-                                  redis_cluster_nodes=nodes)
+    cluster = dataclasses.replace(
+        local, profile="cluster", project=f"t{uuid.uuid4().hex[:10]}", redis_cluster_nodes=nodes
+    )
     store.apply_repo(cluster)
     return local, cluster, utc_midnight(built.end)
 
@@ -75,8 +76,13 @@ def standalone(platform, pg_server, redis_server, tmp_path_factory):
     """The production profile (standalone Redis) over the very snapshot rows the cluster reads."""
     local, _, _ = platform
     url, drop = new_database(pg_server)
-    prod = Settings(profile="production", home=tmp_path_factory.mktemp("prod") / "home", database_url=url,
-                    redis_url=redis_server, project=f"t{uuid.uuid4().hex[:10]}")
+    prod = Settings(
+        profile="production",
+        home=tmp_path_factory.mktemp("prod") / "home",
+        database_url=url,
+        redis_url=redis_server,
+        project=f"t{uuid.uuid4().hex[:10]}",
+    )
     init_db(prod)
     with get_engine(prod).begin() as conn:
         for table in SNAPSHOTS:
@@ -106,15 +112,22 @@ def _entity_rows(settings: Settings, service: str) -> dict[str, list[int]]:
     keys = store.join_keys(settings, store.feature_service(settings, service))
     if keys == ["user_id"]:
         return {"user_id": [*range(1, USERS + 1), 10**12]}
-    articles = pd.read_parquet(settings.offline_dir / "editorial_article_features.parquet",
-                               columns=["article_id", "author_id"]).drop_duplicates().head(500)
+    articles = (
+        pd.read_parquet(
+            settings.offline_dir / "editorial_article_features.parquet", columns=["article_id", "author_id"]
+        )
+        .drop_duplicates()
+        .head(500)
+    )
     return {"article_id": articles["article_id"].tolist(), "author_id": articles["author_id"].tolist()}
 
 
 def _hashes(client, project: str, drop_fields: set[bytes]) -> dict[bytes, dict[bytes, bytes]]:
     suffix = project.encode()
-    return {key[:-len(suffix)]: {f: v for f, v in client.hgetall(key).items() if f not in drop_fields}
-            for key in client.scan_iter(match=b"*" + suffix, count=1000)}
+    return {
+        key[: -len(suffix)]: {f: v for f, v in client.hgetall(key).items() if f not in drop_fields}
+        for key in client.scan_iter(match=b"*" + suffix, count=1000)
+    }
 
 
 def test_the_cluster_bindings_are_configuration_only(platform, nodes):
@@ -130,8 +143,9 @@ def test_the_cluster_bindings_are_configuration_only(platform, nodes):
     # the same views and services, bound to SparkSource
     view = store.feature_store(cluster).get_feature_view("user_daily_engagement")
     assert type(view.batch_source).__name__ == "SparkSource"
-    assert sorted(fs.name for fs in store.feature_store(cluster).list_feature_services()) == \
-        sorted(fs.name for fs in store.feature_store(platform[0]).list_feature_services())
+    assert sorted(fs.name for fs in store.feature_store(cluster).list_feature_services()) == sorted(
+        fs.name for fs in store.feature_store(platform[0]).list_feature_services()
+    )
 
 
 def test_spark_training_set_equals_duckdb_value_for_value(platform):
@@ -172,7 +186,7 @@ def test_the_in_process_reader_reads_redis_cluster_as_feast_does(platform, mater
         rows = _entity_rows(cluster, service)
         fast = store.online_features(cluster, service, rows, request_time=materialized)
         sdk = store.online_features(cluster, service, rows, request_time=materialized, engine="feast")
-        assert fast.frame.iloc[:, len(rows):].notna().any().any(), service
+        assert fast.frame.iloc[:, len(rows) :].notna().any().any(), service
         pd.testing.assert_frame_equal(fast.frame, sdk.frame, check_exact=True, obj=service)
         pd.testing.assert_frame_equal(fast.staleness_seconds, sdk.staleness_seconds, check_exact=True)
     # one entity (a single HMGET) reads what a batch (a pipeline split per node) reads for it
@@ -184,8 +198,9 @@ def test_the_in_process_reader_reads_redis_cluster_as_feast_does(platform, mater
 def test_an_unreachable_cluster_is_one_clear_error(platform):
     _, cluster, _ = platform
     gone = dataclasses.replace(cluster, redis_cluster_nodes="127.0.0.1:1")
-    with pytest.raises(RedisUnavailableError, match="Redis Cluster at 127.0.0.1:1 is unreachable.*"
-                                                    "OWNLENS_REDIS_CLUSTER_NODES"):
+    with pytest.raises(
+        RedisUnavailableError, match="Redis Cluster at 127.0.0.1:1 is unreachable.*OWNLENS_REDIS_CLUSTER_NODES"
+    ):
         layout.redis_client(gone)
     with pytest.raises(ConfigError, match="OWNLENS_REDIS_CLUSTER_NODES"):
         dataclasses.replace(cluster, redis_cluster_nodes="127.0.0.1").validate()
@@ -201,8 +216,9 @@ def test_churn_trained_through_xgboost_dask_matches_one_machine(platform):
     x_val, y_val = prepared.xy("validation")
     x_test, y_test = prepared.xy("test")
     single = fit_estimator(spec.estimator(7), x_train, y_train, x_val, y_val, local)
-    dask = fit_estimator(spec.estimator(7), x_train, y_train, x_val, y_val,
-                         dataclasses.replace(local, train_backend="dask"))
+    dask = fit_estimator(
+        spec.estimator(7), x_train, y_train, x_val, y_val, dataclasses.replace(local, train_backend="dask")
+    )
     assert type(dask) is type(single) and type(dask[-1]) is type(single[-1])
     assert dask[-1].best_iteration > 10  # it learned, and early stopping watched the validation rows
     auc_single = roc_auc_score(y_test, single.predict_proba(x_test)[:, 1])
@@ -212,7 +228,8 @@ def test_churn_trained_through_xgboost_dask_matches_one_machine(platform):
 
 
 def test_a_dask_trained_version_registers_as_a_plain_xgboost_pipeline_and_serves_from_the_cluster(
-        platform, materialized):
+    platform, materialized
+):
     local, cluster, _ = platform
     settings = dataclasses.replace(local, train_backend="dask")
     result = train(settings, "churn", promote=False)
@@ -247,7 +264,10 @@ def test_features_env_and_train_backend_on_the_command_line(tmp_path):
     assert exports["OWNLENS_SPARK_MASTER"] == "'local[2]'" and exports["PYSPARK_PYTHON"]
     generated = yaml.safe_load(Path(exports["FEAST_FS_YAML_FILE_PATH"]).read_text())
     assert generated["offline_store"]["type"] == "spark" and generated["batch_engine"]["type"] == "spark.engine"
-    assert generated["online_store"] == {"type": "redis", "redis_type": "redis_cluster",
-                                         "connection_string": "10.0.0.1:7000"}
+    assert generated["online_store"] == {
+        "type": "redis",
+        "redis_type": "redis_cluster",
+        "connection_string": "10.0.0.1:7000",
+    }
     bad = subprocess.run([CLI, "train", "churn", "--backend", "spark"], env=env, capture_output=True, text=True)
     assert bad.returncode == 2 and "'spark' is not one of: single, dask" in bad.stderr

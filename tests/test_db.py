@@ -16,10 +16,15 @@ def test_schema_creates_twice(any_settings):
 
 
 def test_db_init_against_unreachable_postgres_is_one_line(tmp_path):
-    env = {"PATH": "", "OWNLENS_HOME": str(tmp_path), "OWNLENS_PROFILE": "production",
-           "OWNLENS_DATABASE_URL": "postgresql://postgres@127.0.0.1:1/nowhere"}
-    done = subprocess.run([sys.executable, "-m", "ownlens_ml.cli", "db", "init"], env=env,
-                          capture_output=True, text=True, timeout=60)
+    env = {
+        "PATH": "",
+        "OWNLENS_HOME": str(tmp_path),
+        "OWNLENS_PROFILE": "production",
+        "OWNLENS_DATABASE_URL": "postgresql://postgres@127.0.0.1:1/nowhere",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "ownlens_ml.cli", "db", "init"], env=env, capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 1
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr

@@ -16,16 +16,30 @@ CLI = str(Path(sys.executable).with_name("ownlens-ml"))
 def test_demo_runs_everything_on_the_local_profile(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("OWNLENS_") or k == "OWNLENS_NOW"}
     env |= {"OWNLENS_HOME": str(tmp_path / ".ownlens"), "COLUMNS": "200"}
-    done = subprocess.run([CLI, "demo", "--users", "800", "--days", "100"], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=900)
+    done = subprocess.run(
+        [CLI, "demo", "--users", "800", "--days", "100"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     out = done.stdout + done.stderr
     assert done.returncode == 0, out
     assert "Traceback" not in out
-    for step in ("schema at revision", "exploration report with plots", "data quality checks passed", "online store materialized",
-                 "the training row and the online vector agree",
-                 "POST /v1/predict/churn reader 1: churn probability", "GET /v1/recommendations/1?k=5: [",
-                 "active readers scored with churn v1", "10. monitoring churn v1 over the batch: ",
-                 "drift: ", "monitoring report: "):
+    for step in (
+        "schema at revision",
+        "exploration report with plots",
+        "data quality checks passed",
+        "online store materialized",
+        "the training row and the online vector agree",
+        "POST /v1/predict/churn reader 1: churn probability",
+        "GET /v1/recommendations/1?k=5: [",
+        "active readers scored with churn v1",
+        "10. monitoring churn v1 over the batch: ",
+        "drift: ",
+        "monitoring report: ",
+    ):
         assert step in out, step
     from ownlens_ml.models import SPECS
 

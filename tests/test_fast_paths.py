@@ -10,15 +10,22 @@ import numpy as np
 import pandas as pd
 import pytest
 import redis
+from tiny_platform import load_tiny_platform, ts
 
 from ownlens_ml.db import get_engine, init_db
 from ownlens_ml.errors import RedisUnavailableError, ValidationError
 from ownlens_ml.features import store
 from ownlens_ml.features.materializer import materialize_redis
 from ownlens_ml.features.snapshots import build_snapshots
-from tiny_platform import load_tiny_platform, ts
 
-SERVICES = ["churn_v1", "conversion_v1", "conversion_v2", "segmentation_v1", "recommendation_v1", "article_performance_v1"]
+SERVICES = [
+    "churn_v1",
+    "conversion_v1",
+    "conversion_v2",
+    "segmentation_v1",
+    "recommendation_v1",
+    "article_performance_v1",
+]
 
 
 @pytest.fixture
@@ -49,7 +56,7 @@ def _window():
 def _hashes(settings) -> dict[bytes, dict[bytes, bytes]]:
     client = redis.Redis.from_url(settings.redis_url)
     suffix = settings.project.encode()
-    return {key[:-len(suffix)]: client.hgetall(key) for key in client.scan_iter(match=b"*" + suffix, count=1000)}
+    return {key[: -len(suffix)]: client.hgetall(key) for key in client.scan_iter(match=b"*" + suffix, count=1000)}
 
 
 def test_fast_materializer_writes_the_bytes_feast_writes(built, twin):
@@ -63,8 +70,11 @@ def test_fast_materializer_writes_the_bytes_feast_writes(built, twin):
     # ... and Feast's own reader sees the same values.
     for service in SERVICES:
         keys = store.join_keys(built, store.feature_service(built, service))
-        rows = {"user_id": [1, 2, 3, 99]} if keys == ["user_id"] else {"article_id": [10, 11, 12, 99],
-                                                                      "author_id": [1, 1, 1, 1]}
+        rows = (
+            {"user_id": [1, 2, 3, 99]}
+            if keys == ["user_id"]
+            else {"article_id": [10, 11, 12, 99], "author_id": [1, 1, 1, 1]}
+        )
         a = store.online_features(built, service, rows, request_time=ts(6).to_pydatetime(), engine="feast")
         b = store.online_features(twin, service, rows, request_time=ts(6).to_pydatetime(), engine="feast")
         pd.testing.assert_frame_equal(a.frame, b.frame, obj=service)
@@ -73,7 +83,9 @@ def test_fast_materializer_writes_the_bytes_feast_writes(built, twin):
 def test_fast_materializer_records_the_interval_like_feast(built):
     materialize_redis(built, *_window())
     view = store.feature_store(built).get_feature_view("user_daily_engagement")
-    assert [i[1] for i in view.materialization_intervals][-1] == _window()[1].replace(tzinfo=view.materialization_intervals[-1][1].tzinfo)
+    assert [i[1] for i in view.materialization_intervals][-1] == _window()[1].replace(
+        tzinfo=view.materialization_intervals[-1][1].tzinfo
+    )
 
 
 def test_store_materialize_uses_the_fast_path_and_keeps_feast_selectable(built, twin):
@@ -99,11 +111,13 @@ def test_fast_online_read_equals_the_sdk(built, service):
 
 def _entity_frame(n: int, seed: int) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
-    frame = pd.DataFrame({
-        "user_id": rng.integers(1, 5, n),  # user 4 does not exist
-        "event_timestamp": ts(-2) + pd.to_timedelta(rng.integers(0, 11 * 86400, n), unit="s"),
-        "label": rng.integers(0, 2, n),
-    })
+    frame = pd.DataFrame(
+        {
+            "user_id": rng.integers(1, 5, n),  # user 4 does not exist
+            "event_timestamp": ts(-2) + pd.to_timedelta(rng.integers(0, 11 * 86400, n), unit="s"),
+            "label": rng.integers(0, 2, n),
+        }
+    )
     # The leakage and TTL edges of tests/test_features.py, for every user.
     edges = [ts(5), ts(5, seconds=-1), ts(4, 23, 3598), ts(7), ts(7, seconds=1), ts(8, seconds=1), ts(-50)]
     extra = pd.DataFrame({"user_id": np.repeat([1, 2, 3], len(edges)), "event_timestamp": edges * 3, "label": 0})
@@ -134,8 +148,13 @@ def test_fast_training_set_equals_feasts(built_any, service):
 
 def test_article_performance_training_set_works_in_both_profiles(built_any):
     # author_id is both the author entity's join key and a column of the article view.
-    entity = pd.DataFrame({"article_id": [10, 11, 12, 99, 10], "author_id": [1, 1, 1, 1, 1],
-                           "event_timestamp": [ts(1), ts(2), ts(5), ts(5), ts(-50)]})
+    entity = pd.DataFrame(
+        {
+            "article_id": [10, 11, 12, 99, 10],
+            "author_id": [1, 1, 1, 1, 1],
+            "event_timestamp": [ts(1), ts(2), ts(5), ts(5), ts(-50)],
+        }
+    )
     feast = store.training_set(built_any, "article_performance_v1", entity, engine="feast")
     auto = store.training_set(built_any, "article_performance_v1", entity)
     pd.testing.assert_frame_equal(auto.frame, feast.frame)

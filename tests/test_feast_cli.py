@@ -11,16 +11,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 import pandas as pd
+import pytest
+from tiny_platform import load_tiny_platform, ts
 
 from ownlens_ml.db import get_engine, init_db
 from ownlens_ml.features import store
 from ownlens_ml.features.feast_store import AtomicFileRegistryStore, write_feast_yaml
-from ownlens_ml.settings import Settings
 from ownlens_ml.features.snapshots import build_snapshots
-from tiny_platform import load_tiny_platform, ts
+from ownlens_ml.settings import Settings
 
 FEAST = str(Path(sys.executable).with_name("feast"))
 REPO = Path(__file__).resolve().parent.parent / "feature_repo"
@@ -33,8 +32,9 @@ def feast(settings, *args: str, env: dict | None = None, yaml: Path | None = Non
         write_feast_yaml(settings)
         env = os.environ | settings.feast_env()
     chosen = ["-f", str(yaml)] if yaml else []
-    done = subprocess.run([FEAST, *chosen, *args], cwd=settings.feature_repo, env=env,
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [FEAST, *chosen, *args], cwd=settings.feature_repo, env=env, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, f"feast {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
     return done.stdout
 
@@ -53,7 +53,14 @@ def test_feast_cli_plan_apply_materialize_list(any_settings, tmp_path):
     assert "churn_v1" in feast(settings, "plan", yaml=yaml)
     feast(settings, "apply", yaml=yaml)
     listed = feast(settings, "feature-services", "list")
-    for service in ("churn_v1", "conversion_v1", "conversion_v2", "segmentation_v1", "recommendation_v1", "article_performance_v1"):
+    for service in (
+        "churn_v1",
+        "conversion_v1",
+        "conversion_v2",
+        "segmentation_v1",
+        "recommendation_v1",
+        "article_performance_v1",
+    ):
         assert service in listed
     feast(settings, "materialize", ts(-10).isoformat(), ts(3).isoformat())
     at_day3 = store.online_features(settings, "churn_v1", {"user_id": [1]}).frame.iloc[0]

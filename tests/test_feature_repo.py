@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 from feast.types import Float64, Int64, String
-from sqlalchemy import BigInteger, Float, String as SqlString
+from sqlalchemy import BigInteger, Float
+from sqlalchemy import String as SqlString
 
 from ownlens_ml.db.schema import FEATURE_TABLES
 
@@ -33,8 +34,11 @@ def test_declared_field_types_match_the_schema_columns():
     finally:
         sys.path.remove(str(REPO))
         sys.modules.pop("fields", None)
-    declared = {"customer_user_features": fields.USER_SNAPSHOT, "editorial_article_features": fields.ARTICLE_SNAPSHOT,
-                "editorial_author_features": fields.AUTHOR_SNAPSHOT}
+    declared = {
+        "customer_user_features": fields.USER_SNAPSHOT,
+        "editorial_article_features": fields.ARTICLE_SNAPSHOT,
+        "editorial_author_features": fields.AUTHOR_SNAPSHOT,
+    }
     for table in FEATURE_TABLES:
         columns = {c.name: c for c in table.columns if not c.primary_key}
         assert declared[table.name].keys() == columns.keys(), table.name

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from sqlalchemy import text
+from tiny_platform import load_tiny_platform, ts
 
 from ownlens_ml import clock
 from ownlens_ml.db import get_engine, init_db
@@ -17,7 +18,6 @@ from ownlens_ml.features import store
 from ownlens_ml.features.activity import push_page_view
 from ownlens_ml.features.quality import check_snapshots
 from ownlens_ml.features.snapshots import build_snapshots
-from tiny_platform import load_tiny_platform, ts
 
 
 @pytest.fixture
@@ -53,7 +53,9 @@ def test_snapshot_values_match_hand_computation(built):
     assert day5.days_since_last_visit == pytest.approx(1 / 86400)
     day4 = snap.loc[(1, ts(4))]
     assert (day4.sessions_1d, day4.sessions_7d, day4.category_diversity_30d) == (0, 2, 2)
-    assert snap.loc[(3, ts(5))].days_since_last_visit != snap.loc[(3, ts(5))].days_since_last_visit  # NaN: never visited
+    assert (
+        snap.loc[(3, ts(5))].days_since_last_visit != snap.loc[(3, ts(5))].days_since_last_visit
+    )  # NaN: never visited
 
 
 def test_a_value_that_changes_one_second_after_the_label_does_not_leak(built):
@@ -73,23 +75,33 @@ def test_values_older_than_the_ttl_come_back_null(built):
 def test_training_rows_match_an_independent_as_of_join(built):
     rng = np.random.default_rng(3)
     snap = snapshot_table(built)
-    entity = pd.DataFrame({
-        "user_id": rng.integers(1, 5, 200),  # user 4 does not exist
-        "event_timestamp": ts(-2) + pd.to_timedelta(rng.integers(0, 11 * 86400, 200), unit="s"),
-        "label": rng.integers(0, 2, 200),
-    })
+    entity = pd.DataFrame(
+        {
+            "user_id": rng.integers(1, 5, 200),  # user 4 does not exist
+            "event_timestamp": ts(-2) + pd.to_timedelta(rng.integers(0, 11 * 86400, 200), unit="s"),
+            "label": rng.integers(0, 2, 200),
+        }
+    )
     got = store.training_set(built, "churn_v1", entity).frame
-    expected = pd.merge_asof(
-        entity.assign(_row=range(len(entity))).sort_values("event_timestamp"),
-        snap.rename(columns={"event_timestamp": "snapshot_at"}).sort_values("snapshot_at"),
-        left_on="event_timestamp", right_on="snapshot_at", by="user_id",
-        tolerance=pd.Timedelta(days=2), allow_exact_matches=True,
-    ).sort_values("_row").reset_index(drop=True)
+    expected = (
+        pd.merge_asof(
+            entity.assign(_row=range(len(entity))).sort_values("event_timestamp"),
+            snap.rename(columns={"event_timestamp": "snapshot_at"}).sort_values("snapshot_at"),
+            left_on="event_timestamp",
+            right_on="snapshot_at",
+            by="user_id",
+            tolerance=pd.Timedelta(days=2),
+            allow_exact_matches=True,
+        )
+        .sort_values("_row")
+        .reset_index(drop=True)
+    )
     assert got["user_id"].tolist() == entity["user_id"].tolist()
     assert got["label"].tolist() == entity["label"].tolist()
     for column in ("sessions_7d", "pageviews_30d", "days_since_last_visit", "session_trend_7d", "is_subscriber"):
-        pd.testing.assert_series_equal(got[column].astype(float), expected[column].astype(float),
-                                       check_names=False, obj=column)
+        pd.testing.assert_series_equal(
+            got[column].astype(float), expected[column].astype(float), check_names=False, obj=column
+        )
     ratio = expected.pageviews_30d / expected.sessions_30d.where(expected.sessions_30d > 0)
     np.testing.assert_allclose(got.pageviews_per_session_30d.astype(float), ratio.astype(float))
 
@@ -99,12 +111,14 @@ def test_online_vector_equals_training_row_at_materialization_end(built):
     store.materialize(built, (end - pd.Timedelta(days=30)).to_pydatetime(), end.to_pydatetime())
     users = [1, 2, 3]
     offline = store.training_set(
-        built, "churn_v1", pd.DataFrame({"user_id": users, "event_timestamp": [end] * 3})).frame
+        built, "churn_v1", pd.DataFrame({"user_id": users, "event_timestamp": [end] * 3})
+    ).frame
     online = store.online_features(built, "churn_v1", {"user_id": users}, request_time=end.to_pydatetime())
     features = store.feature_names(store.feature_service(built, "churn_v1"))
     for column in features:
-        pd.testing.assert_series_equal(online.frame[column].astype(float), offline[column].astype(float),
-                                       check_names=False, obj=column)
+        pd.testing.assert_series_equal(
+            online.frame[column].astype(float), offline[column].astype(float), check_names=False, obj=column
+        )
     assert (online.staleness_seconds["user_daily_engagement"] == 0).all()
 
 
@@ -132,7 +146,9 @@ def test_bad_input_gets_clear_errors(built):
     with pytest.raises(ValidationError, match="event_timestamp"):
         store.training_set(built, "churn_v1", pd.DataFrame({"user_id": [1]}))
     with pytest.raises(ValidationError, match="timezone-aware"):
-        store.training_set(built, "churn_v1", pd.DataFrame({"user_id": [1], "event_timestamp": [pd.Timestamp("2026-03-05")]}))
+        store.training_set(
+            built, "churn_v1", pd.DataFrame({"user_id": [1], "event_timestamp": [pd.Timestamp("2026-03-05")]})
+        )
     with pytest.raises(UnknownFeatureServiceError, match="chrun_v1.*churn_v1"):
         store.training_set(built, "chrun_v1", pd.DataFrame({"user_id": [1], "event_timestamp": [ts(5)]}))
     with pytest.raises(ValidationError, match="join key"):
@@ -147,16 +163,21 @@ def test_quality_check_names_table_column_and_day(built):
     assert check_snapshots(built).ok
     if built.is_production:
         with get_engine(built).begin() as conn:
-            conn.execute(text("UPDATE customer_user_features SET pageviews_7d = -1 "
-                              "WHERE user_id = 2 AND event_timestamp = :t"), {"t": ts(4).to_pydatetime()})
+            conn.execute(
+                text("UPDATE customer_user_features SET pageviews_7d = -1 WHERE user_id = 2 AND event_timestamp = :t"),
+                {"t": ts(4).to_pydatetime()},
+            )
     else:
         path = built.offline_dir / "customer_user_features.parquet"
-        duckdb.sql(f"COPY (SELECT * REPLACE (CASE WHEN user_id = 2 AND event_timestamp = '{ts(4).isoformat()}' "
-                   f"THEN -1 ELSE pageviews_7d END AS pageviews_7d) FROM read_parquet('{path}')) TO '{path}.new' (FORMAT parquet)")
+        duckdb.sql(
+            f"COPY (SELECT * REPLACE (CASE WHEN user_id = 2 AND event_timestamp = '{ts(4).isoformat()}' "
+            f"THEN -1 ELSE pageviews_7d END AS pageviews_7d) FROM read_parquet('{path}')) TO '{path}.new' (FORMAT parquet)"
+        )
         (built.offline_dir / "customer_user_features.parquet.new").replace(path)
     report = check_snapshots(built)
     assert [(p.table, p.column, p.day) for p in report.problems] == [
-        ("customer_user_features", "pageviews_7d", date(2026, 3, 5))]
+        ("customer_user_features", "pageviews_7d", date(2026, 3, 5))
+    ]
     with pytest.raises(DataQualityError, match="customer_user_features.pageviews_7d on 2026-03-05"):
         report.raise_for_problems()
 
@@ -198,9 +219,15 @@ def test_a_build_that_fails_its_checks_leaves_the_snapshots_as_they_were(built):
         pd.testing.assert_frame_equal(snapshot_table(built, name), frame, obj=name)
     if not built.is_production:  # no staging files are left behind
         assert sorted(p.name for p in built.offline_dir.iterdir()) == sorted(
-            f"{n}.parquet" for n in ("customer_user_features", "editorial_article_features",
-                                     "editorial_author_features", "reader_activity",
-                                     "customer_user_segments"))  # empty until segments are written
+            f"{n}.parquet"
+            for n in (
+                "customer_user_features",
+                "editorial_article_features",
+                "editorial_author_features",
+                "reader_activity",
+                "customer_user_segments",
+            )
+        )  # empty until segments are written
     unchecked = build_snapshots(built, check=False)  # --no-check writes, and says it did not check
     assert unchecked.quality is None
     assert (snapshot_table(built)["pageviews_1d"] < 0).any()

@@ -63,7 +63,9 @@ def test_tables_are_consistent_and_build_clean_snapshots(any_settings):
     perf = _read(any_settings, "article_daily_performance")
     perf["date"] = pd.to_datetime(perf["date"]).dt.date
     perf = perf.set_index(["article_id", "date"])
-    assert perf["page_views"][perf["page_views"] > 0].sort_index().equals(pv.sort_index().astype(perf["page_views"].dtype))
+    assert (
+        perf["page_views"][perf["page_views"] > 0].sort_index().equals(pv.sort_index().astype(perf["page_views"].dtype))
+    )
     assert (sessions.groupby("user_id").size() > 0).all()
     build_snapshots(any_settings)
     check_snapshots(any_settings).raise_for_problems()
@@ -111,8 +113,14 @@ def test_paywall_pressure_drives_conversion(platform):
     for t in (30, 45, 60):
         free = users[users["sub_day"].isna() | (users["sub_day"] >= t)]
         recent = hits[hits["day"].between(t - 14, t - 1)].groupby("user_id").size()
-        rows.append(pd.DataFrame({"hits": recent.reindex(free["user_id"]).fillna(0).to_numpy(),
-                                  "converted": free["sub_day"].between(t, t + 29).to_numpy()}))
+        rows.append(
+            pd.DataFrame(
+                {
+                    "hits": recent.reindex(free["user_id"]).fillna(0).to_numpy(),
+                    "converted": free["sub_day"].between(t, t + 29).to_numpy(),
+                }
+            )
+        )
     readers = pd.concat(rows)
     pressed = readers["hits"] > 5
     assert pressed.sum() >= 100
@@ -129,7 +137,7 @@ def test_segments_have_distinct_habits(platform):
     per_user = by.size() / users.groupby("segment").size()
     assert per_user["news_junkie"] > 3 * per_user["casual_skimmer"]
     assert by["weekend"].mean()["weekend_reader"] > by["weekend"].mean()["news_junkie"] + 0.15
-    assert (by["referrer"].apply(lambda r: (r == "newsletter").mean())["newsletter_loyalist"] > 0.4)
+    assert by["referrer"].apply(lambda r: (r == "newsletter").mean())["newsletter_loyalist"] > 0.4
 
 
 def test_bursts_and_article_quality_show_in_performance(platform):
@@ -171,9 +179,16 @@ def _churn_population(settings, days: int) -> pd.DataFrame:
     c = counts.to_numpy()
     rows = []
     for t in range(35, days - 30 + 1, 7):
-        active = (users["signup_day"].to_numpy() < t) & (c[:, t - 30:t].sum(axis=1) > 0)
-        rows.append(pd.DataFrame({"user_id": users["user_id"].to_numpy()[active], "T": t,
-                                  "label": (c[active, t:t + 30].sum(axis=1) == 0).astype(int)}))
+        active = (users["signup_day"].to_numpy() < t) & (c[:, t - 30 : t].sum(axis=1) > 0)
+        rows.append(
+            pd.DataFrame(
+                {
+                    "user_id": users["user_id"].to_numpy()[active],
+                    "T": t,
+                    "label": (c[active, t : t + 30].sum(axis=1) == 0).astype(int),
+                }
+            )
+        )
     frame = pd.concat(rows, ignore_index=True)
     frame["as_of"] = start + pd.to_timedelta(frame["T"], unit="D")
     return frame
@@ -223,8 +238,13 @@ def test_truth_errors_are_clear(tmp_path):
 @pytest.mark.parametrize("args", [["--users", "0"], ["--days", "-1"], ["--drift", "sideways"]])
 def test_cli_rejects_bad_sizes(args, tmp_path):
     env = {"OWNLENS_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
-    proc = subprocess.run([sys.executable, "-m", "ownlens_ml.cli", "data", "generate", *args],
-                          capture_output=True, text=True, env=env, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "ownlens_ml.cli", "data", "generate", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert proc.returncode == 2
     assert args[0] in proc.stderr
 
@@ -241,8 +261,13 @@ def test_drift_scenarios_change_only_what_they_name_from_their_day():
     cut = pd.Timestamp(drift_from, tz="UTC")
 
     def run(*drift):
-        out = dict(iter_platform(GeneratorConfig(users=300, days=40, brands=2, seed=5, drift_from=drift_from,
-                                                 drift=drift) if drift else clean))
+        out = dict(
+            iter_platform(
+                GeneratorConfig(users=300, days=40, brands=2, seed=5, drift_from=drift_from, drift=drift)
+                if drift
+                else clean
+            )
+        )
         return out["truth:users"], out["sessions"], out["events"]
 
     users, sessions, events = run()
@@ -278,19 +303,35 @@ def test_drift_scenarios_change_only_what_they_name_from_their_day():
 
 PINNED = {
     "clean": {
-        "brands": "de962edf408f1667", "countries": "d77e2369eb4bcd72", "device_types": "cf3197350d29d265",
-        "categories": "79b0bd7af4ddb94d", "authors": "846038a20985c915", "articles": "f90d483f80f230b5",
-        "users": "69e5c61ccaa9b85c", "sessions": "419d537b7f42b573", "events": "2f0814654f16cadf",
-        "truth:users": "6fabededc1f77e1d", "truth:daily": "859ab93284a15a0d",
-        "article_daily_performance": "df1fb6d67c5daff1", "truth:articles": "1217b1a9c78f1389",
+        "brands": "de962edf408f1667",
+        "countries": "d77e2369eb4bcd72",
+        "device_types": "cf3197350d29d265",
+        "categories": "79b0bd7af4ddb94d",
+        "authors": "846038a20985c915",
+        "articles": "f90d483f80f230b5",
+        "users": "69e5c61ccaa9b85c",
+        "sessions": "419d537b7f42b573",
+        "events": "2f0814654f16cadf",
+        "truth:users": "6fabededc1f77e1d",
+        "truth:daily": "859ab93284a15a0d",
+        "article_daily_performance": "df1fb6d67c5daff1",
+        "truth:articles": "1217b1a9c78f1389",
         "truth:bursts": "d8c864f7feb4ee2d",
     },
     "drift": {
-        "brands": "de962edf408f1667", "countries": "d77e2369eb4bcd72", "device_types": "cf3197350d29d265",
-        "categories": "79b0bd7af4ddb94d", "authors": "846038a20985c915", "articles": "f90d483f80f230b5",
-        "users": "bfe4372fa8125f9c", "sessions": "0105a00086245d44", "events": "00218ee6e6cb7fcf",
-        "truth:users": "b45f75a9629056d3", "truth:daily": "859ab93284a15a0d",
-        "article_daily_performance": "f4b218a7f313d4f1", "truth:articles": "1217b1a9c78f1389",
+        "brands": "de962edf408f1667",
+        "countries": "d77e2369eb4bcd72",
+        "device_types": "cf3197350d29d265",
+        "categories": "79b0bd7af4ddb94d",
+        "authors": "846038a20985c915",
+        "articles": "f90d483f80f230b5",
+        "users": "bfe4372fa8125f9c",
+        "sessions": "0105a00086245d44",
+        "events": "00218ee6e6cb7fcf",
+        "truth:users": "b45f75a9629056d3",
+        "truth:daily": "859ab93284a15a0d",
+        "article_daily_performance": "f4b218a7f313d4f1",
+        "truth:articles": "1217b1a9c78f1389",
         "truth:bursts": "d8c864f7feb4ee2d",
     },
 }

@@ -53,8 +53,14 @@ def test_impressions_have_their_own_stream_and_repeat():
 
 
 def test_served_recommendations_become_recommendation_impressions():
-    log = pd.DataFrame({"prediction_id": [5], "entity_id": [7], "as_of": [pd.Timestamp("2026-12-01", tz="UTC")],
-                        "output": [{"articles": [{"article_id": 11}, {"article_id": 12}], "fallback": False}]})
+    log = pd.DataFrame(
+        {
+            "prediction_id": [5],
+            "entity_id": [7],
+            "as_of": [pd.Timestamp("2026-12-01", tz="UTC")],
+            "output": [{"articles": [{"article_id": 11}, {"article_id": 12}], "fallback": False}],
+        }
+    )
     rows = impressions.from_prediction_log(log, clicked={(7, 12)})
     assert rows["surface"].tolist() == ["recommendation", "recommendation"]
     assert rows["position"].tolist() == [1, 2] and rows["clicked"].tolist() == [False, True]

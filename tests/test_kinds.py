@@ -17,9 +17,13 @@ def _docstrings(tree: ast.Module) -> set[int]:
 
 
 def test_the_registry_imports_nothing_of_the_models():
-    imports = [(path.name, node.module) for path in (PACKAGE / "registry").glob("*.py")
-               for node in ast.walk(ast.parse(path.read_text())) if isinstance(node, ast.ImportFrom)
-               if node.module and node.module.startswith("ownlens_ml.models")]
+    imports = [
+        (path.name, node.module)
+        for path in (PACKAGE / "registry").glob("*.py")
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.ImportFrom)
+        if node.module and node.module.startswith("ownlens_ml.models")
+    ]
     assert not imports, imports
 
 

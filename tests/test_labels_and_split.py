@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from tiny_platform import load_tiny_platform, ts
 
 from ownlens_ml.db import get_engine, init_db
 from ownlens_ml.errors import EmptyWindowError, UnknownModelError
@@ -12,11 +13,11 @@ from ownlens_ml.models import SPECS, get_spec
 from ownlens_ml.models.customer.labels import lapsed_labels
 from ownlens_ml.models.spec import LabelWindow
 from ownlens_ml.pipelines.training import temporal_split
-from tiny_platform import load_tiny_platform, ts
 
 # user 1 visits on days 0 and 40, user 2 on days 0 and 70, user 3 every 10 days from 0 to 80
 VISITS = [(1, ts(0, 8), 1, 10), (1, ts(40, 8), 1, 10), (2, ts(0, 9), 1, 10), (2, ts(70, 9), 1, 10)] + [
-    (3, ts(day, 23, 3599), 1, 10) for day in range(0, 81, 10)]
+    (3, ts(day, 23, 3599), 1, 10) for day in range(0, 81, 10)
+]
 
 
 def labels_by_time(frame: pd.DataFrame) -> dict:
@@ -29,10 +30,14 @@ def test_churn_labels_match_hand_computation(any_settings):
     labels = lapsed_labels(any_settings, LabelWindow(as_of=None, window_days=30, step_days=7))
     # data ends after day 80, so the newest as-of date is day 81 - 30 = 51, then every 7 days back to day 30
     assert labels_by_time(labels) == {
-        (ts(30), 1): 0, (ts(30), 2): 1, (ts(30), 3): 0,   # user 2 is away on days 30..59
-        (ts(37), 3): 0,                                  # users 1, 2 had no visit on days 7..36: not active
-        (ts(44), 1): 1, (ts(44), 3): 0,                  # user 1's visit on day 40 was their last
-        (ts(51), 1): 1, (ts(51), 3): 0,
+        (ts(30), 1): 0,
+        (ts(30), 2): 1,
+        (ts(30), 3): 0,  # user 2 is away on days 30..59
+        (ts(37), 3): 0,  # users 1, 2 had no visit on days 7..36: not active
+        (ts(44), 1): 1,
+        (ts(44), 3): 0,  # user 1's visit on day 40 was their last
+        (ts(51), 1): 1,
+        (ts(51), 3): 0,
     }
     assert str(labels["event_timestamp"].dt.tz) == "UTC"
 

@@ -7,8 +7,7 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 import pytest
-from sqlalchemy import (BigInteger, Boolean, Column, Date, DateTime, Float, MetaData, Table, Text,
-                        create_engine, text)
+from sqlalchemy import BigInteger, Boolean, Column, Date, DateTime, Float, MetaData, Table, Text, create_engine, text
 
 from ownlens_ml.data import generator
 from ownlens_ml.data.generator import GeneratorConfig, generate
@@ -24,26 +23,36 @@ UNION ALL SELECT 'i ' || indexdef FROM pg_indexes WHERE schemaname = 'public' OR
 
 def test_copy_frame_keeps_nulls_empty_strings_and_microseconds(pg_url):
     meta = MetaData()
-    table = Table("t", meta, Column("s", Text), Column("b", Boolean), Column("f", Float), Column("i", BigInteger),
-                  Column("ts", DateTime(timezone=True)), Column("d", Date))
-    frame = pd.DataFrame({
-        "s": ["a,\"b\"\nc", "", None],
-        "b": [True, False, True],
-        "f": [0.1, np.nan, 1e300],
-        "i": pd.array([1, None, 2**62], dtype="Int64"),
-        "ts": pd.to_datetime(["2026-03-01 12:00:00.123456789", None, "1999-12-31 23:59:59.000000"], utc=True),
-        "d": [dt.date(2026, 3, 1), None, dt.date(2000, 1, 1)],
-    })
+    table = Table(
+        "t",
+        meta,
+        Column("s", Text),
+        Column("b", Boolean),
+        Column("f", Float),
+        Column("i", BigInteger),
+        Column("ts", DateTime(timezone=True)),
+        Column("d", Date),
+    )
+    frame = pd.DataFrame(
+        {
+            "s": ['a,"b"\nc', "", None],
+            "b": [True, False, True],
+            "f": [0.1, np.nan, 1e300],
+            "i": pd.array([1, None, 2**62], dtype="Int64"),
+            "ts": pd.to_datetime(["2026-03-01 12:00:00.123456789", None, "1999-12-31 23:59:59.000000"], utc=True),
+            "d": [dt.date(2026, 3, 1), None, dt.date(2000, 1, 1)],
+        }
+    )
     engine = create_engine(pg_url)
     with engine.begin() as conn:
         meta.create_all(conn)
         assert copy_frame(conn, table, frame) == 3
     with engine.connect() as conn:
         rows = conn.execute(text("SELECT s, b, f, i, ts, d FROM t ORDER BY i NULLS FIRST")).all()
-    utc = dt.timezone.utc
+    utc = dt.UTC
     assert [tuple(r) for r in rows] == [
         ("", False, None, None, None, None),
-        ("a,\"b\"\nc", True, 0.1, 1, dt.datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=utc), dt.date(2026, 3, 1)),
+        ('a,"b"\nc', True, 0.1, 1, dt.datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=utc), dt.date(2026, 3, 1)),
         (None, True, 1e300, 2**62, dt.datetime(1999, 12, 31, 23, 59, 59, tzinfo=utc), dt.date(2000, 1, 1)),
     ]
 
@@ -56,8 +65,9 @@ def test_failed_generate_leaves_old_platform_indexes_and_foreign_keys(production
 
     def snapshot():
         with engine.connect() as conn:
-            counts = {t.name: conn.execute(text(f'SELECT count(*) FROM "{t.name}"')).scalar()
-                      for t in schema.PLATFORM_TABLES}
+            counts = {
+                t.name: conn.execute(text(f'SELECT count(*) FROM "{t.name}"')).scalar() for t in schema.PLATFORM_TABLES
+            }
             return counts, conn.execute(text(_CATALOG)).scalars().all()
 
     before = snapshot()

@@ -20,10 +20,9 @@ from sklearn.utils.validation import check_is_fitted
 from ownlens_ml import registry
 from ownlens_ml.data.generator import GeneratorConfig, generate
 from ownlens_ml.db import init_db
-from ownlens_ml.errors import ModelValidationError
+from ownlens_ml.errors import ModelValidationError, SpecError
 from ownlens_ml.features import store
 from ownlens_ml.features.snapshots import build_snapshots
-from ownlens_ml.errors import SpecError
 from ownlens_ml.models import SPECS
 from ownlens_ml.models.baselines import feature_matrix
 from ownlens_ml.models.kinds import KINDS, methods_of
@@ -102,8 +101,11 @@ def test_model_contract(spec: ModelSpec, contract_platform: Settings, monkeypatc
     assert loaded.artifact_sha256 == version.artifact_sha256
     if kind.predict is not None and spec.feature_service:
         # supervised kinds score labelled rows; others the first entities at the end of the version's window
-        entities = (labels.tail(50) if kind.supervised else
-                    pd.DataFrame({spec.entity_key[0]: np.arange(1, 51), "event_timestamp": version.window_end}))
+        entities = (
+            labels.tail(50)
+            if kind.supervised
+            else pd.DataFrame({spec.entity_key[0]: np.arange(1, 51), "event_timestamp": version.window_end})
+        )
         rows = store.training_set(contract_platform, spec.feature_service, entities).frame
         x = feature_matrix(rows, list(model.feature_names_in_))
         outputs = np.asarray(kind.predict(model, x))
@@ -130,12 +132,21 @@ def _answered_over_http(settings: Settings, spec: ModelSpec, version: int) -> No
             assert answer.status_code == 200, (path, answer.text)
             body = answer.json()
             assert body["model"] == spec.name and body["version"] == version, (path, body)
-            assert {"predict": "predictions", "segments": "segment", "recommendations": "articles",
-                    "trending": "topics"}[path.split("/")[2]] in body, (path, body)
+            assert {
+                "predict": "predictions",
+                "segments": "segment",
+                "recommendations": "articles",
+                "trending": "topics",
+            }[path.split("/")[2]] in body, (path, body)
 
 
-THROWAWAY = {"binary": "churn", "regression": "article_performance", "clustering": "segmentation",
-             "ranking": "recommendation", "rule": "trending"}
+THROWAWAY = {
+    "binary": "churn",
+    "regression": "article_performance",
+    "clustering": "segmentation",
+    "ranking": "recommendation",
+    "rule": "trending",
+}
 """For each kind, the spec whose parts a throwaway spec of that kind borrows (feature service, labels, trainer)."""
 
 
@@ -161,15 +172,18 @@ def _spec(**changes) -> ModelSpec:
     return ModelSpec(**(fields | changes))
 
 
-@pytest.mark.parametrize("changes, words", [
-    ({"kind": "binray"}, "field 'kind': unknown kind 'binray'"),
-    ({"metrics": ("roc_auc", "rmse")}, "field 'metrics': 'rmse' is not a binary metric"),
-    ({"gate": dataclasses.replace(SPECS["churn"].gate, metric="r2")}, "field 'gate': gate metric 'r2'"),
-    ({"build_labels": None}, "field 'build_labels': a binary model needs a callable build_labels"),
-    ({"estimator": None}, "field 'estimator'"),
-    ({"entity_key": ()}, "field 'entity_key'"),
-    ({"kind": "regression"}, "field 'metrics': 'roc_auc' is not a regression metric"),
-])
+@pytest.mark.parametrize(
+    "changes, words",
+    [
+        ({"kind": "binray"}, "field 'kind': unknown kind 'binray'"),
+        ({"metrics": ("roc_auc", "rmse")}, "field 'metrics': 'rmse' is not a binary metric"),
+        ({"gate": dataclasses.replace(SPECS["churn"].gate, metric="r2")}, "field 'gate': gate metric 'r2'"),
+        ({"build_labels": None}, "field 'build_labels': a binary model needs a callable build_labels"),
+        ({"estimator": None}, "field 'estimator'"),
+        ({"entity_key": ()}, "field 'entity_key'"),
+        ({"kind": "regression"}, "field 'metrics': 'roc_auc' is not a regression metric"),
+    ],
+)
 def test_a_spec_is_checked_when_it_is_defined(changes, words):
     with pytest.raises(SpecError, match=f"model spec 'churn', {words}"):
         _spec(**changes)
@@ -235,8 +249,12 @@ def test_validator_names_a_leaking_feature():
 
 
 def cli(settings, *args: str, ok: bool = True) -> str:
-    env = os.environ | {"OWNLENS_PROFILE": settings.profile, "OWNLENS_HOME": str(settings.home),
-                        "OWNLENS_FEAST_PROJECT": settings.project, "COLUMNS": "200"}
+    env = os.environ | {
+        "OWNLENS_PROFILE": settings.profile,
+        "OWNLENS_HOME": str(settings.home),
+        "OWNLENS_FEAST_PROJECT": settings.project,
+        "COLUMNS": "200",
+    }
     done = subprocess.run([CLI, *args], env=env, capture_output=True, text=True, timeout=600)
     assert (done.returncode == 0) == ok, f"{args}: {done.stdout}\n{done.stderr}"
     return done.stdout + done.stderr

@@ -13,12 +13,13 @@ import os
 import subprocess
 import sys
 import threading
-from datetime import date, timedelta
+from datetime import UTC, date, timedelta
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from serving_platform import build, free_port, new_database
 from sklearn.metrics import roc_auc_score
 from sqlalchemy import delete, func, select, text
 
@@ -34,7 +35,6 @@ from ownlens_ml.monitoring.profiles import read_profile, reference_profile
 from ownlens_ml.monitoring.prometheus import gauges
 from ownlens_ml.monitoring.results import ALERT
 from ownlens_ml.settings import Settings
-from serving_platform import build, free_port, new_database
 
 pytestmark = pytest.mark.production
 
@@ -58,7 +58,7 @@ def serve(settings: Settings, ids: list[int]) -> None:
     predictor = Predictor(settings, "churn", watch_every=None)
     log = PredictionLog(settings, flush_seconds=0.05)
     for start in range(0, len(ids), 100):
-        log.record(predictor.predict(ids[start:start + 100]))
+        log.record(predictor.predict(ids[start : start + 100]))
     log.close()
     predictor.close()
 
@@ -93,8 +93,13 @@ def platform(pg_server, redis_server, tmp_path_factory) -> Settings:
     from ownlens_ml.pipelines.inference import score
 
     url, drop = new_database(pg_server)
-    settings = Settings(profile="production", home=tmp_path_factory.mktemp("monitoring"), database_url=url,
-                        redis_url=redis_server, project=f"t{np.random.default_rng().integers(1 << 40):x}")
+    settings = Settings(
+        profile="production",
+        home=tmp_path_factory.mktemp("monitoring"),
+        database_url=url,
+        redis_url=redis_server,
+        project=f"t{np.random.default_rng().integers(1 << 40):x}",
+    )
     build(settings)
     ids = active_readers(settings, clock.now())["user_id"].tolist()
     serve(settings, ids)
@@ -113,8 +118,10 @@ def platform(pg_server, redis_server, tmp_path_factory) -> Settings:
 
 def counts(settings: Settings) -> dict[str, int]:
     with get_engine(settings).connect() as conn:
-        return {t.name: conn.execute(select(func.count()).select_from(t)).scalar()
-                for t in (ml_model_monitoring, ml_alerts, ml_reference_profiles)}
+        return {
+            t.name: conn.execute(select(func.count()).select_from(t)).scalar()
+            for t in (ml_model_monitoring, ml_alerts, ml_reference_profiles)
+        }
 
 
 def test_registration_writes_a_reference_profile_that_lineage_rebuilds_equal(platform):
@@ -146,8 +153,11 @@ def test_clean_window_measures_every_feature_and_raises_nothing(platform):
     assert not run.raised
     with get_engine(platform).connect() as conn:
         t = ml_model_monitoring.c
-        written = conn.execute(select(t.metric, t.feature, t.value, t.threshold, t.status).where(
-            t.computed_at == run.computed_at, t.kind == "drift", t.metric == "psi")).all()
+        written = conn.execute(
+            select(t.metric, t.feature, t.value, t.threshold, t.status).where(
+                t.computed_at == run.computed_at, t.kind == "drift", t.metric == "psi"
+            )
+        ).all()
     assert len(written) == len(features)
     assert all(r.threshold is not None and r.status == "ok" and r.value < r.threshold for r in written)
 
@@ -179,8 +189,13 @@ SHIFTED = {  # the churn_v1 features each scenario moves, by their definitions (
     "device-mix": {"mobile_share_30d"},
     # dwell time and scroll depth per read (not the number of sessions, page views or paywall hits),
     # and the on-demand ratio of engaged minutes per session
-    "engagement-drop": {"engaged_minutes_1d", "engaged_minutes_7d", "engaged_minutes_30d",
-                        "avg_scroll_depth_30d", "minutes_per_session_30d"},
+    "engagement-drop": {
+        "engaged_minutes_1d",
+        "engaged_minutes_7d",
+        "engaged_minutes_30d",
+        "avg_scroll_depth_30d",
+        "minutes_per_session_30d",
+    },
 }
 
 
@@ -188,8 +203,13 @@ SHIFTED = {  # the churn_v1 features each scenario moves, by their definitions (
 def drifted(pg_server, redis_server, tmp_path_factory) -> Settings:
     """A platform with both drift scenarios from DRIFT_FROM on; online predictions of every active reader today."""
     url, drop = new_database(pg_server)
-    settings = Settings(profile="production", home=tmp_path_factory.mktemp("drifted"), database_url=url,
-                        redis_url=redis_server, project=f"t{np.random.default_rng().integers(1 << 40):x}")
+    settings = Settings(
+        profile="production",
+        home=tmp_path_factory.mktemp("drifted"),
+        database_url=url,
+        redis_url=redis_server,
+        project=f"t{np.random.default_rng().integers(1 << 40):x}",
+    )
     build(settings, drift=tuple(SHIFTED), drift_from=DRIFT_FROM)
     serve(settings, active_readers(settings, clock.now())["user_id"].tolist())
     yield settings
@@ -214,8 +234,12 @@ def test_live_churn_roc_auc_equals_scikit_learn_on_the_joined_rows(platform):
     auc = next(m for m in run.measurements if m.metric == "roc_auc")
     with get_engine(platform).connect() as conn:
         t = ml_model_predictions.c
-        scored = pd.DataFrame(conn.execute(select(t.entity_id, t.score).where(
-            t.source == "batch", t.as_of == utc_midnight(MATURED_DAY))).all(), columns=["user_id", "score"])
+        scored = pd.DataFrame(
+            conn.execute(
+                select(t.entity_id, t.score).where(t.source == "batch", t.as_of == utc_midnight(MATURED_DAY))
+            ).all(),
+            columns=["user_id", "score"],
+        )
     spec = get_spec("churn")
     closes = utc_midnight(MATURED_DAY + timedelta(days=spec.window.window_days))  # newest label date: MATURED_DAY
     labels = spec.build_labels(platform, dataclasses.replace(spec.window, as_of=closes))
@@ -284,8 +308,12 @@ def test_stale_online_store_alert_is_raised_once_delivered_once_and_resolved(pla
         assert all(b["severity"] == "critical" and b["status"] == "open" for b in stale)
         still = _open_alerts(platform)
         assert len(still) == len(views) and all(r.last_seen_at > r.created_at for r in still)
-        gauge = {tuple(s.labels.values()): s.value for g in gauges(platform) for s in g.samples
-                 if g.name == "ownlens_open_alerts"}
+        gauge = {
+            tuple(s.labels.values()): s.value
+            for g in gauges(platform)
+            for s in g.samples
+            if g.name == "ownlens_open_alerts"
+        }
         assert gauge[("churn", "critical")] >= len(views)
         monkeypatch.setenv("OWNLENS_NOW", f"{TODAY}T12:00:00Z")
         cleared = monitoring.monitor(live, "churn", checks=("freshness",))
@@ -312,9 +340,14 @@ def test_metrics_endpoint_exposes_the_latest_results(platform):
 
 def run_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OWNLENS_", "FEAST_")) or k == "OWNLENS_NOW"}
-    env |= {"OWNLENS_PROFILE": settings.profile, "OWNLENS_HOME": str(settings.home),
-            "OWNLENS_DATABASE_URL": settings.database_url, "OWNLENS_REDIS_URL": settings.redis_url,
-            "OWNLENS_FEAST_PROJECT": settings.project, "COLUMNS": "250"}
+    env |= {
+        "OWNLENS_PROFILE": settings.profile,
+        "OWNLENS_HOME": str(settings.home),
+        "OWNLENS_DATABASE_URL": settings.database_url,
+        "OWNLENS_REDIS_URL": settings.redis_url,
+        "OWNLENS_FEAST_PROJECT": settings.project,
+        "COLUMNS": "250",
+    }
     return subprocess.run([CLI, "monitor", *args], env=env, capture_output=True, text=True, timeout=300)
 
 
@@ -335,24 +368,48 @@ def _register_unprofiled(settings: Settings) -> None:
 
     model = LogisticRegression().fit(pd.DataFrame({"x": [0.0, 1.0, 0.0, 1.0]}), [0, 1, 0, 1])
     run = registry.start_run(settings, "conversion", {})
-    version = registry.register(settings, run, model_name="conversion", task="binary", estimator=model,
-                                feature_service="conversion_v1", feature_service_hash="0" * 64,
-                                training_set_fingerprint="0" * 64, window_start=None, window_end=None,
-                                params={}, metrics={})
+    version = registry.register(
+        settings,
+        run,
+        model_name="conversion",
+        task="binary",
+        estimator=model,
+        feature_service="conversion_v1",
+        feature_service_hash="0" * 64,
+        training_set_fingerprint="0" * 64,
+        window_start=None,
+        window_end=None,
+        params={},
+        metrics={},
+    )
     with get_engine(settings).begin() as conn:
-        conn.execute(ml_model_predictions.insert().values(
-            model_name="conversion", version=version.version, entity_key='{"user_id":1}', entity_id=1,
-            as_of=clock.now(), predicted_at=clock.now(), score=0.5, features={"x": 1.0}, source="online"))
+        conn.execute(
+            ml_model_predictions.insert().values(
+                model_name="conversion",
+                version=version.version,
+                entity_key='{"user_id":1}',
+                entity_id=1,
+                as_of=clock.now(),
+                predicted_at=clock.now(),
+                score=0.5,
+                features={"x": 1.0},
+                source="online",
+            )
+        )
 
 
-@pytest.mark.parametrize("args, expect", [
-    (("chrun",), "no model 'chrun'"),
-    (("churn", "--from", "2026-01-01", "--to", "2026-01-07"), "no online predictions of churn v1"),
-    (("churn", "--to", str(TODAY + timedelta(days=30))), "reaches into the future"),
-    (("churn", "--only", "performance"), f"mature on {TODAY + timedelta(days=30)}"),
-    (("conversion", "--only", "drift"), "has no reference profile"),
-    (("churn", "--source", "stream"), "'stream' is not one of"),
-], ids=["unknown-model", "no-predictions", "future", "labels-not-matured", "no-profile", "bad-source"])
+@pytest.mark.parametrize(
+    "args, expect",
+    [
+        (("chrun",), "no model 'chrun'"),
+        (("churn", "--from", "2026-01-01", "--to", "2026-01-07"), "no online predictions of churn v1"),
+        (("churn", "--to", str(TODAY + timedelta(days=30))), "reaches into the future"),
+        (("churn", "--only", "performance"), f"mature on {TODAY + timedelta(days=30)}"),
+        (("conversion", "--only", "drift"), "has no reference profile"),
+        (("churn", "--source", "stream"), "'stream' is not one of"),
+    ],
+    ids=["unknown-model", "no-predictions", "future", "labels-not-matured", "no-profile", "bad-source"],
+)
 def test_bad_input_is_one_line_and_writes_nothing(platform, args, expect):
     if args[0] == "conversion" and not registry.list_versions(platform, "conversion"):
         _register_unprofiled(platform)
@@ -388,8 +445,12 @@ def test_live_ndcg_of_the_served_lists_equals_a_direct_count(platform, monkeypat
     with get_engine(platform).connect() as conn:
         t = ml_model_predictions.c
         served = conn.execute(select(t.entity_id, t.as_of, t.output).where(t.model_name == "recommendation")).all()
-        views = conn.execute(text("SELECT user_id, article_id, event_at FROM events WHERE event_type = 'page_view' "
-                                  "AND article_id IS NOT NULL")).all()
+        views = conn.execute(
+            text(
+                "SELECT user_id, article_id, event_at FROM events WHERE event_type = 'page_view' "
+                "AND article_id IS NOT NULL"
+            )
+        ).all()
     gains = []
     for user, as_of, output in served:
         end = pd.Timestamp(as_of) + pd.Timedelta(hours=24)
@@ -420,8 +481,10 @@ def test_binned_ks_is_scipys_ks_on_the_repeated_bins():
     from ownlens_ml.monitoring.drift import ks_binned
 
     rng = np.random.default_rng(3)
-    reference, current = np.bincount(rng.integers(0, 10, 700), minlength=10), np.bincount(
-        np.minimum(rng.poisson(4.6, 5000), 9), minlength=10)
+    reference, current = (
+        np.bincount(rng.integers(0, 10, 700), minlength=10),
+        np.bincount(np.minimum(rng.poisson(4.6, 5000), 9), minlength=10),
+    )
     codes = np.arange(10)
     scipy = stats.ks_2samp(np.repeat(codes, reference), np.repeat(codes, current), method="asymp")
     assert ks_binned(reference, current) == pytest.approx((scipy.statistic, scipy.pvalue), rel=1e-12)
@@ -441,8 +504,9 @@ def test_false_alarms_stay_under_the_level_and_thresholds_follow_the_sample_size
     windows = [drift(profile, _frame(rng, 2000), None, watch) for _ in range(100)]
     flagged = sum(any(m.details.get("significant") for m in run) for run in windows)
     assert flagged <= 10  # the family-wise level is 5 % per window; 10 of 100 would be far outside its noise
-    small, large = (next(m for m in drift(profile, _frame(rng, n), None, watch) if m.metric == "psi")
-                    for n in (1000, 200_000))
+    small, large = (
+        next(m for m in drift(profile, _frame(rng, n), None, watch) if m.metric == "psi") for n in (1000, 200_000)
+    )
     for psi, n in ((small, 1000), (large, 200_000)):  # chi2(B - 1) x (1/N + 1/M) at the run's Bonferroni level
         expected = stats.chi2.ppf(1 - psi.details["level"], psi.details["bins"] - 1) * (1 / 100_000 + 1 / n)
         assert psi.threshold == pytest.approx(expected, rel=1e-12)
@@ -458,7 +522,7 @@ def test_false_alarms_stay_under_the_level_and_thresholds_follow_the_sample_size
 
 
 def test_a_rule_for_two_windows_waits_for_the_second(local_settings):
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from ownlens_ml.db import init_db
     from ownlens_ml.monitoring import alerts, results
@@ -466,13 +530,13 @@ def test_a_rule_for_two_windows_waits_for_the_second(local_settings):
 
     init_db(local_settings)
     rule = alerts.Rule("skew", "skew", ("mismatch_rate",), "critical", windows=2)
-    window = (datetime(2026, 12, 1, tzinfo=timezone.utc), datetime(2026, 12, 2, tzinfo=timezone.utc))
+    window = (datetime(2026, 12, 1, tzinfo=UTC), datetime(2026, 12, 2, tzinfo=UTC))
     engine = get_engine(local_settings)
     raised_by_run = []
     for run, status in enumerate((ALERT, ALERT, ALERT, "ok")):
         m = [Measurement("skew", "mismatch_rate", "sessions_7d", 0.5 if status == ALERT else 0.0, 0.01, status)]
         with engine.begin() as conn:
             raised, resolved = alerts.evaluate(conn, "churn", 1, m, (rule,))
-            results.write(conn, "churn", 1, window, datetime(2026, 12, 4, 12, run, tzinfo=timezone.utc), m)
+            results.write(conn, "churn", 1, window, datetime(2026, 12, 4, 12, run, tzinfo=UTC), m)
         raised_by_run.append((len(raised), len(resolved)))
     assert raised_by_run == [(0, 0), (1, 0), (0, 0), (0, 1)]

@@ -28,12 +28,14 @@ HOUR = 3600
 def _hand_made() -> tuple[pd.DataFrame, pd.DataFrame]:
     """Two brands; brand 1 readers 1-40 split into two tastes (articles 1-5 vs 6-10); brand 2 apart."""
     now = int(T.timestamp())
-    catalogue = pd.DataFrame({
-        "article_id": np.arange(1, 16),
-        "brand_id": [1] * 10 + [2] * 3 + [1, 1],
-        # 14 is a week old (too old to show), 15 is an hour old and unread
-        "published_at": [now - 20 * HOUR] * 13 + [now - 7 * 24 * HOUR, now - HOUR],
-    })
+    catalogue = pd.DataFrame(
+        {
+            "article_id": np.arange(1, 16),
+            "brand_id": [1] * 10 + [2] * 3 + [1, 1],
+            # 14 is a week old (too old to show), 15 is an hour old and unread
+            "published_at": [now - 20 * HOUR] * 13 + [now - 7 * 24 * HOUR, now - HOUR],
+        }
+    )
     rows = []
     for user in range(1, 41):
         taste = range(1, 6) if user <= 20 else range(6, 11)
@@ -73,14 +75,16 @@ def test_filters_read_old_and_other_brand_articles(fitted):
 def test_unknown_readers_get_the_flagged_fallback_and_history_is_folded_in(fitted):
     cold = fitted.recommend(999, k=5, brand_id=1)
     assert cold.fallback and len(cold.article_ids) == 5
-    assert 15 in fitted.recommend(999, k=20, brand_id=1).article_ids, \
+    assert 15 in fitted.recommend(999, k=20, brand_id=1).article_ids, (
         "a new article without reads reaches readers through the fallback"
+    )
     folded = fitted.recommend(999, k=2, brand_id=1, history=[(6, 60), (7, 60), (8, 60)])
     assert not folded.fallback
     assert set(folded.article_ids) == {9, 10}, "the folded-in reader gets the rest of their taste, not what they read"
     later = T + pd.Timedelta(hours=2)
-    extended = kinds_artifacts.load_als_npz(kinds_artifacts.dump_als_npz(fitted)).extend_catalogue(pd.DataFrame(
-        {"article_id": [77], "brand_id": [1], "published_at": [int(later.timestamp()) - 600]}))
+    extended = kinds_artifacts.load_als_npz(kinds_artifacts.dump_als_npz(fitted)).extend_catalogue(
+        pd.DataFrame({"article_id": [77], "brand_id": [1], "published_at": [int(later.timestamp()) - 600]})
+    )
     assert 77 in extended.recommend(999, k=20, brand_id=1, now=later).article_ids, "published since training"
     assert 77 not in extended.recommend(1, k=10, now=later).article_ids, "no factors: not in ALS answers"
     scores = fitted.score_items(999, [6, 9, 1, 77], history=[6, 7, 8])
@@ -149,8 +153,11 @@ def test_a_tampered_factor_file_is_refused(generated):
     if not registry.list_versions(generated, "recommendation"):  # the CLI test (slow) may not have run
         train(generated, "recommendation")
     with get_engine(generated).connect() as conn:
-        blob = conn.execute(select(ml_model_registry.c.artifact).where(
-            ml_model_registry.c.model_name == "recommendation", ml_model_registry.c.version == 1)).scalar_one()
+        blob = conn.execute(
+            select(ml_model_registry.c.artifact).where(
+                ml_model_registry.c.model_name == "recommendation", ml_model_registry.c.version == 1
+            )
+        ).scalar_one()
     with np.load(io.BytesIO(blob), allow_pickle=False) as archive:
         arrays = {name: archive[name] for name in archive.files}
     arrays["item_factors"] = arrays["item_factors"] * 1.01

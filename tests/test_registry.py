@@ -6,7 +6,7 @@ import hashlib
 import re
 import threading
 import warnings
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
@@ -35,7 +35,7 @@ from ownlens_ml.errors import (
     UntrustedArtifactError,
 )
 
-WINDOW = (datetime(2026, 1, 1, tzinfo=timezone.utc), datetime(2026, 3, 1, tzinfo=timezone.utc))
+WINDOW = (datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 3, 1, tzinfo=UTC))
 
 
 class Custom:
@@ -62,8 +62,9 @@ def sklearn_model(data):
 @pytest.fixture(scope="module")
 def xgb_model(data):
     X, y = data
-    return Pipeline([("impute", SimpleImputer()),
-                     ("clf", XGBClassifier(n_estimators=5, max_depth=2, n_jobs=1, random_state=0))]).fit(X, y)
+    return Pipeline(
+        [("impute", SimpleImputer()), ("clf", XGBClassifier(n_estimators=5, max_depth=2, n_jobs=1, random_state=0))]
+    ).fit(X, y)
 
 
 @pytest.fixture
@@ -74,10 +75,18 @@ def settings(any_settings):
 
 def _register(settings, estimator, model_name="churn", **overrides):
     run_id = registry.start_run(settings, model_name, {"C": 1.0})
-    kwargs = dict(model_name=model_name, task="binary", estimator=estimator,
-                  feature_service="churn_v1", feature_service_hash="f" * 64,
-                  training_set_fingerprint="a" * 64, window_start=WINDOW[0], window_end=WINDOW[1],
-                  params={"C": 1.0}, metrics={"roc_auc": 0.8})
+    kwargs = dict(
+        model_name=model_name,
+        task="binary",
+        estimator=estimator,
+        feature_service="churn_v1",
+        feature_service_hash="f" * 64,
+        training_set_fingerprint="a" * 64,
+        window_start=WINDOW[0],
+        window_end=WINDOW[1],
+        params={"C": 1.0},
+        metrics={"roc_auc": 0.8},
+    )
     kwargs.update(overrides)
     return registry.register(settings, run_id, **kwargs)
 
@@ -85,16 +94,24 @@ def _register(settings, estimator, model_name="churn", **overrides):
 def _champion_rows(settings, model_name="churn"):
     ali = ml_model_aliases
     with get_engine(settings).connect() as conn:
-        return conn.execute(select(ali.c.version, ali.c.previous_version).where(
-            ali.c.model_name == model_name, ali.c.alias == "champion")).all()
+        return conn.execute(
+            select(ali.c.version, ali.c.previous_version).where(
+                ali.c.model_name == model_name, ali.c.alias == "champion"
+            )
+        ).all()
 
 
 def _tamper(settings, **values):
     """Rewrite version rows as someone with DDL rights could, past the immutability trigger."""
     with get_engine(settings).begin() as conn:
         postgres = conn.dialect.name == "postgresql"
-        conn.execute(text("ALTER TABLE ml_model_registry DISABLE TRIGGER ml_model_registry_immutable"
-                          if postgres else "DROP TRIGGER ml_model_registry_immutable"))
+        conn.execute(
+            text(
+                "ALTER TABLE ml_model_registry DISABLE TRIGGER ml_model_registry_immutable"
+                if postgres
+                else "DROP TRIGGER ml_model_registry_immutable"
+            )
+        )
         conn.execute(update(ml_model_registry).values(**values))
         if postgres:
             conn.execute(text("ALTER TABLE ml_model_registry ENABLE TRIGGER ml_model_registry_immutable"))
@@ -102,8 +119,9 @@ def _tamper(settings, **values):
 
 def _version_count(settings, model_name="churn"):
     with get_engine(settings).connect() as conn:
-        return conn.execute(select(func.count()).select_from(ml_model_registry)
-                            .where(ml_model_registry.c.model_name == model_name)).scalar_one()
+        return conn.execute(
+            select(func.count()).select_from(ml_model_registry).where(ml_model_registry.c.model_name == model_name)
+        ).scalar_one()
 
 
 # --- artifacts -------------------------------------------------------------------------
@@ -122,12 +140,17 @@ def test_dump_load_round_trip_predicts_identically(name, data, request):
 def test_allowlist_admits_every_supported_estimator_kind(data):
     X, y = data
     frame = X.assign(kind=np.where(X["c"] > 0, "x", "y"))
-    pre = ColumnTransformer([
-        ("num", Pipeline([("impute", SimpleImputer()), ("scale", StandardScaler())]), ["a", "b", "c", "d"]),
-        ("cat", OneHotEncoder(handle_unknown="ignore"), ["kind"]),
-    ])
-    for est in (RandomForestClassifier(n_estimators=3, random_state=0), KMeans(2, n_init=1, random_state=0),
-                MLPRegressor(hidden_layer_sizes=(4,), max_iter=20, random_state=0)):
+    pre = ColumnTransformer(
+        [
+            ("num", Pipeline([("impute", SimpleImputer()), ("scale", StandardScaler())]), ["a", "b", "c", "d"]),
+            ("cat", OneHotEncoder(handle_unknown="ignore"), ["kind"]),
+        ]
+    )
+    for est in (
+        RandomForestClassifier(n_estimators=3, random_state=0),
+        KMeans(2, n_init=1, random_state=0),
+        MLPRegressor(hidden_layer_sizes=(4,), max_iter=20, random_state=0),
+    ):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the tiny MLP does not converge; irrelevant here
             model = Pipeline([("pre", pre), ("est", est)]).fit(frame, y)
@@ -145,27 +168,30 @@ def test_disallowed_type_is_refused_naming_it():
         registry.dump_estimator(Pipeline([("x", StandardScaler())]).set_params(x=Custom()))
 
 
-@pytest.mark.parametrize("name, trusted", [
-    ("sklearn.linear_model._logistic.LogisticRegression", True),
-    ("sklearn.tree._tree.Tree", True),
-    ("xgboost.core.Booster", True),
-    ("xgboost.sklearn.XGBClassifier", True),
-    ("numpy.dtype", True),
-    ("numpy.float64", True),
-    ("scipy.sparse._csr.csr_matrix", True),
-    ("numpy.memmap", False),            # a class in numpy whose constructor opens files
-    ("numpy.load", False),              # a function: skops may call it
-    ("xgboost.core.DMatrix", False),    # reads a path given as data
-    ("sklearn.utils.parallel.Parallel", False),  # sklearn, but no estimator
-    ("sklearn.datasets.fetch_openml", False),
-    ("builtins.eval", False),
-    ("os.system", False),
-    ("sklearnx.evil.Thing", False),     # prefix look-alike
-    ("ownlens_ml.models.customer.segmentation.ReaderSegmentation", True),  # named exactly
-    ("ownlens_ml.models.customer.segmentation.KMeans", False),  # a re-export beside it
-    ("ownlens_ml.models.customer.segmentation.assign", False),  # a function of the same module
-    ("ownlens_ml.settings.Settings", False),  # the package is not a namespace
-])
+@pytest.mark.parametrize(
+    "name, trusted",
+    [
+        ("sklearn.linear_model._logistic.LogisticRegression", True),
+        ("sklearn.tree._tree.Tree", True),
+        ("xgboost.core.Booster", True),
+        ("xgboost.sklearn.XGBClassifier", True),
+        ("numpy.dtype", True),
+        ("numpy.float64", True),
+        ("scipy.sparse._csr.csr_matrix", True),
+        ("numpy.memmap", False),  # a class in numpy whose constructor opens files
+        ("numpy.load", False),  # a function: skops may call it
+        ("xgboost.core.DMatrix", False),  # reads a path given as data
+        ("sklearn.utils.parallel.Parallel", False),  # sklearn, but no estimator
+        ("sklearn.datasets.fetch_openml", False),
+        ("builtins.eval", False),
+        ("os.system", False),
+        ("sklearnx.evil.Thing", False),  # prefix look-alike
+        ("ownlens_ml.models.customer.segmentation.ReaderSegmentation", True),  # named exactly
+        ("ownlens_ml.models.customer.segmentation.KMeans", False),  # a re-export beside it
+        ("ownlens_ml.models.customer.segmentation.assign", False),  # a function of the same module
+        ("ownlens_ml.settings.Settings", False),  # the package is not a namespace
+    ],
+)
 def test_type_allowlist_is_precise(name, trusted):
     assert registry.artifacts._trusted_type(name) is trusted
 
@@ -223,9 +249,18 @@ def test_failed_run_leaves_run_failed_and_no_version(settings, sklearn_model, mo
     ]
     for overrides, error, message in cases:
         run_id = registry.start_run(settings, "churn", {})
-        kwargs = dict(model_name="churn", task="binary", estimator=sklearn_model, feature_service="churn_v1",
-                      feature_service_hash="f" * 64, training_set_fingerprint="a" * 64,
-                      window_start=None, window_end=None, params={}, metrics={"roc_auc": 0.8})
+        kwargs = dict(
+            model_name="churn",
+            task="binary",
+            estimator=sklearn_model,
+            feature_service="churn_v1",
+            feature_service_hash="f" * 64,
+            training_set_fingerprint="a" * 64,
+            window_start=None,
+            window_end=None,
+            params={},
+            metrics={"roc_auc": 0.8},
+        )
         kwargs.update(overrides)
         with monkeypatch.context() as patch:
             if error is RuntimeError:
@@ -243,9 +278,17 @@ def test_failed_run_leaves_run_failed_and_no_version(settings, sklearn_model, mo
 def test_register_refuses_unknown_finished_or_foreign_runs(settings, sklearn_model):
     mv = _register(settings, sklearn_model)
     run_id = registry.runs(settings).run_id.iloc[0]
-    common = dict(task="binary", estimator=sklearn_model, feature_service="churn_v1",
-                  feature_service_hash="f" * 64, training_set_fingerprint="a" * 64,
-                  window_start=None, window_end=None, params={}, metrics={})
+    common = dict(
+        task="binary",
+        estimator=sklearn_model,
+        feature_service="churn_v1",
+        feature_service_hash="f" * 64,
+        training_set_fingerprint="a" * 64,
+        window_start=None,
+        window_end=None,
+        params={},
+        metrics={},
+    )
     with pytest.raises(RegistryError, match="already succeeded"):
         registry.register(settings, run_id, model_name="churn", **common)
     other = registry.start_run(settings, "conversion", {})
@@ -295,10 +338,20 @@ def test_concurrent_registers_get_distinct_consecutive_versions(settings, sklear
 
 
 def _register_with(settings, run_id, estimator):
-    return registry.register(settings, run_id, model_name="churn", task="binary", estimator=estimator,
-                             feature_service="churn_v1", feature_service_hash="f" * 64,
-                             training_set_fingerprint="a" * 64, window_start=None, window_end=None,
-                             params={}, metrics={"roc_auc": 0.8})
+    return registry.register(
+        settings,
+        run_id,
+        model_name="churn",
+        task="binary",
+        estimator=estimator,
+        feature_service="churn_v1",
+        feature_service_hash="f" * 64,
+        training_set_fingerprint="a" * 64,
+        window_start=None,
+        window_end=None,
+        params={},
+        metrics={"roc_auc": 0.8},
+    )
 
 
 # --- aliases ---------------------------------------------------------------------------
@@ -327,7 +380,7 @@ def test_concurrent_promotions_leave_exactly_one_champion(settings, sklearn_mode
         assert not errors
         rows = _champion_rows(settings)
         assert len(rows) == 1
-        (champion, previous), = rows
+        ((champion, previous),) = rows
         assert champion in pair and previous == (set(pair) - {champion}).pop()
 
 
@@ -370,8 +423,9 @@ def test_unknown_model_version_or_alias_lists_what_exists(settings, sklearn_mode
     registry.promote(settings, "churn", 2)
     with pytest.raises(UnknownModelVersionError, match="no model 'chrun'.*registered models: churn, conversion"):
         registry.get_version(settings, "chrun")
-    with pytest.raises(UnknownModelVersionError,
-                       match=r"'churn' has versions 1, 2 and aliases champion -> v2; no version 7"):
+    with pytest.raises(
+        UnknownModelVersionError, match=r"'churn' has versions 1, 2 and aliases champion -> v2; no version 7"
+    ):
         registry.load_model(settings, "churn", 7)
     with pytest.raises(UnknownModelVersionError, match="no alias 'challenger'"):
         registry.get_version(settings, "churn", "challenger")
@@ -381,7 +435,10 @@ def test_unknown_model_version_or_alias_lists_what_exists(settings, sklearn_mode
         registry.set_alias(settings, "churn", "production", 1)
     assert registry.get_version(settings, "churn", "2") == registry.get_version(settings, "churn", "champion")
     assert [(v.model_name, v.version) for v in registry.list_versions(settings)] == [
-        ("churn", 1), ("churn", 2), ("conversion", 1)]
+        ("churn", 1),
+        ("churn", 2),
+        ("conversion", 1),
+    ]
 
 
 def test_versions_are_immutable_rows(settings, sklearn_model):
@@ -389,8 +446,8 @@ def test_versions_are_immutable_rows(settings, sklearn_model):
     first = _register(settings, sklearn_model)
     _register(settings, sklearn_model, metrics={"roc_auc": 0.9})
     assert registry.get_version(settings, "churn", 1) == first
-    with pytest.raises(DBAPIError, match="model versions are immutable"):
-        with get_engine(settings).begin() as conn:
-            conn.execute(update(ml_model_registry).where(ml_model_registry.c.version == 1)
-                         .values(metrics={"roc_auc": 0.99}))
+    with pytest.raises(DBAPIError, match="model versions are immutable"), get_engine(settings).begin() as conn:
+        conn.execute(
+            update(ml_model_registry).where(ml_model_registry.c.version == 1).values(metrics={"roc_auc": 0.99})
+        )
     assert registry.get_version(settings, "churn", 1) == first

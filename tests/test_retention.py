@@ -39,10 +39,21 @@ def log_rows(start_day: int, days: int, seed: int = 1, per_day: int = 40) -> pd.
         score[rng.random(n) < 0.05] = np.nan
         source = np.where(rng.random(n) < 0.3, "batch", "online")
         ids = rng.choice(10_000, n, replace=False)
-        frames.append(pd.DataFrame({
-            "model_name": model, "version": rng.integers(1, 3, n), "entity_key": [f'{{"user_id":{i}}}' for i in ids],
-            "entity_id": ids, "as_of": as_of, "predicted_at": as_of, "score": score, "source": source,
-            "batch_id": [f"{m}:{day:%Y-%m-%d}" if s == "batch" else None for m, s in zip(model, source)]}))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "model_name": model,
+                    "version": rng.integers(1, 3, n),
+                    "entity_key": [f'{{"user_id":{i}}}' for i in ids],
+                    "entity_id": ids,
+                    "as_of": as_of,
+                    "predicted_at": as_of,
+                    "score": score,
+                    "source": source,
+                    "batch_id": [f"{m}:{day:%Y-%m-%d}" if s == "batch" else None for m, s in zip(model, source)],
+                }
+            )
+        )
     return pd.concat(frames, ignore_index=True).sample(frac=1, random_state=seed)  # ids interleave days
 
 
@@ -64,8 +75,14 @@ def expected_summaries(removed: pd.DataFrame) -> pd.DataFrame:
     removed = removed.assign(day=removed["as_of"].dt.floor("D"))
     keys = ["model_name", "version", "day", "source"]
     scores = removed.groupby(keys)["score"]
-    found = pd.DataFrame({"daily_predictions": removed.groupby(keys).size(), "daily_scored": scores.count(),
-                          "daily_score_mean": scores.mean(), "daily_score_std": scores.std()})
+    found = pd.DataFrame(
+        {
+            "daily_predictions": removed.groupby(keys).size(),
+            "daily_scored": scores.count(),
+            "daily_score_mean": scores.mean(),
+            "daily_score_std": scores.std(),
+        }
+    )
     for q in retention.QUANTILES:
         found[f"daily_score_p{round(q * 100):02d}"] = scores.quantile(q)
     found.loc[found["daily_scored"] == 0, "daily_scored"] = np.nan
@@ -75,8 +92,16 @@ def expected_summaries(removed: pd.DataFrame) -> pd.DataFrame:
 def written_summaries(settings: Settings) -> pd.DataFrame:
     m = table(settings, ml_model_monitoring)
     m = m[m["kind"] == retention.KIND]
-    return pd.DataFrame({"model_name": m["model_name"], "version": m["version"], "day": m["window_start"],
-                         "source": [d["source"] for d in m["details"]], "metric": m["metric"], "value": m["value"]})
+    return pd.DataFrame(
+        {
+            "model_name": m["model_name"],
+            "version": m["version"],
+            "day": m["window_start"],
+            "source": [d["source"] for d in m["details"]],
+            "metric": m["metric"],
+            "value": m["value"],
+        }
+    )
 
 
 @pytest.fixture
@@ -142,24 +167,39 @@ def test_an_interrupted_prune_resumes_without_summarising_twice_and_late_rows_ge
 def test_cli_dry_run_changes_nothing_and_the_retention_comes_from_the_environment(logged):
     settings, before = logged
     cli = str(Path(sys.executable).with_name("ownlens-ml"))
-    env = os.environ | {"OWNLENS_HOME": str(settings.home), "OWNLENS_DATABASE_URL": settings.database_url,
-                        "OWNLENS_PROFILE": settings.profile, "COLUMNS": "200"}
-    dry = subprocess.run([cli, "predictions", "prune", "--dry-run"], env=env | {"OWNLENS_PREDICTION_RETENTION_DAYS":
-                         str(KEEP + 3)}, capture_output=True, text=True)
+    env = os.environ | {
+        "OWNLENS_HOME": str(settings.home),
+        "OWNLENS_DATABASE_URL": settings.database_url,
+        "OWNLENS_PROFILE": settings.profile,
+        "COLUMNS": "200",
+    }
+    dry = subprocess.run(
+        [cli, "predictions", "prune", "--dry-run"],
+        env=env | {"OWNLENS_PREDICTION_RETENTION_DAYS": str(KEEP + 3)},
+        capture_output=True,
+        text=True,
+    )
     old = before["as_of"] < utc_midnight(clock.today() - timedelta(days=KEEP + 3))
     assert dry.returncode == 0, dry.stderr
     assert f"would summarise {old.sum():,} rows" in dry.stdout and f"remove {old.sum():,} rows" in dry.stdout
     assert len(table(settings, ml_model_predictions)) == len(before) and written_summaries(settings).empty
 
-    bad = subprocess.run([cli, "predictions", "prune"], env=env | {"OWNLENS_PREDICTION_RETENTION_DAYS": "soon"},
-                         capture_output=True, text=True)
+    bad = subprocess.run(
+        [cli, "predictions", "prune"],
+        env=env | {"OWNLENS_PREDICTION_RETENTION_DAYS": "soon"},
+        capture_output=True,
+        text=True,
+    )
     assert bad.returncode == 1 and bad.stderr.count("\n") == 1
     assert "ConfigError: OWNLENS_PREDICTION_RETENTION_DAYS='soon' is not a whole number" in bad.stderr
     zero = subprocess.run([cli, "predictions", "prune", "--older-than", "0"], env=env, capture_output=True, text=True)
     assert zero.returncode == 2 and "--older-than" in zero.stderr
 
-    done = subprocess.run([cli, "predictions", "prune", "--older-than", str(KEEP)], env=env, capture_output=True,
-                          text=True)
+    done = subprocess.run(
+        [cli, "predictions", "prune", "--older-than", str(KEEP)], env=env, capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stderr
-    assert len(table(settings, ml_model_predictions)) == (before["as_of"] >= utc_midnight(
-        clock.today() - timedelta(days=KEEP))).sum()
+    assert (
+        len(table(settings, ml_model_predictions))
+        == (before["as_of"] >= utc_midnight(clock.today() - timedelta(days=KEEP))).sum()
+    )

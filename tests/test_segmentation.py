@@ -25,16 +25,21 @@ def habits_frame(n_per: int = 120, seed: int = 0) -> pd.DataFrame:
 
     def group(sessions, minutes, weekend, newsletter):
         n = n_per
-        return pd.DataFrame({
-            "sessions_30d": rng.poisson(sessions, n) + 2, "minutes_per_session_30d": rng.gamma(4, minutes / 4, n),
-            "avg_scroll_depth_30d": rng.beta(3, 3, n), "mobile_share_30d": rng.beta(2, 2, n),
-            "weekend_share_30d": rng.beta(weekend * 10, (1 - weekend) * 10, n),
-            "morning_share_30d": rng.beta(2, 2, n), "newsletter_subscriber": (rng.random(n) < newsletter).astype(float),
-            "category_diversity_30d": rng.poisson(3, n).astype(float), "pageviews_30d": rng.poisson(10, n),
-        })
+        return pd.DataFrame(
+            {
+                "sessions_30d": rng.poisson(sessions, n) + 2,
+                "minutes_per_session_30d": rng.gamma(4, minutes / 4, n),
+                "avg_scroll_depth_30d": rng.beta(3, 3, n),
+                "mobile_share_30d": rng.beta(2, 2, n),
+                "weekend_share_30d": rng.beta(weekend * 10, (1 - weekend) * 10, n),
+                "morning_share_30d": rng.beta(2, 2, n),
+                "newsletter_subscriber": (rng.random(n) < newsletter).astype(float),
+                "category_diversity_30d": rng.poisson(3, n).astype(float),
+                "pageviews_30d": rng.poisson(10, n),
+            }
+        )
 
-    frame = pd.concat([group(25, 0.5, 0.2, 0.1), group(6, 3.0, 0.7, 0.1), group(8, 1.0, 0.15, 0.95)],
-                      ignore_index=True)
+    frame = pd.concat([group(25, 0.5, 0.2, 0.1), group(6, 3.0, 0.7, 0.1), group(8, 1.0, 0.15, 0.95)], ignore_index=True)
     once = frame.head(10).assign(sessions_30d=1)
     return pd.concat([frame, once], ignore_index=True)
 
@@ -65,7 +70,9 @@ def test_estimator_follows_scikit_learn_conventions():
 def test_names_follow_centroids_not_cluster_ids():
     x = habits_frame()
     first = ReaderSegmentation(k_min=2, k_max=5, random_state=1).fit(x)
-    again = ReaderSegmentation(k_min=2, k_max=5, random_state=99).fit(x.sample(frac=1.0, random_state=5), previous=first)
+    again = ReaderSegmentation(k_min=2, k_max=5, random_state=99).fit(
+        x.sample(frac=1.0, random_state=5), previous=first
+    )
     assert all(again.inherited_)
     assert np.mean(again.predict(x) == first.predict(x)) >= 0.98
     assert sorted(again.segment_names_) == sorted(first.segment_names_)
@@ -141,12 +148,15 @@ def test_online_assignment_equals_batch_and_the_written_view_reads_through_feast
     assert online_segments(any_settings, model, ids) == [expected[i] for i in ids]
 
     fs = store.feature_store(any_settings)
-    online = fs.get_online_features(features=["user_segment:segment_name", "user_segment:segment_model_version"],
-                                    entity_rows=[{"user_id": i} for i in ids]).to_dict()
+    online = fs.get_online_features(
+        features=["user_segment:segment_name", "user_segment:segment_model_version"],
+        entity_rows=[{"user_id": i} for i in ids],
+    ).to_dict()
     assert online["segment_name"] == [expected[i] for i in ids]
     assert set(online["segment_model_version"]) == {version.version}
-    history = fs.get_historical_features(entity_df=frame[["user_id", "event_timestamp"]].iloc[::7],
-                                         features=["user_segment:segment_name"]).to_df()
+    history = fs.get_historical_features(
+        entity_df=frame[["user_id", "event_timestamp"]].iloc[::7], features=["user_segment:segment_name"]
+    ).to_df()
     assert dict(zip(history["user_id"], history["segment_name"])) == {i: expected[i] for i in ids}
     # writing again replaces the rows stamped T instead of adding a second copy
     assert write_segments(any_settings, version.version).readers == written.readers
@@ -158,7 +168,9 @@ def test_train_evaluate_list_write_and_show_from_the_cli(local_settings):
 
     platform(local_settings, users=600, days=100)
     trained = cli(local_settings, "train", "segmentation")
-    assert "silhouette" in trained and "adjusted_rand" in trained and "registered segmentation v1 as champion" in trained
+    assert (
+        "silhouette" in trained and "adjusted_rand" in trained and "registered segmentation v1 as champion" in trained
+    )
     assert "roc_auc" not in trained
     again = cli(local_settings, "train", "segmentation")  # same data, same seed: same model, not better
     assert "registered segmentation v2 as challenger" in again and "does not beat champion_v1" in again
@@ -168,14 +180,20 @@ def test_train_evaluate_list_write_and_show_from_the_cli(local_settings):
     written = cli(local_settings, "segments", "write")
     assert "reader segments of segmentation v1" in written
     frame = readers_at(local_settings)
-    store.materialize(local_settings, (frame["event_timestamp"].iloc[0] - pd.Timedelta(days=2)).to_pydatetime(),
-                      frame["event_timestamp"].iloc[0].to_pydatetime())
+    store.materialize(
+        local_settings,
+        (frame["event_timestamp"].iloc[0] - pd.Timedelta(days=2)).to_pydatetime(),
+        frame["event_timestamp"].iloc[0].to_pydatetime(),
+    )
     user = int(frame["user_id"].iloc[0])
     _, model = registry.load_model(local_settings, "segmentation", "champion")
-    assert f"{user}: {assign(model, frame.head(1))[0]} (segmentation v1)" in cli(local_settings, "segments", "show", str(user))
+    assert f"{user}: {assign(model, frame.head(1))[0]} (segmentation v1)" in cli(
+        local_settings, "segments", "show", str(user)
+    )
     shown = cli(local_settings, "segments", "show", str(user), "--json")
     assert json.loads(next(line for line in shown.splitlines() if line.startswith("["))) == [
-        {"user_id": user, "segment": assign(model, frame.head(1))[0], "version": 1}]
+        {"user_id": user, "segment": assign(model, frame.head(1))[0], "version": 1}
+    ]
 
 
 def test_the_user_segment_view_declares_the_table_columns():

@@ -13,6 +13,7 @@ from datetime import timedelta
 import numpy as np
 import pandas as pd
 import pytest
+from serving_platform import build, new_database
 
 from ownlens_ml import clock, registry
 from ownlens_ml.errors import ValidationError
@@ -21,7 +22,6 @@ from ownlens_ml.models.baselines import feature_matrix
 from ownlens_ml.models.kinds import get_kind
 from ownlens_ml.serving.predictor import Predictor
 from ownlens_ml.settings import Settings
-from serving_platform import build, new_database
 
 pytestmark = pytest.mark.production
 
@@ -29,8 +29,13 @@ pytestmark = pytest.mark.production
 @pytest.fixture(scope="module")
 def platform(pg_server, redis_server, tmp_path_factory) -> Settings:
     url, drop = new_database(pg_server)
-    settings = Settings(profile="production", home=tmp_path_factory.mktemp("serving"), database_url=url,
-                        redis_url=redis_server, project=f"t{np.random.default_rng().integers(1 << 40):x}")
+    settings = Settings(
+        profile="production",
+        home=tmp_path_factory.mktemp("serving"),
+        database_url=url,
+        redis_url=redis_server,
+        project=f"t{np.random.default_rng().integers(1 << 40):x}",
+    )
     yield build(settings)
     drop()
 
@@ -68,8 +73,12 @@ def test_predictor_equals_the_registered_pipeline_on_the_served_values(platform,
     single = predictor.predict([users[0]]).results[0]
     assert single.score == prediction.results[0].score
     assert not single.cold_start and single.stale_views == []
-    assert set(single.feature_age_seconds) == {"user_daily_engagement", "user_daily_behaviour",
-                                               "user_daily_recency", "user_daily_subscription"}
+    assert set(single.feature_age_seconds) == {
+        "user_daily_engagement",
+        "user_daily_behaviour",
+        "user_daily_recency",
+        "user_daily_subscription",
+    }
 
 
 def test_unknown_reader_is_a_flagged_cold_start(platform):
@@ -93,8 +102,10 @@ def test_values_older_than_the_ttl_are_missing_and_flagged(platform, users):
 
 def test_local_profile_predicts_through_feasts_online_path(tmp_path):
     """SQLite online store: Feast's SDK reads, the same TTL rule, the same scores as the pipeline."""
-    local = build(Settings(profile="local", home=tmp_path / "home", project=f"t{np.random.default_rng().integers(1 << 40):x}"),
-                  users=600)
+    local = build(
+        Settings(profile="local", home=tmp_path / "home", project=f"t{np.random.default_rng().integers(1 << 40):x}"),
+        users=600,
+    )
     predictor = Predictor(local, "churn", watch_every=None)
     assert predictor._loaded.reader.plan is None
     ids = list(range(1, 40)) + [10**9]
@@ -123,8 +134,13 @@ def test_local_profile_predicts_through_feasts_online_path(tmp_path):
 
 def test_bad_entities_get_clear_errors(platform):
     predictor = Predictor(platform, "churn", watch_every=None)
-    for kwargs, words in [({}, "exactly one"), ({"ids": ["7"]}, r"ids\.0: .7. is not a 64-bit"), ({"ids": [2**63]}, "64-bit"),
-                          ({"ids": []}, "1 to 1000"), ({"entities": [{"article_id": 1}]}, "user_id")]:
+    for kwargs, words in [
+        ({}, "exactly one"),
+        ({"ids": ["7"]}, r"ids\.0: .7. is not a 64-bit"),
+        ({"ids": [2**63]}, "64-bit"),
+        ({"ids": []}, "1 to 1000"),
+        ({"entities": [{"article_id": 1}]}, "user_id"),
+    ]:
         with pytest.raises(ValidationError, match=words):
             predictor.predict(**kwargs)
 
@@ -134,8 +150,18 @@ def test_champion_moves_are_followed_without_a_stall(platform, users):
     and switch to the new version."""
     champion, model = registry.load_model(platform, "churn", "champion")
     run = registry.start_run(platform, "churn", {})
-    fields = {f: getattr(champion, f) for f in ("feature_service", "feature_service_hash", "training_set_fingerprint",
-                                                "window_start", "window_end", "params", "metrics")}
+    fields = {
+        f: getattr(champion, f)
+        for f in (
+            "feature_service",
+            "feature_service_hash",
+            "training_set_fingerprint",
+            "window_start",
+            "window_end",
+            "params",
+            "metrics",
+        )
+    }
     second = registry.register(platform, run, model_name="churn", task="binary", estimator=model, **fields)
     predictor = Predictor(platform, "churn", watch_every=0.1)
     seen, slowest, errors = [], [0.0], []
@@ -191,7 +217,9 @@ def test_a_failing_booster_probe_falls_back_with_one_warning(platform, users, mo
     assert "KeyError" in warnings[0] and "using inplace_predict" in warnings[0]
     assert (scorer.booster is None) == (broken == "inplace")
     frame = store.online_features(platform, "churn_v1", {"user_id": users}).frame
-    assert np.array_equal(scorer.score_frame(frame), pipeline_scores(platform, frame[scorer.features].to_dict("records")))
+    assert np.array_equal(
+        scorer.score_frame(frame), pipeline_scores(platform, frame[scorer.features].to_dict("records"))
+    )
 
 
 def test_the_direct_predict_call_declares_its_c_signature_and_holds_its_booster(platform):
@@ -215,8 +243,18 @@ def test_frozen_objects_stay_bounded_over_50_champion_changes(platform):
 
     champion, model = registry.load_model(platform, "churn", "champion")
     run = registry.start_run(platform, "churn", {})
-    fields = {f: getattr(champion, f) for f in ("feature_service", "feature_service_hash", "training_set_fingerprint",
-                                                "window_start", "window_end", "params", "metrics")}
+    fields = {
+        f: getattr(champion, f)
+        for f in (
+            "feature_service",
+            "feature_service_hash",
+            "training_set_fingerprint",
+            "window_start",
+            "window_end",
+            "params",
+            "metrics",
+        )
+    }
     other = registry.register(platform, run, model_name="churn", task="binary", estimator=model, **fields).version
     serving = Serving(platform, check_every=3600)  # refreshed by hand below
     serving.start()
@@ -287,29 +325,36 @@ def test_http_in_process_and_log_agree(platform, client, users):
     assert ready.status_code == 200 and ready.json()["models"]["churn"] == body["version"]
     assert gc.get_freeze_count() > 100_000, "what the loads left alive is out of the collector's scans"
     metrics = client.get("/metrics").text
-    for name in ("ownlens_http_requests_total", "ownlens_http_request_seconds_bucket", "ownlens_model_version_loaded",
-                 "ownlens_prediction_log_written_rows_total"):
+    for name in (
+        "ownlens_http_requests_total",
+        "ownlens_http_request_seconds_bucket",
+        "ownlens_model_version_loaded",
+        "ownlens_prediction_log_written_rows_total",
+    ):
         assert name in metrics
 
 
-@pytest.mark.parametrize("body, loc", [
-    ('{"ids": [1,', ["body", 11]),
-    ({"ids": ["7"]}, ["body", "ids", 0]),
-    ({"ids": [1.5]}, ["body", "ids", 0]),
-    ({"ids": [2**64]}, ["body", "ids", 0]),
-    ({"ids": []}, ["body", "ids"]),
-    ({"ids": list(range(1001))}, ["body", "ids"]),
-    ({"entities": [{"article_id": 1}]}, ["body", "entities", 0]),
-    ({"ids": [1], "extra": 2}, ["body", "extra"]),
-    ('{"ids": [NaN]}', ["body", "ids", 0]),
-    ('{"ids": [Infinity]}', ["body", "ids", 0]),
-    ('{"ids": [1e400]}', ["body", "ids", 0]),
-    ('{"entities": [{"user_id": -Infinity}]}', ["body", "entities", 0, "user_id"]),
-    ('{"ids": [1], "extra": {"deep": [NaN]}}', ["body", "extra"]),
-    (b'{"ids": [\xff]}', ["body", 9]),
-    ('{"ids": [1], "x": ' + "[" * 40 + "]" * 40 + "}", ["body", 0]),
-    ('{"ids": [1], "x": ' + "[" * 100_000 + "]" * 100_000 + "}", ["body", 0]),
-])
+@pytest.mark.parametrize(
+    "body, loc",
+    [
+        ('{"ids": [1,', ["body", 11]),
+        ({"ids": ["7"]}, ["body", "ids", 0]),
+        ({"ids": [1.5]}, ["body", "ids", 0]),
+        ({"ids": [2**64]}, ["body", "ids", 0]),
+        ({"ids": []}, ["body", "ids"]),
+        ({"ids": list(range(1001))}, ["body", "ids"]),
+        ({"entities": [{"article_id": 1}]}, ["body", "entities", 0]),
+        ({"ids": [1], "extra": 2}, ["body", "extra"]),
+        ('{"ids": [NaN]}', ["body", "ids", 0]),
+        ('{"ids": [Infinity]}', ["body", "ids", 0]),
+        ('{"ids": [1e400]}', ["body", "ids", 0]),
+        ('{"entities": [{"user_id": -Infinity}]}', ["body", "entities", 0, "user_id"]),
+        ('{"ids": [1], "extra": {"deep": [NaN]}}', ["body", "extra"]),
+        (b'{"ids": [\xff]}', ["body", 9]),
+        ('{"ids": [1], "x": ' + "[" * 40 + "]" * 40 + "}", ["body", 0]),
+        ('{"ids": [1], "x": ' + "[" * 100_000 + "]" * 100_000 + "}", ["body", 0]),
+    ],
+)
 def test_bad_requests_are_422_naming_the_field(client, body, loc):
     raw = isinstance(body, (str, bytes))
     kwargs = {"content": body, "headers": {"content-type": "application/json"}} if raw else {"json": body}
@@ -318,8 +363,9 @@ def test_bad_requests_are_422_naming_the_field(client, body, loc):
         assert response.status_code == 422, response.text
         assert any(error["loc"] == loc for error in response.json()["detail"]), response.json()
     if raw and ("NaN" in str(body) or "Inf" in str(body) or "e400" in str(body)):
-        assert any("not a finite number" in e["msg"] or e["loc"] == ["body", "extra"]
-                   for e in response.json()["detail"]), response.json()
+        assert any(
+            "not a finite number" in e["msg"] or e["loc"] == ["body", "extra"] for e in response.json()["detail"]
+        ), response.json()
     if isinstance(body, bytes):
         assert "not UTF-8" in response.json()["detail"][0]["ctx"]["error"]
 
@@ -354,18 +400,24 @@ def test_every_tabular_model_is_served_and_scores_as_its_pipeline(platform, clie
         assert time.monotonic() < deadline, client.get("/readyz").json()
         time.sleep(0.2)
     with get_engine(platform).connect() as conn:
-        articles = conn.execute(text("SELECT article_id, author_id FROM articles ORDER BY published_at DESC "
-                                     "LIMIT 30")).mappings().all()
-    requests = {"conversion": {"ids": [1, 2, 3, 10**9]},
-                "article_performance": {"entities": [dict(a) for a in articles] + [{"article_id": 10**9, "author_id": 10**9}]}}
+        articles = (
+            conn.execute(text("SELECT article_id, author_id FROM articles ORDER BY published_at DESC LIMIT 30"))
+            .mappings()
+            .all()
+        )
+    requests = {
+        "conversion": {"ids": [1, 2, 3, 10**9]},
+        "article_performance": {"entities": [dict(a) for a in articles] + [{"article_id": 10**9, "author_id": 10**9}]},
+    }
     now = clock.now()
     for name, body in requests.items():
         response = client.post(f"/v1/predict/{name}", json=body)
         assert response.status_code == 200, response.text
         answers = response.json()["predictions"]
         assert answers[-1]["cold_start"] and not all(a["cold_start"] for a in answers), (name, answers)
-        local = Predictor(platform, name, watch_every=None).predict(body.get("ids"), entities=body.get("entities"),
-                                                                  now=now)
+        local = Predictor(platform, name, watch_every=None).predict(
+            body.get("ids"), entities=body.get("entities"), now=now
+        )
         _, model = registry.load_model(platform, name, "champion")
         x = feature_matrix(pd.DataFrame([r.features for r in local.results]), list(model.feature_names_in_))
         kind = get_kind(registry.get_version(platform, name, "champion").task)
@@ -411,8 +463,11 @@ def test_recommendations_without_a_champion_are_the_flagged_fallback(platform, c
     answer = client.get(f"/v1/recommendations/{reader}", params={"k": 5, "brand": 1}).json()
     assert answer["fallback"] and answer["champion"] is False and answer["version"] == challenger.version
     online = store.online_features(platform, "recommendation_v1", {"user_id": [reader]}).frame.iloc[0]
-    history = [(int(online["last_article_id"]), int(online["last_engaged_seconds"] or 0))] \
-        if pd.notna(online["last_article_id"]) else None
+    history = (
+        [(int(online["last_article_id"]), int(online["last_engaged_seconds"] or 0))]
+        if pd.notna(online["last_article_id"])
+        else None
+    )
     direct = model.recommend(reader, 5, brand_id=1, history=history, personal=False)
     assert direct.fallback and [a["article_id"] for a in answer["articles"]] == direct.article_ids.tolist()
     unknown = client.get("/v1/recommendations/1", params={"brand": 999})
@@ -435,8 +490,11 @@ def test_recommendations_and_trending_are_served(platform, client):
     body = answer.json()
     assert not body["fallback"] and body["champion"] and 0 < len(body["articles"]) <= 5
     online = store.online_features(platform, "recommendation_v1", {"user_id": [reader]}).frame.iloc[0]
-    history = [(int(online["last_article_id"]), int(online["last_engaged_seconds"] or 0))] \
-        if pd.notna(online["last_article_id"]) else None
+    history = (
+        [(int(online["last_article_id"]), int(online["last_engaged_seconds"] or 0))]
+        if pd.notna(online["last_article_id"])
+        else None
+    )
     brand = int(online["brand_id"]) if pd.notna(online["brand_id"]) else None
     direct = model.recommend(reader, 5, brand_id=brand, history=history)
     assert [a["article_id"] for a in body["articles"]] == direct.article_ids.tolist()
@@ -445,10 +503,12 @@ def test_recommendations_and_trending_are_served(platform, client):
     unknown = client.get(f"/v1/recommendations/{10**12}", params={"k": 3, "brand": 1}).json()
     assert unknown["fallback"] and len(unknown["articles"]) <= 3
     assert sample("ownlens_fallbacks_total", {"model": "recommendation", "reason": "popularity_recency"}) == before + 1
-    for path, params, loc in [("/v1/recommendations/7", {"k": 0}, ["query", "k"]),
-                              ("/v1/recommendations/7", {"k": 101}, ["query", "k"]),
-                              ("/v1/recommendations/abc", {}, ["path", "user_id"]),
-                              ("/v1/trending", {"brand": -1}, ["query", "brand"])]:
+    for path, params, loc in [
+        ("/v1/recommendations/7", {"k": 0}, ["query", "k"]),
+        ("/v1/recommendations/7", {"k": 101}, ["query", "k"]),
+        ("/v1/recommendations/abc", {}, ["path", "user_id"]),
+        ("/v1/trending", {"brand": -1}, ["query", "brand"]),
+    ]:
         bad = client.get(path, params=params)
         assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == loc, bad.text
     trending = client.get("/v1/trending", params={"brand": 1})
@@ -542,8 +602,9 @@ def test_redis_down_is_503_in_bounded_time_and_recovers_without_restart(own_redi
 def test_a_full_queue_or_a_database_outage_drops_log_rows_and_counts_them(platform, users):
     import dataclasses
 
-    from ownlens_ml.serving.prediction_log import PredictionLog
     from serving_platform import free_port
+
+    from ownlens_ml.serving.prediction_log import PredictionLog
 
     prediction = Predictor(platform, "churn", watch_every=None).predict(users[:2])
     down = dataclasses.replace(platform, database_url=f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere")
@@ -568,7 +629,9 @@ def test_a_full_queue_or_a_database_outage_drops_log_rows_and_counts_them(platfo
 def test_schemathesis_finds_no_server_error(platform):
     """Requests generated from the service's own OpenAPI document, valid and invalid: no 5xx."""
     import schemathesis
-    from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
+    from hypothesis import HealthCheck, given
+    from hypothesis import settings as hypothesis_settings
+    from hypothesis import strategies as st
     from schemathesis.checks import not_a_server_error
     from schemathesis.generation.modes import GenerationMode
 
@@ -578,8 +641,13 @@ def test_schemathesis_finds_no_server_error(platform):
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     operations = [result.ok() for result in schema.get_all_operations()]
     assert {op.path for op in operations} >= {"/v1/predict/{model}", "/healthz", "/readyz", "/metrics"}
-    strategy = st.one_of([op.as_strategy(generation_mode=mode) for op in operations
-                          for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)])
+    strategy = st.one_of(
+        [
+            op.as_strategy(generation_mode=mode)
+            for op in operations
+            for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
+        ]
+    )
     statuses = []
 
     @hypothesis_settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck), database=None)
@@ -602,13 +670,25 @@ def serve(settings: Settings, port: int, *options: str, **env: str) -> subproces
 
     # a fresh shell's environment: not the variables importing Feast set in this test process
     inherited = {k: v for k, v in os.environ.items() if not k.startswith("PROMETHEUS_MULTIPROC")}
-    variables = inherited | {
-        "OWNLENS_HOME": str(settings.home), "OWNLENS_DATABASE_URL": settings.database_url,
-        "OWNLENS_REDIS_URL": settings.redis_url, "OWNLENS_FEAST_PROJECT": settings.project,
-        "OWNLENS_SERVE_CHECK_SECONDS": "0.5"} | env
+    variables = (
+        inherited
+        | {
+            "OWNLENS_HOME": str(settings.home),
+            "OWNLENS_DATABASE_URL": settings.database_url,
+            "OWNLENS_REDIS_URL": settings.redis_url,
+            "OWNLENS_FEAST_PROJECT": settings.project,
+            "OWNLENS_SERVE_CHECK_SECONDS": "0.5",
+        }
+        | env
+    )
     cli = str(Path(sys.executable).with_name("ownlens-ml"))
-    return subprocess.Popen([cli, "--profile", "production", "serve", "--port", str(port), *options], env=variables,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [cli, "--profile", "production", "serve", "--port", str(port), *options],
+        env=variables,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def wait_for(port: int, path: str, status: int, timeout: float = 60.0):
@@ -653,7 +733,6 @@ def test_sigterm_finishes_requests_in_flight_and_flushes_the_log(own_redis, user
     import signal
 
     import httpx
-
     from serving_platform import free_port
 
     server, settings = own_redis
@@ -665,8 +744,11 @@ def test_sigterm_finishes_requests_in_flight_and_flushes_the_log(own_redis, user
         started = clock.now()
         subprocess.run(["kill", "-STOP", str(server.pid)], check=True)  # the next request waits on Redis
         answer = {}
-        caller = threading.Thread(target=lambda: answer.update(response=httpx.post(
-            f"http://127.0.0.1:{port}/v1/predict/churn", json={"ids": [marker]}, timeout=30)))
+        caller = threading.Thread(
+            target=lambda: answer.update(
+                response=httpx.post(f"http://127.0.0.1:{port}/v1/predict/churn", json={"ids": [marker]}, timeout=30)
+            )
+        )
         caller.start()
         time.sleep(0.5)
         process.send_signal(signal.SIGTERM)
@@ -680,8 +762,12 @@ def test_sigterm_finishes_requests_in_flight_and_flushes_the_log(own_redis, user
         if process.poll() is None:
             process.kill()
         process.communicate()
-    rows = logged(settings, f"entity_id = {marker} AND source = 'online' AND predicted_at >= '{started.isoformat()}'", 1,
-                  timeout=0)
+    rows = logged(
+        settings,
+        f"entity_id = {marker} AND source = 'online' AND predicted_at >= '{started.isoformat()}'",
+        1,
+        timeout=0,
+    )
     assert len(rows) == 1 and rows[0]["score"] == answer["response"].json()["predictions"][0]["score"]
 
 
@@ -704,7 +790,6 @@ def test_metrics_of_a_real_serve_process_hold_the_requests(platform, users, work
     import re
 
     import httpx
-
     from serving_platform import free_port
 
     port = free_port()
@@ -729,7 +814,6 @@ def test_docs_render_the_operations_offline_in_headless_chromium(platform, tmp_p
     import shutil
 
     import httpx
-
     from serving_platform import free_port
 
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -739,15 +823,30 @@ def test_docs_render_the_operations_offline_in_headless_chromium(platform, tmp_p
     try:
         wait_for(port, "/healthz", 200, timeout=120)
         page = httpx.get(f"http://127.0.0.1:{port}/docs").text
-        dom = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                              "--disable-component-update", "--disable-sync", "--no-first-run",
-                              f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=20000",
-                              "--dump-dom", f"http://127.0.0.1:{port}/docs"],
-                             capture_output=True, text=True, timeout=120).stdout
+        dom = subprocess.run(
+            [
+                chromium,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                f"--user-data-dir={tmp_path / 'profile'}",
+                "--virtual-time-budget=20000",
+                "--dump-dom",
+                f"http://127.0.0.1:{port}/docs",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        ).stdout
     finally:
         stop(process)
     assert "http" not in page.replace(f"http://127.0.0.1:{port}", "").split("<body>")[0].lower().replace(
-        "http-equiv", ""), page  # no asset from elsewhere
+        "http-equiv", ""
+    ), page  # no asset from elsewhere
     assert "/docs/assets/swagger-ui-bundle.js" in page
     for path in ("/v1/predict/{model}", "/v1/recommendations/{user_id}", "/healthz", "/metrics"):
         assert f'data-path="{path}"' in dom, dom[:3000]
@@ -758,7 +857,6 @@ def test_a_paused_redis_holds_threads_not_the_event_loop(own_redis, users):
     """Concurrent requests against a Redis that accepts and never answers: each waits in its own
     thread for its own timeout and gets 503, while /healthz answers before any of them."""
     import httpx
-
     from serving_platform import free_port
 
     server, settings = own_redis
@@ -776,8 +874,12 @@ def test_a_paused_redis_holds_threads_not_the_event_loop(own_redis, users):
     try:
         wait_for(port, "/readyz", 200, timeout=120)
         subprocess.run(["kill", "-STOP", str(server.pid)], check=True)
-        calls = [threading.Thread(target=ask, args=(f"predict{i}", "POST", "/v1/predict/churn"),
-                                  kwargs={"json": {"ids": users[:2]}}) for i in range(8)]
+        calls = [
+            threading.Thread(
+                target=ask, args=(f"predict{i}", "POST", "/v1/predict/churn"), kwargs={"json": {"ids": users[:2]}}
+            )
+            for i in range(8)
+        ]
         for call in calls:
             call.start()
         time.sleep(0.3)  # the requests reach the server and wait on Redis
@@ -790,8 +892,9 @@ def test_a_paused_redis_holds_threads_not_the_event_loop(own_redis, users):
         subprocess.run(["kill", "-CONT", str(server.pid)], check=False)
         stop(process)
     assert order[0] == "healthz" and answers["healthz"].status_code == 200, order
-    assert {name: r.status_code for name, r in answers.items() if name != "healthz"} == \
-        {f"predict{i}": 503 for i in range(8)}
+    assert {name: r.status_code for name, r in answers.items() if name != "healthz"} == {
+        f"predict{i}": 503 for i in range(8)
+    }
     assert after.status_code == 200
 
 
@@ -804,8 +907,9 @@ def batch_rows(settings: Settings, batch_id: str) -> pd.DataFrame:
     from ownlens_ml.db import get_engine
 
     with get_engine(settings).connect() as conn:
-        return pd.read_sql_query(text("SELECT * FROM ml_model_predictions WHERE batch_id = :b"), conn,
-                                 params={"b": batch_id})
+        return pd.read_sql_query(
+            text("SELECT * FROM ml_model_predictions WHERE batch_id = :b"), conn, params={"b": batch_id}
+        )
 
 
 def test_batch_in_process_and_http_agree_for_the_same_feature_values(platform, client, users):
@@ -814,8 +918,9 @@ def test_batch_in_process_and_http_agree_for_the_same_feature_values(platform, c
     result = score(platform, "churn")
     assert result.as_of == default_as_of(platform)
     rows = batch_rows(platform, result.batch_id).set_index("entity_id")
-    population = store.training_set(platform, "churn_v1", pd.DataFrame({"user_id": users, "event_timestamp":
-                                                                        pd.Timestamp(result.as_of)}))
+    population = store.training_set(
+        platform, "churn_v1", pd.DataFrame({"user_id": users, "event_timestamp": pd.Timestamp(result.as_of)})
+    )
     online = Predictor(platform, "churn", watch_every=None).predict(users)
     http = client.post("/v1/predict/churn", json={"ids": users}).json()["predictions"]
     compared = 0
@@ -856,11 +961,19 @@ def test_batch_scoring_is_idempotent_and_an_interrupted_run_leaves_nothing(platf
     batch_id = inference.batch_key("churn", version, as_of)
     assert len(batch_rows(platform, batch_id)) == 0
 
-    env = {"OWNLENS_HOME": str(platform.home), "OWNLENS_DATABASE_URL": platform.database_url,
-           "OWNLENS_REDIS_URL": platform.redis_url, "OWNLENS_FEAST_PROJECT": platform.project}
+    env = {
+        "OWNLENS_HOME": str(platform.home),
+        "OWNLENS_DATABASE_URL": platform.database_url,
+        "OWNLENS_REDIS_URL": platform.redis_url,
+        "OWNLENS_FEAST_PROJECT": platform.project,
+    }
     cli = str(Path(sys.executable).with_name("ownlens-ml"))
-    done = subprocess.run([cli, "--profile", "production", "score", "churn", "--as-of", f"{as_of:%Y-%m-%d}"],
-                          env=__import__("os").environ | env, capture_output=True, text=True)
+    done = subprocess.run(
+        [cli, "--profile", "production", "score", "churn", "--as-of", f"{as_of:%Y-%m-%d}"],
+        env=__import__("os").environ | env,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr
     assert f"scored {expected:,} entities" in done.stdout
     for rerun in (False, True):  # the CLI rerun completed the batch; another run replaces it

@@ -10,6 +10,7 @@ import pytest
 from sklearn.dummy import DummyClassifier
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import make_pipeline
+from test_models import platform
 
 from ownlens_ml import registry
 from ownlens_ml.errors import ModelValidationError, TooFewLabelsError
@@ -17,7 +18,6 @@ from ownlens_ml.models import SPECS
 from ownlens_ml.models.baselines import boosted
 from ownlens_ml.pipelines import training
 from ownlens_ml.pipelines.training import train, validate
-from test_models import platform
 
 
 def _rare(seed: int = 5, rows: int = 3_000, rate: float = 0.01) -> tuple[pd.DataFrame, np.ndarray]:
@@ -60,8 +60,11 @@ def small(tmp_path_factory):
 
 
 def test_too_few_positives_to_judge_is_refused_and_nothing_registered(small):
-    with pytest.raises(TooFewLabelsError, match=r"conversion: too few to judge: the [\d,]+ test rows hold \d+ of "
-                                                r"label 1 \(at least 30 needed\); nothing registered"):
+    with pytest.raises(
+        TooFewLabelsError,
+        match=r"conversion: too few to judge: the [\d,]+ test rows hold \d+ of "
+        r"label 1 \(at least 30 needed\); nothing registered",
+    ):
         train(small, "conversion")
     assert registry.list_versions(small, "conversion") == []
     assert list(registry.runs(small, "conversion")["status"]) == ["failed"]
@@ -69,8 +72,11 @@ def test_too_few_positives_to_judge_is_refused_and_nothing_registered(small):
 
 def test_a_constant_model_on_a_small_platform_never_reaches_the_registry(small, monkeypatch):
     monkeypatch.setattr(training, "MIN_TEST_POSITIVES", 1)
-    constant = dataclasses.replace(SPECS["conversion"], name="conversion_constant",
-                                   estimator=lambda seed: boosted(DummyClassifier(strategy="prior")))
+    constant = dataclasses.replace(
+        SPECS["conversion"],
+        name="conversion_constant",
+        estimator=lambda seed: boosted(DummyClassifier(strategy="prior")),
+    )
     monkeypatch.setitem(SPECS, constant.name, constant)
     with pytest.raises(ModelValidationError, match="its outputs are constant"):
         train(small, constant.name)

@@ -6,11 +6,11 @@ import shutil
 
 import pandas as pd
 import pytest
+from test_models import cli, platform
 
 from ownlens_ml import registry
 from ownlens_ml.models import SPECS
 from ownlens_ml.settings import Settings
-from test_models import cli, platform
 
 
 @pytest.fixture(scope="module")
@@ -58,16 +58,19 @@ def _bad(labels: pd.DataFrame, case: str) -> pd.DataFrame:
     return frame
 
 
-@pytest.mark.parametrize("case, words", [
-    ("missing column", "missing column(s) label"),
-    ("unknown entity", "line 6: user_id '99999999' is not in the users table"),
-    ("label not 0/1", "line 8: label '2' must be 0 or 1 for a binary model"),
-    ("timestamp unparseable", "line 4: event_timestamp 'last tuesday' is not a timestamp"),
-    ("id not an integer", "line 5: user_id 'reader-7' is not an integer id"),
-    ("every label in 1990", "line 2: event_timestamp '1990-03-01T00:00:00Z' is outside the data"),
-    ("every label in 2099", "line 2: event_timestamp '2099-03-01T00:00:00Z' is outside the data"),
-    ("half the labels in 1990", "line 2: event_timestamp '1990-03-01T00:00:00Z' is outside the data"),
-])
+@pytest.mark.parametrize(
+    "case, words",
+    [
+        ("missing column", "missing column(s) label"),
+        ("unknown entity", "line 6: user_id '99999999' is not in the users table"),
+        ("label not 0/1", "line 8: label '2' must be 0 or 1 for a binary model"),
+        ("timestamp unparseable", "line 4: event_timestamp 'last tuesday' is not a timestamp"),
+        ("id not an integer", "line 5: user_id 'reader-7' is not an integer id"),
+        ("every label in 1990", "line 2: event_timestamp '1990-03-01T00:00:00Z' is outside the data"),
+        ("every label in 2099", "line 2: event_timestamp '2099-03-01T00:00:00Z' is outside the data"),
+        ("half the labels in 1990", "line 2: event_timestamp '1990-03-01T00:00:00Z' is outside the data"),
+    ],
+)
 def test_a_bad_label_file_is_refused_with_the_line_and_nothing_registered(labelled, tmp_path, case, words):
     settings, labels = labelled
     path = tmp_path / "labels.csv"

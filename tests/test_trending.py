@@ -89,8 +89,9 @@ def test_steady_series_do_not_trend_and_a_jump_does_with_its_age():
     now = current(detect(series_from_hourly(hourly, {1: "politics", 2: "sport", 3: "food"})))
     assert "food@brand2" in set(now["series"])
     row = now.set_index("series").loc["food@brand2"]
-    assert 1 <= row["hours_trending"] <= 6 and row["since"] >= pd.Timestamp((400_000 + jump_at) * 3600,
-                                                                             unit="s", tz="UTC")
+    assert 1 <= row["hours_trending"] <= 6 and row["since"] >= pd.Timestamp(
+        (400_000 + jump_at) * 3600, unit="s", tz="UTC"
+    )
     assert set(current(detect(series_from_hourly(hourly)), brand_id=1)["brand_id"]) <= {0, 1}
 
 
@@ -109,11 +110,15 @@ def test_reads_that_follow_the_article_supply_are_not_a_trend():
     grid = np.arange(first_day * 24, first_day * 24 + hours)
     share = supply(grid, np.array([1, 2]), np.array([1, 2, 3]), arts)
     assert np.allclose(share[:, :3].sum(axis=1), 3) and np.allclose(share[:, 3:6].sum(axis=1), 3)
-    food2 = 3 + 3 + 2   # overall (3), brand 1 (3), then brand 2's third category
+    food2 = 3 + 3 + 2  # overall (3), brand 1 (3), then brand 2's third category
     assert share[24 * 18, food2] > 1.3 * share[24 * 10, food2], "more fresh articles, a larger share"
     rng = np.random.default_rng(3)
-    reads = [(h, b, c, rng.poisson(24.0 * share[h - grid[0], 3 * b + c - 1] / 3))
-             for h in grid for b in (1, 2) for c in (1, 2, 3)]
+    reads = [
+        (h, b, c, rng.poisson(24.0 * share[h - grid[0], 3 * b + c - 1] / 3))
+        for h in grid
+        for b in (1, 2)
+        for c in (1, 2, 3)
+    ]
     hourly = pd.DataFrame(reads, columns=["hour", "brand_id", "category_id", "reads"])
     rule = TrendingRule()
     with_supply = detect(series_from_hourly(hourly, None, arts, rule), rule).episodes
@@ -125,8 +130,12 @@ def test_reads_that_follow_the_article_supply_are_not_a_trend():
 def test_rule_json_round_trip_and_refusals():
     rule = TrendingRule(min_z=3.5, windows=(1, 6))
     assert kinds_artifacts.load_rule_json(kinds_artifacts.dump_rule_json(rule)) == rule
-    for bad in (b"not json", b'{"rule": "other", "params": {}}', b'{"rule": "trending", "params": {"min_z": "x"}}',
-                b'{"rule": "trending", "params": {"half_life_hours": -1}}'):
+    for bad in (
+        b"not json",
+        b'{"rule": "other", "params": {}}',
+        b'{"rule": "trending", "params": {"min_z": "x"}}',
+        b'{"rule": "trending", "params": {"half_life_hours": -1}}',
+    ):
         with pytest.raises(RegistryError, match="rule-json"):
             kinds_artifacts.load_rule_json(bad)
 
@@ -154,7 +163,11 @@ def test_trending_finds_strong_bursts_with_few_false_alarms(generated):  # noqa:
     settled = bursts["start"] >= bursts["start"].min() + pd.Timedelta(days=TrendingRule().lookback_days + 1)
     big = bursts[settled & (bursts["lift"] >= 3) & (bursts["hours"] >= 12)].sort_values("reads").iloc[-1]
     during = pd.Timestamp(big["start"]) + pd.Timedelta(hours=10)
-    listed = trending_now(generated, registry.load_model(generated, "trending", "champion")[1],
-                          brand_id=int(big["brand_id"]) or None, at=during.to_pydatetime())
+    listed = trending_now(
+        generated,
+        registry.load_model(generated, "trending", "champion")[1],
+        brand_id=int(big["brand_id"]) or None,
+        at=during.to_pydatetime(),
+    )
     assert big["series"] in set(listed["series"]), (big, listed)
     assert (listed["since"] <= during).all() and (listed["hours_trending"] >= 1).all()

@@ -16,19 +16,19 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
+from serving_platform import build, free_port, new_database
 from sqlalchemy import insert, text
+from test_serving import serve, wait_for
 
 from ownlens_ml import clock, registry
 from ownlens_ml.data.load import copy_frame
 from ownlens_ml.db import get_engine
 from ownlens_ml.db.schema import ml_alerts, ml_model_monitoring, ml_model_predictions
+from ownlens_ml.evaluation.report import report_folder
 from ownlens_ml.features.quality import utc_midnight
 from ownlens_ml.models import SPECS
 from ownlens_ml.pipelines import retention
-from ownlens_ml.evaluation.report import report_folder
 from ownlens_ml.settings import Settings
-from serving_platform import build, free_port, new_database
-from test_serving import serve, wait_for
 
 pytestmark = pytest.mark.production
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -38,9 +38,23 @@ def chromium(*args: str) -> subprocess.CompletedProcess:
     binary = shutil.which("chromium") or shutil.which("chromium-browser")
     assert binary, "the browser tests need chromium (Debian: apt-get install -y chromium)"
     with tempfile.TemporaryDirectory() as profile:
-        done = subprocess.run([binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                               "--disable-component-update", "--disable-sync", "--no-first-run",
-                               f"--user-data-dir={profile}", *args], capture_output=True, text=True, timeout=120)
+        done = subprocess.run(
+            [
+                binary,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                f"--user-data-dir={profile}",
+                *args,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     assert done.returncode == 0, done.stderr[-2000:]
     return done
 
@@ -59,32 +73,76 @@ def platform(pg_server, redis_server, tmp_path_factory) -> Settings:
     """churn trained and champion (with its report), five old days of its prediction log summarised by a prune,
     a drift result, one open and one resolved alert."""
     url, drop = new_database(pg_server)
-    settings = Settings(profile="production", home=tmp_path_factory.mktemp("ui"), database_url=url,
-                        redis_url=redis_server, project=f"t{np.random.default_rng().integers(1 << 40):x}")
+    settings = Settings(
+        profile="production",
+        home=tmp_path_factory.mktemp("ui"),
+        database_url=url,
+        redis_url=redis_server,
+        project=f"t{np.random.default_rng().integers(1 << 40):x}",
+    )
     build(settings)
     rng = np.random.default_rng(3)
     first = utc_midnight(clock.today() - timedelta(days=40))
     as_of = first + pd.to_timedelta(rng.integers(0, 5 * 86_400, 500), unit="s")
     engine = get_engine(settings)
     with engine.begin() as conn:
-        copy_frame(conn, ml_model_predictions, pd.DataFrame({
-            "model_name": "churn", "version": 1, "entity_key": [f'{{"user_id":{i}}}' for i in range(500)],
-            "entity_id": np.arange(500), "as_of": as_of, "predicted_at": as_of, "score": rng.beta(2, 5, 500),
-            "source": "online"}))
+        copy_frame(
+            conn,
+            ml_model_predictions,
+            pd.DataFrame(
+                {
+                    "model_name": "churn",
+                    "version": 1,
+                    "entity_key": [f'{{"user_id":{i}}}' for i in range(500)],
+                    "entity_id": np.arange(500),
+                    "as_of": as_of,
+                    "predicted_at": as_of,
+                    "score": rng.beta(2, 5, 500),
+                    "source": "online",
+                }
+            ),
+        )
     retention.prune(settings)
     now = clock.now()
     with engine.begin() as conn:
-        conn.execute(insert(ml_model_monitoring), [
-            {"model_name": "churn", "version": 1, "kind": "drift", "metric": "psi", "feature": "sessions_7d",
-             "value": 0.02 * d, "window_start": now - timedelta(days=d + 1), "window_end": now - timedelta(days=d),
-             "computed_at": now - timedelta(days=d)} for d in range(4)])
-        conn.execute(insert(ml_alerts), [
-            {"model_name": "churn", "rule": "drift:sessions_7d", "severity": "warning",
-             "message": "sessions_7d drifted: PSI 0.31 above 0.12", "created_at": now - timedelta(hours=5),
-             "resolved_at": None},
-            {"model_name": "churn", "rule": "live:roc_auc", "severity": "critical",
-             "message": "an alert long resolved", "created_at": now - timedelta(days=3),
-             "resolved_at": now - timedelta(days=2)}])
+        conn.execute(
+            insert(ml_model_monitoring),
+            [
+                {
+                    "model_name": "churn",
+                    "version": 1,
+                    "kind": "drift",
+                    "metric": "psi",
+                    "feature": "sessions_7d",
+                    "value": 0.02 * d,
+                    "window_start": now - timedelta(days=d + 1),
+                    "window_end": now - timedelta(days=d),
+                    "computed_at": now - timedelta(days=d),
+                }
+                for d in range(4)
+            ],
+        )
+        conn.execute(
+            insert(ml_alerts),
+            [
+                {
+                    "model_name": "churn",
+                    "rule": "drift:sessions_7d",
+                    "severity": "warning",
+                    "message": "sessions_7d drifted: PSI 0.31 above 0.12",
+                    "created_at": now - timedelta(hours=5),
+                    "resolved_at": None,
+                },
+                {
+                    "model_name": "churn",
+                    "rule": "live:roc_auc",
+                    "severity": "critical",
+                    "message": "an alert long resolved",
+                    "created_at": now - timedelta(days=3),
+                    "resolved_at": now - timedelta(days=2),
+                },
+            ],
+        )
     yield settings
     drop()
 
@@ -106,8 +164,10 @@ def test_overview_lists_every_model_with_its_versions_metrics_and_the_champion_b
     champion = registry.get_version(platform, "churn", "champion")
     for name in SPECS:
         assert f'id="model-{name}"' in page
-    assert f'<a class="badge champion" href="/ui/models/churn/v{champion.version}">champion v{champion.version}</a>' \
+    assert (
+        f'<a class="badge champion" href="/ui/models/churn/v{champion.version}">champion v{champion.version}</a>'
         in page
+    )
     auc = champion.metrics["holdout"]["model"]["roc_auc"]
     assert "roc_auc" in page and f"{auc:.4f}" in page
     assert 'href="/ui/static/ui.css"' in page and "1 open alert" in page
@@ -148,8 +208,12 @@ def test_model_page_shows_monitoring_over_time_and_open_alerts_and_columns_a_mig
     assert plot.status_code == 200 and plot.headers["content-type"] == "image/png" and plot.content.startswith(PNG)
 
     with get_engine(platform).begin() as conn:  # the columns the monitoring migration added
-        conn.execute(text("UPDATE ml_model_monitoring SET threshold = 0.05, status = CASE WHEN value > 0.05 "
-                          "THEN 'alert' ELSE 'ok' END WHERE kind = 'drift'"))
+        conn.execute(
+            text(
+                "UPDATE ml_model_monitoring SET threshold = 0.05, status = CASE WHEN value > 0.05 "
+                "THEN 'alert' ELSE 'ok' END WHERE kind = 'drift'"
+            )
+        )
     page = dom(f"{server}/ui/models/churn")
     assert ">threshold<" in page and ">status<" in page
     assert '<span class="status alert">alert</span>' in page and "0.0500" in page
@@ -160,8 +224,13 @@ def test_report_files_outside_the_reports_folder_or_not_images_are_refused(platf
     (platform.home / "outside.png").write_bytes(PNG + b"secret")
     host, port = server.removeprefix("http://").split(":")
     base = f"/ui/reports/churn/v{champion.version}/"
-    for path in (base + "../../../outside.png", base + "%2E%2E/%2E%2E/%2E%2E/outside.png",
-                 base + "..%2F..%2F..%2Foutside.png", base + "report.md", base + "missing.png"):
+    for path in (
+        base + "../../../outside.png",
+        base + "%2E%2E/%2E%2E/%2E%2E/outside.png",
+        base + "..%2F..%2F..%2Foutside.png",
+        base + "report.md",
+        base + "missing.png",
+    ):
         conn = http.client.HTTPConnection(host, int(port), timeout=10)
         conn.request("GET", path)  # sent as written: no client-side normalisation of the dots
         answer = conn.getresponse()

@@ -28,30 +28,66 @@ def load_tiny_platform(engine: Engine, sessions: list[tuple] | None = None) -> N
         schema.countries: pd.DataFrame({"country_code": ["DE"], "name": ["Germany"], "region": ["Europe"]}),
         schema.device_types: pd.DataFrame({"device_type_id": [1, 2], "name": ["desktop", "mobile"]}),
         schema.categories: pd.DataFrame({"category_id": [1, 2, 3], "name": ["politics", "sport", "culture"]}),
-        schema.users: pd.DataFrame({
-            "user_id": [1, 2, 3], "brand_id": 1, "signup_at": [ts(-100)] * 3, "country_code": "DE",
-            "device_type_id": [1, 2, 1], "subscription_tier": "free", "subscribed_at": pd.NaT,
-            "newsletter_opt_in": False,
-        }),
-        schema.authors: pd.DataFrame({"author_id": [1], "brand_id": [1], "name": ["A. Writer"], "joined_at": [ts(-400)]}),
-        schema.articles: pd.DataFrame({
-            "article_id": [10, 11, 12], "brand_id": 1, "author_id": 1, "category_id": [1, 2, 3],
-            "topic": ["election", "football", "film"], "title": ["a", "b", "c"],
-            "published_at": [ts(-2, 9), ts(0, 9), ts(3, 9)], "word_count": [800, 500, 1200],
-            "is_premium": [False, True, False], "has_video": [False, False, True], "image_count": [1, 2, 3],
-        }),
+        schema.users: pd.DataFrame(
+            {
+                "user_id": [1, 2, 3],
+                "brand_id": 1,
+                "signup_at": [ts(-100)] * 3,
+                "country_code": "DE",
+                "device_type_id": [1, 2, 1],
+                "subscription_tier": "free",
+                "subscribed_at": pd.NaT,
+                "newsletter_opt_in": False,
+            }
+        ),
+        schema.authors: pd.DataFrame(
+            {"author_id": [1], "brand_id": [1], "name": ["A. Writer"], "joined_at": [ts(-400)]}
+        ),
+        schema.articles: pd.DataFrame(
+            {
+                "article_id": [10, 11, 12],
+                "brand_id": 1,
+                "author_id": 1,
+                "category_id": [1, 2, 3],
+                "topic": ["election", "football", "film"],
+                "title": ["a", "b", "c"],
+                "published_at": [ts(-2, 9), ts(0, 9), ts(3, 9)],
+                "word_count": [800, 500, 1200],
+                "is_premium": [False, True, False],
+                "has_video": [False, False, True],
+                "image_count": [1, 2, 3],
+            }
+        ),
     }
     rows, events = [], []
     event_id = 1
     for session_id, (user_id, start, page_views, article_id) in enumerate(sessions, start=1):
-        rows.append({"session_id": session_id, "user_id": user_id, "brand_id": 1, "started_at": start,
-                     "ended_at": start + pd.Timedelta(seconds=page_views), "device_type_id": 1,
-                     "referrer": "direct", "page_views": page_views, "engaged_seconds": 60 * page_views})
+        rows.append(
+            {
+                "session_id": session_id,
+                "user_id": user_id,
+                "brand_id": 1,
+                "started_at": start,
+                "ended_at": start + pd.Timedelta(seconds=page_views),
+                "device_type_id": 1,
+                "referrer": "direct",
+                "page_views": page_views,
+                "engaged_seconds": 60 * page_views,
+            }
+        )
         for k in range(page_views):
-            events.append({"event_id": event_id, "session_id": session_id, "user_id": user_id,
-                           "article_id": article_id, "event_type": "page_view",
-                           "event_at": start + pd.Timedelta(seconds=k), "scroll_depth": None,
-                           "engaged_seconds": 60})
+            events.append(
+                {
+                    "event_id": event_id,
+                    "session_id": session_id,
+                    "user_id": user_id,
+                    "article_id": article_id,
+                    "event_type": "page_view",
+                    "event_at": start + pd.Timedelta(seconds=k),
+                    "scroll_depth": None,
+                    "engaged_seconds": 60,
+                }
+            )
             event_id += 1
     frames[schema.sessions] = pd.DataFrame(rows)
     frames[schema.events] = pd.DataFrame(events)

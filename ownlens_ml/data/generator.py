@@ -88,7 +88,6 @@ import pyarrow.parquet as pq
 
 from ownlens_ml import clock
 from ownlens_ml.data import impressions
-from ownlens_ml.data.load import bulk_load, copy_frame
 from ownlens_ml.data.latent import (  # noqa: F401  (re-exported: the generator's public names)
     CATEGORIES,
     CONVERSION,
@@ -107,6 +106,7 @@ from ownlens_ml.data.latent import (  # noqa: F401  (re-exported: the generator'
     onset_hazard_at,
     step,
 )
+from ownlens_ml.data.load import bulk_load, copy_frame
 from ownlens_ml.db import get_engine, require_tables, schema
 from ownlens_ml.errors import ValidationError
 from ownlens_ml.settings import Settings
@@ -120,10 +120,14 @@ CHUNK_USERS = 8192
 NEW_READER_SHARE = 0.3
 """Share of readers who sign up inside the generated period (the rest are older accounts)."""
 COUNTRIES = (
-    ("DE", "Germany", "Europe", 0.30), ("AT", "Austria", "Europe", 0.10),
-    ("CH", "Switzerland", "Europe", 0.08), ("GB", "United Kingdom", "Europe", 0.14),
-    ("FR", "France", "Europe", 0.08), ("NL", "Netherlands", "Europe", 0.06),
-    ("US", "United States", "North America", 0.16), ("CA", "Canada", "North America", 0.08),
+    ("DE", "Germany", "Europe", 0.30),
+    ("AT", "Austria", "Europe", 0.10),
+    ("CH", "Switzerland", "Europe", 0.08),
+    ("GB", "United Kingdom", "Europe", 0.14),
+    ("FR", "France", "Europe", 0.08),
+    ("NL", "Netherlands", "Europe", 0.06),
+    ("US", "United States", "North America", 0.16),
+    ("CA", "Canada", "North America", 0.08),
 )
 DEVICES = ("desktop", "mobile", "tablet", "app")
 REFERRERS = ("direct", "search", "social", "newsletter", "idle")
@@ -192,14 +196,16 @@ SCROLL_B = np.array([s.scroll_beta[1] for s in SEGMENTS])
 SCROLL_RATE = np.array([s.scroll_rate for s in SEGMENTS])
 SHARE_RATE = np.array([s.share_rate for s in SEGMENTS])
 COMMENT_RATE = np.array([s.comment_rate for s in SEGMENTS])
-SEGMENT_CATEGORY_BASE = np.array([
-    # politics business sport culture tech science health travel food opinion
-    [3.0, 2.0, 1.5, 0.6, 1.0, 0.6, 0.5, 0.3, 0.3, 2.0],   # news_junkie
-    [1.5, 1.0, 0.3, 2.5, 1.2, 2.5, 1.0, 0.8, 0.6, 2.5],   # deep_reader
-    [0.8, 0.5, 3.0, 1.0, 1.0, 0.4, 1.0, 0.8, 1.2, 0.3],   # casual_skimmer
-    [0.5, 0.4, 1.5, 2.0, 0.6, 0.8, 1.2, 3.0, 3.0, 0.6],   # weekend_reader
-    [2.0, 2.5, 0.6, 1.0, 1.5, 1.0, 1.2, 0.5, 0.5, 1.5],   # newsletter_loyalist
-])
+SEGMENT_CATEGORY_BASE = np.array(
+    [
+        # politics business sport culture tech science health travel food opinion
+        [3.0, 2.0, 1.5, 0.6, 1.0, 0.6, 0.5, 0.3, 0.3, 2.0],  # news_junkie
+        [1.5, 1.0, 0.3, 2.5, 1.2, 2.5, 1.0, 0.8, 0.6, 2.5],  # deep_reader
+        [0.8, 0.5, 3.0, 1.0, 1.0, 0.4, 1.0, 0.8, 1.2, 0.3],  # casual_skimmer
+        [0.5, 0.4, 1.5, 2.0, 0.6, 0.8, 1.2, 3.0, 3.0, 0.6],  # weekend_reader
+        [2.0, 2.5, 0.6, 1.0, 1.5, 1.0, 1.2, 0.5, 0.5, 1.5],  # newsletter_loyalist
+    ]
+)
 """Dirichlet means of the per-reader category affinity, by segment (signal 4)."""
 
 
@@ -243,18 +249,24 @@ class GeneratorConfig:
             raise ValidationError(f"generator start must be a date, got {self.start!r}")
         # timestamps are nanoseconds in pandas: they end in April 2262 (and start in 1677)
         if not pd.Timestamp.min.date() < self.start <= pd.Timestamp.max.date() - timedelta(days=self.days + 1):
-            raise ValidationError(f"generator start {self.start} with {self.days} days leaves the timestamp range "
-                                  f"{pd.Timestamp.min.date()}..{pd.Timestamp.max.date()}; choose an earlier --start")
+            raise ValidationError(
+                f"generator start {self.start} with {self.days} days leaves the timestamp range "
+                f"{pd.Timestamp.min.date()}..{pd.Timestamp.max.date()}; choose an earlier --start"
+            )
         unknown = [d for d in self.drift if d not in DRIFTS]
         if unknown:
             raise ValidationError(f"unknown drift {unknown[0]!r}; use any of: {', '.join(DRIFTS)}")
         if bool(self.drift) != (self.drift_from is not None):
-            raise ValidationError("a drift needs both --drift-from DATE and at least one --drift "
-                                  f"({', '.join(DRIFTS)}); got drift {list(self.drift)}, from {self.drift_from}")
+            raise ValidationError(
+                "a drift needs both --drift-from DATE and at least one --drift "
+                f"({', '.join(DRIFTS)}); got drift {list(self.drift)}, from {self.drift_from}"
+            )
         last = self.start + timedelta(days=self.days - 1)
         if self.drift_from is not None and not self.start <= self.drift_from <= last:
-            raise ValidationError(f"--drift-from {self.drift_from} is outside the generated days "
-                                  f"{self.start}..{last}; choose a day inside them")
+            raise ValidationError(
+                f"--drift-from {self.drift_from} is outside the generated days "
+                f"{self.start}..{last}; choose a day inside them"
+            )
 
     @property
     def start_ts(self) -> pd.Timestamp:
@@ -294,12 +306,14 @@ def _editorial(config: GeneratorConfig, rng: np.random.Generator) -> Editorial:
     author_effect = rng.normal(0.0, 0.35, n_auth)
     author_main_category = rng.integers(0, len(CATEGORIES), n_auth)
     joined_days = rng.integers(60, 2000, n_auth)
-    authors = pd.DataFrame({
-        "author_id": np.arange(1, n_auth + 1, dtype=np.int64),
-        "brand_id": author_brand,
-        "name": [f"Author {i}" for i in range(1, n_auth + 1)],
-        "joined_at": config.start_ts - pd.to_timedelta(joined_days, unit="D"),
-    })
+    authors = pd.DataFrame(
+        {
+            "author_id": np.arange(1, n_auth + 1, dtype=np.int64),
+            "brand_id": author_brand,
+            "name": [f"Author {i}" for i in range(1, n_auth + 1)],
+            "joined_at": config.start_ts - pd.to_timedelta(joined_days, unit="D"),
+        }
+    )
     first_day = -ARTICLE_LOOKBACK_DAYS
     n_days = config.days - first_day
     per_day = rng.poisson(ARTICLES_PER_BRAND_DAY, (n_days, config.brands))
@@ -311,32 +325,51 @@ def _editorial(config: GeneratorConfig, rng: np.random.Generator) -> Editorial:
     hour = np.clip(rng.normal(12.0, 4.5, n), 5.0, 23.5)
     premium = rng.random(n) < PREMIUM_ARTICLE_SHARE
     topic = category * TOPICS_PER_CATEGORY + rng.integers(0, TOPICS_PER_CATEGORY, n)
-    log_quality = (author_effect[author] + CATEGORY_EFFECT[category] + 0.25 * premium
-                   + _hour_effect(hour) + rng.normal(0.0, 0.3, n))
+    log_quality = (
+        author_effect[author]
+        + CATEGORY_EFFECT[category]
+        + 0.25 * premium
+        + _hour_effect(hour)
+        + rng.normal(0.0, 0.3, n)
+    )
     quality = np.exp(log_quality)
     pub_ms = day.astype(np.int64) * MS_DAY + (hour * 3_600_000).astype(np.int64)
     word_count = np.maximum(150, rng.normal(650 + 350 * premium, 220)).astype(np.int64)
     order = np.argsort(pub_ms, kind="stable")
-    names = np.array([f"{CATEGORIES[t // TOPICS_PER_CATEGORY]}-{t % TOPICS_PER_CATEGORY + 1}"
-                      for t in range(len(CATEGORIES) * TOPICS_PER_CATEGORY)])
+    names = np.array(
+        [
+            f"{CATEGORIES[t // TOPICS_PER_CATEGORY]}-{t % TOPICS_PER_CATEGORY + 1}"
+            for t in range(len(CATEGORIES) * TOPICS_PER_CATEGORY)
+        ]
+    )
     ed = Editorial(
-        authors=authors, frame=pd.DataFrame(), brand=brand[order], category=category[order],
-        premium=premium[order], topic=topic[order], pub_ms=pub_ms[order], pub_day=day[order],
-        quality=quality[order], bursts=pd.DataFrame())
+        authors=authors,
+        frame=pd.DataFrame(),
+        brand=brand[order],
+        category=category[order],
+        premium=premium[order],
+        topic=topic[order],
+        pub_ms=pub_ms[order],
+        pub_day=day[order],
+        quality=quality[order],
+        bursts=pd.DataFrame(),
+    )
     article_id = np.arange(1, n + 1, dtype=np.int64)
-    ed.frame = pd.DataFrame({
-        "article_id": article_id,
-        "brand_id": ed.brand,
-        "author_id": author[order] + 1,
-        "category_id": ed.category + 1,
-        "topic": names[ed.topic],
-        "title": [f"{names[t]} story {i}" for t, i in zip(ed.topic, article_id)],
-        "published_at": _ts(config, ed.pub_ms),
-        "word_count": word_count[order],
-        "is_premium": ed.premium,
-        "has_video": rng.random(n)[order] < 0.15,
-        "image_count": rng.integers(0, 8, n)[order],
-    })
+    ed.frame = pd.DataFrame(
+        {
+            "article_id": article_id,
+            "brand_id": ed.brand,
+            "author_id": author[order] + 1,
+            "category_id": ed.category + 1,
+            "topic": names[ed.topic],
+            "title": [f"{names[t]} story {i}" for t, i in zip(ed.topic, article_id)],
+            "published_at": _ts(config, ed.pub_ms),
+            "word_count": word_count[order],
+            "is_premium": ed.premium,
+            "has_video": rng.random(n)[order] < 0.15,
+            "image_count": rng.integers(0, 8, n)[order],
+        }
+    )
     return ed
 
 
@@ -367,10 +400,10 @@ def _baseline_reads(config: GeneratorConfig, pools: list, rng: np.random.Generat
                 mine = np.flatnonzero((profile.brand == b + 1) & (count > 0))
                 if not mine.size:
                     continue
-                m = mass[:, b, :, premium]                                   # (24, categories)
+                m = mass[:, b, :, premium]  # (24, categories)
                 aff = profile.affinity[mine]
                 reads = HOUR_PROFILE[rd.segment[mine]] * count[mine, None]  # (readers, 24)
-                total = aff @ m.T                                             # (readers, 24)
+                total = aff @ m.T  # (readers, 24)
                 # sum over readers of reads x aff_c m_c / total, per hour and category
                 out[day, :, b, :] += m * (aff.T @ (reads / np.where(total > 0, total, np.inf))).T
     out = out.reshape(config.days * 24, config.brands, len(CATEGORIES)) * (config.users / n)
@@ -395,7 +428,9 @@ def _bursts(config: GeneratorConfig, rng: np.random.Generator, baseline: np.ndar
         length = min(length, max(hours - 1.0, 1.0))
         start = float(np.floor(rng.uniform(0, max(hours - length, 1.0))))
         category = int(rng.integers(0, len(CATEGORIES)))
-        brand = 0 if rng.random() < BURST_GLOBAL_SHARE or config.brands == 1 else int(rng.integers(1, config.brands + 1))
+        brand = (
+            0 if rng.random() < BURST_GLOBAL_SHARE or config.brands == 1 else int(rng.integers(1, config.brands + 1))
+        )
         boost = float(np.exp(rng.uniform(*np.log(BURST_BOOST_RANGE))))
         drawn_end = min(start + np.ceil(length), float(hours))
         # a quiet series needs longer for a burst to show: last until the baseline reads reach the floor
@@ -408,20 +443,24 @@ def _bursts(config: GeneratorConfig, rng: np.random.Generator, baseline: np.ndar
         rows.append((brand, category, start, end, drawn_end - start, boost))
     frame = pd.DataFrame(rows, columns=["brand_id", "category", "start_hour", "end_hour", "drawn_hours", "boost"])
     frame = frame.sort_values(["start_hour", "category", "brand_id"], ignore_index=True)
-    return pd.DataFrame({
-        "burst_id": np.arange(1, len(frame) + 1),
-        "series": [f"{CATEGORIES[c]}" + (f"@brand{b}" if b else "") for b, c in zip(frame["brand_id"], frame["category"])],
-        "brand_id": frame["brand_id"].astype(np.int64),
-        "category_id": frame["category"].astype(np.int64) + 1,
-        "category": np.array(CATEGORIES)[frame["category"].to_numpy(int)] if len(frame) else [],
-        "start": _ts(config, (frame["start_hour"] * 3_600_000).astype(np.int64)),
-        "end": _ts(config, (frame["end_hour"] * 3_600_000).astype(np.int64)),
-        "start_ms": (frame["start_hour"] * 3_600_000).astype(np.int64),
-        "end_ms": (frame["end_hour"] * 3_600_000).astype(np.int64),
-        "hours": frame["end_hour"] - frame["start_hour"],
-        "drawn_hours": frame["drawn_hours"],
-        "boost": frame["boost"],
-    })
+    return pd.DataFrame(
+        {
+            "burst_id": np.arange(1, len(frame) + 1),
+            "series": [
+                f"{CATEGORIES[c]}" + (f"@brand{b}" if b else "") for b, c in zip(frame["brand_id"], frame["category"])
+            ],
+            "brand_id": frame["brand_id"].astype(np.int64),
+            "category_id": frame["category"].astype(np.int64) + 1,
+            "category": np.array(CATEGORIES)[frame["category"].to_numpy(int)] if len(frame) else [],
+            "start": _ts(config, (frame["start_hour"] * 3_600_000).astype(np.int64)),
+            "end": _ts(config, (frame["end_hour"] * 3_600_000).astype(np.int64)),
+            "start_ms": (frame["start_hour"] * 3_600_000).astype(np.int64),
+            "end_ms": (frame["end_hour"] * 3_600_000).astype(np.int64),
+            "hours": frame["end_hour"] - frame["start_hour"],
+            "drawn_hours": frame["drawn_hours"],
+            "boost": frame["boost"],
+        }
+    )
 
 
 def _burst_hits(ed: Editorial, brand: np.ndarray, at_ms: np.ndarray, day: int) -> list[tuple[int, np.ndarray]]:
@@ -484,7 +523,9 @@ class _ArticlePool:
         mass = self.hour_mass[hour, group]
         end = self.hour_end[hour, group]
         target = self.offset[group] + u * mass
-        pos = np.clip(np.minimum(np.searchsorted(self.cum, target, side="right"), end - 1), 0, max(len(self.cum) - 1, 0))
+        pos = np.clip(
+            np.minimum(np.searchsorted(self.cum, target, side="right"), end - 1), 0, max(len(self.cum) - 1, 0)
+        )
         ok = mass > 0
         return (self.index[pos] if len(self.index) else np.zeros(len(group), np.int64)), ok
 
@@ -517,13 +558,19 @@ def draw_profiles(config: GeneratorConfig, rng: np.random.Generator, first_id: i
     new = rng.random(n) < NEW_READER_SHARE
     signup_day = np.where(new, rng.integers(0, config.days, n), -rng.integers(1, dyn.burn_in_days + 700, n))
     signup_ms = signup_day.astype(np.int64) * MS_DAY + rng.integers(0, 3_600_000, n)
-    visit_rate = dyn.visit_scale * np.array([s.visit_rate for s in SEGMENTS])[segment] * rng.lognormal(
-        -dyn.visit_sigma ** 2 / 2, dyn.visit_sigma, n)
+    visit_rate = (
+        dyn.visit_scale
+        * np.array([s.visit_rate for s in SEGMENTS])[segment]
+        * rng.lognormal(-(dyn.visit_sigma**2) / 2, dyn.visit_sigma, n)
+    )
     readers = Readers(
-        segment=segment, signup_day=signup_day, visit_rate=visit_rate,
+        segment=segment,
+        signup_day=signup_day,
+        visit_rate=visit_rate,
         decay=rng.uniform(dyn.decay_low, dyn.decay_high, n),
         onset_hazard=np.array([s.onset_hazard for s in SEGMENTS])[segment],
-        premium_share=np.array([s.premium_share for s in SEGMENTS])[segment])
+        premium_share=np.array([s.premium_share for s in SEGMENTS])[segment],
+    )
     country_w = np.array([c[3] for c in COUNTRIES])
     country = _cdf_pick(np.cumsum(country_w / country_w.sum())[None, :].repeat(n, 0), rng.random(n))
     device = _cdf_pick(DEVICE_CDF[segment], rng.random(n))
@@ -534,8 +581,17 @@ def draw_profiles(config: GeneratorConfig, rng: np.random.Generator, first_id: i
     affinity = g / g.sum(axis=1, keepdims=True)
     initial_paid = rng.random(n) < np.array([s.initial_paid for s in SEGMENTS])[segment]
     initial_newsletter = rng.random(n) < np.array([s.newsletter_initial for s in SEGMENTS])[segment]
-    return ReaderProfile(np.arange(first_id, first_id + n, dtype=np.int64), readers, brand, country,
-                         device, signup_ms, affinity, initial_paid, initial_newsletter)
+    return ReaderProfile(
+        np.arange(first_id, first_id + n, dtype=np.int64),
+        readers,
+        brand,
+        country,
+        device,
+        signup_ms,
+        affinity,
+        initial_paid,
+        initial_newsletter,
+    )
 
 
 def _weekday(config: GeneratorConfig, day: int) -> int:
@@ -554,9 +610,16 @@ class ChunkResult:
     truth_daily: pa.Table
 
 
-def simulate_chunk(config: GeneratorConfig, ed: Editorial, pools: list, profile: ReaderProfile,
-                   rng: np.random.Generator, ids: dict[str, int], tick=None,
-                   drift_rng: np.random.Generator | None = None) -> ChunkResult:
+def simulate_chunk(
+    config: GeneratorConfig,
+    ed: Editorial,
+    pools: list,
+    profile: ReaderProfile,
+    rng: np.random.Generator,
+    ids: dict[str, int],
+    tick=None,
+    drift_rng: np.random.Generator | None = None,
+) -> ChunkResult:
     """Run the latent process for one chunk from the burn-in to the last day and write its rows.
 
     ``ids`` holds the next session and event ids and is advanced in place; ``drift_rng`` is the
@@ -591,37 +654,40 @@ def simulate_chunk(config: GeneratorConfig, ed: Editorial, pools: list, profile:
         if tick:
             tick()
     paid_from = np.where(profile.initial_paid, profile.signup_ms, converted_ms)
-    users = pd.DataFrame({
-        "user_id": profile.user_id,
-        "brand_id": profile.brand,
-        "signup_at": _ts(config, profile.signup_ms),
-        "country_code": np.array([c[0] for c in COUNTRIES])[profile.country],
-        "device_type_id": profile.device + 1,
-        "subscription_tier": np.where(state.paid, "paid", "free"),
-        "subscribed_at": _ts(config, np.where(state.paid, paid_from, 0)).where(state.paid),
-        "newsletter_opt_in": opt_in,
-    })
-    truth = pd.DataFrame({
-        "user_id": profile.user_id,
-        "brand_id": profile.brand,
-        "segment": np.array(SEGMENT_NAMES)[rd.segment],
-        "segment_id": rd.segment,
-        "signup_day": rd.signup_day,
-        "signup_at": users["signup_at"],
-        "visit_rate": rd.visit_rate,
-        "decay": rd.decay,
-        "onset_hazard": rd.onset_hazard,
-        "premium_share": rd.premium_share,
-        "onset_day": onset_day,
-        "onset_at": _day_ts(config, onset_day),
-        "churn_day": churn_day,
-        "churn_at": _day_ts(config, churn_day),
-        "initial_paid": profile.initial_paid,
-        "converted_at": _ts(config, converted_ms).where(converted),
-        **{f"affinity_{c}": profile.affinity[:, k] for k, c in enumerate(CATEGORIES)},
-    })
-    return ChunkResult(users, _concat(sessions), _concat(events), _concat(perf), truth,
-                       pa.concat_tables(daily))
+    users = pd.DataFrame(
+        {
+            "user_id": profile.user_id,
+            "brand_id": profile.brand,
+            "signup_at": _ts(config, profile.signup_ms),
+            "country_code": np.array([c[0] for c in COUNTRIES])[profile.country],
+            "device_type_id": profile.device + 1,
+            "subscription_tier": np.where(state.paid, "paid", "free"),
+            "subscribed_at": _ts(config, np.where(state.paid, paid_from, 0)).where(state.paid),
+            "newsletter_opt_in": opt_in,
+        }
+    )
+    truth = pd.DataFrame(
+        {
+            "user_id": profile.user_id,
+            "brand_id": profile.brand,
+            "segment": np.array(SEGMENT_NAMES)[rd.segment],
+            "segment_id": rd.segment,
+            "signup_day": rd.signup_day,
+            "signup_at": users["signup_at"],
+            "visit_rate": rd.visit_rate,
+            "decay": rd.decay,
+            "onset_hazard": rd.onset_hazard,
+            "premium_share": rd.premium_share,
+            "onset_day": onset_day,
+            "onset_at": _day_ts(config, onset_day),
+            "churn_day": churn_day,
+            "churn_at": _day_ts(config, churn_day),
+            "initial_paid": profile.initial_paid,
+            "converted_at": _ts(config, converted_ms).where(converted),
+            **{f"affinity_{c}": profile.affinity[:, k] for k, c in enumerate(CATEGORIES)},
+        }
+    )
+    return ChunkResult(users, _concat(sessions), _concat(events), _concat(perf), truth, pa.concat_tables(daily))
 
 
 def _day_ts(config: GeneratorConfig, day: np.ndarray) -> pd.Series:
@@ -636,26 +702,36 @@ def _concat(parts: list[pd.DataFrame]) -> pd.DataFrame:
 
 def _state_rows(user_id: np.ndarray, day: int, state: ReaderState, draws: DayDraws, burn_in: bool) -> pa.Table:
     """The latent state at the end of ``day`` and that day's hazards (the truth behind every row)."""
-    return pa.table({
-        "user_id": user_id,
-        "day": np.full(len(user_id), day, dtype=np.int16),
-        "alive": state.alive,
-        "decaying": state.decaying,
-        "engagement": state.engagement.astype(np.float64),
-        "paid": state.paid,
-        "pressure": state.pressure.astype(np.float64),
-        "meter": state.meter.astype(np.int16),
-        "newsletter": state.newsletter,
-        "idle": state.idle.astype(np.int16),
-        "churn_hazard": draws.churn_hazard.astype(np.float32),
-        "conversion_hazard": draws.conversion_hazard.astype(np.float32),
-    })
+    return pa.table(
+        {
+            "user_id": user_id,
+            "day": np.full(len(user_id), day, dtype=np.int16),
+            "alive": state.alive,
+            "decaying": state.decaying,
+            "engagement": state.engagement.astype(np.float64),
+            "paid": state.paid,
+            "pressure": state.pressure.astype(np.float64),
+            "meter": state.meter.astype(np.int16),
+            "newsletter": state.newsletter,
+            "idle": state.idle.astype(np.int16),
+            "churn_hazard": draws.churn_hazard.astype(np.float32),
+            "conversion_hazard": draws.conversion_hazard.astype(np.float32),
+        }
+    )
 
 
-def _expand_day(config: GeneratorConfig, ed: Editorial, pools: tuple, profile: ReaderProfile,
-                state: ReaderState, draws: DayDraws, day: int, rng: np.random.Generator,
-                ids: dict[str, int], drift_rng: np.random.Generator | None = None,
-                ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, np.ndarray]:
+def _expand_day(
+    config: GeneratorConfig,
+    ed: Editorial,
+    pools: tuple,
+    profile: ReaderProfile,
+    state: ReaderState,
+    draws: DayDraws,
+    day: int,
+    rng: np.random.Generator,
+    ids: dict[str, int],
+    drift_rng: np.random.Generator | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, np.ndarray]:
     """Turn one day's latent draws into session, event and article-day rows.
 
     Returns sessions, events, per-(article, date) aggregates and, per reader, the time of
@@ -724,9 +800,15 @@ def _expand_day(config: GeneratorConfig, ed: Editorial, pools: tuple, profile: R
     shows = 1.0 - dyn.visit_engagement + dyn.visit_engagement * state.engagement[att_user]
     if config.drifted("engagement-drop", day):
         shows = shows * DRIFT_ENGAGEMENT
-    engaged = np.maximum(1, np.round(
-        ENGAGED_SECONDS[aseg] * rng.lognormal(-dyn.dwell_sigma ** 2 / 2, dyn.dwell_sigma, na) * shows
-        * ed.quality[art] ** 0.3)).astype(np.int64)
+    engaged = np.maximum(
+        1,
+        np.round(
+            ENGAGED_SECONDS[aseg]
+            * rng.lognormal(-(dyn.dwell_sigma**2) / 2, dyn.dwell_sigma, na)
+            * shows
+            * ed.quality[art] ** 0.3
+        ),
+    ).astype(np.int64)
     engaged = np.where(blocked, 0, engaged)
     dwell = np.where(blocked, 8_000, engaged * 1000 + 3_000)
     before = np.cumsum(dwell) - dwell
@@ -752,10 +834,15 @@ def _expand_day(config: GeneratorConfig, ed: Editorial, pools: tuple, profile: R
 
     def rows(mask, kind, at, article=True, depth_=None, seconds=None) -> dict:
         k = int(mask.sum())
-        return {"sess": att_sess[mask], "user": att_user[mask], "article": np.where(article, art[mask] + 1, -1),
-                "type": np.full(k, EVENT_ORDER[kind]), "ms": at[mask],
-                "depth": depth_[mask] if depth_ is not None else np.full(k, np.nan),
-                "seconds": seconds[mask] if seconds is not None else np.full(k, -1)}
+        return {
+            "sess": att_sess[mask],
+            "user": att_user[mask],
+            "article": np.where(article, art[mask] + 1, -1),
+            "type": np.full(k, EVENT_ORDER[kind]),
+            "ms": at[mask],
+            "depth": depth_[mask] if depth_ is not None else np.full(k, np.nan),
+            "seconds": seconds[mask] if seconds is not None else np.full(k, -1),
+        }
 
     parts = [
         rows(viewed, "page_view", att_ms, seconds=engaged),
@@ -770,17 +857,32 @@ def _expand_day(config: GeneratorConfig, ed: Editorial, pools: tuple, profile: R
     signup = np.flatnonzero(draws.newsletter_signup)
     if signup.size:
         fs = first_session[signup]
-        parts.append({"sess": fs, "user": signup, "article": np.full(signup.size, -1),
-                      "type": np.full(signup.size, EVENT_ORDER["newsletter_signup"]),
-                      "ms": start_ms[fs] + 1000, "depth": np.full(signup.size, np.nan),
-                      "seconds": np.full(signup.size, -1)})
+        parts.append(
+            {
+                "sess": fs,
+                "user": signup,
+                "article": np.full(signup.size, -1),
+                "type": np.full(signup.size, EVENT_ORDER["newsletter_signup"]),
+                "ms": start_ms[fs] + 1000,
+                "depth": np.full(signup.size, np.nan),
+                "seconds": np.full(signup.size, -1),
+            }
+        )
     bought = np.flatnonzero(draws.converted)
     if bought.size:
         last = first_session[bought] + s[bought] - 1
         conv_ms[bought] = sess_end[last] + 1000
-        parts.append({"sess": last, "user": bought, "article": np.full(bought.size, -1),
-                      "type": np.full(bought.size, EVENT_ORDER["subscribe"]), "ms": conv_ms[bought],
-                      "depth": np.full(bought.size, np.nan), "seconds": np.full(bought.size, -1)})
+        parts.append(
+            {
+                "sess": last,
+                "user": bought,
+                "article": np.full(bought.size, -1),
+                "type": np.full(bought.size, EVENT_ORDER["subscribe"]),
+                "ms": conv_ms[bought],
+                "depth": np.full(bought.size, np.nan),
+                "seconds": np.full(bought.size, -1),
+            }
+        )
     ev = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     order = np.lexsort((ev["type"], ev["ms"], ev["sess"]))
     ev = {k: v[order] for k, v in ev.items()}
@@ -789,27 +891,31 @@ def _expand_day(config: GeneratorConfig, ed: Editorial, pools: tuple, profile: R
     np.maximum.at(sess_end, ev["sess"], ev["ms"])
     session_id = ids["session"] + np.arange(ns, dtype=np.int64)
     event_types = np.array(schema.EVENT_TYPES)
-    events = pd.DataFrame({
-        "event_id": ids["event"] + np.arange(ne, dtype=np.int64),
-        "session_id": session_id[ev["sess"]],
-        "user_id": profile.user_id[ev["user"]],
-        "article_id": pd.arrays.IntegerArray(np.maximum(ev["article"], 0).astype(np.int64), ev["article"] < 0),
-        "event_type": event_types[ev["type"]],
-        "event_at": _ts(config, ev["ms"]),
-        "scroll_depth": ev["depth"],
-        "engaged_seconds": pd.arrays.IntegerArray(np.maximum(ev["seconds"], 0).astype(np.int64), ev["seconds"] < 0),
-    })
-    sessions = pd.DataFrame({
-        "session_id": session_id,
-        "user_id": profile.user_id[su],
-        "brand_id": profile.brand[su],
-        "started_at": _ts(config, start_ms),
-        "ended_at": _ts(config, sess_end + 1000),
-        "device_type_id": device + 1,
-        "referrer": np.array(REFERRERS)[referrer],
-        "page_views": np.bincount(att_sess[viewed], minlength=ns),
-        "engaged_seconds": np.bincount(att_sess[viewed], engaged[viewed], minlength=ns).astype(np.int64),
-    })
+    events = pd.DataFrame(
+        {
+            "event_id": ids["event"] + np.arange(ne, dtype=np.int64),
+            "session_id": session_id[ev["sess"]],
+            "user_id": profile.user_id[ev["user"]],
+            "article_id": pd.arrays.IntegerArray(np.maximum(ev["article"], 0).astype(np.int64), ev["article"] < 0),
+            "event_type": event_types[ev["type"]],
+            "event_at": _ts(config, ev["ms"]),
+            "scroll_depth": ev["depth"],
+            "engaged_seconds": pd.arrays.IntegerArray(np.maximum(ev["seconds"], 0).astype(np.int64), ev["seconds"] < 0),
+        }
+    )
+    sessions = pd.DataFrame(
+        {
+            "session_id": session_id,
+            "user_id": profile.user_id[su],
+            "brand_id": profile.brand[su],
+            "started_at": _ts(config, start_ms),
+            "ended_at": _ts(config, sess_end + 1000),
+            "device_type_id": device + 1,
+            "referrer": np.array(REFERRERS)[referrer],
+            "page_views": np.bincount(att_sess[viewed], minlength=ns),
+            "engaged_seconds": np.bincount(att_sess[viewed], engaged[viewed], minlength=ns).astype(np.int64),
+        }
+    )
     ids["session"] += ns
     ids["event"] += ne
     return sessions, events, _article_day(config, ev, profile.user_id), conv_ms
@@ -830,13 +936,18 @@ def _article_day(config: GeneratorConfig, ev: dict, user_id: np.ndarray) -> pd.D
         return np.bincount(inv[mask], None if weights is None else weights[mask], minlength=m)
 
     seconds = np.where(ev["seconds"][has] > 0, ev["seconds"][has], 0).astype(float)
-    return pd.DataFrame({
-        "article_id": uniq // 4096, "day": uniq % 4096,
-        "page_views": count(pv), "unique_readers": np.bincount(readers, minlength=m),
-        "engaged_seconds": count(pv, seconds).astype(np.int64),
-        "shares": count(kind == EVENT_ORDER["share"]), "comments": count(kind == EVENT_ORDER["comment"]),
-        "paywall_hits": count(kind == EVENT_ORDER["paywall_hit"]),
-    })
+    return pd.DataFrame(
+        {
+            "article_id": uniq // 4096,
+            "day": uniq % 4096,
+            "page_views": count(pv),
+            "unique_readers": np.bincount(readers, minlength=m),
+            "engaged_seconds": count(pv, seconds).astype(np.int64),
+            "shares": count(kind == EVENT_ORDER["share"]),
+            "comments": count(kind == EVENT_ORDER["comment"]),
+            "paywall_hits": count(kind == EVENT_ORDER["paywall_hit"]),
+        }
+    )
 
 
 # --- the whole platform --------------------------------------------------------------------
@@ -855,8 +966,10 @@ class GenerateSummary:
         """Rows per table and the wall time, as a rich Table."""
         from rich.table import Table
 
-        table = Table(title=f"generated {self.config.users:,} readers x {self.config.days} days "
-                            f"(seed {self.config.seed}) in {self.seconds:.1f}s")
+        table = Table(
+            title=f"generated {self.config.users:,} readers x {self.config.days} days "
+            f"(seed {self.config.seed}) in {self.seconds:.1f}s"
+        )
         table.add_column("table")
         table.add_column("rows", justify="right")
         for name, n in self.rows.items():
@@ -866,15 +979,34 @@ class GenerateSummary:
 
 
 def _reference(config: GeneratorConfig) -> dict[str, pd.DataFrame]:
-    names = ["The Daily Ledger", "Morning Courier", "City Post", "Weekend Review", "Tech Wire",
-             "Alpine Times", "Harbour Herald", "Valley Voice", "Metro Now", "Evening Star"]
+    names = [
+        "The Daily Ledger",
+        "Morning Courier",
+        "City Post",
+        "Weekend Review",
+        "Tech Wire",
+        "Alpine Times",
+        "Harbour Herald",
+        "Valley Voice",
+        "Metro Now",
+        "Evening Star",
+    ]
     b = np.arange(1, config.brands + 1)
     return {
-        "brands": pd.DataFrame({"brand_id": b,
-                                "name": [names[(i - 1) % 10] + (f" {(i - 1) // 10 + 1}" if i > 10 else "") for i in b],
-                                "domain": [f"brand{i}.example" for i in b]}),
-        "countries": pd.DataFrame({"country_code": [c[0] for c in COUNTRIES], "name": [c[1] for c in COUNTRIES],
-                                   "region": [c[2] for c in COUNTRIES]}),
+        "brands": pd.DataFrame(
+            {
+                "brand_id": b,
+                "name": [names[(i - 1) % 10] + (f" {(i - 1) // 10 + 1}" if i > 10 else "") for i in b],
+                "domain": [f"brand{i}.example" for i in b],
+            }
+        ),
+        "countries": pd.DataFrame(
+            {
+                "country_code": [c[0] for c in COUNTRIES],
+                "name": [c[1] for c in COUNTRIES],
+                "region": [c[2] for c in COUNTRIES],
+            }
+        ),
         "device_types": pd.DataFrame({"device_type_id": np.arange(1, len(DEVICES) + 1), "name": DEVICES}),
         "categories": pd.DataFrame({"category_id": np.arange(1, len(CATEGORIES) + 1), "name": CATEGORIES}),
     }
@@ -892,14 +1024,15 @@ def iter_platform(config: GeneratorConfig, tick=None) -> Iterator[tuple[str, obj
     # and a fifth for the drift scenarios: spawning five leaves the first four as they were
     editorial_seq, reader_seq, burst_seq, pilot_seq, drift_seq = root.spawn(5)
     ed = _editorial(config, np.random.default_rng(editorial_seq))
-    pools = [(_ArticlePool(ed, d, config.brands, True), _ArticlePool(ed, d, config.brands, False))
-             for d in range(config.days)]
+    pools = [
+        (_ArticlePool(ed, d, config.brands, True), _ArticlePool(ed, d, config.brands, False))
+        for d in range(config.days)
+    ]
     baseline = _baseline_reads(config, pools, np.random.default_rng(pilot_seq))
     ed.bursts = _bursts(config, np.random.default_rng(burst_seq), baseline)
     ed.burst_reads = np.zeros(len(ed.bursts), dtype=np.int64)
     ed.burst_expected = np.zeros((len(ed.bursts), 2))
-    for name, frame in _reference(config).items():
-        yield name, frame
+    yield from _reference(config).items()
     yield "authors", ed.authors
     yield "articles", ed.frame
     n_chunks = -(-config.users // CHUNK_USERS)
@@ -915,8 +1048,10 @@ def iter_platform(config: GeneratorConfig, tick=None) -> Iterator[tuple[str, obj
         yield "users", chunk.users
         yield "sessions", chunk.sessions
         yield "events", chunk.events
-        yield from zip(("impressions", "truth:impressions"), impressions.simulate(
-            config, ed, chunk, k, ARTICLE_LOOKBACK_DAYS, RECENCY_TAU_DAYS))
+        yield from zip(
+            ("impressions", "truth:impressions"),
+            impressions.simulate(config, ed, chunk, k, ARTICLE_LOOKBACK_DAYS, RECENCY_TAU_DAYS),
+        )
         yield "truth:users", chunk.truth_users
         yield "truth:daily", chunk.truth_daily
         if len(chunk.performance):
@@ -926,7 +1061,9 @@ def iter_platform(config: GeneratorConfig, tick=None) -> Iterator[tuple[str, obj
         all_perf = pd.concat(perf, ignore_index=True).groupby(["article_id", "day"], sort=True).sum().reset_index()
         all_perf["date"] = (config.start_ts + pd.to_timedelta(all_perf["day"], unit="D")).dt.date
         yield "article_daily_performance", all_perf.drop(columns="day")
-    arts = ed.frame[["article_id", "brand_id", "author_id", "category_id", "topic", "published_at", "is_premium"]].copy()
+    arts = ed.frame[
+        ["article_id", "brand_id", "author_id", "category_id", "topic", "published_at", "is_premium"]
+    ].copy()
     arts["quality"] = ed.quality
     arts["publish_hour"] = ed.frame["published_at"].dt.hour
     arts["bursting_days"] = _bursting_days(ed)
@@ -994,8 +1131,13 @@ def generate(settings: Settings, config: GeneratorConfig, progress: bool = False
     if progress:
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-        bar = Progress(TextColumn("[bold]generating[/]"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-                       TimeElapsedColumn(), TimeRemainingColumn())
+        bar = Progress(
+            TextColumn("[bold]generating[/]"),
+            BarColumn(),
+            TextColumn("{task.percentage:>3.0f}%"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+        )
         total = -(-config.users // CHUNK_USERS) * (config.dynamics.burn_in_days + config.days)
         task = bar.add_task("days", total=total)
         bar.start()
@@ -1022,11 +1164,22 @@ def generate(settings: Settings, config: GeneratorConfig, progress: bool = False
                 daily_writer = None
             for key, frames in truth_frames.items():
                 pd.concat(frames, ignore_index=True).to_parquet(truth_tmp / f"{key}.parquet", index=False)
-            meta = {"config": {"users": config.users, "days": config.days, "brands": config.brands,
-                               "seed": config.seed, "start": config.start.isoformat(),
-                               **({"drift_from": config.drift_from.isoformat(), "drift": list(config.drift)}
-                                  if config.drift else {})},
-                    "dynamics": asdict(config.dynamics), "generated_at": clock.now().isoformat()}
+            meta = {
+                "config": {
+                    "users": config.users,
+                    "days": config.days,
+                    "brands": config.brands,
+                    "seed": config.seed,
+                    "start": config.start.isoformat(),
+                    **(
+                        {"drift_from": config.drift_from.isoformat(), "drift": list(config.drift)}
+                        if config.drift
+                        else {}
+                    ),
+                },
+                "dynamics": asdict(config.dynamics),
+                "generated_at": clock.now().isoformat(),
+            }
             (truth_tmp / "meta.json").write_text(json.dumps(meta, indent=2))
             if conn.dialect.name == "postgresql":
                 for name in tables:
@@ -1060,8 +1213,14 @@ def hourly_reads(config: GeneratorConfig) -> tuple[pd.DataFrame, pd.DataFrame, p
             arts = item[["article_id", "brand_id", "category_id", "published_at"]].copy()
         elif name == "events":
             e = item[item["event_type"].isin(["page_view", "paywall_hit"]) & item["article_id"].notna()]
-            parts.append(pd.DataFrame({"hour": e["event_at"].astype("int64").to_numpy() // 10**9 // 3600,
-                                       "article_id": e["article_id"].astype("int64").to_numpy()}))
+            parts.append(
+                pd.DataFrame(
+                    {
+                        "hour": e["event_at"].astype("int64").to_numpy() // 10**9 // 3600,
+                        "article_id": e["article_id"].astype("int64").to_numpy(),
+                    }
+                )
+            )
         elif name == "truth:bursts":
             bursts = item
     reads = pd.concat(parts).merge(arts[["article_id", "brand_id", "category_id"]], on="article_id")

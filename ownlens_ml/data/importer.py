@@ -23,9 +23,9 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Connection,
-    Engine,
     Date,
     DateTime,
+    Engine,
     Float,
     Integer,
     SmallInteger,
@@ -52,8 +52,7 @@ from ownlens_ml.data.parsers import (
     read_table_file,
     show_value,
 )
-from ownlens_ml.db import get_engine, require_tables
-from ownlens_ml.db import schema
+from ownlens_ml.db import get_engine, require_tables, schema
 from ownlens_ml.errors import ValidationError
 from ownlens_ml.settings import Settings
 
@@ -158,8 +157,10 @@ class TableContract:
         """The contract as a Markdown section."""
         lines = [f"### `{self.name}`", "", "| column | type | required | rules |", "|---|---|---|---|"]
         for rule in self.columns.values():
-            lines.append(f"| `{rule.name}` | {rule.kind} ({rule.sql_type}) | "
-                         f"{'yes' if rule.required else 'no'} | {rule.describe()} |")
+            lines.append(
+                f"| `{rule.name}` | {rule.kind} ({rule.sql_type}) | "
+                f"{'yes' if rule.required else 'no'} | {rule.describe()} |"
+            )
         lines.append("")
         keys = "; ".join(" + ".join(f"`{c}`" for c in key) for key in self.keys)
         lines.append(f"Unique (within the file and against the database): {keys}.")
@@ -199,10 +200,17 @@ def _column_rule(table: Table, col) -> ColumnRule:  # col: a sqlalchemy Column
         default = _parse_default(kind, arg if isinstance(arg, str) else arg.text)
     refs = [fk.target_fullname for fk in col.foreign_keys]
     return ColumnRule(
-        name=col.name, kind=kind, sql_type=sql_type,
+        name=col.name,
+        kind=kind,
+        sql_type=sql_type,
         required=not col.nullable and default is None,
-        nullable=bool(col.nullable), default=default, max_length=max_length, low=low, high=high,
-        allowed=_ALLOWED.get((table.name, col.name)), references=refs[0] if refs else None,
+        nullable=bool(col.nullable),
+        default=default,
+        max_length=max_length,
+        low=low,
+        high=high,
+        allowed=_ALLOWED.get((table.name, col.name)),
+        references=refs[0] if refs else None,
     )
 
 
@@ -310,13 +318,18 @@ class ImportReport:
                 lines += [escape(f"  {count:,} × {kind}") for kind, count in f.kinds]
             if not f.ok:
                 lines.append("[bold]file not loaded[/]")
-            out.add_row(escape(str(f.path)), f"{f.rows_loaded:,}", f"{f.rows_rejected:,}",
-                        "\n".join(lines) if lines else "[green]ok[/]")
+            out.add_row(
+                escape(str(f.path)),
+                f"{f.rows_loaded:,}",
+                f"{f.rows_rejected:,}",
+                "\n".join(lines) if lines else "[green]ok[/]",
+            )
         return out
 
 
-def _validate_frame(spec: TableContract, frame: RawFrame,
-                    problems: Problems) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+def _validate_frame(
+    spec: TableContract, frame: RawFrame, problems: Problems
+) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
     """Check types, required values, allowed values, ranges, keys and order within the file.
 
     Returns:
@@ -365,9 +378,13 @@ def _check_value_rules(rule: ColumnRule, values: pd.Series, ok: np.ndarray, prob
     checks: list[tuple[Callable[[], pd.Series], str]] = []
     if rule.kind == "timestamp":
         low_t, high_t = TIMESTAMP_RANGE
-        checks.append((lambda: (values < low_t) | (values > high_t),
-                       f"is outside the timestamp range {low_t:%Y-%m-%d}..{high_t:%Y-%m-%d} (the platform's "
-                       "timestamps are nanoseconds)"))
+        checks.append(
+            (
+                lambda: (values < low_t) | (values > high_t),
+                f"is outside the timestamp range {low_t:%Y-%m-%d}..{high_t:%Y-%m-%d} (the platform's "
+                "timestamps are nanoseconds)",
+            )
+        )
     if rule.kind == "integer":
         low, high = _INT_RANGES[rule.sql_type]
         checks.append((lambda: (values < low) | (values > high), f"is out of range for {rule.sql_type}"))
@@ -378,8 +395,9 @@ def _check_value_rules(rule: ColumnRule, values: pd.Series, ok: np.ndarray, prob
     if rule.low is not None or rule.high is not None:
         low_ = -np.inf if rule.low is None else rule.low
         high_ = np.inf if rule.high is None else rule.high
-        checks.append((lambda: (values < low_) | (values > high_),
-                       f"is out of range: must be {_range_text(rule.low, rule.high)}"))
+        checks.append(
+            (lambda: (values < low_) | (values > high_), f"is out of range: must be {_range_text(rule.low, rule.high)}")
+        )
     passed = ok.copy()
     for failing, reason in checks:
         bad = passed & failing().fillna(False).to_numpy(dtype=bool)
@@ -388,8 +406,9 @@ def _check_value_rules(rule: ColumnRule, values: pd.Series, ok: np.ndarray, prob
     return passed
 
 
-def _check_keys_in_file(spec: TableContract, out: pd.DataFrame, usable: dict[str, np.ndarray],
-                        frame: RawFrame, problems: Problems) -> None:
+def _check_keys_in_file(
+    spec: TableContract, out: pd.DataFrame, usable: dict[str, np.ndarray], frame: RawFrame, problems: Problems
+) -> None:
     for key, ok in _checkable_keys(spec, out, usable):
         sub = out.loc[ok, list(key)].assign(_row=frame.rows[ok])
         dup = sub.duplicated(list(key), keep="first")
@@ -401,8 +420,9 @@ def _check_keys_in_file(spec: TableContract, out: pd.DataFrame, usable: dict[str
         mask[at] = True
         reasons = np.empty(len(out), dtype=object)  # formatted for the duplicates only
         reasons[at] = [f"duplicates {frame.unit} {r}" for r in first.to_numpy()]
-        problems.add(mask, "+".join(key), reasons, values=_key_values(frame.raw, key),
-                     kind=f"duplicates an earlier {frame.unit}")
+        problems.add(
+            mask, "+".join(key), reasons, values=_key_values(frame.raw, key), kind=f"duplicates an earlier {frame.unit}"
+        )
 
 
 def _checkable_keys(spec: TableContract, out: pd.DataFrame, usable: dict[str, np.ndarray]):
@@ -424,8 +444,14 @@ def _key_values(raw: pd.DataFrame, key: Sequence[str]) -> pd.Series:
     return out
 
 
-def _check_against_database(conn: Connection, spec: TableContract, out: pd.DataFrame,
-                           usable: dict[str, np.ndarray], frame: RawFrame, problems: Problems) -> None:
+def _check_against_database(
+    conn: Connection,
+    spec: TableContract,
+    out: pd.DataFrame,
+    usable: dict[str, np.ndarray],
+    frame: RawFrame,
+    problems: Problems,
+) -> None:
     """Foreign keys must exist in their parent tables; unique keys must not exist yet."""
     for name, rule in spec.columns.items():
         if rule.references is None or name not in out:
@@ -473,8 +499,11 @@ def _existing(conn: Connection, table: str, cols: list[str], wanted: pd.DataFram
     found = pd.DataFrame(rows, columns=cols)
     for col in cols:  # the file's types, so that isin/merge compare like with like
         dtype = wanted[col].dtype
-        found[col] = pd.to_datetime(found[col]).astype(dtype) if pd.api.types.is_datetime64_dtype(dtype) \
+        found[col] = (
+            pd.to_datetime(found[col]).astype(dtype)
+            if pd.api.types.is_datetime64_dtype(dtype)
             else found[col].astype(dtype)
+        )
     return found
 
 
@@ -490,8 +519,9 @@ def _load_ready(spec: TableContract, out: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def import_files(settings: Settings, table: str, files: Sequence[Path], *,
-                 max_rejects: int = MAX_LISTED_REJECTS) -> ImportReport:
+def import_files(
+    settings: Settings, table: str, files: Sequence[Path], *, max_rejects: int = MAX_LISTED_REJECTS
+) -> ImportReport:
     """Import CSV/TSV/Parquet files into a platform table, each file all-or-nothing.
 
     Every file's header is checked before any file is loaded, so a wrong column stops
@@ -527,8 +557,10 @@ def import_files(settings: Settings, table: str, files: Sequence[Path], *,
         except ValidationError as exc:
             done = [f"{f.path} ({f.rows_loaded:,} rows)" for f in report.files if f.rows_loaded]
             if done:
-                raise ValidationError(f"{exc}; committed before it (each file is all-or-nothing): {', '.join(done)}; "
-                                      "nothing of it or the files after it was loaded: import those again") from None
+                raise ValidationError(
+                    f"{exc}; committed before it (each file is all-or-nothing): {', '.join(done)}; "
+                    "nothing of it or the files after it was loaded: import those again"
+                ) from None
             raise
     return report
 
@@ -537,16 +569,21 @@ def _check_header(spec: TableContract, path: Path) -> None:
     header = read_header(path)
     dupes = sorted({c for c in header if header.count(c) > 1})
     if dupes:
-        raise ValidationError(f"{path}: column(s) {', '.join(dupes)} appear more than once in the header; "
-                              "keep one of each")
+        raise ValidationError(
+            f"{path}: column(s) {', '.join(dupes)} appear more than once in the header; keep one of each"
+        )
     unknown = [c for c in header if c not in spec.columns]
     if unknown:
-        raise ValidationError(f"{path}: column(s) {', '.join(map(repr, unknown))} are not in table "
-                              f"{spec.name}; its columns: {', '.join(spec.columns)}")
+        raise ValidationError(
+            f"{path}: column(s) {', '.join(map(repr, unknown))} are not in table "
+            f"{spec.name}; its columns: {', '.join(spec.columns)}"
+        )
     missing = [c for c in spec.required if c not in header]
     if missing:
-        raise ValidationError(f"{path}: missing required column(s) {', '.join(missing)} for table "
-                              f"{spec.name}; see docs/import-contract.md")
+        raise ValidationError(
+            f"{path}: missing required column(s) {', '.join(missing)} for table "
+            f"{spec.name}; see docs/import-contract.md"
+        )
 
 
 def _import_one(engine: Engine, spec: TableContract, path: Path, max_rejects: int) -> FileReport:
@@ -565,9 +602,17 @@ def _import_one(engine: Engine, spec: TableContract, path: Path, max_rejects: in
         # A constraint the checks did not see, or a concurrent writer; the transaction
         # rolled back, so nothing of the file was written.
         loaded = 0
-        refused = Reject(None, None, None, f"the database refused the file: {first_line(getattr(exc, 'orig', None) or exc)}")
+        refused = Reject(
+            None, None, None, f"the database refused the file: {first_line(getattr(exc, 'orig', None) or exc)}"
+        )
     log.info("%s: %d rows loaded, %d rejected", path, loaded, int(problems.rejected.sum()))
-    return FileReport(path=path, row_unit=frame.unit, rows_read=len(frame.raw), rows_loaded=loaded,
-                      rows_rejected=int(problems.rejected.sum()), problems=problems.count + (refused is not None),
-                      rejects=problems.rejects() + ((refused,) if refused else ()),
-                      kinds=tuple(sorted(problems.kinds.items(), key=lambda kv: -kv[1])))
+    return FileReport(
+        path=path,
+        row_unit=frame.unit,
+        rows_read=len(frame.raw),
+        rows_loaded=loaded,
+        rows_rejected=int(problems.rejected.sum()),
+        problems=problems.count + (refused is not None),
+        rejects=problems.rejects() + ((refused,) if refused else ()),
+        kinds=tuple(sorted(problems.kinds.items(), key=lambda kv: -kv[1])),
+    )

@@ -105,8 +105,9 @@ def simulate(config, ed, chunk, k: int, lookback_days: int, tau_days: float) -> 
     row = np.searchsorted(n_reads.index.to_numpy(), out["session_id"].to_numpy())
     art = out["article_id"].to_numpy() - 1
     age = np.maximum(t[row] - ed.pub_ms[art], 0) / tau
-    in_window = (ed.brand[art] == brand[row]) & (ed.pub_ms[art] > t[row] - lookback_days * MS_DAY) & (
-        ed.pub_ms[art] <= t[row])
+    in_window = (
+        (ed.brand[art] == brand[row]) & (ed.pub_ms[art] > t[row] - lookback_days * MS_DAY) & (ed.pub_ms[art] <= t[row])
+    )
     v = aff[upos[row], ed.category[art]] * ed.quality[art] * np.exp(-age)
     # readers also chose pieces outside the editors' window: they join the readers' total
     v_total += np.bincount(row, weights=np.where(in_window, 0.0, v), minlength=len(t))
@@ -142,7 +143,17 @@ def from_prediction_log(predictions: pd.DataFrame, clicked: set[tuple[int, int]]
         items = output.get("items", output.get("articles", [])) if isinstance(output, dict) else (output or [])
         for pos, item in enumerate(items, start=1):
             art = int(item["article_id"] if isinstance(item, dict) else item)
-            rows.append((RECOMMENDATION_ID_OFFSET + int(pid), pos, int(user), art, "recommendation",
-                         pd.Timestamp(at), (int(user), art) in clicked))
-    return pd.DataFrame(rows, columns=["impression_id", "position", "user_id", "article_id", "surface",
-                                       "shown_at", "clicked"])
+            rows.append(
+                (
+                    RECOMMENDATION_ID_OFFSET + int(pid),
+                    pos,
+                    int(user),
+                    art,
+                    "recommendation",
+                    pd.Timestamp(at),
+                    (int(user), art) in clicked,
+                )
+            )
+    return pd.DataFrame(
+        rows, columns=["impression_id", "position", "user_id", "article_id", "surface", "shown_at", "clicked"]
+    )

@@ -13,8 +13,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-CATEGORIES = ("politics", "business", "sport", "culture", "technology",
-              "science", "health", "travel", "food", "opinion")
+CATEGORIES = (
+    "politics",
+    "business",
+    "sport",
+    "culture",
+    "technology",
+    "science",
+    "health",
+    "travel",
+    "food",
+    "opinion",
+)
 RECENCY_TAU_DAYS = 1.5
 """Recency time constant of reading choice: weight exp(-age / this) per piece (signal 4)."""
 
@@ -48,41 +58,116 @@ class Segment:
 
 
 SEGMENTS: tuple[Segment, ...] = (
-    Segment("news_junkie", share=0.14, visit_rate=1.4, pages_extra=2.0, engaged_seconds=35,
-            scroll_beta=(2.0, 3.0), scroll_rate=0.7, devices=(0.25, 0.40, 0.05, 0.30),
-            hour_peaks=((7, 1.0, 1.5), (12.5, 0.7, 1.5), (19, 0.8, 2.0), (22, 0.5, 1.5)),
-            weekday=(1.05, 1.05, 1.05, 1.05, 1.0, 0.9, 0.9), referrers=(0.70, 0.15, 0.10, 0.05),
-            share_rate=0.012, comment_rate=0.015, newsletter_initial=0.15, newsletter_signup=0.004,
-            onset_hazard=0.004, premium_share=0.12, conversion=1.0, initial_paid=0.08,
-            concentration=1.5),
-    Segment("deep_reader", share=0.14, visit_rate=0.55, pages_extra=1.4, engaged_seconds=120,
-            scroll_beta=(6.0, 2.0), scroll_rate=0.95, devices=(0.50, 0.20, 0.25, 0.05),
-            hour_peaks=((21, 1.0, 1.5), (7.5, 0.3, 1.0)),
-            weekday=(0.9, 0.9, 0.9, 0.9, 0.9, 1.25, 1.25), referrers=(0.45, 0.35, 0.10, 0.10),
-            share_rate=0.02, comment_rate=0.025, newsletter_initial=0.25, newsletter_signup=0.006,
-            onset_hazard=0.003, premium_share=0.22, conversion=1.6, initial_paid=0.15,
-            concentration=0.25),
-    Segment("casual_skimmer", share=0.38, visit_rate=0.04, pages_extra=0.35, engaged_seconds=18,
-            scroll_beta=(1.2, 4.0), scroll_rate=0.5, devices=(0.08, 0.82, 0.05, 0.05),
-            hour_peaks=((8, 0.8, 1.0), (12.5, 1.0, 1.2), (17.5, 0.9, 1.2)),
-            weekday=(1.05, 1.05, 1.05, 1.05, 1.1, 0.85, 0.85), referrers=(0.20, 0.35, 0.45, 0.0),
-            share_rate=0.004, comment_rate=0.002, newsletter_initial=0.03, newsletter_signup=0.001,
-            onset_hazard=0.005, premium_share=0.05, conversion=0.4, initial_paid=0.015,
-            concentration=0.6),
-    Segment("weekend_reader", share=0.16, visit_rate=0.3, pages_extra=1.6, engaged_seconds=80,
-            scroll_beta=(4.0, 2.5), scroll_rate=0.85, devices=(0.15, 0.30, 0.45, 0.10),
-            hour_peaks=((10, 1.0, 1.5), (15, 0.6, 2.0)),
-            weekday=(0.55, 0.55, 0.55, 0.55, 0.7, 2.05, 2.05), referrers=(0.50, 0.20, 0.20, 0.10),
-            share_rate=0.01, comment_rate=0.008, newsletter_initial=0.10, newsletter_signup=0.003,
-            onset_hazard=0.008, premium_share=0.12, conversion=0.8, initial_paid=0.05,
-            concentration=0.8),
-    Segment("newsletter_loyalist", share=0.18, visit_rate=0.45, pages_extra=0.9, engaged_seconds=55,
-            scroll_beta=(3.0, 2.5), scroll_rate=0.8, devices=(0.35, 0.50, 0.05, 0.10),
-            hour_peaks=((6.5, 1.0, 0.8), (12, 0.3, 1.5)),
-            weekday=(1.2, 1.2, 1.2, 1.2, 1.2, 0.5, 0.5), referrers=(0.25, 0.10, 0.05, 0.60),
-            share_rate=0.008, comment_rate=0.006, newsletter_initial=0.85, newsletter_signup=0.03,
-            onset_hazard=0.003, premium_share=0.15, conversion=1.3, initial_paid=0.10,
-            concentration=0.5),
+    Segment(
+        "news_junkie",
+        share=0.14,
+        visit_rate=1.4,
+        pages_extra=2.0,
+        engaged_seconds=35,
+        scroll_beta=(2.0, 3.0),
+        scroll_rate=0.7,
+        devices=(0.25, 0.40, 0.05, 0.30),
+        hour_peaks=((7, 1.0, 1.5), (12.5, 0.7, 1.5), (19, 0.8, 2.0), (22, 0.5, 1.5)),
+        weekday=(1.05, 1.05, 1.05, 1.05, 1.0, 0.9, 0.9),
+        referrers=(0.70, 0.15, 0.10, 0.05),
+        share_rate=0.012,
+        comment_rate=0.015,
+        newsletter_initial=0.15,
+        newsletter_signup=0.004,
+        onset_hazard=0.004,
+        premium_share=0.12,
+        conversion=1.0,
+        initial_paid=0.08,
+        concentration=1.5,
+    ),
+    Segment(
+        "deep_reader",
+        share=0.14,
+        visit_rate=0.55,
+        pages_extra=1.4,
+        engaged_seconds=120,
+        scroll_beta=(6.0, 2.0),
+        scroll_rate=0.95,
+        devices=(0.50, 0.20, 0.25, 0.05),
+        hour_peaks=((21, 1.0, 1.5), (7.5, 0.3, 1.0)),
+        weekday=(0.9, 0.9, 0.9, 0.9, 0.9, 1.25, 1.25),
+        referrers=(0.45, 0.35, 0.10, 0.10),
+        share_rate=0.02,
+        comment_rate=0.025,
+        newsletter_initial=0.25,
+        newsletter_signup=0.006,
+        onset_hazard=0.003,
+        premium_share=0.22,
+        conversion=1.6,
+        initial_paid=0.15,
+        concentration=0.25,
+    ),
+    Segment(
+        "casual_skimmer",
+        share=0.38,
+        visit_rate=0.04,
+        pages_extra=0.35,
+        engaged_seconds=18,
+        scroll_beta=(1.2, 4.0),
+        scroll_rate=0.5,
+        devices=(0.08, 0.82, 0.05, 0.05),
+        hour_peaks=((8, 0.8, 1.0), (12.5, 1.0, 1.2), (17.5, 0.9, 1.2)),
+        weekday=(1.05, 1.05, 1.05, 1.05, 1.1, 0.85, 0.85),
+        referrers=(0.20, 0.35, 0.45, 0.0),
+        share_rate=0.004,
+        comment_rate=0.002,
+        newsletter_initial=0.03,
+        newsletter_signup=0.001,
+        onset_hazard=0.005,
+        premium_share=0.05,
+        conversion=0.4,
+        initial_paid=0.015,
+        concentration=0.6,
+    ),
+    Segment(
+        "weekend_reader",
+        share=0.16,
+        visit_rate=0.3,
+        pages_extra=1.6,
+        engaged_seconds=80,
+        scroll_beta=(4.0, 2.5),
+        scroll_rate=0.85,
+        devices=(0.15, 0.30, 0.45, 0.10),
+        hour_peaks=((10, 1.0, 1.5), (15, 0.6, 2.0)),
+        weekday=(0.55, 0.55, 0.55, 0.55, 0.7, 2.05, 2.05),
+        referrers=(0.50, 0.20, 0.20, 0.10),
+        share_rate=0.01,
+        comment_rate=0.008,
+        newsletter_initial=0.10,
+        newsletter_signup=0.003,
+        onset_hazard=0.008,
+        premium_share=0.12,
+        conversion=0.8,
+        initial_paid=0.05,
+        concentration=0.8,
+    ),
+    Segment(
+        "newsletter_loyalist",
+        share=0.18,
+        visit_rate=0.45,
+        pages_extra=0.9,
+        engaged_seconds=55,
+        scroll_beta=(3.0, 2.5),
+        scroll_rate=0.8,
+        devices=(0.35, 0.50, 0.05, 0.10),
+        hour_peaks=((6.5, 1.0, 0.8), (12, 0.3, 1.5)),
+        weekday=(1.2, 1.2, 1.2, 1.2, 1.2, 0.5, 0.5),
+        referrers=(0.25, 0.10, 0.05, 0.60),
+        share_rate=0.008,
+        comment_rate=0.006,
+        newsletter_initial=0.85,
+        newsletter_signup=0.03,
+        onset_hazard=0.003,
+        premium_share=0.15,
+        conversion=1.3,
+        initial_paid=0.10,
+        concentration=0.5,
+    ),
 )
 SEGMENT_NAMES = tuple(s.name for s in SEGMENTS)
 
@@ -179,9 +264,16 @@ class ReaderState:
 
     @classmethod
     def initial(cls, n: int, paid: np.ndarray, newsletter: np.ndarray) -> ReaderState:
-        return cls(alive=np.ones(n, bool), decaying=np.zeros(n, bool), engagement=np.ones(n),
-                   paid=paid.copy(), pressure=np.zeros(n), meter=np.zeros(n, np.int32),
-                   newsletter=newsletter.copy(), idle=np.zeros(n, np.int32))
+        return cls(
+            alive=np.ones(n, bool),
+            decaying=np.zeros(n, bool),
+            engagement=np.ones(n),
+            paid=paid.copy(),
+            pressure=np.zeros(n),
+            meter=np.zeros(n, np.int32),
+            newsletter=newsletter.copy(),
+            idle=np.zeros(n, np.int32),
+        )
 
     def take(self, index: np.ndarray) -> ReaderState:
         return ReaderState(**{k: v[index].copy() for k, v in self.__dict__.items()})
@@ -208,19 +300,24 @@ class DayDraws:
     was_newsletter: np.ndarray
 
 
-def onset_hazard_at(readers: Readers, state: ReaderState, day: int | np.ndarray, dyn: Dynamics = DYNAMICS) -> np.ndarray:
+def onset_hazard_at(
+    readers: Readers, state: ReaderState, day: int | np.ndarray, dyn: Dynamics = DYNAMICS
+) -> np.ndarray:
     """Daily hazard that a reader starts to fade: the segment's base, higher for young
     accounts and for free readers under paywall pressure, lower for newsletter readers and
     paying subscribers (each factor a planted, observable driver of churn)."""
     age = np.maximum(np.asarray(day) - readers.signup_day, 0)
     novelty = 1.0 + dyn.novelty_boost * np.exp(-age / dyn.novelty_days)
-    frustration = np.where(state.paid, dyn.paid_loyalty, 1.0 + dyn.paywall_frustration * np.tanh(state.pressure / dyn.pressure_scale))
+    frustration = np.where(
+        state.paid, dyn.paid_loyalty, 1.0 + dyn.paywall_frustration * np.tanh(state.pressure / dyn.pressure_scale)
+    )
     newsletter = np.where(state.newsletter, dyn.newsletter_loyalty, 1.0)
     return dyn.onset_scale * readers.onset_hazard * novelty * frustration * newsletter
 
 
-def step(readers: Readers, state: ReaderState, day: int, weekday: int,
-         rng: np.random.Generator, dyn: Dynamics = DYNAMICS) -> DayDraws:
+def step(
+    readers: Readers, state: ReaderState, day: int, weekday: int, rng: np.random.Generator, dyn: Dynamics = DYNAMICS
+) -> DayDraws:
     """Advance every reader by one day (in place on ``state``); the generator's only dynamics.
 
     The order of the random draws is part of the contract: the generator and the Monte
@@ -246,13 +343,14 @@ def step(readers: Readers, state: ReaderState, day: int, weekday: int,
     churned = live & (rng.random(n) < churn_hazard)
     state.alive &= ~churned
     live &= ~churned
-    rate = np.where(live, readers.visit_rate * state.engagement ** dyn.rate_power * WEEKDAY[readers.segment, weekday], 0.0)
+    rate = np.where(
+        live, readers.visit_rate * state.engagement**dyn.rate_power * WEEKDAY[readers.segment, weekday], 0.0
+    )
     sessions = rng.poisson(rate)
     state.idle = np.where(signed & (sessions == 0), state.idle + 1, 0).astype(np.int32)
     attempts = sessions + rng.poisson(PAGES_EXTRA[readers.segment] * state.engagement * sessions)
     was_paid = state.paid.copy()
-    share = np.where(was_paid, np.minimum(readers.premium_share * dyn.paid_premium_factor, 0.6),
-                     readers.premium_share)
+    share = np.where(was_paid, np.minimum(readers.premium_share * dyn.paid_premium_factor, 0.6), readers.premium_share)
     premium = rng.binomial(attempts, share)
     if weekday == 0:
         state.meter[:] = 0
@@ -266,14 +364,28 @@ def step(readers: Readers, state: ReaderState, day: int, weekday: int,
     drive = dyn.conversion_floor + 1.0 - np.exp(-state.pressure / dyn.pressure_scale)
     conversion_hazard = np.where(
         free & (sessions > 0),
-        -np.expm1(-dyn.conversion_base * CONVERSION[readers.segment] * state.engagement * drive), 0.0)
+        -np.expm1(-dyn.conversion_base * CONVERSION[readers.segment] * state.engagement * drive),
+        0.0,
+    )
     converted = rng.random(n) < conversion_hazard
     state.paid |= converted
     was_newsletter = state.newsletter.copy()
     signup = ~was_newsletter & (sessions > 0) & (rng.random(n) < NEWSLETTER_SIGNUP[readers.segment])
     state.newsletter |= signup
-    return DayDraws(signed_up=signed, onset=onset, churned=churned, churn_hazard=churn_hazard,
-                    visit_probability=-np.expm1(-rate), sessions=sessions, attempts=attempts,
-                    premium=premium, metered=metered, paywall_hits=hits,
-                    conversion_hazard=conversion_hazard, converted=converted,
-                    newsletter_signup=signup, was_paid=was_paid, was_newsletter=was_newsletter)
+    return DayDraws(
+        signed_up=signed,
+        onset=onset,
+        churned=churned,
+        churn_hazard=churn_hazard,
+        visit_probability=-np.expm1(-rate),
+        sessions=sessions,
+        attempts=attempts,
+        premium=premium,
+        metered=metered,
+        paywall_hits=hits,
+        conversion_hazard=conversion_hazard,
+        converted=converted,
+        newsletter_signup=signup,
+        was_paid=was_paid,
+        was_newsletter=was_newsletter,
+    )

@@ -30,7 +30,7 @@ def copy_frame(conn: Connection, table: Table, frame: pd.DataFrame) -> int:
     """
     if frame.empty:
         return 0
-    columns = [c for c in table.columns.keys() if c in frame.columns]
+    columns = [c.name for c in table.columns if c.name in frame.columns]
     frame = frame[columns]
     if conn.dialect.name == "postgresql":
         _copy_postgres(conn, table, frame)
@@ -111,11 +111,14 @@ def bulk_load(conn: Connection, tables: Iterable[Table]) -> Iterator[None]:
     owned = "SELECT oid FROM pg_class WHERE relname = ANY(%(names)s) AND pg_table_is_visible(oid)"
     fks = conn.exec_driver_sql(
         "SELECT conrelid::regclass::text, quote_ident(conname), pg_get_constraintdef(oid) FROM pg_constraint "
-        f"WHERE contype = 'f' AND conrelid IN ({owned}) ORDER BY conrelid, conname", {"names": names}).all()
+        f"WHERE contype = 'f' AND conrelid IN ({owned}) ORDER BY conrelid, conname",
+        {"names": names},
+    ).all()
     indexes = conn.exec_driver_sql(
         "SELECT indexrelid::regclass::text, pg_get_indexdef(indexrelid) FROM pg_index "
         f"WHERE NOT indisunique AND NOT indisprimary AND indrelid IN ({owned}) ORDER BY indexrelid",
-        {"names": names}).all()
+        {"names": names},
+    ).all()
     for table, name, _ in fks:
         conn.exec_driver_sql(f"ALTER TABLE {table} DROP CONSTRAINT {name}")
     for index, _ in indexes:

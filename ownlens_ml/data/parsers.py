@@ -10,8 +10,8 @@ typed values and say which parsed; ``Problems`` collects what did not, with line
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +27,7 @@ _INT_TEXT = re.compile(r"[+-]?\d+(?:\.0*)?")
 _DATE_TEXT = re.compile(r"\d{4}-\d{2}-\d{2}")
 _SUFFIXES = {".csv": ",", ".tsv": "\t", ".parquet": None, ".pq": None}
 _COMPRESSED = (".gz", ".bz2", ".zst", ".xz", ".zip")
+
 
 @dataclass(frozen=True)
 class Reject:
@@ -85,13 +86,13 @@ def read_header(path: Path) -> list[str]:
 
             return list(pq.read_schema(path).names)
         # header=None: the names come back as values, so pandas does not rename duplicates.
-        head = pd.read_csv(path, sep=sep, header=None, nrows=1, dtype=str,
-                           keep_default_na=False, encoding="utf-8-sig")
+        head = pd.read_csv(path, sep=sep, header=None, nrows=1, dtype=str, keep_default_na=False, encoding="utf-8-sig")
     except pd.errors.EmptyDataError:
         raise ValidationError(f"{path}: the file is empty; expected a header line") from None
     except Exception as exc:  # noqa: BLE001 - any reader failure means the file is unreadable
-        raise ValidationError(f"{path}: cannot read the file: {first_line(exc)}; "
-                              "give a CSV (.csv, .tsv) or Parquet file") from None
+        raise ValidationError(
+            f"{path}: cannot read the file: {first_line(exc)}; give a CSV (.csv, .tsv) or Parquet file"
+        ) from None
     return [str(c).strip() for c in head.iloc[0].tolist()]
 
 
@@ -112,11 +113,19 @@ def read_table_file(path: Path) -> RawFrame:
         if sep is None:
             raw = pd.read_parquet(path, dtype_backend="numpy_nullable")
             return RawFrame(raw.reset_index(drop=True), np.arange(1, len(raw) + 1), "row")
-        raw = pd.read_csv(path, sep=sep, dtype="string[pyarrow]", keep_default_na=False, na_values=[""],
-                          skip_blank_lines=False, encoding="utf-8-sig")
+        raw = pd.read_csv(
+            path,
+            sep=sep,
+            dtype="string[pyarrow]",
+            keep_default_na=False,
+            na_values=[""],
+            skip_blank_lines=False,
+            encoding="utf-8-sig",
+        )
     except Exception as exc:  # noqa: BLE001
-        raise ValidationError(f"{path}: cannot read the file: {first_line(exc)}; "
-                              "give a CSV (.csv, .tsv) or Parquet file") from None
+        raise ValidationError(
+            f"{path}: cannot read the file: {first_line(exc)}; give a CSV (.csv, .tsv) or Parquet file"
+        ) from None
     raw.columns = [str(c).strip() for c in raw.columns]
     # Line numbers: header is line 1; a quoted field with newlines spans several lines.
     spans = np.zeros(len(raw), dtype=np.int64)
@@ -164,8 +173,9 @@ def _refuse_nul_in_stream(path: Path, chunk: int = 1 << 20) -> None:
 
 
 def _nul_at(path: Path, line: int) -> None:
-    raise ValidationError(f"{path}: line {line} contains a NUL byte (\\x00), which text columns "
-                          "cannot hold; remove it and import again")
+    raise ValidationError(
+        f"{path}: line {line} contains a NUL byte (\\x00), which text columns cannot hold; remove it and import again"
+    )
 
 
 def first_line(exc: BaseException) -> str:
@@ -188,8 +198,14 @@ class Problems:
         self.samples: list[tuple[int, int, Reject]] = []  # (position, order, reject)
         self.kinds: dict[str, int] = {}
 
-    def add(self, mask: np.ndarray | pd.Series, column: str | None, reason: str | Sequence[str],
-            values: pd.Series | None = None, kind: str | None = None) -> None:
+    def add(
+        self,
+        mask: np.ndarray | pd.Series,
+        column: str | None,
+        reason: str | Sequence[str],
+        values: pd.Series | None = None,
+        kind: str | None = None,
+    ) -> None:
         """Record ``reason`` for every row where ``mask`` holds.
 
         ``reason`` may be one string, or one per row (aligned with the frame) for reasons
@@ -209,8 +225,7 @@ class Problems:
         for pos in hits[: self.limit]:
             value = None if values is None else show_value(values.iat[pos])
             why = reason if isinstance(reason, str) else reason[pos]
-            self.samples.append((int(pos), len(self.samples),
-                                 Reject(int(self.frame.rows[pos]), column, value, why)))
+            self.samples.append((int(pos), len(self.samples), Reject(int(self.frame.rows[pos]), column, value, why)))
 
     def rejects(self) -> tuple[Reject, ...]:
         return tuple(r for _, _, r in sorted(self.samples)[: self.limit])

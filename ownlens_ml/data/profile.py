@@ -59,15 +59,28 @@ STYLE = {
 """One look for every figure of the report."""
 
 FIGURES = (
-    "sessions_per_user", "page_views_per_session", "engaged_seconds_per_session", "word_counts",
-    "event_type_mix", "device_mix", "subscription_tiers", "articles_per_category",
-    "daily_activity", "signups_per_day", "articles_published_per_day", "top_categories",
+    "sessions_per_user",
+    "page_views_per_session",
+    "engaged_seconds_per_session",
+    "word_counts",
+    "event_type_mix",
+    "device_mix",
+    "subscription_tiers",
+    "articles_per_category",
+    "daily_activity",
+    "signups_per_day",
+    "articles_published_per_day",
+    "top_categories",
 )
 """Every PNG the report may write; a rerun removes them first so no stale plot survives."""
 
 TIME_COLUMNS = (
-    users.c.signup_at, authors.c.joined_at, articles.c.published_at,
-    sessions.c.started_at, events.c.event_at, article_daily_performance.c.date,
+    users.c.signup_at,
+    authors.c.joined_at,
+    articles.c.published_at,
+    sessions.c.started_at,
+    events.c.event_at,
+    article_daily_performance.c.date,
 )
 
 
@@ -89,8 +102,7 @@ def profile_report(settings: Settings, out: Path | None = None) -> Path:
     require_tables(engine, *(t.name for t in PLATFORM_TABLES))
     folder = Path(out) if out is not None else settings.reports_dir / "profile"
     with engine.connect() as conn, mpl.rc_context(STYLE):
-        counts = {t.name: conn.execute(sa.select(sa.func.count()).select_from(t)).scalar_one()
-                  for t in PLATFORM_TABLES}
+        counts = {t.name: conn.execute(sa.select(sa.func.count()).select_from(t)).scalar_one() for t in PLATFORM_TABLES}
         if counts["sessions"] == 0:
             raise EmptyWindowError("no sessions; run `ownlens-ml data generate` or `data import` first")
         folder.mkdir(parents=True, exist_ok=True)
@@ -117,8 +129,9 @@ def _overview(conn: Connection, report: _Report, counts: dict[str, int]) -> None
     rows = []
     for col in TIME_COLUMNS:
         first, last = conn.execute(sa.select(sa.func.min(col), sa.func.max(col))).one()
-        rows.append({"table": f"`{col.table.name}`", "column": f"`{col.name}`",
-                     "first": _when(first), "last": _when(last)})
+        rows.append(
+            {"table": f"`{col.table.name}`", "column": f"`{col.name}`", "first": _when(first), "last": _when(last)}
+        )
     report.add("## Date ranges (UTC)", "")
     report.table(pd.DataFrame(rows))
 
@@ -133,12 +146,21 @@ def _distributions(conn: Connection, report: _Report, counts: dict[str, int]) ->
         sessions_per_user = sessions_per_user.sort_index()
     specs = [
         ("sessions_per_user", sessions_per_user, "Sessions per reader", "sessions per reader", "readers"),
-        ("page_views_per_session", _value_counts(conn, sessions.c.page_views),
-         "Page views per session", "page views per session", "sessions"),
-        ("engaged_seconds_per_session", _value_counts(conn, sessions.c.engaged_seconds),
-         "Engaged time per session", "engaged time per session (seconds)", "sessions"),
-        ("word_counts", _value_counts(conn, articles.c.word_count),
-         "Article length", "length (words)", "articles"),
+        (
+            "page_views_per_session",
+            _value_counts(conn, sessions.c.page_views),
+            "Page views per session",
+            "page views per session",
+            "sessions",
+        ),
+        (
+            "engaged_seconds_per_session",
+            _value_counts(conn, sessions.c.engaged_seconds),
+            "Engaged time per session",
+            "engaged time per session (seconds)",
+            "sessions",
+        ),
+        ("word_counts", _value_counts(conn, articles.c.word_count), "Article length", "length (words)", "articles"),
     ]
     present = [spec for spec in specs if not spec[1].empty]
     report.table(pd.DataFrame([{"measure": xlabel, **_summary(dist)} for _, dist, _, xlabel, _ in present]))
@@ -153,10 +175,15 @@ def _mixes(conn: Connection, report: _Report) -> None:
     report.add("## Mixes", "")
     specs = [
         ("event_type_mix", events.c.event_type, None, "Event type mix", "event type", "events"),
-        ("device_mix", device_types.c.name, sessions.join(device_types), "Device mix of sessions",
-         "device", "sessions"),
-        ("subscription_tiers", users.c.subscription_tier, None, "Subscription tiers of readers",
-         "tier", "readers"),
+        (
+            "device_mix",
+            device_types.c.name,
+            sessions.join(device_types),
+            "Device mix of sessions",
+            "device",
+            "sessions",
+        ),
+        ("subscription_tiers", users.c.subscription_tier, None, "Subscription tiers of readers", "tier", "readers"),
     ]
     for name, column, source, title, label, unit in specs:
         mix = _value_counts(conn, column, source).sort_values(ascending=False)
@@ -175,12 +202,23 @@ def _activity(conn: Connection, report: _Report) -> None:
     per_day = _series(conn, sa.select(day, sa.func.count()).group_by(day))
     event_day = _day(conn, events.c.event_at)
     events_per_day = _series(conn, sa.select(event_day, sa.func.count()).group_by(event_day))
-    panels = [("active readers", "readers / day", active), ("sessions", "sessions / day", per_day),
-              ("events", "events / day", events_per_day)]
-    report.figure("daily_activity", "Daily activity",
-                  _timeline([p for p in panels if not p[2].empty], "Daily activity"))
-    report.table(pd.DataFrame([{"series": f"{label} per day", "days": len(s), "mean": s.mean(),
-                                "min": s.min(), "max": s.max()} for label, _, s in panels if not s.empty]))
+    panels = [
+        ("active readers", "readers / day", active),
+        ("sessions", "sessions / day", per_day),
+        ("events", "events / day", events_per_day),
+    ]
+    report.figure(
+        "daily_activity", "Daily activity", _timeline([p for p in panels if not p[2].empty], "Daily activity")
+    )
+    report.table(
+        pd.DataFrame(
+            [
+                {"series": f"{label} per day", "days": len(s), "mean": s.mean(), "min": s.min(), "max": s.max()}
+                for label, _, s in panels
+                if not s.empty
+            ]
+        )
+    )
     for name, col, title, unit in (
         ("signups_per_day", users.c.signup_at, "Signups per day", "new readers / day"),
         ("articles_published_per_day", articles.c.published_at, "Articles published per day", "articles / day"),
@@ -194,36 +232,58 @@ def _activity(conn: Connection, report: _Report) -> None:
 
 
 def _top(conn: Connection, report: _Report) -> None:
-    views = (sa.select(events.c.article_id, sa.func.count().label("page_views"))
-             .where(events.c.event_type == "page_view", events.c.article_id.is_not(None))
-             .group_by(events.c.article_id).subquery())
+    views = (
+        sa.select(events.c.article_id, sa.func.count().label("page_views"))
+        .where(events.c.event_type == "page_view", events.c.article_id.is_not(None))
+        .group_by(events.c.article_id)
+        .subquery()
+    )
     page_views = sa.cast(sa.func.coalesce(sa.func.sum(views.c.page_views), 0), sa.BigInteger)  # PG sums to numeric
-    per_category = pd.DataFrame(conn.execute(
-        sa.select(categories.c.name.label("category"), sa.func.count(articles.c.article_id).label("articles"),
-                  page_views.label("page views"))
-        .select_from(categories.outerjoin(articles).outerjoin(views, views.c.article_id == articles.c.article_id))
-        .group_by(categories.c.name).order_by(page_views.desc(), categories.c.name)
-    ).all(), columns=["category", "articles", "page views"])
+    per_category = pd.DataFrame(
+        conn.execute(
+            sa.select(
+                categories.c.name.label("category"),
+                sa.func.count(articles.c.article_id).label("articles"),
+                page_views.label("page views"),
+            )
+            .select_from(categories.outerjoin(articles).outerjoin(views, views.c.article_id == articles.c.article_id))
+            .group_by(categories.c.name)
+            .order_by(page_views.desc(), categories.c.name)
+        ).all(),
+        columns=["category", "articles", "page views"],
+    )
     report.add("## Categories", "")
     if per_category.empty:
         report.add("_No categories._", "")
     else:
-        per_category["page views per article"] = (per_category["page views"]
-                                                  / per_category["articles"].where(per_category["articles"] > 0))
+        per_category["page views per article"] = per_category["page views"] / per_category["articles"].where(
+            per_category["articles"] > 0
+        )
         report.table(per_category)
         by_articles = per_category.set_index("category")["articles"].sort_values(ascending=False)
-        report.figure("articles_per_category", "Articles per category",
-                      _bars(by_articles, "Articles per category", "articles", fmt="{:,.0f}"))
+        report.figure(
+            "articles_per_category",
+            "Articles per category",
+            _bars(by_articles, "Articles per category", "articles", fmt="{:,.0f}"),
+        )
         top = per_category.set_index("category")["page views"].head(TOP_N)
         if top.sum() > 0:
-            report.figure("top_categories", f"Top {len(top)} categories by page views",
-                          _bars(top, f"Top {len(top)} categories by page views", "page views", fmt="{:,.0f}"))
-    top_articles = pd.DataFrame(conn.execute(
-        sa.select(articles.c.article_id, articles.c.title, categories.c.name, articles.c.published_at,
-                  views.c.page_views)
-        .select_from(views.join(articles, articles.c.article_id == views.c.article_id).join(categories))
-        .order_by(views.c.page_views.desc(), articles.c.article_id).limit(TOP_N)
-    ).all(), columns=["article", "title", "category", "published", "page views"])
+            report.figure(
+                "top_categories",
+                f"Top {len(top)} categories by page views",
+                _bars(top, f"Top {len(top)} categories by page views", "page views", fmt="{:,.0f}"),
+            )
+    top_articles = pd.DataFrame(
+        conn.execute(
+            sa.select(
+                articles.c.article_id, articles.c.title, categories.c.name, articles.c.published_at, views.c.page_views
+            )
+            .select_from(views.join(articles, articles.c.article_id == views.c.article_id).join(categories))
+            .order_by(views.c.page_views.desc(), articles.c.article_id)
+            .limit(TOP_N)
+        ).all(),
+        columns=["article", "title", "category", "published", "page views"],
+    )
     report.add(f"## Top {TOP_N} articles by page views", "")
     if top_articles.empty:
         report.add("_No page views yet._", "")
@@ -269,9 +329,14 @@ def _quantile(dist: pd.Series, q: float) -> float:
 
 def _summary(dist: pd.Series) -> dict[str, float]:
     values = dist.index.to_numpy(dtype=float)
-    return {"n": int(dist.sum()), "mean": float((values * dist.to_numpy()).sum() / dist.sum()),
-            "median": _quantile(dist, 0.5), "p90": _quantile(dist, 0.9), "p99": _quantile(dist, 0.99),
-            "max": float(values.max())}
+    return {
+        "n": int(dist.sum()),
+        "mean": float((values * dist.to_numpy()).sum() / dist.sum()),
+        "median": _quantile(dist, 0.5),
+        "p90": _quantile(dist, 0.9),
+        "p99": _quantile(dist, 0.99),
+        "max": float(values.max()),
+    }
 
 
 # --- figures ---------------------------------------------------------------------------------

@@ -60,8 +60,10 @@ def truth_path(settings: Settings, name: str) -> Path:
 
 
 def _missing(path: Path) -> MissingTableError:
-    return MissingTableError(f"generator truth {path} does not exist; run `ownlens-ml data generate` first "
-                             "(the truth exists only for generated platforms)")
+    return MissingTableError(
+        f"generator truth {path} does not exist; run `ownlens-ml data generate` first "
+        "(the truth exists only for generated platforms)"
+    )
 
 
 def load_truth(settings: Settings, name: str) -> pd.DataFrame:
@@ -108,8 +110,11 @@ class _Truth:
 
     def day_index(self, as_of, n: int) -> np.ndarray:
         """Days from the generated start to ``as_of`` (each must be a 00:00 UTC timestamp)."""
-        ts = pd.DatetimeIndex(np.broadcast_to(np.asarray(pd.to_datetime(as_of, utc=True)), (n,))
-                              if np.ndim(as_of) == 0 else pd.to_datetime(as_of, utc=True))
+        ts = pd.DatetimeIndex(
+            np.broadcast_to(np.asarray(pd.to_datetime(as_of, utc=True)), (n,))
+            if np.ndim(as_of) == 0
+            else pd.to_datetime(as_of, utc=True)
+        )
         if len(ts) != n:
             raise ValidationError(f"as_of has {len(ts)} values for {n} user ids")
         delta = (ts - self.start) / pd.Timedelta(days=1)
@@ -118,22 +123,27 @@ class _Truth:
             raise ValidationError("as_of must be at 00:00 UTC")
         day = day.astype(np.int64)
         if day.min(initial=0) < 0 or day.max(initial=0) > self.days:
-            raise ValidationError(f"as_of must lie within the generated period {self.start.date()} .. "
-                                  f"{(self.start + pd.Timedelta(days=self.days)).date()}")
+            raise ValidationError(
+                f"as_of must lie within the generated period {self.start.date()} .. "
+                f"{(self.start + pd.Timedelta(days=self.days)).date()}"
+            )
         return day
 
     def readers(self, pos: np.ndarray) -> Readers:
         u = self.users
-        return Readers(segment=u["segment_id"].to_numpy()[pos], signup_day=u["signup_day"].to_numpy()[pos],
-                       visit_rate=u["visit_rate"].to_numpy()[pos], decay=u["decay"].to_numpy()[pos],
-                       onset_hazard=u["onset_hazard"].to_numpy()[pos],
-                       premium_share=u["premium_share"].to_numpy()[pos])
+        return Readers(
+            segment=u["segment_id"].to_numpy()[pos],
+            signup_day=u["signup_day"].to_numpy()[pos],
+            visit_rate=u["visit_rate"].to_numpy()[pos],
+            decay=u["decay"].to_numpy()[pos],
+            onset_hazard=u["onset_hazard"].to_numpy()[pos],
+            premium_share=u["premium_share"].to_numpy()[pos],
+        )
 
     def state(self, user_ids: np.ndarray, state_day: np.ndarray) -> ReaderState:
         """The latent state at the end of ``state_day`` for each (user, day) pair."""
         days = np.unique(state_day)
-        table = pq.read_table(truth_path(self.settings, "daily"),
-                              filters=[("day", "in", days.astype(int).tolist())])
+        table = pq.read_table(truth_path(self.settings, "daily"), filters=[("day", "in", days.astype(int).tolist())])
         table = table.filter(pc.is_in(table["user_id"], value_set=pa_array(np.unique(user_ids))))
         frame = table.to_pandas()
         key = pd.MultiIndex.from_arrays([frame["user_id"].to_numpy(), frame["day"].to_numpy().astype(np.int64)])
@@ -141,11 +151,16 @@ class _Truth:
         if (pos < 0).any():
             raise MissingTableError("the truth's daily state is incomplete; run `ownlens-ml data generate` again")
         f = frame.iloc[pos]
-        return ReaderState(alive=f["alive"].to_numpy(), decaying=f["decaying"].to_numpy(),
-                           engagement=f["engagement"].to_numpy(dtype=float), paid=f["paid"].to_numpy(),
-                           pressure=f["pressure"].to_numpy(dtype=float),
-                           meter=f["meter"].to_numpy().astype(np.int32), newsletter=f["newsletter"].to_numpy(),
-                           idle=f["idle"].to_numpy().astype(np.int32))
+        return ReaderState(
+            alive=f["alive"].to_numpy(),
+            decaying=f["decaying"].to_numpy(),
+            engagement=f["engagement"].to_numpy(dtype=float),
+            paid=f["paid"].to_numpy(),
+            pressure=f["pressure"].to_numpy(dtype=float),
+            meter=f["meter"].to_numpy().astype(np.int32),
+            newsletter=f["newsletter"].to_numpy(),
+            idle=f["idle"].to_numpy().astype(np.int32),
+        )
 
     def weekday(self, day: np.ndarray) -> np.ndarray:
         return (self.start.weekday() + day) % 7
@@ -157,8 +172,9 @@ def pa_array(values: np.ndarray):
     return pa.array(values)
 
 
-def oracle_churn_probability(settings: Settings, user_ids: np.ndarray, as_of, window_days: int = 30,
-                             paths: int = MC_PATHS, seed: int = 0) -> np.ndarray:
+def oracle_churn_probability(
+    settings: Settings, user_ids: np.ndarray, as_of, window_days: int = 30, paths: int = MC_PATHS, seed: int = 0
+) -> np.ndarray:
     """True probability that each reader makes no session in [as_of, as_of + window_days).
 
     From each reader's latent state at the end of the day before ``as_of`` (alive, fading,
@@ -181,12 +197,15 @@ def oracle_churn_probability(settings: Settings, user_ids: np.ndarray, as_of, wi
     def no_session(draws, log_p):
         return log_p + np.log1p(-draws.visit_probability)
 
-    log_p = _replay(settings, user_ids, as_of, window_days, paths, seed, no_session, lambda st: np.ones(len(st.alive), bool))
+    log_p = _replay(
+        settings, user_ids, as_of, window_days, paths, seed, no_session, lambda st: np.ones(len(st.alive), bool)
+    )
     return np.exp(log_p).mean(axis=1)
 
 
-def oracle_conversion_probability(settings: Settings, user_ids: np.ndarray, as_of, window_days: int = 30,
-                                  paths: int = MC_PATHS, seed: int = 0) -> np.ndarray:
+def oracle_conversion_probability(
+    settings: Settings, user_ids: np.ndarray, as_of, window_days: int = 30, paths: int = MC_PATHS, seed: int = 0
+) -> np.ndarray:
     """True probability that a free reader converts to paid in [as_of, as_of + window_days).
 
     From each reader's latent state at the end of the day before ``as_of`` (engagement,
@@ -204,13 +223,24 @@ def oracle_conversion_probability(settings: Settings, user_ids: np.ndarray, as_o
         # conditioned on no conversion so far the reader evolves as a free reader
         state.paid = draws.was_paid
 
-    log_p = _replay(settings, user_ids, as_of, window_days, paths, seed, stays_free, lambda st: ~st.paid,
-                    after_step=hold_free)
+    log_p = _replay(
+        settings, user_ids, as_of, window_days, paths, seed, stays_free, lambda st: ~st.paid, after_step=hold_free
+    )
     return 1.0 - np.exp(log_p).mean(axis=1)
 
 
-def _replay(settings: Settings, user_ids, as_of, window_days: int, paths: int, seed: int, update, eligible,
-            initial=0.0, after_step=None) -> np.ndarray:
+def _replay(
+    settings: Settings,
+    user_ids,
+    as_of,
+    window_days: int,
+    paths: int,
+    seed: int,
+    update,
+    eligible,
+    initial=0.0,
+    after_step=None,
+) -> np.ndarray:
     """Replay ``paths`` futures per (reader, as_of) with ``step``; fold each day's draws with
     ``update(draws, acc)`` into one value per path; ``after_step(state, draws)`` may adjust the
     state between days. Ineligible pairs keep ``initial``."""
@@ -229,7 +259,7 @@ def _replay(settings: Settings, user_ids, as_of, window_days: int, paths: int, s
     for start in np.unique(day0[todo]):
         members = todo[day0[todo] == start]
         for lo in range(0, len(members), per_batch):
-            idx = members[lo:lo + per_batch]
+            idx = members[lo : lo + per_batch]
             rep = np.repeat(idx, paths)
             rd = truth.readers(pos[rep])
             st = st_all.take(rep)
@@ -292,13 +322,15 @@ def click_probability(settings: Settings, rows: pd.DataFrame) -> np.ndarray:
 
 
 def _churn_oracle(settings: Settings, rows: pd.DataFrame, window_days: int = 30, **_) -> np.ndarray:
-    return oracle_churn_probability(settings, rows["user_id"].to_numpy(), rows["event_timestamp"].to_numpy(),
-                                    window_days=window_days)
+    return oracle_churn_probability(
+        settings, rows["user_id"].to_numpy(), rows["event_timestamp"].to_numpy(), window_days=window_days
+    )
 
 
 def _conversion_oracle(settings: Settings, rows: pd.DataFrame, window_days: int = 14, **_) -> np.ndarray:
-    return oracle_conversion_probability(settings, rows["user_id"].to_numpy(), rows["event_timestamp"].to_numpy(),
-                                         window_days=window_days)
+    return oracle_conversion_probability(
+        settings, rows["user_id"].to_numpy(), rows["event_timestamp"].to_numpy(), window_days=window_days
+    )
 
 
 def _article_performance_oracle(settings: Settings, rows: pd.DataFrame, train: pd.DataFrame, **_) -> np.ndarray:
@@ -314,15 +346,18 @@ def _article_performance_oracle(settings: Settings, rows: pd.DataFrame, train: p
     def design(frame: pd.DataFrame) -> np.ndarray:
         q = frame["article_id"].map(quality)
         if q.isna().any():
-            raise ValidationError(f"article ids not in the generated truth: {frame.loc[q.isna(), 'article_id'][:5].tolist()}")
+            raise ValidationError(
+                f"article ids not in the generated truth: {frame.loc[q.isna(), 'article_id'][:5].tolist()}"
+            )
         return np.column_stack([np.log(q.to_numpy(float)), frame[observed].to_numpy(float)])
 
     model = HistGradientBoostingRegressor(random_state=0).fit(design(train), train["label"].to_numpy(float))
     return model.predict(design(rows))
 
 
-def _recommendation_oracle(settings: Settings, rows: pd.DataFrame, as_of=None, horizon_hours: float = 24.0,
-                           **_) -> np.ndarray:
+def _recommendation_oracle(
+    settings: Settings, rows: pd.DataFrame, as_of=None, horizon_hours: float = 24.0, **_
+) -> np.ndarray:
     return recommendation_affinity(settings, rows, as_of, horizon_hours)
 
 

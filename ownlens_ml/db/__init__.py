@@ -50,7 +50,8 @@ def _engine(url: str) -> Engine:
             if isinstance(context.original_exception, sqlite3.DatabaseError) and reason in DAMAGED_SQLITE:
                 raise DamagedStateError(
                     f"the local database {engine.url.database} is damaged ({reason}); move it aside, run "
-                    "`ownlens-ml db init` for a new one, then `data generate` or `data import` again") from None
+                    "`ownlens-ml db init` for a new one, then `data generate` or `data import` again"
+                ) from None
 
         return engine
     return create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 5})
@@ -65,11 +66,15 @@ def state_folder(settings: Settings) -> Path:
     try:
         settings.home.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise StateFolderError(f"cannot create the state folder {settings.home}: {exc.strerror}; "
-                               "set OWNLENS_HOME to a folder you can write") from None
+        raise StateFolderError(
+            f"cannot create the state folder {settings.home}: {exc.strerror}; "
+            "set OWNLENS_HOME to a folder you can write"
+        ) from None
     if not os.access(settings.home, os.W_OK):
-        raise StateFolderError(f"the state folder {settings.home} is read-only; make it writable "
-                               "or set OWNLENS_HOME to a folder you can write")
+        raise StateFolderError(
+            f"the state folder {settings.home} is read-only; make it writable "
+            "or set OWNLENS_HOME to a folder you can write"
+        )
     return settings.home
 
 
@@ -104,8 +109,10 @@ def _describe_unreachable(engine: Engine, exc: OperationalError) -> str:
     url = engine.url
     reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
     if url.get_backend_name() == "sqlite":
-        return (f"cannot open the local database {url.database}: {reason}; "
-                "check that OWNLENS_HOME is a folder you can write")
+        return (
+            f"cannot open the local database {url.database}: {reason}; "
+            "check that OWNLENS_HOME is a folder you can write"
+        )
     return (
         f"cannot connect to PostgreSQL at {url.host or 'localhost'}:{url.port or 5432} "
         f"(database {url.database!r}): {reason}; check OWNLENS_DATABASE_URL"
@@ -134,9 +141,11 @@ def job_lock(settings: Settings, engine: Engine, job: str) -> Iterator[None]:
     Raises:
         ConcurrentJobError: another process holds the lock.
     """
-    busy = ConcurrentJobError(f"another {job} is running on this {settings.profile} "
-                              f"{'database' if settings.is_production else 'state folder'}; "
-                              "wait for it to finish, then run again if you still need to")
+    busy = ConcurrentJobError(
+        f"another {job} is running on this {settings.profile} "
+        f"{'database' if settings.is_production else 'state folder'}; "
+        "wait for it to finish, then run again if you still need to"
+    )
     if engine.dialect.name != "postgresql":
         import fcntl
 
@@ -144,8 +153,10 @@ def job_lock(settings: Settings, engine: Engine, job: str) -> Iterator[None]:
         try:
             handle = open(path, "a")  # noqa: SIM115 - held open for the lock's lifetime
         except OSError as exc:
-            raise StateFolderError(f"cannot create the lock file {path}: {exc.strerror}; make the state "
-                                   "folder writable or set OWNLENS_HOME") from None
+            raise StateFolderError(
+                f"cannot create the lock file {path}: {exc.strerror}; make the state "
+                "folder writable or set OWNLENS_HOME"
+            ) from None
         with handle:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -40,27 +40,31 @@ TS = DateTime(timezone=True)
 # --- reference -------------------------------------------------------------------------
 
 brands = Table(
-    "brands", metadata,
+    "brands",
+    metadata,
     Column("brand_id", SmallInteger, primary_key=True, autoincrement=False),
     Column("name", String(80), nullable=False, unique=True),
     Column("domain", String(120), nullable=False),
 )
 
 countries = Table(
-    "countries", metadata,
+    "countries",
+    metadata,
     Column("country_code", String(2), primary_key=True),
     Column("name", String(80), nullable=False),
     Column("region", String(40), nullable=False),
 )
 
 device_types = Table(
-    "device_types", metadata,
+    "device_types",
+    metadata,
     Column("device_type_id", SmallInteger, primary_key=True, autoincrement=False),
     Column("name", String(20), nullable=False, unique=True),
 )
 
 categories = Table(
-    "categories", metadata,
+    "categories",
+    metadata,
     Column("category_id", SmallInteger, primary_key=True, autoincrement=False),
     Column("name", String(40), nullable=False, unique=True),
 )
@@ -68,7 +72,8 @@ categories = Table(
 # --- customer --------------------------------------------------------------------------
 
 users = Table(
-    "users", metadata,
+    "users",
+    metadata,
     Column("user_id", BigInteger, primary_key=True, autoincrement=False),
     Column("brand_id", SmallInteger, ForeignKey("brands.brand_id"), nullable=False),
     Column("signup_at", TS, nullable=False),
@@ -81,7 +86,8 @@ users = Table(
 )
 
 sessions = Table(
-    "sessions", metadata,
+    "sessions",
+    metadata,
     Column("session_id", BigInteger, primary_key=True, autoincrement=False),
     Column("user_id", BigInteger, ForeignKey("users.user_id"), nullable=False),
     Column("brand_id", SmallInteger, ForeignKey("brands.brand_id"), nullable=False),
@@ -96,12 +102,19 @@ sessions = Table(
 )
 
 EVENT_TYPES = (
-    "page_view", "scroll", "share", "comment", "paywall_hit",
-    "newsletter_signup", "subscribe", "ad_click",
+    "page_view",
+    "scroll",
+    "share",
+    "comment",
+    "paywall_hit",
+    "newsletter_signup",
+    "subscribe",
+    "ad_click",
 )
 
 events = Table(
-    "events", metadata,
+    "events",
+    metadata,
     Column("event_id", BigInteger, primary_key=True, autoincrement=False),
     Column("session_id", BigInteger, ForeignKey("sessions.session_id"), nullable=False),
     Column("user_id", BigInteger, ForeignKey("users.user_id"), nullable=False),
@@ -118,7 +131,8 @@ events = Table(
 # --- editorial -------------------------------------------------------------------------
 
 authors = Table(
-    "authors", metadata,
+    "authors",
+    metadata,
     Column("author_id", Integer, primary_key=True, autoincrement=False),
     Column("brand_id", SmallInteger, ForeignKey("brands.brand_id"), nullable=False),
     Column("name", String(120), nullable=False),
@@ -126,7 +140,8 @@ authors = Table(
 )
 
 articles = Table(
-    "articles", metadata,
+    "articles",
+    metadata,
     Column("article_id", BigInteger, primary_key=True, autoincrement=False),
     Column("brand_id", SmallInteger, ForeignKey("brands.brand_id"), nullable=False),
     Column("author_id", Integer, ForeignKey("authors.author_id"), nullable=False),
@@ -143,7 +158,8 @@ articles = Table(
 )
 
 article_daily_performance = Table(
-    "article_daily_performance", metadata,
+    "article_daily_performance",
+    metadata,
     Column("article_id", BigInteger, ForeignKey("articles.article_id"), primary_key=True),
     Column("date", Date, primary_key=True),
     Column("page_views", Integer, nullable=False),
@@ -159,9 +175,15 @@ SURFACES = ("homepage", "recommendation", "section", "newsletter", "search")
 
 impressions = Table(
     # One row per article shown in one impression (a slate: the list one reader saw at once).
-    "impressions", metadata,
-    Column("impression_id", BigInteger, primary_key=True, autoincrement=False,
-           comment="The slate: every article shown to one reader at once shares it"),
+    "impressions",
+    metadata,
+    Column(
+        "impression_id",
+        BigInteger,
+        primary_key=True,
+        autoincrement=False,
+        comment="The slate: every article shown to one reader at once shares it",
+    ),
     Column("position", SmallInteger, primary_key=True, autoincrement=False, comment="Slot in the slate, 1 = first"),
     Column("user_id", BigInteger, ForeignKey("users.user_id"), nullable=False),
     Column("article_id", BigInteger, ForeignKey("articles.article_id"), nullable=False),
@@ -183,10 +205,15 @@ def _feature(name: str, type_, comment: str) -> Column:
 
 
 customer_user_features = Table(
-    "customer_user_features", metadata,
+    "customer_user_features",
+    metadata,
     Column("user_id", BigInteger, primary_key=True, autoincrement=False),
-    Column("event_timestamp", TS, primary_key=True,
-           comment="Snapshot time (00:00 UTC); every value uses only events before it"),
+    Column(
+        "event_timestamp",
+        TS,
+        primary_key=True,
+        comment="Snapshot time (00:00 UTC); every value uses only events before it",
+    ),
     _feature("sessions_1d", BigInteger, "Sessions in the last day"),
     _feature("sessions_7d", BigInteger, "Sessions in the last 7 days"),
     _feature("sessions_30d", BigInteger, "Sessions in the last 30 days"),
@@ -201,11 +228,17 @@ customer_user_features = Table(
     _feature("shares_30d", BigInteger, "Article shares in the last 30 days"),
     _feature("comments_30d", BigInteger, "Comments in the last 30 days"),
     _feature("ad_clicks_30d", BigInteger, "Ad clicks in the last 30 days"),
-    _feature("avg_scroll_depth_30d", Float, "Mean scroll depth (0-1) of scroll events, last 30 days; null without scrolls"),
+    _feature(
+        "avg_scroll_depth_30d", Float, "Mean scroll depth (0-1) of scroll events, last 30 days; null without scrolls"
+    ),
     _feature("category_diversity_30d", BigInteger, "Distinct categories read in the last 30 days"),
     _feature("mobile_share_30d", Float, "Share of sessions on mobile, last 30 days; null without sessions"),
-    _feature("weekend_share_30d", Float, "Share of sessions on Saturday or Sunday, last 30 days; null without sessions"),
-    _feature("morning_share_30d", Float, "Share of sessions starting 05:00-11:59 UTC, last 30 days; null without sessions"),
+    _feature(
+        "weekend_share_30d", Float, "Share of sessions on Saturday or Sunday, last 30 days; null without sessions"
+    ),
+    _feature(
+        "morning_share_30d", Float, "Share of sessions starting 05:00-11:59 UTC, last 30 days; null without sessions"
+    ),
     _feature("days_since_last_visit", Float, "Days from the last session start to the snapshot; null if never visited"),
     _feature("days_since_signup", Float, "Days from signup to the snapshot"),
     _feature("sessions_prev_7d", BigInteger, "Sessions 8-14 days before the snapshot"),
@@ -218,10 +251,26 @@ customer_user_features = Table(
     _feature("engaged_minutes_90d", Float, "Engaged reading minutes in the last 90 days"),
     _feature("active_days_90d", BigInteger, "Days with at least one session, last 90 days"),
     _feature("paywall_hits_90d", BigInteger, "Paywall hits in the last 90 days"),
-    _feature("paywall_share_90d", Float, "Share of attempted reads (page views + paywall hits) stopped by the paywall, last 90 days; null without reads"),
-    _feature("visit_trend_7d", Float, "Active days in the last 7 against the 90-day rate (1 = as usual); null without a visit in 90 days"),
-    _feature("dwell_trend_7d", Float, "Engaged seconds per page view in the last 7 days against the 90-day mean (1 = as usual); null without page views"),
-    _feature("depth_trend_7d", Float, "Attempted reads per session in the last 7 days against the 90-day mean (1 = as usual); null without sessions"),
+    _feature(
+        "paywall_share_90d",
+        Float,
+        "Share of attempted reads (page views + paywall hits) stopped by the paywall, last 90 days; null without reads",
+    ),
+    _feature(
+        "visit_trend_7d",
+        Float,
+        "Active days in the last 7 against the 90-day rate (1 = as usual); null without a visit in 90 days",
+    ),
+    _feature(
+        "dwell_trend_7d",
+        Float,
+        "Engaged seconds per page view in the last 7 days against the 90-day mean (1 = as usual); null without page views",
+    ),
+    _feature(
+        "depth_trend_7d",
+        Float,
+        "Attempted reads per session in the last 7 days against the 90-day mean (1 = as usual); null without sessions",
+    ),
     _feature("newsletter_subscriber", BigInteger, "1 if opted in to the newsletter at the snapshot"),
     _feature("country_code", String(2), "Country of the reader (ISO 3166 alpha-2)"),
     _feature("primary_device", String(20), "Device type the reader signed up with"),
@@ -230,10 +279,15 @@ customer_user_features = Table(
 )
 
 editorial_article_features = Table(
-    "editorial_article_features", metadata,
+    "editorial_article_features",
+    metadata,
     Column("article_id", BigInteger, primary_key=True, autoincrement=False),
-    Column("event_timestamp", TS, primary_key=True,
-           comment="published_at, then published_at + 1h, 6h, 24h: each row holds what was known then"),
+    Column(
+        "event_timestamp",
+        TS,
+        primary_key=True,
+        comment="published_at, then published_at + 1h, 6h, 24h: each row holds what was known then",
+    ),
     _feature("brand_id", BigInteger, "Brand that published the article"),
     _feature("author_id", BigInteger, "Author of the article"),
     _feature("category_id", BigInteger, "Category of the article"),
@@ -252,13 +306,22 @@ editorial_article_features = Table(
 )
 
 editorial_author_features = Table(
-    "editorial_author_features", metadata,
+    "editorial_author_features",
+    metadata,
     Column("author_id", BigInteger, primary_key=True, autoincrement=False),
-    Column("event_timestamp", TS, primary_key=True,
-           comment="Snapshot time (00:00 UTC); every value uses only events before it"),
+    Column(
+        "event_timestamp",
+        TS,
+        primary_key=True,
+        comment="Snapshot time (00:00 UTC); every value uses only events before it",
+    ),
     _feature("articles_30d", BigInteger, "Articles the author published in the last 30 days"),
     _feature("author_pageviews_30d", BigInteger, "Page views of the author's articles in the last 30 days"),
-    _feature("author_pageviews_per_article_30d", Float, "Page views per article published in the last 30 days; null without articles"),
+    _feature(
+        "author_pageviews_per_article_30d",
+        Float,
+        "Page views per article published in the last 30 days; null without articles",
+    ),
     _feature("author_engaged_minutes_30d", Float, "Engaged minutes on the author's articles, last 30 days"),
     _feature("author_shares_30d", BigInteger, "Shares of the author's articles in the last 30 days"),
 )
@@ -268,20 +331,30 @@ FEATURE_TABLES = (customer_user_features, editorial_article_features, editorial_
 customer_user_segments = Table(
     # Written by the segmentation model (``ownlens-ml segments write``), not by the snapshot
     # builder: a derived view later models read, hence outside FEATURE_TABLES' quality checks.
-    "customer_user_segments", metadata,
+    "customer_user_segments",
+    metadata,
     Column("user_id", BigInteger, primary_key=True, autoincrement=False),
-    Column("event_timestamp", TS, primary_key=True,
-           comment="Snapshot time of the features the segment was assigned from (00:00 UTC)"),
+    Column(
+        "event_timestamp",
+        TS,
+        primary_key=True,
+        comment="Snapshot time of the features the segment was assigned from (00:00 UTC)",
+    ),
     Column("segment_name", String(60), nullable=False, comment="The reader's segment, e.g. 'weekend reader'"),
-    Column("segment_model_version", BigInteger, nullable=False,
-           comment="Version of the segmentation model that assigned it"),
+    Column(
+        "segment_model_version",
+        BigInteger,
+        nullable=False,
+        comment="Version of the segmentation model that assigned it",
+    ),
     Index(None, "event_timestamp"),
 )
 
 # --- ML --------------------------------------------------------------------------------
 
 ml_model_registry = Table(
-    "ml_model_registry", metadata,
+    "ml_model_registry",
+    metadata,
     # Rows are immutable: migration 0002 adds a trigger that refuses any UPDATE.
     Column("model_name", String(60), primary_key=True),
     Column("version", Integer, primary_key=True, autoincrement=False),
@@ -301,7 +374,8 @@ ml_model_registry = Table(
 )
 
 ml_model_aliases = Table(
-    "ml_model_aliases", metadata,
+    "ml_model_aliases",
+    metadata,
     # The primary key is what makes "at most one champion per model" a database fact.
     Column("model_name", String(60), primary_key=True),
     Column("alias", String(20), primary_key=True),
@@ -311,7 +385,8 @@ ml_model_aliases = Table(
 )
 
 ml_model_training_runs = Table(
-    "ml_model_training_runs", metadata,
+    "ml_model_training_runs",
+    metadata,
     Column("run_id", String(36), primary_key=True),
     Column("model_name", String(60), nullable=False),
     Column("status", String(12), nullable=False),
@@ -325,20 +400,43 @@ ml_model_training_runs = Table(
 )
 
 ml_model_predictions = Table(
-    "ml_model_predictions", metadata,
+    "ml_model_predictions",
+    metadata,
     Column("prediction_id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
     Column("model_name", String(60), nullable=False),
     Column("version", Integer, nullable=False),
-    Column("entity_key", String(200), nullable=False,
-           comment='Join keys as canonical JSON text, e.g. {"user_id":7}: composite keys fit and it can be part of a unique key'),
-    Column("entity_id", BigInteger, nullable=True, comment="The id when the model has one join key (for joins and the index)"),
-    Column("as_of", TS, nullable=False,
-           comment="The moment the features describe: the request time online, the as-of date in a batch"),
+    Column(
+        "entity_key",
+        String(200),
+        nullable=False,
+        comment='Join keys as canonical JSON text, e.g. {"user_id":7}: composite keys fit and it can be part of a unique key',
+    ),
+    Column(
+        "entity_id",
+        BigInteger,
+        nullable=True,
+        comment="The id when the model has one join key (for joins and the index)",
+    ),
+    Column(
+        "as_of",
+        TS,
+        nullable=False,
+        comment="The moment the features describe: the request time online, the as-of date in a batch",
+    ),
     Column("predicted_at", TS, nullable=False),
-    Column("score", Float, nullable=True, comment="The headline number (probability, prediction); null for top-k lists and segments"),
+    Column(
+        "score",
+        Float,
+        nullable=True,
+        comment="The headline number (probability, prediction); null for top-k lists and segments",
+    ),
     Column("output", JSON, nullable=True, comment="The whole answer: score and flags, a top-k list, a segment name"),
-    Column("features", JSON, nullable=True,
-           comment="Feature values served online; null in batch rows (the offline store reproduces them at as_of)"),
+    Column(
+        "features",
+        JSON,
+        nullable=True,
+        comment="Feature values served online; null in batch rows (the offline store reproduces them at as_of)",
+    ),
     Column("source", String(10), nullable=False, server_default="online", comment="online or batch"),
     Column("batch_id", String(120), nullable=True, comment="Batch scoring key: model, version and as-of"),
     Column("label", Float, nullable=True),
@@ -348,7 +446,8 @@ ml_model_predictions = Table(
 )
 
 ml_model_monitoring = Table(
-    "ml_model_monitoring", metadata,
+    "ml_model_monitoring",
+    metadata,
     Column("monitor_id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
     Column("model_name", String(60), nullable=False),
     Column("version", Integer, nullable=True),
@@ -360,17 +459,26 @@ ml_model_monitoring = Table(
     Column("window_end", TS, nullable=False),
     Column("computed_at", TS, nullable=False),
     Column("details", JSON, nullable=True),
-    Column("threshold", Float, nullable=True,
-           comment="The value the measurement is judged against (sample-size aware where a test has one)"),
-    Column("status", String(16), nullable=True,
-           comment="ok, alert, notice (significant but below the effect floor), too_few_rows or pending"),
+    Column(
+        "threshold",
+        Float,
+        nullable=True,
+        comment="The value the measurement is judged against (sample-size aware where a test has one)",
+    ),
+    Column(
+        "status",
+        String(16),
+        nullable=True,
+        comment="ok, alert, notice (significant but below the effect floor), too_few_rows or pending",
+    ),
     Index(None, "model_name", "computed_at"),
 )
 
 ml_reference_profiles = Table(
     # What a version was trained on, binned: monitoring compares windows with it and never rebuilds a
     # training set. Immutable like the version (migration 0006 adds a trigger that refuses UPDATE).
-    "ml_reference_profiles", metadata,
+    "ml_reference_profiles",
+    metadata,
     Column("model_name", String(60), primary_key=True),
     Column("version", Integer, primary_key=True, autoincrement=False),
     Column("created_at", TS, nullable=False),
@@ -380,7 +488,8 @@ ml_reference_profiles = Table(
 )
 
 ml_alerts = Table(
-    "ml_alerts", metadata,
+    "ml_alerts",
+    metadata,
     Column("alert_id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
     Column("model_name", String(60), nullable=False),
     Column("rule", String(80), nullable=False),
@@ -394,13 +503,26 @@ ml_alerts = Table(
     Column("last_seen_at", TS, nullable=True, comment="The newest run that still saw the condition"),
     Column("notified_at", TS, nullable=True, comment="When the webhook accepted it; null: not yet delivered"),
     Column("notify_attempts", Integer, nullable=True, comment="Failed webhook deliveries so far"),
-    Column("notify_wait", Integer, nullable=True,
-           comment="Monitoring runs to skip before the next delivery attempt (backoff)"),
+    Column(
+        "notify_wait",
+        Integer,
+        nullable=True,
+        comment="Monitoring runs to skip before the next delivery attempt (backoff)",
+    ),
     Index(None, "model_name", "status"),
 )
 
 PLATFORM_TABLES = (
-    brands, countries, device_types, categories, users, authors, articles,
-    sessions, events, article_daily_performance, impressions,
+    brands,
+    countries,
+    device_types,
+    categories,
+    users,
+    authors,
+    articles,
+    sessions,
+    events,
+    article_daily_performance,
+    impressions,
 )
 """Platform tables in load order (parents before children)."""

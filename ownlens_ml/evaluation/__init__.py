@@ -35,8 +35,10 @@ def binary_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
     """ROC-AUC, PR-AUC, log loss, Brier, expected calibration error and top-decile lift."""
     y, p = np.asarray(y, dtype=int), _clip(p)
     if len(np.unique(y)) < 2:
-        raise TooFewLabelsError(f"the {len(y):,} evaluation rows all have label {int(y[0]) if len(y) else '-'}: "
-                                "binary metrics need both classes; train on more readers or a longer stretch of data")
+        raise TooFewLabelsError(
+            f"the {len(y):,} evaluation rows all have label {int(y[0]) if len(y) else '-'}: "
+            "binary metrics need both classes; train on more readers or a longer stretch of data"
+        )
     calibration = calibration_table(y, p)
     ece = float(np.average((calibration["predicted"] - calibration["observed"]).abs(), weights=calibration["rows"]))
     return {

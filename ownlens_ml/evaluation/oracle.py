@@ -25,8 +25,9 @@ def oracle(settings: Settings, name: str, rows: pd.DataFrame, **params) -> np.nd
     """
     meta = settings.truth_dir / "meta.json"
     if not meta.exists():
-        raise NoTruthError(f"no generator truth in {settings.truth_dir}: the data was not generated, "
-                           "so no oracle can score it")
+        raise NoTruthError(
+            f"no generator truth in {settings.truth_dir}: the data was not generated, so no oracle can score it"
+        )
     if name not in ORACLES:
         raise NoTruthError(f"the generator truth offers no {name!r} oracle; it offers: {', '.join(ORACLES)}")
     return ORACLES[name](settings, rows, **params)

@@ -56,7 +56,7 @@ def ranking_metrics(top: np.ndarray, relevant: sp.csr_matrix, catalogue_size: in
         hit[ok, j] = np.asarray(relevant[np.flatnonzero(ok), col[ok]]).ravel() > 0
     discount = 1.0 / np.log2(np.arange(2, k + 2))
     dcg = (hit * discount).sum(axis=1)
-    ideal = np.array([discount[:min(int(m), k)].sum() for m in n_rel])
+    ideal = np.array([discount[: min(int(m), k)].sum() for m in n_rel])
     precision_at = np.cumsum(hit, axis=1) / np.arange(1, k + 1)
     ap = (precision_at * hit).sum(axis=1) / np.maximum(np.minimum(n_rel, k), 1)
     shown = np.unique(top[top >= 0])
@@ -113,12 +113,15 @@ class Holdout:
     """(readers, catalogue) bool: what each reader may be shown."""
 
     def describe(self) -> str:
-        return (f"{len(self.readers):,} readers who read after {self.as_of:%Y-%m-%d %H:%M} UTC, "
-                f"{len(self.candidates):,} candidate articles")
+        return (
+            f"{len(self.readers):,} readers who read after {self.as_of:%Y-%m-%d %H:%M} UTC, "
+            f"{len(self.candidates):,} candidate articles"
+        )
 
 
-def build_holdout(train: pd.DataFrame, test: pd.DataFrame, catalogue: pd.DataFrame, as_of: pd.Timestamp,
-                  max_age_hours: float) -> Holdout:
+def build_holdout(
+    train: pd.DataFrame, test: pd.DataFrame, catalogue: pd.DataFrame, as_of: pd.Timestamp, max_age_hours: float
+) -> Holdout:
     """The holdout of readers with reads before ``as_of`` (``train``) and candidate reads in ``test``.
 
     Raises:
@@ -135,8 +138,10 @@ def build_holdout(train: pd.DataFrame, test: pd.DataFrame, catalogue: pd.DataFra
     test = test[~pd.MultiIndex.from_frame(test[["user_id", "article_id"]]).isin(before)]
     readers = np.intersect1d(test["user_id"].to_numpy(np.int64), train["user_id"].to_numpy(np.int64))
     if not len(readers):
-        raise ValidationError(f"no reader with reads before {as_of} read a candidate article after it; "
-                              "move the split earlier or lengthen the evaluation window")
+        raise ValidationError(
+            f"no reader with reads before {as_of} read a candidate article after it; "
+            "move the split earlier or lengthen the evaluation window"
+        )
     test = test[test["user_id"].isin(readers)]
     row = np.searchsorted(readers, test["user_id"].to_numpy(np.int64))
     relevant = sp.csr_matrix((np.ones(len(row)), (row, test["cpos"].to_numpy())), shape=(len(readers), len(ids)))
@@ -151,5 +156,16 @@ def build_holdout(train: pd.DataFrame, test: pd.DataFrame, catalogue: pd.DataFra
     allowed = (brand[None, :] == brands[:, None]) & np.isin(np.arange(len(ids)), cands)[None, :] & ~seen
     split = np.searchsorted(r, np.arange(1, len(readers)))
     rows = mine[["article_id", "seconds"]].to_numpy(np.int64)
-    return Holdout(pd.Timestamp(as_of), train, ids, brand, published, cands, readers, brands,
-                   np.split(rows, split), relevant, allowed)
+    return Holdout(
+        pd.Timestamp(as_of),
+        train,
+        ids,
+        brand,
+        published,
+        cands,
+        readers,
+        brands,
+        np.split(rows, split),
+        relevant,
+        allowed,
+    )

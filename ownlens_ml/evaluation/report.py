@@ -47,8 +47,10 @@ class Evaluation:
         """One line: how many positives each part held (classifiers), else None."""
         if not self.positives:
             return None
-        return "Positives: " + ", ".join(f"{part} {held:,} of {rows:,} rows ({held / max(rows, 1):.2%})"
-                                         for part, (held, rows) in self.positives.items())
+        return "Positives: " + ", ".join(
+            f"{part} {held:,} of {rows:,} rows ({held / max(rows, 1):.2%})"
+            for part, (held, rows) in self.positives.items()
+        )
 
     def table(self, names: tuple[str, ...]) -> pd.DataFrame:
         """Metrics side by side, one row per scorer."""
@@ -72,8 +74,7 @@ def _roc_pr(ev: Evaluation, folder: Path) -> list[str]:
     for i, (who, p) in enumerate(ev.scores.items()):
         fpr, tpr, _ = skm.roc_curve(ev.y, p)
         precision, recall, _ = skm.precision_recall_curve(ev.y, p)
-        style = {"color": _color(i, who), "lw": 2.2 if who == "model" else 1.3,
-                 "ls": "--" if who == "oracle" else "-"}
+        style = {"color": _color(i, who), "lw": 2.2 if who == "model" else 1.3, "ls": "--" if who == "oracle" else "-"}
         roc.plot(fpr, tpr, label=f"{who} ({ev.metrics[who]['roc_auc']:.3f})", **style)
         pr.plot(recall, precision, label=f"{who} ({ev.metrics[who]['pr_auc']:.3f})", **style)
     roc.plot([0, 1], [0, 1], color="#bbbbbb", lw=1)
@@ -131,8 +132,14 @@ def _predicted_vs_actual(ev: Evaluation, folder: Path) -> list[str]:
     _style(scatter, "Predicted vs actual (holdout)", "actual", "predicted")
     scatter.legend(fontsize=8)
     for i, (who, q) in enumerate(ev.scores.items()):
-        residuals.hist(np.asarray(q) - ev.y, bins=40, histtype="step", lw=2.2 if who == "model" else 1.2,
-                       color=_color(i, who), label=f"{who} (RMSE {ev.metrics[who]['rmse']:.3f})")
+        residuals.hist(
+            np.asarray(q) - ev.y,
+            bins=40,
+            histtype="step",
+            lw=2.2 if who == "model" else 1.2,
+            color=_color(i, who),
+            label=f"{who} (RMSE {ev.metrics[who]['rmse']:.3f})",
+        )
     _style(residuals, "Residuals (predicted - actual)", "residual", "rows")
     residuals.legend(fontsize=7)
     fig.tight_layout()
@@ -184,11 +191,24 @@ def _k_selection(ev: Evaluation, folder: Path) -> list[str]:
     ax.plot(ks, values, marker="o", color=MODEL_COLOR)
     tolerance = ev.extras.get("k_tolerance")
     if tolerance:
-        ax.axhspan(max(values) - tolerance, max(values), color=MODEL_COLOR, alpha=0.12,
-                   label=f"within {tolerance} of the best: ties, the largest k is taken")
+        ax.axhspan(
+            max(values) - tolerance,
+            max(values),
+            color=MODEL_COLOR,
+            alpha=0.12,
+            label=f"within {tolerance} of the best: ties, the largest k is taken",
+        )
     if chosen is not None:
-        ax.scatter([chosen], [curve[chosen]], s=120, facecolors="none", edgecolors=ORACLE_COLOR, lw=1.6,
-                   label=f"chosen: {chosen} segments", zorder=3)
+        ax.scatter(
+            [chosen],
+            [curve[chosen]],
+            s=120,
+            facecolors="none",
+            edgecolors=ORACLE_COLOR,
+            lw=1.6,
+            label=f"chosen: {chosen} segments",
+            zorder=3,
+        )
     if tolerance or chosen is not None:
         ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False)
     ax.set_xticks(ks)
@@ -227,8 +247,14 @@ def _segment_profiles(ev: Evaluation, folder: Path) -> list[str]:
     fig.savefig(folder / "segment_profiles.png", dpi=110)
     plt.close(fig)
     habits = profile[[c for c in profile.columns if not c.startswith("z_")]].round(2)
-    return ["segment_profiles.png", "", "Segment centroids in the habits' own units (per-session habits shrunk "
-            "towards the population for readers with few sessions):", "", habits.to_markdown()]
+    return [
+        "segment_profiles.png",
+        "",
+        "Segment centroids in the habits' own units (per-session habits shrunk "
+        "towards the population for readers with few sessions):",
+        "",
+        habits.to_markdown(),
+    ]
 
 
 def _segment_transitions(ev: Evaluation, folder: Path) -> list[str]:
@@ -255,8 +281,16 @@ def _ndcg_curves(ev: Evaluation, folder: Path) -> list[str]:
         return []
     fig, ax = plt.subplots(figsize=(7, 4.4))
     for i, (who, values) in enumerate(curves.items()):
-        ax.plot(ks, values, marker="o", ms=3, color=_color(i, who), lw=2.2 if who == "model" else 1.3,
-                ls="--" if who == "oracle" else "-", label=who)
+        ax.plot(
+            ks,
+            values,
+            marker="o",
+            ms=3,
+            color=_color(i, who),
+            lw=2.2 if who == "model" else 1.3,
+            ls="--" if who == "oracle" else "-",
+            label=who,
+        )
     _style(ax, "NDCG@k on the same readers and candidates", "k (articles shown)", "NDCG@k")
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -276,13 +310,29 @@ def _activity_bursts(ev: Evaluation, folder: Path) -> list[str]:
         ax.plot(hours, panel["reads"], color="#8a8a8a", lw=0.7, label="reads per hour")
         ax.plot(hours, panel["expected"], color=MODEL_COLOR, lw=0.9, alpha=0.8, label="baseline")
         for start, end, lift in panel.get("bursts", []):
-            ax.axvspan(pd.Timestamp(start * 3600, unit="s", tz="UTC"), pd.Timestamp(end * 3600, unit="s", tz="UTC"),
-                       color=OTHER_COLORS[0], alpha=0.25, lw=0)
-            ax.text(pd.Timestamp(start * 3600, unit="s", tz="UTC"), max(panel["reads"]) * 0.95, f"{lift:.1f}x",
-                    fontsize=7, color=OTHER_COLORS[0], va="top")
+            ax.axvspan(
+                pd.Timestamp(start * 3600, unit="s", tz="UTC"),
+                pd.Timestamp(end * 3600, unit="s", tz="UTC"),
+                color=OTHER_COLORS[0],
+                alpha=0.25,
+                lw=0,
+            )
+            ax.text(
+                pd.Timestamp(start * 3600, unit="s", tz="UTC"),
+                max(panel["reads"]) * 0.95,
+                f"{lift:.1f}x",
+                fontsize=7,
+                color=OTHER_COLORS[0],
+                va="top",
+            )
         for start, end in panel.get("detected", []):
-            ax.hlines(0, pd.Timestamp(start * 3600, unit="s", tz="UTC"), pd.Timestamp(end * 3600, unit="s", tz="UTC"),
-                      color="#c0392b", lw=5)
+            ax.hlines(
+                0,
+                pd.Timestamp(start * 3600, unit="s", tz="UTC"),
+                pd.Timestamp(end * 3600, unit="s", tz="UTC"),
+                color="#c0392b",
+                lw=5,
+            )
         _style(ax, f"{panel['series']}: injected bursts shaded (lift), detections in red", "", "reads / hour")
     axes[0, 0].legend(fontsize=8, loc="upper right")
     fig.tight_layout()
@@ -344,8 +394,11 @@ def write_report(ev: Evaluation, folder: Path, metrics: tuple[str, ...], plots: 
     lines = [
         f"# {ev.model} v{ev.version}: evaluation" if ev.version else f"# {ev.model}: evaluation",
         "",
-        (f"Feature service `{ev.feature_service}`; holdout: {ev.holdout}." if ev.feature_service
-         else f"Holdout: {ev.holdout}."),
+        (
+            f"Feature service `{ev.feature_service}`; holdout: {ev.holdout}."
+            if ev.feature_service
+            else f"Holdout: {ev.holdout}."
+        ),
         "Every scorer below is measured on the same holdout; baselines were fitted on the same training data.",
         *([ev.positives_line() + "."] if ev.positives else []),
         "",
@@ -353,12 +406,12 @@ def write_report(ev: Evaluation, folder: Path, metrics: tuple[str, ...], plots: 
         "",
     ]
     for name in plots:
-        lines += [entry if not entry.endswith(".png") else f"![{entry[:-4]}]({entry})"
-                  for entry in PLOTS[name](ev, folder)]
+        lines += [
+            entry if not entry.endswith(".png") else f"![{entry[:-4]}]({entry})" for entry in PLOTS[name](ev, folder)
+        ]
         lines.append("")
     if ev.notes:
         lines += ["## Notes", ""] + [f"- {note}" for note in ev.notes]
     path = folder / "report.md"
     path.write_text("\n".join(lines) + "\n")
     return path
-

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import yaml
 from feast import FeatureService, FeatureStore, RepoConfig
-from feast.infra.registry.file import FileRegistryStore
 from feast.errors import FeastObjectNotFoundException, FeatureServiceNotFoundException
 from feast.feature_view import DUMMY_ENTITY_ID
+from feast.infra.registry.file import FileRegistryStore
 from google.protobuf.message import DecodeError
 
 from ownlens_ml.db import get_engine, state_folder
@@ -49,8 +49,9 @@ def writable_home(settings: Settings) -> Path:
     except OSError as exc:
         raise StateFolderError(f"cannot create {feast_dir}: {exc.strerror}; make the state folder writable") from None
     if not os.access(feast_dir, os.W_OK):
-        raise StateFolderError(f"{feast_dir} is read-only; make the state folder writable "
-                               "or set OWNLENS_HOME to a folder you can write")
+        raise StateFolderError(
+            f"{feast_dir} is read-only; make the state folder writable or set OWNLENS_HOME to a folder you can write"
+        )
     return settings.home
 
 
@@ -68,8 +69,10 @@ def feast_yaml_text(settings: Settings) -> str:
             template = template.replace("${" + name + "}", value)
     config = yaml.safe_load(template)
     config["project"] = settings.project
-    config["registry"] = {"path": str(settings.feast_registry),
-                          "registry_store_type": f"{__name__}.AtomicFileRegistryStore"}
+    config["registry"] = {
+        "path": str(settings.feast_registry),
+        "registry_store_type": f"{__name__}.AtomicFileRegistryStore",
+    }
     if config["online_store"]["type"] == "sqlite":
         config["online_store"]["path"] = str(settings.home / "feast" / "online.db")
     return f"# Written by ownlens-ml for {settings.home}.\n" + yaml.safe_dump(config, sort_keys=False)
@@ -134,8 +137,9 @@ def feature_store(settings: Settings, create: bool = False) -> FeatureStore:
     registry_file = settings.feast_registry
     if not settings.is_production and not create and not registry_file.exists():
         _stores.pop(settings, None)
-        raise FeatureStoreStateError(f"the Feast registry {registry_file} does not exist; "
-                                     "run `ownlens-ml features apply`")
+        raise FeatureStoreStateError(
+            f"the Feast registry {registry_file} does not exist; run `ownlens-ml features apply`"
+        )
     if store is None:
         if settings.is_production:
             engine = get_engine(settings)  # the one clear message for an unreachable database
@@ -166,16 +170,23 @@ def _require_sql_registry(engine, project: str) -> None:  # engine: a sqlalchemy
 
     missing = sorted(set(metadata.tables) - set(inspect(engine).get_table_names()))
     if missing:
-        raise FeatureStoreStateError(f"the Feast SQL registry in database {engine.url.database!r} lacks its "
-                                     f"table(s) {', '.join(missing)}; run `ownlens-ml features apply`")
+        raise FeatureStoreStateError(
+            f"the Feast SQL registry in database {engine.url.database!r} lacks its "
+            f"table(s) {', '.join(missing)}; run `ownlens-ml features apply`"
+        )
     with engine.connect() as conn:
-        known = conn.execute(select(feast_metadata.c.project_id).where(
-            feast_metadata.c.metadata_key == FeastMetadataKeys.PROJECT_UUID.value,
-            feast_metadata.c.project_id == project)).first()
+        known = conn.execute(
+            select(feast_metadata.c.project_id).where(
+                feast_metadata.c.metadata_key == FeastMetadataKeys.PROJECT_UUID.value,
+                feast_metadata.c.project_id == project,
+            )
+        ).first()
     if known is None:
-        raise FeatureStoreStateError(f"Feast project {project!r} was never applied to database "
-                                     f"{engine.url.database!r}; run `ownlens-ml features apply` (or check "
-                                     "OWNLENS_FEAST_PROJECT)")
+        raise FeatureStoreStateError(
+            f"Feast project {project!r} was never applied to database "
+            f"{engine.url.database!r}; run `ownlens-ml features apply` (or check "
+            "OWNLENS_FEAST_PROJECT)"
+        )
 
 
 def discard_damaged(settings: Settings) -> list[str]:
@@ -232,8 +243,9 @@ def feast_errors(settings: Settings, doing: str = "the feature store"):
         raise
     except sqlalchemy.exc.OperationalError as exc:
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc).splitlines()[0]
-        raise DatabaseUnavailableError(f"{doing}: cannot reach Feast's registry database: {reason}; "
-                                       "check OWNLENS_DATABASE_URL") from None
+        raise DatabaseUnavailableError(
+            f"{doing}: cannot reach Feast's registry database: {reason}; check OWNLENS_DATABASE_URL"
+        ) from None
     except (redis.ConnectionError, redis.ResponseError, redis.exceptions.RedisClusterException) as exc:
         from ownlens_ml.features.redis_layout import unavailable
 
@@ -241,17 +253,25 @@ def feast_errors(settings: Settings, doing: str = "the feature store"):
             raise
         raise unavailable(settings, exc) from None
     except PermissionError as exc:
-        raise StateFolderError(f"{doing}: cannot write {exc.filename or settings.home}: permission denied; "
-                               "make the state folder writable or set OWNLENS_HOME") from None
+        raise StateFolderError(
+            f"{doing}: cannot write {exc.filename or settings.home}: permission denied; "
+            "make the state folder writable or set OWNLENS_HOME"
+        ) from None
     except sqlite3.OperationalError as exc:
-        raise FeatureStoreStateError(f"{doing}: the local online store {settings.home / 'feast' / 'online.db'} "
-                                     f"is unusable ({exc}); run `ownlens-ml features apply` to recreate it") from None
+        raise FeatureStoreStateError(
+            f"{doing}: the local online store {settings.home / 'feast' / 'online.db'} "
+            f"is unusable ({exc}); run `ownlens-ml features apply` to recreate it"
+        ) from None
     except sqlite3.DatabaseError as exc:  # not an OperationalError: the file is no database
-        raise DamagedStateError(f"{doing}: the local online store {settings.home / 'feast' / 'online.db'} is "
-                                f"damaged ({exc}); {REBUILD}") from None
+        raise DamagedStateError(
+            f"{doing}: the local online store {settings.home / 'feast' / 'online.db'} is damaged ({exc}); {REBUILD}"
+        ) from None
     except DecodeError as exc:
-        where = (f"the Feast SQL registry of project {settings.project!r} (OWNLENS_DATABASE_URL)"
-                 if settings.is_production else f"the Feast registry {settings.home / 'feast' / 'registry.db'}")
+        where = (
+            f"the Feast SQL registry of project {settings.project!r} (OWNLENS_DATABASE_URL)"
+            if settings.is_production
+            else f"the Feast registry {settings.home / 'feast' / 'registry.db'}"
+        )
         raise DamagedStateError(f"{doing}: {where} is damaged ({exc}); {REBUILD}") from None
 
 
@@ -271,8 +291,9 @@ def require_applied(settings: Settings, online: bool = False) -> FeatureStore:
     with feast_errors(settings):
         views = store.list_feature_views(allow_cache=False)
     if not views:
-        raise FeatureStoreStateError(f"the Feast registry of project {settings.project!r} has no feature views; "
-                                     "run `ownlens-ml features apply`")
+        raise FeatureStoreStateError(
+            f"the Feast registry of project {settings.project!r} has no feature views; run `ownlens-ml features apply`"
+        )
     if not settings.is_production:
         expected = settings.offline_dir.resolve()
         for view in views:
@@ -280,11 +301,14 @@ def require_applied(settings: Settings, online: bool = False) -> FeatureStore:
             if path and Path(path).resolve().parent != expected:
                 raise FeatureStoreStateError(
                     f"the Feast registry in {settings.home / 'feast'} reads {Path(path).parent}, not this state "
-                    f"folder's {expected} (was the folder copied?); run `ownlens-ml features apply`")
+                    f"folder's {expected} (was the folder copied?); run `ownlens-ml features apply`"
+                )
         online_db = settings.home / "feast" / "online.db"
         if online and not settings.online_redis and not online_db.exists():
-            raise FeatureStoreStateError(f"the local online store {online_db} is missing; "
-                                         "run `ownlens-ml features apply` to recreate it, then `features materialize`")
+            raise FeatureStoreStateError(
+                f"the local online store {online_db} is missing; "
+                "run `ownlens-ml features apply` to recreate it, then `features materialize`"
+            )
         if online:  # before Feast: its materialize marks views in the registry before it writes a row
             try:
                 with contextlib.closing(sqlite3.connect(f"file:{online_db}?mode=ro", uri=True)) as conn:
@@ -303,7 +327,8 @@ def feature_service(settings: Settings, name: str) -> FeatureService:
         except FeatureServiceNotFoundException:
             known = sorted(fs.name for fs in store.list_feature_services())
     raise UnknownFeatureServiceError(
-        f"no feature service {name!r}; known: {', '.join(known) or 'none (run `ownlens-ml features apply`)'}")
+        f"no feature service {name!r}; known: {', '.join(known) or 'none (run `ownlens-ml features apply`)'}"
+    )
 
 
 def service_views(store: FeatureStore, service: FeatureService) -> list:

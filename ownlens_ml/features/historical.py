@@ -22,12 +22,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 from feast import FeatureService, FileSource
+from feast.errors import FeastObjectNotFoundException
 from feast.infra.offline_stores.contrib.postgres_offline_store.postgres_source import PostgreSQLSource
 from feast.value_type import ValueType
 
 from ownlens_ml.errors import ConfigError
-from ownlens_ml.features.feast_store import feature_names, feature_store
 from ownlens_ml.features import pgcopy
+from ownlens_ml.features.feast_store import feature_names, feature_store
 from ownlens_ml.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -64,7 +65,7 @@ def _plan(store, service: FeatureService, entity_columns: list[str]):
         names = [f.name for f in projection.features]
         try:
             odfv = store.get_on_demand_feature_view(projection.name, allow_registry_cache=True)
-        except Exception:
+        except FeastObjectNotFoundException:  # a feature view
             odfv = None
         if odfv is None:
             types |= add(store.get_feature_view(projection.name, allow_registry_cache=True), names)
@@ -73,8 +74,9 @@ def _plan(store, service: FeatureService, entity_columns: list[str]):
         if odfv.mode != "python" and odfv.mode != "pandas":
             raise FastPathUnsupported(f"on-demand view {odfv.name} has mode {odfv.mode}")
         for source in odfv.source_feature_view_projections.values():
-            types |= add(store.get_feature_view(source.name, allow_registry_cache=True),
-                         [f.name for f in source.features])
+            types |= add(
+                store.get_feature_view(source.name, allow_registry_cache=True), [f.name for f in source.features]
+            )
         odfvs.append((odfv, names))
     return groups, sources, types, odfvs, requested
 
@@ -83,13 +85,16 @@ def _lateral_sql(source: PostgreSQLSource, key: str, ttl: int, columns: list[str
     ts = source.timestamp_field
     relation = source.get_table_query_string()
     relation = f"{relation} AS s" if relation.startswith("(") else f"{relation} s"
-    order = f's."{ts}" DESC' + (f', s."{source.created_timestamp_column}" DESC'
-                                if source.created_timestamp_column else "")
-    lower = f' AND s."{ts}" >= e.ts - INTERVAL \'{ttl} seconds\'' if ttl else ""
+    order = f's."{ts}" DESC' + (
+        f', s."{source.created_timestamp_column}" DESC' if source.created_timestamp_column else ""
+    )
+    lower = f" AND s.\"{ts}\" >= e.ts - INTERVAL '{ttl} seconds'" if ttl else ""
     cols = ", ".join(f's."{c}"' for c in columns)
-    return (f"SELECT e.row_id, f.* FROM {ENTITY_TABLE} e LEFT JOIN LATERAL ("
-            f'SELECT {cols} FROM {relation} WHERE s."{key}" = e."{key}" AND s."{ts}" <= e.ts{lower} '
-            f"ORDER BY {order} LIMIT 1) f ON TRUE ORDER BY e.row_id")
+    return (
+        f"SELECT e.row_id, f.* FROM {ENTITY_TABLE} e LEFT JOIN LATERAL ("
+        f'SELECT {cols} FROM {relation} WHERE s."{key}" = e."{key}" AND s."{ts}" <= e.ts{lower} '
+        f"ORDER BY {order} LIMIT 1) f ON TRUE ORDER BY e.row_id"
+    )
 
 
 def historical_postgres(settings: Settings, service: FeatureService, entities: pd.DataFrame) -> pd.DataFrame:
@@ -116,8 +121,7 @@ def historical_postgres(settings: Settings, service: FeatureService, entities: p
         upload[key] = entities[key].astype("Int64")
     upload["ts_us"] = entities["event_timestamp"].dt.tz_convert("UTC").astype("datetime64[us, UTC]").astype("int64")
     csv = io.BytesIO()
-    pacsv.write_csv(pa.Table.from_pandas(upload, preserve_index=False), csv,
-                    pacsv.WriteOptions(include_header=False))
+    pacsv.write_csv(pa.Table.from_pandas(upload, preserve_index=False), csv, pacsv.WriteOptions(include_header=False))
     csv.seek(0)
 
     conn = pgcopy.connect(settings)
@@ -128,8 +132,10 @@ def historical_postgres(settings: Settings, service: FeatureService, entities: p
             cur.execute(f"CREATE TEMP TABLE {ENTITY_TABLE}_raw (row_id bigint{key_cols}, ts_us bigint) ON COMMIT DROP")
             cur.copy_expert(f"COPY {ENTITY_TABLE}_raw FROM STDIN WITH (FORMAT csv)", csv)
             key_list = "".join(f', "{k}"' for k in keys)
-            cur.execute(f"CREATE TEMP TABLE {ENTITY_TABLE} ON COMMIT DROP AS SELECT row_id{key_list}, "
-                        f"TIMESTAMPTZ 'epoch' + ts_us * INTERVAL '1 microsecond' AS ts FROM {ENTITY_TABLE}_raw")
+            cur.execute(
+                f"CREATE TEMP TABLE {ENTITY_TABLE} ON COMMIT DROP AS SELECT row_id{key_list}, "
+                f"TIMESTAMPTZ 'epoch' + ts_us * INTERVAL '1 microsecond' AS ts FROM {ENTITY_TABLE}_raw"
+            )
             cur.execute(f"ANALYZE {ENTITY_TABLE}")
             for group, views in groups.items():
                 _, key, ttl = group
@@ -145,7 +151,9 @@ def historical_postgres(settings: Settings, service: FeatureService, entities: p
     return _finish(service, entities, requested, features, odfvs, started)
 
 
-def _finish(service, entities: pd.DataFrame, requested: list[str], features: dict, odfvs, started: float) -> pd.DataFrame:
+def _finish(
+    service, entities: pd.DataFrame, requested: list[str], features: dict, odfvs, started: float
+) -> pd.DataFrame:
     """Entities + requested features (+ on-demand inputs) → on-demand views → the frame Feast returns."""
     base = pa.Table.from_pandas(entities, preserve_index=False)
     odfv_inputs = [c for c in features if c not in requested]
@@ -202,8 +210,10 @@ def historical_duckdb(settings: Settings, service: FeatureService, entities: pd.
     groups, sources, types, odfvs, requested = _plan(store, service, list(entities.columns))
     keys = sorted({key for _, key, _ in groups})
     stamps = entities["event_timestamp"].dt.tz_convert("UTC").astype("datetime64[us, UTC]")
-    probe = pa.table({"_row": np.arange(len(entities), dtype=np.int64), "_ts": pa.array(stamps)}
-                     | {k: pa.array(entities[k]) for k in keys})
+    probe = pa.table(
+        {"_row": np.arange(len(entities), dtype=np.int64), "_ts": pa.array(stamps)}
+        | {k: pa.array(entities[k]) for k in keys}
+    )
     selects, joins, wanted = [], [], {}
     for i, (group, views) in enumerate(groups.items()):
         source = sources[group]
@@ -212,17 +222,20 @@ def historical_duckdb(settings: Settings, service: FeatureService, entities: pd.
         _, key, ttl = group
         ts = source.timestamp_field
         alias = f"f{i}"
-        keep = f'{alias}."{ts}" >= e._ts - INTERVAL \'{ttl} seconds\'' if ttl else "TRUE"
+        keep = f"{alias}.\"{ts}\" >= e._ts - INTERVAL '{ttl} seconds'" if ttl else "TRUE"
         for c in dict.fromkeys(n for names in views.values() for n in names):
             if c not in wanted:  # the first group that has a feature supplies it
                 wanted[c] = f"_c{len(wanted)}"
                 selects.append(f'CASE WHEN {keep} THEN {alias}."{c}" END AS {wanted[c]}')
-        joins.append(f"ASOF LEFT JOIN read_parquet('{source.path}') {alias} "
-                     f'ON e."{key}" = {alias}."{key}" AND e._ts >= {alias}."{ts}"')
+        joins.append(
+            f"ASOF LEFT JOIN read_parquet('{source.path}') {alias} "
+            f'ON e."{key}" = {alias}."{key}" AND e._ts >= {alias}."{ts}"'
+        )
     with duckdb.connect() as con:
         con.register("_entities", probe)
-        table = con.sql(f"SELECT {', '.join(selects)} FROM _entities e {' '.join(joins)} "
-                        "ORDER BY e._row").to_arrow_table()
+        table = con.sql(
+            f"SELECT {', '.join(selects)} FROM _entities e {' '.join(joins)} ORDER BY e._row"
+        ).to_arrow_table()
     features = {}
     for c, alias in wanted.items():
         column = table.column(alias)

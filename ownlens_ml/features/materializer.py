@@ -16,7 +16,7 @@ import logging
 import time
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pyarrow as pa
@@ -26,9 +26,9 @@ from feast.infra.offline_stores.contrib.postgres_offline_store.postgres_source i
 from feast.value_type import ValueType
 
 from ownlens_ml.errors import ConfigError
-from ownlens_ml.features.feast_store import feature_store
 from ownlens_ml.features import pgcopy
 from ownlens_ml.features import redis_layout as layout
+from ownlens_ml.features.feast_store import feature_store
 from ownlens_ml.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ class MaterializeReport:
 
 
 def _utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _latest_rows_sql(source, key: str, columns: list[str], start: datetime, end: datetime, production: bool) -> str:
@@ -57,22 +57,29 @@ def _latest_rows_sql(source, key: str, columns: list[str], start: datetime, end:
     if production:
         relation = source.get_table_query_string()
         relation = f"{relation} AS src" if relation.startswith("(") else relation
-        return (f'SELECT DISTINCT ON ("{key}") "{key}", '
-                f'(EXTRACT(EPOCH FROM "{ts}") * 1000000)::bigint AS __ts_us, {cols} '
-                f'FROM {relation} WHERE {window} ORDER BY "{key}", "{ts}" DESC')
-    return (f"SELECT \"{key}\", epoch_us(\"{ts}\") AS __ts_us, {cols} FROM read_parquet('{source.path}') "
-            f"WHERE {window} QUALIFY row_number() OVER (PARTITION BY \"{key}\" ORDER BY \"{ts}\" DESC) = 1")
+        return (
+            f'SELECT DISTINCT ON ("{key}") "{key}", '
+            f'(EXTRACT(EPOCH FROM "{ts}") * 1000000)::bigint AS __ts_us, {cols} '
+            f'FROM {relation} WHERE {window} ORDER BY "{key}", "{ts}" DESC'
+        )
+    return (
+        f'SELECT "{key}", epoch_us("{ts}") AS __ts_us, {cols} FROM read_parquet(\'{source.path}\') '
+        f'WHERE {window} QUALIFY row_number() OVER (PARTITION BY "{key}" ORDER BY "{ts}" DESC) = 1'
+    )
 
 
-def _read_latest(settings: Settings, source, key: str, types: dict[str, ValueType],
-                 start: datetime, end: datetime) -> pa.Table:
+def _read_latest(
+    settings: Settings, source, key: str, types: dict[str, ValueType], start: datetime, end: datetime
+) -> pa.Table:
     sql = _latest_rows_sql(source, key, list(types), start, end, settings.is_production)
     if isinstance(source, PostgreSQLSource):
         conn = pgcopy.connect(settings)
         try:
             with conn.cursor() as cur:
                 column_types = {key: pa.int64(), "__ts_us": pa.int64()}
-                return pgcopy.copy_to_arrow(cur, sql, column_types | {c: pgcopy.arrow_type(t) for c, t in types.items()})
+                return pgcopy.copy_to_arrow(
+                    cur, sql, column_types | {c: pgcopy.arrow_type(t) for c, t in types.items()}
+                )
         finally:
             conn.close()
     if isinstance(source, FileSource):
@@ -80,8 +87,9 @@ def _read_latest(settings: Settings, source, key: str, types: dict[str, ValueTyp
 
         with duckdb.connect() as con:
             return con.sql(sql).to_arrow_table()
-    raise ConfigError(f"fast materialization reads PostgreSQL or parquet sources; got {type(source).__name__}; "
-                      "use engine='feast'")
+    raise ConfigError(
+        f"fast materialization reads PostgreSQL or parquet sources; got {type(source).__name__}; use engine='feast'"
+    )
 
 
 def _object_column(values: list) -> np.ndarray:
@@ -90,8 +98,9 @@ def _object_column(values: list) -> np.ndarray:
     return column
 
 
-def materialize_redis(settings: Settings, start: datetime, end: datetime,
-                      views: list[str] | None = None) -> MaterializeReport:
+def materialize_redis(
+    settings: Settings, start: datetime, end: datetime, views: list[str] | None = None
+) -> MaterializeReport:
     """Load the latest values stamped in [start, end] into Redis, as ``feast materialize`` does.
 
     Args:
@@ -104,8 +113,10 @@ def materialize_redis(settings: Settings, start: datetime, end: datetime,
     store = feature_store(settings)
     config = store.config
     if config.online_store.type != "redis":
-        raise ConfigError(f"fast materialization writes Redis; this profile's online store is "
-                          f"{config.online_store.type!r}; use engine='feast'")
+        raise ConfigError(
+            f"fast materialization writes Redis; this profile's online store is "
+            f"{config.online_store.type!r}; use engine='feast'"
+        )
     if getattr(config.online_store, "redis_type", "redis") != "redis":
         raise ConfigError("fast materialization writes a single Redis server; use engine='feast' for cluster/sentinel")
     all_views = [v for v in store.list_feature_views() if v.online and getattr(v, "enabled", True)]
@@ -152,8 +163,12 @@ def materialize_redis(settings: Settings, start: datetime, end: datetime,
                 blocks.append(block)
             write = np.ones((n, len(group)), dtype=bool)
             if not skip_dedup:
-                write = _newer_than_stored(client, keys, [layout.ts_field(layout.view_name(v, config)) for v in group],
-                                           micros.astype(np.int64) * 1000)
+                write = _newer_than_stored(
+                    client,
+                    keys,
+                    [layout.ts_field(layout.view_name(v, config)) for v in group],
+                    micros.astype(np.int64) * 1000,
+                )
             full = np.hstack(blocks) if len(blocks) > 1 else blocks[0]
             all_rows = write.all(axis=1)
             written += int(write.sum())
@@ -164,7 +179,7 @@ def materialize_redis(settings: Settings, start: datetime, end: datetime,
                 pipe.execute_command("HSET", keys[i], *args)
                 if key_ttl:
                     pipe.expire(keys[i], key_ttl)
-                queued += 1
+                queued += 1  # noqa: SIM113 - counts the rows of this loop only
                 if queued % PIPELINE_CHUNK == 0:
                     pipe.execute()
             for i in partial.tolist():
@@ -184,15 +199,17 @@ def materialize_redis(settings: Settings, start: datetime, end: datetime,
     return MaterializeReport(rows, written, seconds)
 
 
-def _newer_than_stored(client: redis.Redis, keys: list[bytes], ts_fields: list[bytes],
-                       new_nanos: np.ndarray) -> np.ndarray:
+def _newer_than_stored(
+    client: redis.Redis, keys: list[bytes], ts_fields: list[bytes], new_nanos: np.ndarray
+) -> np.ndarray:
     """Per entity and view: is the new timestamp newer than the one Redis holds (Feast's rule)?"""
     stored = []
     for lo in range(0, len(keys), 10 * PIPELINE_CHUNK):
         pipe = client.pipeline(transaction=False)
-        for key in keys[lo:lo + 10 * PIPELINE_CHUNK]:
+        for key in keys[lo : lo + 10 * PIPELINE_CHUNK]:
             pipe.hmget(key, ts_fields)
         stored.extend(pipe.execute())
-    old = np.array([[layout.decode_timestamp_nanos(raw) for raw in row] for row in stored],
-                   dtype=np.int64).reshape(len(keys), len(ts_fields))
+    old = np.array([[layout.decode_timestamp_nanos(raw) for raw in row] for row in stored], dtype=np.int64).reshape(
+        len(keys), len(ts_fields)
+    )
     return (old == 0) | (new_nanos[:, None] > old)

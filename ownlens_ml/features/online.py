@@ -18,12 +18,13 @@ from dataclasses import dataclass, field
 
 import redis
 from feast import FeatureService, OnDemandFeatureView
+from feast.errors import FeastObjectNotFoundException
 from feast.type_map import feast_value_type_to_python_type, python_values_to_proto_values
 from feast.value_type import ValueType
 
 from ownlens_ml.errors import ConfigError
-from ownlens_ml.features.feast_store import feature_service, feature_store
 from ownlens_ml.features import redis_layout as layout
+from ownlens_ml.features.feast_store import feature_service, feature_store
 from ownlens_ml.settings import Settings
 
 PLAN_TTL_SECONDS = 60.0
@@ -85,7 +86,7 @@ def build_plan(settings: Settings, service: FeatureService) -> OnlinePlan:
         features += names
         try:
             odfv = store.get_on_demand_feature_view(projection.name, allow_registry_cache=True)
-        except Exception:
+        except FeastObjectNotFoundException:  # a feature view
             odfv = None
         if odfv is None:
             need(projection.name, names)
@@ -96,8 +97,9 @@ def build_plan(settings: Settings, service: FeatureService) -> OnlinePlan:
             source_names = [f.name for f in source.features]
             need(source.name, source_names)
             inputs += [(source.name, n) for n in source_names]
-        requests = [f.name for rs in odfv.source_request_sources.values() for f in rs.schema
-                    if not rs.name.startswith("__")]
+        requests = [
+            f.name for rs in odfv.source_request_sources.values() for f in rs.schema if not rs.name.startswith("__")
+        ]
         request_fields += [r for r in requests if r not in request_fields]
         types = {f.name: f.dtype.to_value_type() for f in odfv.features}
         odfvs.append((_transform(odfv), inputs, requests, names, types))
@@ -118,8 +120,19 @@ def build_plan(settings: Settings, service: FeatureService) -> OnlinePlan:
         group.slots.append((view_name, ""))
         views.append(view_name)
     ttls = {name: view_objects[name].ttl.total_seconds() if view_objects[name].ttl else 0.0 for name in views}
-    return OnlinePlan(service.name, join_keys, features, views, list(groups.values()), view_outputs, odfvs,
-                      request_fields, [p.name for p in service.feature_view_projections], time.monotonic(), ttls)
+    return OnlinePlan(
+        service.name,
+        join_keys,
+        features,
+        views,
+        list(groups.values()),
+        view_outputs,
+        odfvs,
+        request_fields,
+        [p.name for p in service.feature_view_projections],
+        time.monotonic(),
+        ttls,
+    )
 
 
 def _transform(odfv: OnDemandFeatureView) -> Callable[[dict], dict]:
@@ -170,9 +183,15 @@ class OnlineRead:
     """Per view, when the read enforced TTLs: whether a stored value was older than the TTL."""
 
 
-def read(settings: Settings, plan: OnlinePlan, entity_rows: dict[str, list[int]],
-         request: dict[str, list] | None = None, *, client: redis.Redis | redis.RedisCluster | None = None,
-         now: float | None = None) -> OnlineRead:
+def read(
+    settings: Settings,
+    plan: OnlinePlan,
+    entity_rows: dict[str, list[int]],
+    request: dict[str, list] | None = None,
+    *,
+    client: redis.Redis | redis.RedisCluster | None = None,
+    now: float | None = None,
+) -> OnlineRead:
     """Read ``plan``'s features for the entities in ``entity_rows`` (join key -> ids).
 
     Args:
@@ -202,7 +221,7 @@ def read(settings: Settings, plan: OnlinePlan, entity_rows: dict[str, list[int]]
     at = 0
     decode = layout.decode_value
     for group in plan.groups:
-        chunk = replies[at:at + n]
+        chunk = replies[at : at + n]
         at += n
         for j, slot in enumerate(group.slots):
             if slot[1]:

@@ -12,7 +12,7 @@ the checks on a build before it becomes visible.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -26,10 +26,21 @@ from ownlens_ml.features.snapshot_files import snapshot_file
 from ownlens_ml.settings import Settings
 
 NULL_BY_DESIGN = {
-    "avg_scroll_depth_30d", "mobile_share_30d", "weekend_share_30d", "morning_share_30d",
-    "days_since_last_visit", "author_pageviews_per_article_30d", "pageviews_1h", "pageviews_6h",
-    "pageviews_24h", "engaged_minutes_24h", "shares_24h", "paywall_share_90d", "visit_trend_7d",
-    "dwell_trend_7d", "depth_trend_7d",
+    "avg_scroll_depth_30d",
+    "mobile_share_30d",
+    "weekend_share_30d",
+    "morning_share_30d",
+    "days_since_last_visit",
+    "author_pageviews_per_article_30d",
+    "pageviews_1h",
+    "pageviews_6h",
+    "pageviews_24h",
+    "engaged_minutes_24h",
+    "shares_24h",
+    "paywall_share_90d",
+    "visit_trend_7d",
+    "dwell_trend_7d",
+    "depth_trend_7d",
 }
 """Columns whose null means "nothing to measure yet" (documented in their descriptions)."""
 
@@ -39,8 +50,11 @@ BOUNDS = {"session_trend_7d": (-1.0, 1.0), "publish_hour": (0.0, 23.0)}
 DAILY = {"customer_user_features", "editorial_author_features"}
 MIN_DAY_SHARE = 0.5
 """A day with fewer rows than this share of the largest day before it is reported as collapsed."""
-PLATFORM_SOURCE = {"customer_user_features": "users", "editorial_article_features": "articles",
-                   "editorial_author_features": "authors"}
+PLATFORM_SOURCE = {
+    "customer_user_features": "users",
+    "editorial_article_features": "articles",
+    "editorial_author_features": "authors",
+}
 """The platform table each snapshot table summarises: when it is empty, the domain is absent."""
 
 
@@ -127,12 +141,20 @@ def _absent_domains(settings: Settings, conn: Connection | None) -> set[str]:
     if conn is None:
         with get_engine(settings).connect() as own:
             return _absent_domains(settings, own)
-    return {name for name, source in PLATFORM_SOURCE.items()
-            if conn.execute(text(f"SELECT COUNT(*) FROM (SELECT 1 FROM {source} LIMIT 1) t")).scalar() == 0}
+    return {
+        name
+        for name, source in PLATFORM_SOURCE.items()
+        if conn.execute(text(f"SELECT COUNT(*) FROM (SELECT 1 FROM {source} LIMIT 1) t")).scalar() == 0
+    }
 
 
-def check_snapshots(settings: Settings, expected_newest: date | None = None, *,
-                    folder: Path | None = None, conn: Connection | None = None) -> QualityReport:
+def check_snapshots(
+    settings: Settings,
+    expected_newest: date | None = None,
+    *,
+    folder: Path | None = None,
+    conn: Connection | None = None,
+) -> QualityReport:
     """Run every check on every snapshot table.
 
     Args:
@@ -169,8 +191,9 @@ def check_snapshots(settings: Settings, expected_newest: date | None = None, *,
                 continue
             report.problems += _column_problems(name, column.name, days, prof)
         if expected_newest and name in DAILY and max(days) < expected_newest:
-            report.problems.append(Problem(name, None, max(days),
-                                           f"newest snapshot is {max(days)}, expected {expected_newest}"))
+            report.problems.append(
+                Problem(name, None, max(days), f"newest snapshot is {max(days)}, expected {expected_newest}")
+            )
     return report
 
 
@@ -210,7 +233,7 @@ def _column_problems(name: str, column: str, days: pd.Series, prof: pd.DataFrame
 
 
 def utc_midnight(day: date) -> datetime:
-    return datetime.combine(day, datetime.min.time(), timezone.utc)
+    return datetime.combine(day, datetime.min.time(), UTC)
 
 
 def newest_snapshot(settings: Settings) -> date:
@@ -227,12 +250,13 @@ def newest_snapshot(settings: Settings) -> date:
     return pd.Timestamp(newest).tz_convert("UTC").date() if pd.Timestamp(newest).tzinfo else pd.Timestamp(newest).date()
 
 
-
 def snapshot_span(settings: Settings, start: datetime, end: datetime) -> tuple[datetime | None, datetime | None, int]:
     """The reader snapshots' first and last stamp, and how many rows are stamped in [start, end]."""
-    sql = ("SELECT MIN(event_timestamp), MAX(event_timestamp), "
-           "SUM(CASE WHEN event_timestamp >= CAST('{lo}' AS TIMESTAMPTZ) AND event_timestamp <= CAST('{hi}' AS TIMESTAMPTZ) "
-           "THEN 1 ELSE 0 END) FROM {source}")
+    sql = (
+        "SELECT MIN(event_timestamp), MAX(event_timestamp), "
+        "SUM(CASE WHEN event_timestamp >= CAST('{lo}' AS TIMESTAMPTZ) AND event_timestamp <= CAST('{hi}' AS TIMESTAMPTZ) "
+        "THEN 1 ELSE 0 END) FROM {source}"
+    )
     sql = sql.replace("{lo}", start.isoformat()).replace("{hi}", end.isoformat())
     if settings.is_production:
         with get_engine(settings).connect() as conn:
@@ -247,7 +271,7 @@ def snapshot_span(settings: Settings, start: datetime, end: datetime) -> tuple[d
 def snapshot_cover(settings: Settings) -> tuple[pd.Timestamp, pd.Timestamp] | None:
     """The moments point-in-time features exist for, UTC: the first reader snapshot to one day
     after the last (a daily snapshot is current for a day); None when there are no snapshots."""
-    epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)  # any window: only the span is read
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)  # any window: only the span is read
     first, last, _ = snapshot_span(settings, epoch, epoch)
     if first is None:
         return None

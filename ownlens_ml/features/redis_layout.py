@@ -17,10 +17,6 @@ from urllib.parse import urlsplit
 import numpy as np
 import pyarrow as pa
 import redis
-from redis.backoff import NoBackoff
-from redis.cluster import ClusterNode, RedisCluster
-from redis.exceptions import RedisClusterException
-from redis.retry import Retry
 from feast.infra.key_encoding_utils import serialize_entity_key
 from feast.infra.online_stores.helpers import _mmh3, compute_versioned_name
 from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
@@ -28,6 +24,10 @@ from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 from feast.type_map import feast_value_type_to_python_type, python_values_to_proto_values
 from feast.value_type import ValueType
 from google.protobuf.timestamp_pb2 import Timestamp
+from redis.backoff import NoBackoff
+from redis.cluster import ClusterNode, RedisCluster
+from redis.exceptions import RedisClusterException
+from redis.retry import Retry
 
 from ownlens_ml.errors import ConfigError, RedisUnavailableError
 from ownlens_ml.settings import Settings
@@ -72,16 +72,21 @@ def unavailable(settings: Settings, exc: Exception) -> RedisUnavailableError | C
     does not have, the variable that names it)."""
     reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     if settings.is_cluster:
-        return RedisUnavailableError(f"Redis Cluster at {settings.redis_cluster_nodes} is unreachable ({reason}); "
-                                     "start it or set OWNLENS_REDIS_CLUSTER_NODES")
+        return RedisUnavailableError(
+            f"Redis Cluster at {settings.redis_cluster_nodes} is unreachable ({reason}); "
+            "start it or set OWNLENS_REDIS_CLUSTER_NODES"
+        )
     parts = urlsplit(settings.redis_url)
     if isinstance(exc, redis.ResponseError) and "DB index" in str(exc):
-        return ConfigError(f"OWNLENS_REDIS_URL names database {(parts.path or '/0').lstrip('/')}, which the Redis at "
-                           f"{parts.hostname or '127.0.0.1'}:{parts.port or 6379} does not have ({exc}); "
-                           "use a database number it has (0-15 by default)")
+        return ConfigError(
+            f"OWNLENS_REDIS_URL names database {(parts.path or '/0').lstrip('/')}, which the Redis at "
+            f"{parts.hostname or '127.0.0.1'}:{parts.port or 6379} does not have ({exc}); "
+            "use a database number it has (0-15 by default)"
+        )
     return RedisUnavailableError(
         f"Redis at {parts.hostname or '127.0.0.1'}:{parts.port or 6379} is unreachable ({reason}); "
-        "start it or set OWNLENS_REDIS_URL")
+        "start it or set OWNLENS_REDIS_URL"
+    )
 
 
 def view_name(view, config) -> str:
@@ -93,8 +98,9 @@ def single_int64_key(view, what: str) -> str:
     """The view's one INT64 join key, the only key layout the fast paths encode."""
     columns = list(view.entity_columns)
     if len(columns) != 1 or columns[0].dtype.to_value_type() != ValueType.INT64:
-        raise ConfigError(f"{what} needs one INT64 join key; view {view.name!r} has "
-                          f"{[c.name for c in columns]}; use engine='feast'")
+        raise ConfigError(
+            f"{what} needs one INT64 join key; view {view.name!r} has {[c.name for c in columns]}; use engine='feast'"
+        )
     return columns[0].name
 
 
@@ -125,7 +131,7 @@ class KeyCodec:
     def keys(self, ids: np.ndarray) -> list[bytes]:
         raw = np.ascontiguousarray(ids, dtype="<i8").tobytes()
         prefix, suffix = self.prefix, self.suffix
-        return [prefix + raw[i:i + 8] + suffix for i in range(0, len(raw), 8)]
+        return [prefix + raw[i : i + 8] + suffix for i in range(0, len(raw), 8)]
 
     def key(self, value: int) -> bytes:
         return self.prefix + struct.pack("<q", value) + self.suffix
@@ -178,8 +184,10 @@ def encode_column(column: pa.ChunkedArray | pa.Array, value_type: ValueType) -> 
         out = [b"" if s is None else _string(s) for s in column.to_pylist()]
         return out
     else:
-        return [p.SerializeToString() for p in python_values_to_proto_values(
-            column.to_numpy(zero_copy_only=False), value_type)]
+        return [
+            p.SerializeToString()
+            for p in python_values_to_proto_values(column.to_numpy(zero_copy_only=False), value_type)
+        ]
     if null.any():
         for i in np.flatnonzero(null).tolist():
             out[i] = b""

@@ -33,7 +33,9 @@ def snapshot_file(path: Path) -> Path:
     table = metadata.tables.get(path.stem)
     missing = [c.name for c in table.columns if c.name not in names] if table is not None else []
     if missing:
-        raise DamagedStateError(f"snapshot file {path} is damaged: it lacks {path.stem}'s columns "
-                                f"{', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''} (another table's "
-                                f"file?); {REBUILD}")
+        raise DamagedStateError(
+            f"snapshot file {path} is damaged: it lacks {path.stem}'s columns "
+            f"{', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''} (another table's "
+            f"file?); {REBUILD}"
+        )
     return path

@@ -18,7 +18,7 @@ import os
 import shutil
 import sqlite3
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -151,7 +151,7 @@ SELECT
     CAST(comments_30d AS BIGINT) AS comments_30d,
     CAST(ad_clicks_30d AS BIGINT) AS ad_clicks_30d,
     CAST(scroll_sum_30d AS DOUBLE PRECISION) / NULLIF(scrolls_30d, 0) AS avg_scroll_depth_30d,
-    CAST({_popcount('categories_30d', category_bits)} AS BIGINT) AS category_diversity_30d,
+    CAST({_popcount("categories_30d", category_bits)} AS BIGINT) AS category_diversity_30d,
     CAST(mobile_30d AS DOUBLE PRECISION) / NULLIF(sessions_30d, 0) AS mobile_share_30d,
     CAST(weekend_30d AS DOUBLE PRECISION) / NULLIF(sessions_30d, 0) AS weekend_share_30d,
     CAST(morning_30d AS DOUBLE PRECISION) / NULLIF(sessions_30d, 0) AS morning_share_30d,
@@ -222,11 +222,11 @@ SELECT * FROM (
         CAST(a.image_count AS BIGINT) AS image_count,
         CAST(EXTRACT(hour FROM a.published_at) AS BIGINT) AS publish_hour,
         CAST(EXTRACT(EPOCH FROM a.published_at) AS BIGINT) AS published_at_epoch,
-        CAST({known(1, 'COALESCE(x.pv1, 0)')} AS BIGINT) AS pageviews_1h,
-        CAST({known(6, 'COALESCE(x.pv6, 0)')} AS BIGINT) AS pageviews_6h,
-        CAST({known(24, 'COALESCE(x.pv24, 0)')} AS BIGINT) AS pageviews_24h,
-        {known(24, 'CAST(COALESCE(x.engaged24, 0) AS DOUBLE PRECISION) / 60')} AS engaged_minutes_24h,
-        CAST({known(24, 'COALESCE(x.shares24, 0)')} AS BIGINT) AS shares_24h,
+        CAST({known(1, "COALESCE(x.pv1, 0)")} AS BIGINT) AS pageviews_1h,
+        CAST({known(6, "COALESCE(x.pv6, 0)")} AS BIGINT) AS pageviews_6h,
+        CAST({known(24, "COALESCE(x.pv24, 0)")} AS BIGINT) AS pageviews_24h,
+        {known(24, "CAST(COALESCE(x.engaged24, 0) AS DOUBLE PRECISION) / 60")} AS engaged_minutes_24h,
+        CAST({known(24, "COALESCE(x.shares24, 0)")} AS BIGINT) AS shares_24h,
         CAST(o.hours AS BIGINT) AS early_hours_observed
     FROM arts a CROSS JOIN offsets o LEFT JOIN early x ON x.article_id = a.article_id
 ) t
@@ -318,8 +318,8 @@ class _Part:
 def _parts(start: date, end: date, category_bits: int, with_activity: bool) -> dict[str, _Part]:
     """Daily tables own the stamps start..end; event-stamped tables own the events those
     snapshots summarise, [start - 1 day, end). Either way a build sees events before ``end``."""
-    day0 = datetime.combine(start, datetime.min.time(), timezone.utc)
-    day1 = datetime.combine(end, datetime.min.time(), timezone.utc)
+    day0 = datetime.combine(start, datetime.min.time(), UTC)
+    day1 = datetime.combine(end, datetime.min.time(), UTC)
     daily = (day0, day1 + timedelta(days=1))
     stamped = (day0 - timedelta(days=1), day1)
     parts = {
@@ -357,8 +357,9 @@ def default_range(engine: Engine) -> tuple[date, date]:
     return (first.date() + timedelta(days=1), last.date() + timedelta(days=1))
 
 
-def build_snapshots(settings: Settings, start: date | None = None, end: date | None = None,
-                    check: bool = True) -> SnapshotSummary:
+def build_snapshots(
+    settings: Settings, start: date | None = None, end: date | None = None, check: bool = True
+) -> SnapshotSummary:
     """Compute the feature snapshot tables for days ``start`` .. ``end`` (inclusive).
 
     Args:
@@ -389,15 +390,19 @@ def build_snapshots(settings: Settings, start: date | None = None, end: date | N
             raise ValidationError(
                 f"snapshot range {start}..{end} reaches outside the data: the events give snapshot days "
                 f"{first_day - timedelta(days=1)}..{last_day}; choose days inside it (omit --start and --end for all "
-                "of it)")
-        day0 = datetime.combine(start, datetime.min.time(), timezone.utc)
-        first, last, inside = _event_span(engine, day0 - timedelta(days=HISTORY_DAYS + 1),
-                                          datetime.combine(end, datetime.min.time(), timezone.utc))
+                "of it)"
+            )
+        day0 = datetime.combine(start, datetime.min.time(), UTC)
+        first, last, inside = _event_span(
+            engine, day0 - timedelta(days=HISTORY_DAYS + 1), datetime.combine(end, datetime.min.time(), UTC)
+        )
     if not inside:
         first, last = first or first_day - timedelta(days=1), last or last_day - timedelta(days=1)
-        raise EmptyWindowError(f"no events in the {HISTORY_DAYS} days before or during {start}..{end} (events span "
-                               f"{pd.Timestamp(first):%Y-%m-%d}..{pd.Timestamp(last):%Y-%m-%d}); choose a range "
-                               "inside the data, or import or generate events first")
+        raise EmptyWindowError(
+            f"no events in the {HISTORY_DAYS} days before or during {start}..{end} (events span "
+            f"{pd.Timestamp(first):%Y-%m-%d}..{pd.Timestamp(last):%Y-%m-%d}); choose a range "
+            "inside the data, or import or generate events first"
+        )
     with engine.connect() as conn:
         max_category = conn.execute(text("SELECT MAX(category_id) FROM categories")).scalar() or 0
     if max_category > 62:
@@ -415,16 +420,19 @@ def build_snapshots(settings: Settings, start: date | None = None, end: date | N
 NOT_WRITTEN = "; nothing was written: the previous snapshots are unchanged (fix the data, or build with --no-check)"
 
 
-def _build_postgres(settings: Settings, engine: Engine, parts: dict[str, _Part],
-                    check_newest: date | None) -> tuple[dict[str, int], QualityReport | None]:
+def _build_postgres(
+    settings: Settings, engine: Engine, parts: dict[str, _Part], check_newest: date | None
+) -> tuple[dict[str, int], QualityReport | None]:
     rows, report = {}, None
     with engine.connect() as conn:
         with conn.begin():
             conn.exec_driver_sql("SET LOCAL TIME ZONE 'UTC'")
             for name, part in parts.items():
                 columns = ", ".join(_table(name).columns.keys())
-                conn.execute(text(f"DELETE FROM {name} WHERE event_timestamp >= :lo AND event_timestamp < :hi"),
-                             {"lo": part.lo, "hi": part.hi})
+                conn.execute(
+                    text(f"DELETE FROM {name} WHERE event_timestamp >= :lo AND event_timestamp < :hi"),
+                    {"lo": part.lo, "hi": part.hi},
+                )
                 rows[name] = conn.exec_driver_sql(
                     f"INSERT INTO {name} ({columns}) SELECT {columns} FROM ({part.sql.replace('%', '%%')}) q"
                 ).rowcount
@@ -468,8 +476,9 @@ def _local_duckdb(engine: Engine) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def _build_local(settings: Settings, engine: Engine, parts: dict[str, _Part],
-                 check_newest: date | None) -> tuple[dict[str, int], QualityReport | None]:
+def _build_local(
+    settings: Settings, engine: Engine, parts: dict[str, _Part], check_newest: date | None
+) -> tuple[dict[str, int], QualityReport | None]:
     """Write the new files into a staging folder, check them there, then swap them in."""
     try:
         settings.offline_dir.mkdir(parents=True, exist_ok=True)
@@ -479,13 +488,17 @@ def _build_local(settings: Settings, engine: Engine, parts: dict[str, _Part],
         staging.mkdir()
         _ensure_segments_file(settings)
     except OSError as exc:
-        raise StateFolderError(f"cannot write snapshots into {settings.offline_dir}: {exc.strerror}; "
-                               "make the state folder writable or set OWNLENS_HOME") from None
+        raise StateFolderError(
+            f"cannot write snapshots into {settings.offline_dir}: {exc.strerror}; "
+            "make the state folder writable or set OWNLENS_HOME"
+        ) from None
     con = _local_duckdb(engine)
     report = None
     try:
-        rows = {name: _rewrite_parquet(con, settings.offline_dir / f"{name}.parquet", staging / f"{name}.parquet", part)
-                for name, part in parts.items()}
+        rows = {
+            name: _rewrite_parquet(con, settings.offline_dir / f"{name}.parquet", staging / f"{name}.parquet", part)
+            for name, part in parts.items()
+        }
         # reader_activity is no quality-checked table, but the checks read all three the same way
         for name in {t.name for t in FEATURE_TABLES} - parts.keys():
             if (settings.offline_dir / f"{name}.parquet").exists():
@@ -528,9 +541,14 @@ def _ensure_segments_file(settings: Settings) -> None:
     if not _readable(path):
         # microsecond timestamps and a string column, as the written file has: Spark refuses
         # parquet TIMESTAMP(NANOS) and an all-null column's type
-        pd.DataFrame({"user_id": pd.Series(dtype="int64"), "event_timestamp": pd.Series(dtype="datetime64[us, UTC]"),
-                      "segment_name": pd.Series(dtype="string"), "segment_model_version": pd.Series(dtype="int64"),
-                      }).to_parquet(path, index=False)
+        pd.DataFrame(
+            {
+                "user_id": pd.Series(dtype="int64"),
+                "event_timestamp": pd.Series(dtype="datetime64[us, UTC]"),
+                "segment_name": pd.Series(dtype="string"),
+                "segment_model_version": pd.Series(dtype="int64"),
+            }
+        ).to_parquet(path, index=False)
 
 
 def _readable(path: Path) -> bool:
@@ -550,9 +568,11 @@ def _rewrite_parquet(con: duckdb.DuckDBPyConnection, path: Path, out: Path, part
     con.execute(f"CREATE OR REPLACE TEMP TABLE fresh AS {part.sql}")
     kept = "SELECT * FROM fresh"
     if _readable(path):
-        kept = (f"SELECT * FROM read_parquet('{path}') "
-                f"WHERE event_timestamp < CAST('{part.lo.isoformat()}' AS TIMESTAMPTZ) "
-                f"OR event_timestamp >= CAST('{part.hi.isoformat()}' AS TIMESTAMPTZ) "
-                "UNION ALL BY NAME SELECT * FROM fresh")
+        kept = (
+            f"SELECT * FROM read_parquet('{path}') "
+            f"WHERE event_timestamp < CAST('{part.lo.isoformat()}' AS TIMESTAMPTZ) "
+            f"OR event_timestamp >= CAST('{part.hi.isoformat()}' AS TIMESTAMPTZ) "
+            "UNION ALL BY NAME SELECT * FROM fresh"
+        )
     con.execute(f"COPY ({kept} ORDER BY event_timestamp, {part.key}) TO '{out}' (FORMAT parquet)")
     return con.execute("SELECT COUNT(*) FROM fresh").fetchone()[0]

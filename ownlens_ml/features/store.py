@@ -94,8 +94,13 @@ def apply_repo(settings: Settings) -> list[str]:
 
     with _repo_imports(settings.feature_repo, settings), feast_errors(settings, "features apply"):
         repo = parse_repo(settings.feature_repo)
-    objects = [*repo.entities, *repo.data_sources, *repo.feature_views,
-               *repo.on_demand_feature_views, *repo.feature_services]
+    objects = [
+        *repo.entities,
+        *repo.data_sources,
+        *repo.feature_views,
+        *repo.on_demand_feature_views,
+        *repo.feature_services,
+    ]
     for attempt in (1, 2):
         try:
             with _repo_imports(settings.feature_repo, settings), feast_errors(settings, "features apply"):
@@ -178,8 +183,7 @@ def _use_fast(engine: str, applies: bool, what: str, where: str = "the productio
     return engine == "fast" or (engine == "auto" and applies)
 
 
-def training_set(settings: Settings, service_name: str, entity_df: pd.DataFrame,
-                 engine: str = "auto") -> TrainingSet:
+def training_set(settings: Settings, service_name: str, entity_df: pd.DataFrame, engine: str = "auto") -> TrainingSet:
     """Point-in-time-correct features for ``entity_df`` from a feature service.
 
     Args:
@@ -215,8 +219,11 @@ def training_set(settings: Settings, service_name: str, entity_df: pd.DataFrame,
             log.info("training set %s: Feast's path (%s)", service_name, exc)
     if frame is None:
         with feast_errors(settings, "training set"):
-            frame = feature_store(settings).get_historical_features(
-                entity_df=entities.assign(_row=range(len(entities))), features=service).to_df()
+            frame = (
+                feature_store(settings)
+                .get_historical_features(entity_df=entities.assign(_row=range(len(entities))), features=service)
+                .to_df()
+            )
         frame = frame.sort_values("_row").drop(columns="_row").reset_index(drop=True)
     # Exactly the input columns and the service's features, in service order: Feast's offline
     # path also returns on-demand views' undeclared inputs, in an order that varies by process.
@@ -244,8 +251,13 @@ class OnlineVectors:
     """One row per entity, one column per feature view: seconds since that view's value was stamped."""
 
 
-def online_features(settings: Settings, service_name: str, entity_rows: dict[str, list],
-                    request_time: datetime | None = None, engine: str = "auto") -> OnlineVectors:
+def online_features(
+    settings: Settings,
+    service_name: str,
+    entity_rows: dict[str, list],
+    request_time: datetime | None = None,
+    engine: str = "auto",
+) -> OnlineVectors:
     """A service's feature vectors for one or many entities, from the online store.
 
     Args:
@@ -287,7 +299,9 @@ def require_values(settings: Settings, service_name: str, vectors: OnlineVectors
     Feast answers an id it holds nothing for with nulls; a caller showing vectors to a
     person says instead whether the store was never materialized or which ids are missing.
     """
-    features = [c for c in vectors.frame.columns if c not in join_keys(settings, feature_service(settings, service_name))]
+    features = [
+        c for c in vectors.frame.columns if c not in join_keys(settings, feature_service(settings, service_name))
+    ]
     empty = vectors.frame[features].isna().all(axis=1)
     if not empty.any():
         return
@@ -295,17 +309,21 @@ def require_values(settings: Settings, service_name: str, vectors: OnlineVectors
     with feast_errors(settings):
         views = store.list_feature_views()
     if not any(v.materialization_intervals for v in views):
-        raise NotMaterializedError(f"the online store of project {settings.project!r} was never materialized; "
-                                   "run `ownlens-ml features materialize`")
+        raise NotMaterializedError(
+            f"the online store of project {settings.project!r} was never materialized; "
+            "run `ownlens-ml features materialize`"
+        )
     key = vectors.frame.columns[0]
     missing = vectors.frame.loc[empty, key].tolist()
     raise NotMaterializedError(
         f"no online values for {key} {', '.join(map(str, missing[:10]))} in {service_name} (unknown ids, or "
-        "their newest snapshot is older than the views' TTL); check the ids or materialize a newer window")
+        "their newest snapshot is older than the views' TTL); check the ids or materialize a newer window"
+    )
 
 
-def _online_fast(settings: Settings, service_name: str, entity_rows: dict[str, list],
-                 request_time: datetime | None) -> OnlineVectors:
+def _online_fast(
+    settings: Settings, service_name: str, entity_rows: dict[str, list], request_time: datetime | None
+) -> OnlineVectors:
     plan = online.plan_for(settings, service_name)
     keys = plan.join_keys
     _check_entity_rows(service_name, keys, entity_rows)
@@ -316,8 +334,9 @@ def _online_fast(settings: Settings, service_name: str, entity_rows: dict[str, l
     frame = pd.DataFrame({k: result.values[k] for k in keys + plan.features})
     # As Feast's response: on-demand views carry no timestamp, hence no staleness.
     stamps = {view: result.timestamps[view] for view, _ in plan.view_outputs}
-    staleness = {name: [now.timestamp() - s if s else None for s in stamps.get(name, [0] * n)]
-                 for name in plan.projections}
+    staleness = {
+        name: [now.timestamp() - s if s else None for s in stamps.get(name, [0] * n)] for name in plan.projections
+    }
     return OnlineVectors(frame, pd.DataFrame(staleness))
 
 
@@ -334,8 +353,9 @@ def _check_entity_rows(service_name: str, keys: list[str], entity_rows: dict[str
             raise ValidationError(f"{key} {out_of_range[0]} is outside the 64-bit integer range of entity ids")
     lengths = {len(entity_rows[k]) for k in keys}
     if len(lengths) > 1:
-        raise ValidationError(f"entity rows of {service_name} differ in length: "
-                              f"{ {k: len(entity_rows[k]) for k in keys} }")
+        raise ValidationError(
+            f"entity rows of {service_name} differ in length: { {k: len(entity_rows[k]) for k in keys} }"
+        )
 
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
@@ -381,8 +401,9 @@ def require_online_store(settings: Settings) -> None:
         redis_client(settings).close()
 
 
-def materialize(settings: Settings, start: datetime, end: datetime, engine: str = "auto",
-                views: list[str] | None = None) -> None:
+def materialize(
+    settings: Settings, start: datetime, end: datetime, engine: str = "auto", views: list[str] | None = None
+) -> None:
     """Load the latest feature values stamped in [start, end] into the online store.
 
     Args:
@@ -402,8 +423,10 @@ def materialize(settings: Settings, start: datetime, end: datetime, engine: str 
         EmptyWindowError: no snapshot is stamped in the window.
     """
     if start > end:
-        raise ValidationError(f"materialization window starts ({start:%Y-%m-%d %H:%M}) after it ends "
-                              f"({end:%Y-%m-%d %H:%M}); swap --start and --end")
+        raise ValidationError(
+            f"materialization window starts ({start:%Y-%m-%d %H:%M}) after it ends "
+            f"({end:%Y-%m-%d %H:%M}); swap --start and --end"
+        )
     store = require_applied(settings, online=True)
     if not settings.is_production:  # every source file Feast will read, not only the checked snapshots
         with feast_errors(settings, "features materialize"):
@@ -415,8 +438,10 @@ def materialize(settings: Settings, start: datetime, end: datetime, engine: str 
     first, last, rows = snapshot_span(settings, start, end)
     if not rows:
         known = f"snapshots span {first:%Y-%m-%d}..{last:%Y-%m-%d}" if first else "there are no snapshots"
-        raise EmptyWindowError(f"no feature snapshots stamped in {start:%Y-%m-%d}..{end:%Y-%m-%d} ({known}); "
-                               "choose a window inside it, or run `ownlens-ml features build`")
+        raise EmptyWindowError(
+            f"no feature snapshots stamped in {start:%Y-%m-%d}..{end:%Y-%m-%d} ({known}); "
+            "choose a window inside it, or run `ownlens-ml features build`"
+        )
     if _use_fast(engine, settings.is_production, "materialization"):
         materialize_redis(settings, start, end, views)
         return

@@ -15,15 +15,18 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.utils.validation import check_is_fitted
 
 
-
 def preprocessing(*, impute: bool, scale: bool) -> ColumnTransformer:
     """Numbers imputed/scaled as the estimator needs; strings one-hot encoded (unknown → zeros)."""
-    steps = ([SimpleImputer(strategy="median", add_indicator=True)] if impute else []) + ([StandardScaler()] if scale else [])
+    steps = ([SimpleImputer(strategy="median", add_indicator=True)] if impute else []) + (
+        [StandardScaler()] if scale else []
+    )
     numeric = make_pipeline(*steps) if steps else "passthrough"
     categorical = OneHotEncoder(handle_unknown="infrequent_if_exist", min_frequency=20, sparse_output=False)
     return ColumnTransformer(
-        [("num", numeric, make_column_selector(dtype_include="number")),
-         ("cat", categorical, make_column_selector(dtype_include="object"))],
+        [
+            ("num", numeric, make_column_selector(dtype_include="number")),
+            ("cat", categorical, make_column_selector(dtype_include="object")),
+        ],
         verbose_feature_names_out=False,
     )
 
@@ -62,15 +65,24 @@ def baselines(seed: int, *, classifier: bool) -> dict[str, Pipeline]:
     forest = RandomForestClassifier if classifier else RandomForestRegressor
     network = MLPClassifier if classifier else MLPRegressor
     return {
-        "logistic_regression" if classifier else "ridge_regression": Pipeline([
-            ("prep", preprocessing(impute=True, scale=True)),
-            ("model", LogisticRegression(max_iter=2000) if classifier else Ridge())]),
-        "random_forest": Pipeline([
-            ("prep", preprocessing(impute=True, scale=False)),
-            ("model", forest(n_estimators=200, n_jobs=2, random_state=seed))]),
-        "neural_network": Pipeline([
-            ("prep", preprocessing(impute=True, scale=True)),
-            ("model", network(hidden_layer_sizes=(32, 16), alpha=1e-2, max_iter=300, random_state=seed))]),
+        "logistic_regression" if classifier else "ridge_regression": Pipeline(
+            [
+                ("prep", preprocessing(impute=True, scale=True)),
+                ("model", LogisticRegression(max_iter=2000) if classifier else Ridge()),
+            ]
+        ),
+        "random_forest": Pipeline(
+            [
+                ("prep", preprocessing(impute=True, scale=False)),
+                ("model", forest(n_estimators=200, n_jobs=2, random_state=seed)),
+            ]
+        ),
+        "neural_network": Pipeline(
+            [
+                ("prep", preprocessing(impute=True, scale=True)),
+                ("model", network(hidden_layer_sizes=(32, 16), alpha=1e-2, max_iter=300, random_state=seed)),
+            ]
+        ),
     }
 
 

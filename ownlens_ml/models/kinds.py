@@ -67,8 +67,9 @@ class Regressor(Protocol):
 class Ranker(Protocol):
     """What a loaded ranking model offers: top-k items per entity."""
 
-    def recommend(self, user_id: int, k: int = 10, brand_id: int | None = None, history=None,
-                  personal: bool = True) -> Any: ...
+    def recommend(
+        self, user_id: int, k: int = 10, brand_id: int | None = None, history=None, personal: bool = True
+    ) -> Any: ...
 
 
 class Rule(Protocol):
@@ -158,8 +159,10 @@ def _spread_problem(outputs: np.ndarray) -> str | None:
     outputs = np.asarray(outputs, dtype=float)
     spread = float(outputs.max() - outputs.min()) if len(outputs) else 0.0
     if spread <= 1e-6 * max(1.0, float(np.abs(outputs).max(initial=0.0))):
-        return (f"its outputs are constant ({outputs[0] if len(outputs) else float('nan'):.6g} on all "
-                f"{len(outputs):,} validation rows): it learned nothing; train on more positives or more data")
+        return (
+            f"its outputs are constant ({outputs[0] if len(outputs) else float('nan'):.6g} on all "
+            f"{len(outputs):,} validation rows): it learned nothing; train on more positives or more data"
+        )
     return None
 
 
@@ -171,8 +174,10 @@ def _no_better_than_chance(labels: np.ndarray, outputs: np.ndarray) -> str | Non
     if problem is None and len(np.unique(labels)) == 2:
         auc = float(roc_auc_score(labels, outputs))
         if auc <= 0.5:
-            problem = (f"its validation ROC-AUC is {auc:.4f}, no better than chance (0.5) on "
-                       f"{int(labels.sum()):,} positives: it learned nothing usable")
+            problem = (
+                f"its validation ROC-AUC is {auc:.4f}, no better than chance (0.5) on "
+                f"{int(labels.sum()):,} positives: it learned nothing usable"
+            )
     return problem
 
 
@@ -182,8 +187,9 @@ def _no_better_than_the_mean(labels: np.ndarray, outputs: np.ndarray) -> str | N
     if problem is None and len(labels) > 1 and labels.std() > 0:
         r2 = 1.0 - float(np.mean((labels - outputs) ** 2)) / float(labels.var())
         if r2 <= 0:
-            problem = (f"its validation R² is {r2:.4f}: no better than predicting the mean label "
-                       "(chance for a regression)")
+            problem = (
+                f"its validation R² is {r2:.4f}: no better than predicting the mean label (chance for a regression)"
+            )
     return problem
 
 
@@ -204,8 +210,14 @@ def _not_finite_number(labels: pd.Series) -> np.ndarray:
 
 BINARY = TaskKind(
     name="binary",
-    metrics={"roc_auc": True, "pr_auc": True, "log_loss": False, "brier": False,
-             "calibration_error": False, "top_decile_lift": True},
+    metrics={
+        "roc_auc": True,
+        "pr_auc": True,
+        "log_loss": False,
+        "brier": False,
+        "calibration_error": False,
+        "top_decile_lift": True,
+    },
     gate_metric="roc_auc",
     artifact_format="skops",
     artifact=Classifier,
@@ -281,8 +293,14 @@ RANKING = TaskKind(
 
 RULE = TaskKind(
     name="rule",
-    metrics={"f1_2x": True, "recall_2x": True, "precision": True, "recall_all": True,
-             "false_alarms_per_series_day": False, "median_hours_to_detect": False},
+    metrics={
+        "f1_2x": True,
+        "recall_2x": True,
+        "precision": True,
+        "recall_all": True,
+        "false_alarms_per_series_day": False,
+        "median_hours_to_detect": False,
+    },
     gate_metric="f1_2x",
     artifact_format="rule-json",
     artifact=Rule,

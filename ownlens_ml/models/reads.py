@@ -36,8 +36,9 @@ def _page_views(settings: Settings, start: datetime | None, end: datetime | None
     with engine.connect() as conn:
         frame = pd.read_sql_query(text(sql(engine.dialect.name, where)), conn, params=args)
     if frame.empty:
-        raise EmptyWindowError(f"no page views between {start or 'the start'} and {end or 'the end'}; "
-                               "generate or import a platform first")
+        raise EmptyWindowError(
+            f"no page views between {start or 'the start'} and {end or 'the end'}; generate or import a platform first"
+        )
     return frame.astype("int64")
 
 
@@ -49,10 +50,16 @@ def engaged_reads(settings: Settings, start: datetime | None = None, end: dateti
         MissingTableError: the platform tables do not exist.
         EmptyWindowError: no page view in the window.
     """
-    return _page_views(settings, start, end, lambda dialect, where: (
-        "SELECT e.user_id, e.article_id, COUNT(*) AS reads, SUM(COALESCE(e.engaged_seconds, 0)) AS seconds, "
-        f"MAX({_epoch(dialect, 'e.event_at')}) AS last_at FROM events e "
-        f"WHERE e.event_type = 'page_view' AND e.article_id IS NOT NULL{where} GROUP BY e.user_id, e.article_id"))
+    return _page_views(
+        settings,
+        start,
+        end,
+        lambda dialect, where: (
+            "SELECT e.user_id, e.article_id, COUNT(*) AS reads, SUM(COALESCE(e.engaged_seconds, 0)) AS seconds, "
+            f"MAX({_epoch(dialect, 'e.event_at')}) AS last_at FROM events e "
+            f"WHERE e.event_type = 'page_view' AND e.article_id IS NOT NULL{where} GROUP BY e.user_id, e.article_id"
+        ),
+    )
 
 
 def hourly_reads(settings: Settings, start: datetime | None = None, end: datetime | None = None) -> pd.DataFrame:
@@ -65,11 +72,14 @@ def hourly_reads(settings: Settings, start: datetime | None = None, end: datetim
         MissingTableError: the platform tables do not exist.
         EmptyWindowError: no page view in the window.
     """
+
     def sql(dialect: str, where: str) -> str:
         hour = f"({_epoch(dialect, 'e.event_at')} / 3600)"
-        return (f"SELECT {hour} AS hour, a.brand_id, a.category_id, COUNT(*) AS reads "
-                "FROM events e JOIN articles a ON a.article_id = e.article_id "
-                f"WHERE e.event_type IN ('page_view', 'paywall_hit'){where} GROUP BY {hour}, a.brand_id, a.category_id")
+        return (
+            f"SELECT {hour} AS hour, a.brand_id, a.category_id, COUNT(*) AS reads "
+            "FROM events e JOIN articles a ON a.article_id = e.article_id "
+            f"WHERE e.event_type IN ('page_view', 'paywall_hit'){where} GROUP BY {hour}, a.brand_id, a.category_id"
+        )
 
     return _page_views(settings, start, end, sql)
 
@@ -78,7 +88,9 @@ def articles(settings: Settings) -> pd.DataFrame:
     """Every article's id, brand, category and publish time (epoch seconds)."""
     engine = get_engine(settings)
     require_tables(engine, "articles")
-    sql = (f"SELECT article_id, brand_id, category_id, {_epoch(engine.dialect.name, 'published_at')} AS published_at "
-           "FROM articles")
+    sql = (
+        f"SELECT article_id, brand_id, category_id, {_epoch(engine.dialect.name, 'published_at')} AS published_at "
+        "FROM articles"
+    )
     with engine.connect() as conn:
         return pd.read_sql_query(text(sql), conn).astype("int64")

@@ -32,8 +32,14 @@ from ownlens_ml.settings import Settings
 
 log = logging.getLogger(__name__)
 
-NUMERIC_TYPES = {ValueType.INT32, ValueType.INT64, ValueType.FLOAT, ValueType.DOUBLE, ValueType.BOOL,
-                 ValueType.UNIX_TIMESTAMP}
+NUMERIC_TYPES = {
+    ValueType.INT32,
+    ValueType.INT64,
+    ValueType.FLOAT,
+    ValueType.DOUBLE,
+    ValueType.BOOL,
+    ValueType.UNIX_TIMESTAMP,
+}
 SINGLE_THREAD_ROWS = 256
 _PROBES = 64
 
@@ -60,20 +66,30 @@ class Scorer:
         """Scores for ``n`` entities from feature name -> list of values (None: missing)."""
         if self.booster is not None:
             nan = np.nan
-            flat = np.fromiter((nan if v is None else v for f in self.features for v in values[f]),
-                               dtype=np.float64, count=n * len(self.features))
+            flat = np.fromiter(
+                (nan if v is None else v for f in self.features for v in values[f]),
+                dtype=np.float64,
+                count=n * len(self.features),
+            )
             return self.booster(flat.reshape(len(self.features), n).T)
-        return self._pipeline(pd.DataFrame({f: _typed(values[f], numeric)
-                                            for f, numeric in zip(self.features, self.numeric)}))
+        return self._pipeline(
+            pd.DataFrame({f: _typed(values[f], numeric) for f, numeric in zip(self.features, self.numeric)})
+        )
 
     def score_frame(self, frame: pd.DataFrame) -> np.ndarray:
         """Scores for the rows of a frame holding the features (e.g. a training set)."""
-        columns = {f: (pd.to_numeric(frame[f], errors="coerce").to_numpy(np.float64) if numeric
-                       else frame[f].astype(object).where(frame[f].notna(), np.nan).to_numpy())
-                   for f, numeric in zip(self.features, self.numeric)}
+        columns = {
+            f: (
+                pd.to_numeric(frame[f], errors="coerce").to_numpy(np.float64)
+                if numeric
+                else frame[f].astype(object).where(frame[f].notna(), np.nan).to_numpy()
+            )
+            for f, numeric in zip(self.features, self.numeric)
+        }
         if self.booster is not None:
-            return self.booster(np.column_stack([columns[f] for f in self.features]) if self.features
-                                else np.empty((len(frame), 0)))
+            return self.booster(
+                np.column_stack([columns[f] for f in self.features]) if self.features else np.empty((len(frame), 0))
+            )
         return self._pipeline(pd.DataFrame(columns, index=frame.index))
 
     def _pipeline(self, x: pd.DataFrame) -> np.ndarray:
@@ -102,7 +118,8 @@ def prepare(version: registry.ModelVersion, model: Any, service: FeatureService)
     if set(features) != set(types):
         raise ModelValidationError(
             f"{version.label}: inputs {sorted(set(features) ^ set(types))} differ between the model and "
-            f"feature service {service.name}; retrain it on the service")
+            f"feature service {service.name}; retrain it on the service"
+        )
     numeric = [types[f] in NUMERIC_TYPES for f in features]
     predict = get_kind(version.task).predict
     scorer = Scorer(version, model, features, numeric, None, predict)
@@ -115,21 +132,27 @@ def prepare(version: registry.ModelVersion, model: Any, service: FeatureService)
                 return scorer
             same = np.array_equal(booster(probes).astype(np.float64), expected)
         except Exception as exc:  # noqa: BLE001 - an XGBoost release that changed what the shortcut relies on
-            log.warning("%s: the %s shortcut failed its probe (%s: %s); %s", version.label,
-                        "direct C predict" if dense else "inplace_predict", type(exc).__name__, exc,
-                        "using inplace_predict" if dense else "using the pipeline")
+            log.warning(
+                "%s: the %s shortcut failed its probe (%s: %s); %s",
+                version.label,
+                "direct C predict" if dense else "inplace_predict",
+                type(exc).__name__,
+                exc,
+                "using inplace_predict" if dense else "using the pipeline",
+            )
             continue
         if same:
-            return Scorer(version, model, features, numeric, lambda x: booster(x).astype(np.float64), predict)
-        log.warning("%s: the booster shortcut differs from the pipeline on probe rows; using the pipeline",
-                    version.label)
+            return Scorer(version, model, features, numeric, lambda x: booster(x).astype(np.float64), predict)  # noqa: B023 - returned in this pass
+        log.warning(
+            "%s: the booster shortcut differs from the pipeline on probe rows; using the pipeline", version.label
+        )
         return scorer
     return scorer
 
 
 def _probe_rows(width: int) -> np.ndarray:
     rng = np.random.default_rng(0)
-    rows = rng.lognormal(1.0, 1.5, (_PROBES, width)) * rng.choice([-1.0, 0.0, 1.0], (_PROBES, width), p=[.1, .1, .8])
+    rows = rng.lognormal(1.0, 1.5, (_PROBES, width)) * rng.choice([-1.0, 0.0, 1.0], (_PROBES, width), p=[0.1, 0.1, 0.8])
     rows[rng.random((_PROBES, width)) < 0.2] = np.nan
     rows[0] = np.nan
     return rows
@@ -146,8 +169,11 @@ def _booster_shortcut(model: Any, features: list[str], dense: bool = True) -> Ca
     if not steps or len(steps) != 2:
         return None
     prep, final = steps[0][1], steps[1][1]
-    binary = isinstance(final, XGBClassifier) and final.objective == "binary:logistic" \
+    binary = (
+        isinstance(final, XGBClassifier)
+        and final.objective == "binary:logistic"
         and getattr(final, "n_classes_", 2) == 2
+    )
     regression = isinstance(final, XGBRegressor) and final.objective == "reg:squarederror"
     if not isinstance(prep, ColumnTransformer) or not (binary or regression):
         return None
@@ -168,7 +194,8 @@ def _booster_shortcut(model: Any, features: list[str], dense: bool = True) -> Ca
         if len(x) <= SINGLE_THREAD_ROWS and dense is not None:
             return dense(x)
         return (single if len(x) <= SINGLE_THREAD_ROWS else booster).inplace_predict(
-            x, iteration_range=iterations, missing=missing, validate_features=False)
+            x, iteration_range=iterations, missing=missing, validate_features=False
+        )
 
     return shortcut
 
@@ -194,12 +221,25 @@ class _DensePredictor:
         from xgboost.core import _LIB, _check_call, c_bst_ulong, make_jcargs
 
         self.booster = booster  # keeps booster.handle alive while this object can call it
-        self._args = make_jcargs(type=0, training=False, iteration_begin=int(iterations[0]),
-                                 iteration_end=int(iterations[1]), missing=missing, strict_shape=False, cache_id=0)
+        self._args = make_jcargs(
+            type=0,
+            training=False,
+            iteration_begin=int(iterations[0]),
+            iteration_end=int(iterations[1]),
+            missing=missing,
+            strict_shape=False,
+            cache_id=0,
+        )
         call = ctypes.CDLL(_LIB._name).XGBoosterPredictFromDense  # a function object of our own
-        call.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_void_p,
-                         ctypes.POINTER(ctypes.POINTER(c_bst_ulong)), ctypes.POINTER(c_bst_ulong),
-                         ctypes.POINTER(ctypes.POINTER(ctypes.c_float))]
+        call.argtypes = [
+            ctypes.c_void_p,
+            ctypes.c_char_p,
+            ctypes.c_char_p,
+            ctypes.c_void_p,
+            ctypes.POINTER(ctypes.POINTER(c_bst_ulong)),
+            ctypes.POINTER(c_bst_ulong),
+            ctypes.POINTER(ctypes.POINTER(ctypes.c_float)),
+        ]
         call.restype = ctypes.c_int
         self._call, self._check, self._ulong, self._ctypes = call, _check_call, c_bst_ulong, ctypes
 
@@ -207,13 +247,26 @@ class _DensePredictor:
         ctypes = self._ctypes
         x = np.ascontiguousarray(x, dtype=np.float64)
         interface = b'{"data": [%d, true], "shape": [%d, %d], "strides": null, "typestr": "<f8", "version": 3}' % (
-            x.ctypes.data, x.shape[0], x.shape[1])
+            x.ctypes.data,
+            x.shape[0],
+            x.shape[1],
+        )
         shape, dims, out = ctypes.POINTER(self._ulong)(), self._ulong(), ctypes.POINTER(ctypes.c_float)()
-        self._check(self._call(self.booster.handle, interface, self._args, None, ctypes.byref(shape),
-                               ctypes.byref(dims), ctypes.byref(out)))
+        self._check(
+            self._call(
+                self.booster.handle,
+                interface,
+                self._args,
+                None,
+                ctypes.byref(shape),
+                ctypes.byref(dims),
+                ctypes.byref(out),
+            )
+        )
         if dims.value != 1 or shape[0] != x.shape[0]:
-            raise ModelValidationError(f"XGBoost answered shape {[shape[i] for i in range(dims.value)]} "
-                                       f"for {x.shape[0]} rows")
+            raise ModelValidationError(
+                f"XGBoost answered shape {[shape[i] for i in range(dims.value)]} for {x.shape[0]} rows"
+            )
         return np.ctypeslib.as_array(out, (x.shape[0],)).copy()  # XGBoost reuses its buffer
 
 

@@ -46,9 +46,11 @@ class LabelWindow:
             return data_end
         as_of = as_utc(self.as_of).floor("D")
         if as_of > data_end or as_of <= first:
-            raise EmptyWindowError(f"{what}: --as-of {as_of.date()} is outside the data, which covers "
-                                   f"{first.date()}..{(data_end - pd.Timedelta(days=1)).date()}; choose a day "
-                                   "inside it")
+            raise EmptyWindowError(
+                f"{what}: --as-of {as_of.date()} is outside the data, which covers "
+                f"{first.date()}..{(data_end - pd.Timedelta(days=1)).date()}; choose a day "
+                "inside it"
+            )
         return as_of
 
 
@@ -99,8 +101,10 @@ class TrainContext:
         """``evaluation`` with a note when ``what`` rebuilt from ``version``'s lineage does not fingerprint
         as the one it was trained on (data or feature definitions changed since)."""
         if fingerprint != version.training_set_fingerprint:
-            evaluation.notes.append(f"the {what} rebuilt from this version's lineage differ from those it was "
-                                    "trained on (data or feature definitions changed since)")
+            evaluation.notes.append(
+                f"the {what} rebuilt from this version's lineage differ from those it was "
+                "trained on (data or feature definitions changed since)"
+            )
         return evaluation
 
 
@@ -206,8 +210,10 @@ class ModelSpec:
             if metric not in kind.metrics:
                 refuse("metrics", f"{metric!r} is not a {kind.name} metric; choose from {', '.join(kind.metrics)}")
         if self.gate.metric is not None and self.gate.metric not in kind.metrics:
-            refuse("gate", f"gate metric {self.gate.metric!r} is not a {kind.name} metric; "
-                           f"choose from {', '.join(kind.metrics)}")
+            refuse(
+                "gate",
+                f"gate metric {self.gate.metric!r} is not a {kind.name} metric; choose from {', '.join(kind.metrics)}",
+            )
         if kind.supervised:
             for name in ("build_labels", "estimator"):
                 if not callable(getattr(self, name)):

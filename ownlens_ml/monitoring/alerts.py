@@ -13,7 +13,7 @@ import logging
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import Connection, insert, select, update
 
@@ -70,9 +70,13 @@ def _key(m: Measurement) -> str:
 
 
 def _message(model: str, version: int, rule: Rule, m: Measurement) -> str:
-    what = {"feature_drift": f"feature {m.feature} drifted", "output_drift": "the model's output drifted",
-            "live_metric": f"live {m.metric} is worse than registered", "skew": f"served {m.feature} differs "
-            "from the offline store", "stale_online_store": f"the online store's {m.feature} values are stale"}
+    what = {
+        "feature_drift": f"feature {m.feature} drifted",
+        "output_drift": "the model's output drifted",
+        "live_metric": f"live {m.metric} is worse than registered",
+        "skew": f"served {m.feature} differs from the offline store",
+        "stale_online_store": f"the online store's {m.feature} values are stale",
+    }
     threshold = "" if m.threshold is None else f" (threshold {m.threshold:.4g})"
     return f"{model} v{version}: {what[rule.name]}: {m.metric} {m.value:.4g}{threshold}"
 
@@ -80,23 +84,41 @@ def _message(model: str, version: int, rule: Rule, m: Measurement) -> str:
 def _held(conn: Connection, model: str, rule: Rule, key: str, runs: int) -> bool:
     """Whether the previous ``runs`` runs measuring this rule's metric also alerted on ``key``."""
     t = ml_model_monitoring.c
-    stamps = conn.execute(select(t.computed_at).where(t.model_name == model, t.kind == rule.kind)
-                          .group_by(t.computed_at).order_by(t.computed_at.desc()).limit(runs)).scalars().all()
+    stamps = (
+        conn.execute(
+            select(t.computed_at)
+            .where(t.model_name == model, t.kind == rule.kind)
+            .group_by(t.computed_at)
+            .order_by(t.computed_at.desc())
+            .limit(runs)
+        )
+        .scalars()
+        .all()
+    )
     if len(stamps) < runs:
         return False
-    rows = conn.execute(select(t.computed_at, t.feature, t.metric, t.status).where(
-        t.model_name == model, t.kind == rule.kind, t.computed_at.in_(stamps), t.status == ALERT,
-        t.metric.in_(rule.metrics))).all()
+    rows = conn.execute(
+        select(t.computed_at, t.feature, t.metric, t.status).where(
+            t.model_name == model,
+            t.kind == rule.kind,
+            t.computed_at.in_(stamps),
+            t.status == ALERT,
+            t.metric.in_(rule.metrics),
+        )
+    ).all()
     return {r.computed_at for r in rows if (r.feature if r.feature is not None else r.metric) == key} == set(stamps)
 
 
-def evaluate(conn: Connection, model: str, version: int, measurements: list[Measurement],
-             rules: tuple[Rule, ...] = RULES) -> tuple[list[dict], list[dict]]:
+def evaluate(
+    conn: Connection, model: str, version: int, measurements: list[Measurement], rules: tuple[Rule, ...] = RULES
+) -> tuple[list[dict], list[dict]]:
     """Raise, refresh and resolve the model's alerts from one run (before the run's rows are written)."""
-    now = datetime.now(timezone.utc)  # when an alert happened to a person: the real time, as the registry's
+    now = datetime.now(UTC)  # when an alert happened to a person: the real time, as the registry's
     a = ml_alerts.c
-    open_rows = {(r.rule, r.feature if r.feature is not None else r.metric): r for r in conn.execute(
-        select(ml_alerts).where(a.model_name == model, a.status == OPEN)).all()}
+    open_rows = {
+        (r.rule, r.feature if r.feature is not None else r.metric): r
+        for r in conn.execute(select(ml_alerts).where(a.model_name == model, a.status == OPEN)).all()
+    }
     raised, resolved = [], []
     for rule in rules:
         watched = [m for m in measurements if rule.watches(m) and m.status not in (TOO_FEW, PENDING)]
@@ -113,24 +135,36 @@ def evaluate(conn: Connection, model: str, version: int, measurements: list[Meas
             if current is not None:
                 conn.execute(update(ml_alerts).where(a.alert_id == current.alert_id).values(last_seen_at=now))
                 continue
-            row = {"model_name": model, "rule": rule.name, "severity": rule.severity,
-                   "message": _message(model, version, rule, m), "created_at": now, "metric": m.metric,
-                   "feature": m.feature, "status": OPEN, "last_seen_at": now, "notify_attempts": 0, "notify_wait": 0}
+            row = {
+                "model_name": model,
+                "rule": rule.name,
+                "severity": rule.severity,
+                "message": _message(model, version, rule, m),
+                "created_at": now,
+                "metric": m.metric,
+                "feature": m.feature,
+                "status": OPEN,
+                "last_seen_at": now,
+                "notify_attempts": 0,
+                "notify_wait": 0,
+            }
             row["alert_id"] = conn.execute(insert(ml_alerts).values(**row)).inserted_primary_key[0]
             log.warning("alert raised (%s): %s", rule.severity, row["message"])
             raised.append(row)
         for (name, key), current in open_rows.items():
             if name == rule.name and key not in firing:
-                conn.execute(update(ml_alerts).where(a.alert_id == current.alert_id)
-                             .values(status=RESOLVED, resolved_at=now))
+                conn.execute(
+                    update(ml_alerts).where(a.alert_id == current.alert_id).values(status=RESOLVED, resolved_at=now)
+                )
                 log.warning("alert resolved: %s", current.message)
                 resolved.append(dict(current._mapping))
     return raised, resolved
 
 
 def _post(url: str, body: dict) -> None:
-    request = urllib.request.Request(url, data=json.dumps(body, default=str).encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        url, data=json.dumps(body, default=str).encode(), method="POST", headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:  # the operator's URL
         response.read()
 
@@ -140,8 +174,9 @@ def deliver(conn: Connection, url: str | None, model: str) -> tuple[int, int]:
     if not url:
         return 0, 0
     a = ml_alerts.c
-    pending = conn.execute(select(ml_alerts).where(a.model_name == model, a.status == OPEN, a.notified_at.is_(None))
-                           .order_by(a.alert_id)).all()
+    pending = conn.execute(
+        select(ml_alerts).where(a.model_name == model, a.status == OPEN, a.notified_at.is_(None)).order_by(a.alert_id)
+    ).all()
     delivered, failing = 0, False
     for row in pending:
         if failing:
@@ -149,19 +184,34 @@ def deliver(conn: Connection, url: str | None, model: str) -> tuple[int, int]:
         if (row.notify_wait or 0) > 0:
             conn.execute(update(ml_alerts).where(a.alert_id == row.alert_id).values(notify_wait=row.notify_wait - 1))
             continue
-        body = {"alert_id": row.alert_id, "model": row.model_name, "rule": row.rule, "severity": row.severity,
-                "metric": row.metric, "feature": row.feature, "message": row.message, "status": row.status,
-                "created_at": row.created_at}
+        body = {
+            "alert_id": row.alert_id,
+            "model": row.model_name,
+            "rule": row.rule,
+            "severity": row.severity,
+            "metric": row.metric,
+            "feature": row.feature,
+            "message": row.message,
+            "status": row.status,
+            "created_at": row.created_at,
+        }
         try:
             _post(url, body)
         except (OSError, urllib.error.URLError, ValueError) as exc:
             attempts = (row.notify_attempts or 0) + 1
-            conn.execute(update(ml_alerts).where(a.alert_id == row.alert_id).values(
-                notify_attempts=attempts, notify_wait=min(2 ** (attempts - 1) - 1, MAX_WAIT_RUNS)))
-            log.warning("alert webhook %s failed (%s); %d undelivered alert(s) are retried on later runs",
-                        url, exc, len(pending) - delivered)
+            conn.execute(
+                update(ml_alerts)
+                .where(a.alert_id == row.alert_id)
+                .values(notify_attempts=attempts, notify_wait=min(2 ** (attempts - 1) - 1, MAX_WAIT_RUNS))
+            )
+            log.warning(
+                "alert webhook %s failed (%s); %d undelivered alert(s) are retried on later runs",
+                url,
+                exc,
+                len(pending) - delivered,
+            )
             failing = True
             continue
-        conn.execute(update(ml_alerts).where(a.alert_id == row.alert_id).values(notified_at=datetime.now(timezone.utc)))
+        conn.execute(update(ml_alerts).where(a.alert_id == row.alert_id).values(notified_at=datetime.now(UTC)))
         delivered += 1
     return delivered, len(pending) - delivered

@@ -54,8 +54,9 @@ def _column_tests(column: dict, values, kind: str, name: str) -> list[dict]:
     occupied = (reference + current) > 0
     if n_ref and n_cur and occupied.sum() > 1:
         value = psi(reference, current)
-        tests.append({"metric": "psi", "value": value, "bins": int(len(reference)), "floor": "psi_floor",
-                      "n": n_ref, "m": n_cur})
+        tests.append(
+            {"metric": "psi", "value": value, "bins": int(len(reference)), "floor": "psi_floor", "n": n_ref, "m": n_cur}
+        )
         if column["type"] == "numeric":
             d, p = ks_binned(reference, current)
             tests.append({"metric": "ks", "value": d, "p": p, "floor": "ks_floor"})
@@ -63,16 +64,30 @@ def _column_tests(column: dict, values, kind: str, name: str) -> list[dict]:
             table = np.vstack([reference, current])[:, occupied]
             chi2 = stats.chi2_contingency(table, correction=False)
             tests.append({"metric": "chi2", "value": float(chi2.statistic), "p": float(chi2.pvalue), "floor": None})
-            tests.append({"metric": "js", "value": float(jensenshannon(reference, current, base=2)), "p": None,
-                          "floor": "js_floor", "effect_of": "chi2"})
+            tests.append(
+                {
+                    "metric": "js",
+                    "value": float(jensenshannon(reference, current, base=2)),
+                    "p": None,
+                    "floor": "js_floor",
+                    "effect_of": "chi2",
+                }
+            )
     ref_nulls, ref_rows = column["nulls"], column["rows"]
     cur_rows = n_cur + nulls
     if (ref_nulls or nulls) and ref_rows and cur_rows and (ref_nulls < ref_rows or nulls < cur_rows):
         table = np.array([[ref_nulls, ref_rows - ref_nulls], [nulls, cur_rows - nulls]])
         change = nulls / cur_rows - ref_nulls / ref_rows
         p = float(stats.chi2_contingency(table, correction=False).pvalue) if (table.sum(axis=0) > 0).all() else 1.0
-        tests.append({"metric": "null_rate", "value": float(change), "p": p, "floor": "null_floor",
-                      "reference_rate": ref_nulls / ref_rows})
+        tests.append(
+            {
+                "metric": "null_rate",
+                "value": float(change),
+                "p": p,
+                "floor": "null_floor",
+                "reference_rate": ref_nulls / ref_rows,
+            }
+        )
     for test in tests:
         test |= {"kind": kind, "feature": name, "rows": cur_rows}
     return tests
@@ -83,8 +98,17 @@ def drift(profile: dict, window: pd.DataFrame, outputs: np.ndarray | None, watch
     rows = len(window)
     columns = {name: column for name, column in profile["features"].items() if name not in watch.skip}
     if rows < watch.min_rows:
-        return [Measurement("drift", "rows", None, rows, watch.min_rows, TOO_FEW,
-                            {"message": f"too few rows to judge: {rows:,} in the window, {watch.min_rows:,} needed"})]
+        return [
+            Measurement(
+                "drift",
+                "rows",
+                None,
+                rows,
+                watch.min_rows,
+                TOO_FEW,
+                {"message": f"too few rows to judge: {rows:,} in the window, {watch.min_rows:,} needed"},
+            )
+        ]
     tests = []
     for name, column in columns.items():
         if name in window.columns:
@@ -109,6 +133,7 @@ def drift(profile: dict, window: pd.DataFrame, outputs: np.ndarray | None, watch
         status = (ALERT if large else NOTICE) if significant else OK
         details = {k: v for k, v in test.items() if k in ("p", "bins", "rows", "reference_rate")}
         details |= {"significant": bool(significant), "effect_floor": floor, "level": alpha}
-        out.append(Measurement(test["kind"], test["metric"], test["feature"], test["value"], threshold, status,
-                               details))
+        out.append(
+            Measurement(test["kind"], test["metric"], test["feature"], test["value"], threshold, status, details)
+        )
     return out

@@ -17,8 +17,9 @@ SOURCE_SUFFIX = "_source"
 """``feature_repo/data_sources.py`` names a snapshot table's source ``<table>_source``."""
 
 
-def freshness(settings: Settings, service_name: str, now: datetime, start: datetime, end: datetime,
-              watch: Monitoring) -> list[Measurement]:
+def freshness(
+    settings: Settings, service_name: str, now: datetime, start: datetime, end: datetime, watch: Monitoring
+) -> list[Measurement]:
     """Per batch view of the service: snapshot and online ages; per snapshot table and day in [start, end): rows
     and each served feature's null rate."""
     feast = store.feature_store(settings)
@@ -37,8 +38,17 @@ def freshness(settings: Settings, service_name: str, now: datetime, start: datet
         if table in profiles and len(profiles[table]):
             newest = pd.Timestamp(profiles[table]["day"].max())
             newest = newest.tz_localize("UTC") if newest.tz is None else newest.tz_convert("UTC")
-            out.append(Measurement("freshness", "snapshot_age_seconds", view.name,
-                                   (now_ts - newest).total_seconds(), None, OK, {"newest": newest}))
+            out.append(
+                Measurement(
+                    "freshness",
+                    "snapshot_age_seconds",
+                    view.name,
+                    (now_ts - newest).total_seconds(),
+                    None,
+                    OK,
+                    {"newest": newest},
+                )
+            )
         if view.online:
             ends = [interval[1] for interval in view.materialization_intervals]  # (start, end) pairs
             limit = watch.max_online_age_hours * 3600
@@ -46,11 +56,29 @@ def freshness(settings: Settings, service_name: str, now: datetime, start: datet
                 newest = pd.Timestamp(max(ends))
                 newest = newest.tz_localize("UTC") if newest.tz is None else newest.tz_convert("UTC")
                 age = (now_ts - newest).total_seconds()
-                out.append(Measurement("freshness", "online_age_seconds", view.name, age, limit,
-                                       ALERT if age > limit else OK, {"materialized_to": newest}))
+                out.append(
+                    Measurement(
+                        "freshness",
+                        "online_age_seconds",
+                        view.name,
+                        age,
+                        limit,
+                        ALERT if age > limit else OK,
+                        {"materialized_to": newest},
+                    )
+                )
             else:
-                out.append(Measurement("freshness", "online_age_seconds", view.name, -1.0, limit, ALERT,
-                                       {"message": "never materialized"}))
+                out.append(
+                    Measurement(
+                        "freshness",
+                        "online_age_seconds",
+                        view.name,
+                        -1.0,
+                        limit,
+                        ALERT,
+                        {"message": "never materialized"},
+                    )
+                )
     for table, features in tables.items():
         days = profiles.get(table)
         if days is None or days.empty:

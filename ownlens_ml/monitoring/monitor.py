@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -71,17 +71,28 @@ class MonitorResult:
         for m in self.measurements:
             measured.setdefault(m.kind, {}).setdefault(m.status, 0)
             measured[m.kind][m.status] += 1
-        lines = [f"{self.model} v{self.version}: {self.rows:,} {self.source} predictions, "
-                 f"{self.start:%Y-%m-%d}..{self.end - timedelta(days=1):%Y-%m-%d}"]
-        lines += [f"  {kind}: " + ", ".join(f"{n} {status}" for status, n in sorted(statuses.items()))
-                  for kind, statuses in measured.items()]
+        lines = [
+            f"{self.model} v{self.version}: {self.rows:,} {self.source} predictions, "
+            f"{self.start:%Y-%m-%d}..{self.end - timedelta(days=1):%Y-%m-%d}"
+        ]
+        lines += [
+            f"  {kind}: " + ", ".join(f"{n} {status}" for status, n in sorted(statuses.items()))
+            for kind, statuses in measured.items()
+        ]
         for m in self.alerting():
-            threshold = "" if m.threshold is None else f" > {m.threshold:.4g}" if m.kind != "performance" else \
-                f" vs registered {m.threshold:.4g}"
+            threshold = (
+                ""
+                if m.threshold is None
+                else f" > {m.threshold:.4g}"
+                if m.kind != "performance"
+                else f" vs registered {m.threshold:.4g}"
+            )
             lines.append(f"  alert: {m.kind} {m.metric} {m.feature or ''} {m.value:.4g}{threshold}")
         lines += [f"  note: {note}" for note in self.notes]
-        lines.append(f"alerts: {len(self.raised)} raised, {len(self.resolved)} resolved, {self.open_alerts} open"
-                     + (f"; webhook: {self.delivered} delivered, {self.undelivered} to retry" if webhook else ""))
+        lines.append(
+            f"alerts: {len(self.raised)} raised, {len(self.resolved)} resolved, {self.open_alerts} open"
+            + (f"; webhook: {self.delivered} delivered, {self.undelivered} to retry" if webhook else "")
+        )
         return lines
 
 
@@ -97,9 +108,10 @@ def window_bounds(start: date | None, end: date | None) -> tuple[datetime, datet
     if start > end:
         raise ValidationError(f"the window starts ({start}) after it ends ({end}); swap --from and --to")
     if end > today:
-        raise ValidationError(f"the window {start}..{end} reaches into the future (today is {today}); "
-                              "choose days up to today")
-    as_dt = lambda d: datetime.combine(d, datetime.min.time(), timezone.utc)  # noqa: E731
+        raise ValidationError(
+            f"the window {start}..{end} reaches into the future (today is {today}); choose days up to today"
+        )
+    as_dt = lambda d: datetime.combine(d, datetime.min.time(), UTC)  # noqa: E731
     return as_dt(start), as_dt(end + timedelta(days=1))
 
 
@@ -111,45 +123,70 @@ def monitored_version(settings: Settings, name: str) -> registry.ModelVersion:
         return registry.get_version(settings, name, None)
 
 
-def read_predictions(settings: Settings, name: str, version: int, source: str, start: datetime,
-                     end: datetime) -> pd.DataFrame:
+def read_predictions(
+    settings: Settings, name: str, version: int, source: str, start: datetime, end: datetime
+) -> pd.DataFrame:
     """Logged predictions of one version from one source with ``as_of`` in [start, end)."""
     engine = get_engine(settings)
     require_tables(engine, ml_model_predictions.name)
     t = ml_model_predictions.c
-    query = (select(t.entity_id, t.entity_key, t.as_of, t.score, t.output, t.features)
-             .where(t.model_name == name, t.version == version, t.source == source, t.as_of >= start, t.as_of < end)
-             .order_by(t.prediction_id))
+    query = (
+        select(t.entity_id, t.entity_key, t.as_of, t.score, t.output, t.features)
+        .where(t.model_name == name, t.version == version, t.source == source, t.as_of >= start, t.as_of < end)
+        .order_by(t.prediction_id)
+    )
     with engine.connect() as conn:
         rows = conn.execute(query).all()
         if not rows:
-            first, last = conn.execute(select(func.min(t.as_of), func.max(t.as_of)).where(
-                t.model_name == name, t.version == version, t.source == source)).one()
-            held = (f"its {source} predictions span {pd.Timestamp(first):%Y-%m-%d}..{pd.Timestamp(last):%Y-%m-%d}"
-                    if first is not None else f"it has no {source} predictions at all")
+            first, last = conn.execute(
+                select(func.min(t.as_of), func.max(t.as_of)).where(
+                    t.model_name == name, t.version == version, t.source == source
+                )
+            ).one()
+            held = (
+                f"its {source} predictions span {pd.Timestamp(first):%Y-%m-%d}..{pd.Timestamp(last):%Y-%m-%d}"
+                if first is not None
+                else f"it has no {source} predictions at all"
+            )
             hint = "serve it or run `ownlens-ml score`" if first is None else "choose a window inside that span"
-            raise EmptyWindowError(f"no {source} predictions of {name} v{version} with as-of in "
-                                   f"{start:%Y-%m-%d}..{end - timedelta(days=1):%Y-%m-%d}; {held}; {hint}")
+            raise EmptyWindowError(
+                f"no {source} predictions of {name} v{version} with as-of in "
+                f"{start:%Y-%m-%d}..{end - timedelta(days=1):%Y-%m-%d}; {held}; {hint}"
+            )
     frame = pd.DataFrame(rows, columns=["entity_id", "entity_key", "as_of", "score", "output", "features"])
     frame["as_of"] = pd.to_datetime(frame["as_of"], utc=True)
     return frame
 
 
-def window_features(settings: Settings, spec: ModelSpec, version: registry.ModelVersion, source: str,
-                    predictions: pd.DataFrame, features: list[str]) -> pd.DataFrame:
+def window_features(
+    settings: Settings,
+    spec: ModelSpec,
+    version: registry.ModelVersion,
+    source: str,
+    predictions: pd.DataFrame,
+    features: list[str],
+) -> pd.DataFrame:
     """The window's feature values: as served (online), or from the offline store at each ``as_of`` (batch)."""
     if source == "online":
-        return pd.DataFrame.from_records([f if isinstance(f, dict) else {} for f in predictions["features"]],
-                                         columns=features)
+        return pd.DataFrame.from_records(
+            [f if isinstance(f, dict) else {} for f in predictions["features"]], columns=features
+        )
     from ownlens_ml.features import store
 
-    entities = pd.DataFrame({spec.entity_key[0]: predictions["entity_id"].astype("int64"),
-                             "event_timestamp": predictions["as_of"]})
+    entities = pd.DataFrame(
+        {spec.entity_key[0]: predictions["entity_id"].astype("int64"), "event_timestamp": predictions["as_of"]}
+    )
     return store.training_set(settings, version.feature_service, entities).frame[features]
 
 
-def monitor(settings: Settings, name: str, start: date | None = None, end: date | None = None,
-            source: str = "online", checks: tuple[str, ...] = CHECKS) -> MonitorResult:
+def monitor(
+    settings: Settings,
+    name: str,
+    start: date | None = None,
+    end: date | None = None,
+    source: str = "online",
+    checks: tuple[str, ...] = CHECKS,
+) -> MonitorResult:
     """Run the checks on one window of a model's logged predictions and record what they measure.
 
     Args:
@@ -191,8 +228,15 @@ def monitor(settings: Settings, name: str, start: date | None = None, end: date 
     if version.feature_service and "skew" in checks:
         if source == "online" and len(spec.entity_key) == 1:
             features = list(run.profile["features"]) if run.profile else list(getattr(model, "feature_names_in_", []))
-            run.measurements += skew(settings, version.feature_service, spec.entity_key[0], predictions, features,
-                                     watch.skew_rate, watch.skew_sample)
+            run.measurements += skew(
+                settings,
+                version.feature_service,
+                spec.entity_key[0],
+                predictions,
+                features,
+                watch.skew_rate,
+                watch.skew_sample,
+            )
         else:
             run.notes.append("skew is measured on online predictions (their served values are logged)")
     if version.feature_service and "freshness" in checks:
@@ -206,12 +250,13 @@ def monitor(settings: Settings, name: str, start: date | None = None, end: date 
 def _record(settings: Settings, run: MonitorResult) -> None:
     engine = get_engine(settings)
     require_tables(engine, ml_alerts.name)
-    run.computed_at = datetime.now(timezone.utc)
+    run.computed_at = datetime.now(UTC)
     with engine.begin() as conn:
         run.raised, run.resolved = alerts.evaluate(conn, run.model, run.version, run.measurements)
         results.write(conn, run.model, run.version, (run.start, run.end), run.computed_at, run.measurements)
     with engine.begin() as conn:
         run.delivered, run.undelivered = alerts.deliver(conn, settings.alert_webhook, run.model)
         a = ml_alerts.c
-        run.open_alerts = conn.execute(select(func.count()).select_from(ml_alerts).where(
-            a.model_name == run.model, a.status == alerts.OPEN)).scalar()
+        run.open_alerts = conn.execute(
+            select(func.count()).select_from(ml_alerts).where(a.model_name == run.model, a.status == alerts.OPEN)
+        ).scalar()

@@ -58,14 +58,16 @@ def _interval(metric: str, score, y: np.ndarray, p: np.ndarray) -> tuple[float, 
         except OwnLensError:  # a resample with one class only
             return np.nan
 
-    result = stats.bootstrap((y, p), statistic, paired=True, vectorized=False, n_resamples=RESAMPLES,
-                             method="percentile", random_state=SEED)
+    result = stats.bootstrap(
+        (y, p), statistic, paired=True, vectorized=False, n_resamples=RESAMPLES, method="percentile", random_state=SEED
+    )
     low, high = result.confidence_interval
     return float(low), float(high)
 
 
-def live_performance(settings: Settings, spec: ModelSpec, version: ModelVersion,
-                     predictions: pd.DataFrame) -> tuple[list[Measurement], list[str]]:
+def live_performance(
+    settings: Settings, spec: ModelSpec, version: ModelVersion, predictions: pd.DataFrame
+) -> tuple[list[Measurement], list[str]]:
     """Per as-of day whose labels have matured: the kind's live metrics with a 95 % interval.
 
     Returns the measurements and notes (days whose labels mature later, and when).
@@ -83,12 +85,23 @@ def live_performance(settings: Settings, spec: ModelSpec, version: ModelVersion,
         day = pd.Timestamp(day)
         ready = matures(spec, day)
         if ready > today:
-            notes.append(f"labels of the {day:%Y-%m-%d} predictions mature on {ready:%Y-%m-%d} "
-                         f"({spec.window.window_days}-day outcome window)")
+            notes.append(
+                f"labels of the {day:%Y-%m-%d} predictions mature on {ready:%Y-%m-%d} "
+                f"({spec.window.window_days}-day outcome window)"
+            )
             waiting = int((predictions["as_of"].dt.floor("D") == day).sum())
-            out.append(Measurement("performance", "labels_pending", None, waiting, None, PENDING,
-                                   {"matures": ready.isoformat()},
-                                   (day.to_pydatetime(), (day + timedelta(days=1)).to_pydatetime())))
+            out.append(
+                Measurement(
+                    "performance",
+                    "labels_pending",
+                    None,
+                    waiting,
+                    None,
+                    PENDING,
+                    {"matures": ready.isoformat()},
+                    (day.to_pydatetime(), (day + timedelta(days=1)).to_pydatetime()),
+                )
+            )
             continue
         rows = joined(settings, spec, predictions, day)
         y, p = rows["label"].to_numpy(), rows["score"].to_numpy(dtype=float)
@@ -101,11 +114,24 @@ def live_performance(settings: Settings, spec: ModelSpec, version: ModelVersion,
             low, high = _interval(metric, kind.score, y, p)
             reference = registered.get(metric)
             worse = reference is not None and (high < reference if kind.metrics[metric] else low > reference)
-            out.append(Measurement("performance", metric, None, values[metric], reference, ALERT if worse else OK,
-                                   {"low": low, "high": high, "rows": len(rows), "predictions":
-                                    int((predictions["as_of"].dt.floor("D") == day).sum()),
-                                    "positive_rate": values.get("positive_rate")},
-                                   (day.to_pydatetime(), (day + timedelta(days=1)).to_pydatetime())))
+            out.append(
+                Measurement(
+                    "performance",
+                    metric,
+                    None,
+                    values[metric],
+                    reference,
+                    ALERT if worse else OK,
+                    {
+                        "low": low,
+                        "high": high,
+                        "rows": len(rows),
+                        "predictions": int((predictions["as_of"].dt.floor("D") == day).sum()),
+                        "positive_rate": values.get("positive_rate"),
+                    },
+                    (day.to_pydatetime(), (day + timedelta(days=1)).to_pydatetime()),
+                )
+            )
     return out, notes
 
 
@@ -121,11 +147,12 @@ def served_lists(settings: Settings, predictions: pd.DataFrame) -> tuple[np.ndar
         return np.zeros((0, RANKED), np.int64), sp.csr_matrix((0, 0)), lists.assign(reads=0)
     served = [[a["article_id"] for a in (o or {}).get("articles", [])][:RANKED] for o in lists["output"]]
     events = _reads_after(settings, lists)
-    ids = np.unique(np.concatenate([np.asarray([a for x in served for a in x], np.int64),
-                                    events["article_id"].to_numpy(np.int64)]))
+    ids = np.unique(
+        np.concatenate([np.asarray([a for x in served for a in x], np.int64), events["article_id"].to_numpy(np.int64)])
+    )
     top = np.full((len(lists), RANKED), -1, np.int64)
     for i, articles in enumerate(served):
-        top[i, :len(articles)] = np.searchsorted(ids, articles)
+        top[i, : len(articles)] = np.searchsorted(ids, articles)
     rows, cols = events["list"].to_numpy(), np.searchsorted(ids, events["article_id"].to_numpy(np.int64))
     relevant = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(lists), len(ids)))
     relevant.data[:] = 1.0
@@ -140,19 +167,25 @@ def _reads_after(settings: Settings, lists: pd.DataFrame) -> pd.DataFrame:
 
     lo, hi = lists["as_of"].min(), lists["as_of"].max() + READ_WINDOW
     with get_engine(settings).connect() as conn:
-        views = pd.read_sql_query(text(
-            "SELECT user_id, article_id, event_at FROM events WHERE event_type = 'page_view' "
-            "AND article_id IS NOT NULL AND event_at > :lo AND event_at <= :hi"),
-            conn, params={"lo": lo.to_pydatetime(), "hi": hi.to_pydatetime()})
+        views = pd.read_sql_query(
+            text(
+                "SELECT user_id, article_id, event_at FROM events WHERE event_type = 'page_view' "
+                "AND article_id IS NOT NULL AND event_at > :lo AND event_at <= :hi"
+            ),
+            conn,
+            params={"lo": lo.to_pydatetime(), "hi": hi.to_pydatetime()},
+        )
     views["event_at"] = pd.to_datetime(views["event_at"], utc=True, format="ISO8601")
     joined = lists.reset_index(names="list")[["list", "entity_id", "as_of"]].merge(
-        views, left_on="entity_id", right_on="user_id")
+        views, left_on="entity_id", right_on="user_id"
+    )
     after = (joined["event_at"] > joined["as_of"]) & (joined["event_at"] <= joined["as_of"] + READ_WINDOW)
     return joined.loc[after, ["list", "article_id"]].drop_duplicates()
 
 
-def live_ranking(settings: Settings, version: ModelVersion, predictions: pd.DataFrame
-                 ) -> tuple[list[Measurement], list[str]]:
+def live_ranking(
+    settings: Settings, version: ModelVersion, predictions: pd.DataFrame
+) -> tuple[list[Measurement], list[str]]:
     """NDCG@10 of the served lists followed by a read, with a 95 % bootstrap interval over the lists,
     beside the registered NDCG@10 (an alert only when the whole interval is below it)."""
     from ownlens_ml.evaluation.ranking import ranking_metrics
@@ -162,10 +195,19 @@ def live_ranking(settings: Settings, version: ModelVersion, predictions: pd.Data
     notes = []
     if len(waiting):
         ready = waiting["as_of"].max() + READ_WINDOW
-        notes.append(f"{len(waiting):,} served lists are judged by the reads of their next 24 hours, "
-                     f"all known on {ready:%Y-%m-%d %H:%M}")
-    out = [] if not len(waiting) else [Measurement(
-        "performance", "labels_pending", None, len(waiting), None, PENDING, {"matures": ready.isoformat()})]
+        notes.append(
+            f"{len(waiting):,} served lists are judged by the reads of their next 24 hours, "
+            f"all known on {ready:%Y-%m-%d %H:%M}"
+        )
+    out = (
+        []
+        if not len(waiting)
+        else [
+            Measurement(
+                "performance", "labels_pending", None, len(waiting), None, PENDING, {"matures": ready.isoformat()}
+            )
+        ]
+    )
     top, relevant, lists = served_lists(settings, predictions)
     judged = np.flatnonzero(lists["reads"].to_numpy() > 0)
     if not len(judged):
@@ -178,12 +220,26 @@ def live_ranking(settings: Settings, version: ModelVersion, predictions: pd.Data
     value = ranking_metrics(top, relevant, size, RANKED)[metric]
     low = high = value
     if len(judged) > 1:
-        result = stats.bootstrap((np.arange(len(judged)),), lambda i: ranking_metrics(
-            top[i], relevant[i], size, RANKED)[metric], vectorized=False, n_resamples=RESAMPLES,
-            method="percentile", random_state=SEED)
+        result = stats.bootstrap(
+            (np.arange(len(judged)),),
+            lambda i: ranking_metrics(top[i], relevant[i], size, RANKED)[metric],
+            vectorized=False,
+            n_resamples=RESAMPLES,
+            method="percentile",
+            random_state=SEED,
+        )
         low, high = (float(v) for v in result.confidence_interval)
     reference = version.metrics.get("holdout", {}).get("model", {}).get(metric)
     worse = reference is not None and high < reference
-    out.append(Measurement("performance", metric, None, value, reference, ALERT if worse else OK,
-                           {"low": low, "high": high, "rows": int(len(judged)), "predictions": int(len(lists))}))
+    out.append(
+        Measurement(
+            "performance",
+            metric,
+            None,
+            value,
+            reference,
+            ALERT if worse else OK,
+            {"low": low, "high": high, "rows": int(len(judged)), "predictions": int(len(lists))},
+        )
+    )
     return out, notes

@@ -8,7 +8,7 @@ same bins, so a drift test over a million rows is a ``searchsorted`` and a few s
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
@@ -46,16 +46,26 @@ def profile_column(values: pd.Series) -> dict:
         present = v[np.isfinite(v)]
         edges = np.unique(np.quantile(present, QUANTILES)) if len(present) else np.array([])
         counts = np.bincount(np.searchsorted(edges, present, side="left"), minlength=len(edges) + 1)
-        return {"type": "numeric", "edges": edges.tolist(), "counts": counts.tolist(), "nulls": int(n - len(present)),
-                "rows": n, "min": float(present.min()) if len(present) else None,
-                "max": float(present.max()) if len(present) else None}
+        return {
+            "type": "numeric",
+            "edges": edges.tolist(),
+            "counts": counts.tolist(),
+            "nulls": int(n - len(present)),
+            "rows": n,
+            "min": float(present.min()) if len(present) else None,
+            "max": float(present.max()) if len(present) else None,
+        }
     present = values.dropna().astype(str)
     counts = present.value_counts()
     if len(counts) > MAX_CATEGORIES:
-        rest = counts.iloc[MAX_CATEGORIES - 1:].sum()
-        counts = pd.concat([counts.iloc[:MAX_CATEGORIES - 1], pd.Series({OTHER: rest})])
-    return {"type": "categorical", "counts": {str(k): int(c) for k, c in counts.items()},
-            "nulls": int(n - len(present)), "rows": n}
+        rest = counts.iloc[MAX_CATEGORIES - 1 :].sum()
+        counts = pd.concat([counts.iloc[: MAX_CATEGORIES - 1], pd.Series({OTHER: rest})])
+    return {
+        "type": "categorical",
+        "counts": {str(k): int(c) for k, c in counts.items()},
+        "nulls": int(n - len(present)),
+        "rows": n,
+    }
 
 
 def bin_counts(column: dict, values: pd.Series | np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
@@ -96,9 +106,16 @@ def write_profile(settings: Settings, name: str, version: int, profile: dict, so
     require_tables(engine, ml_reference_profiles.name)
     try:
         with engine.begin() as conn:
-            conn.execute(insert(ml_reference_profiles).values(
-                model_name=name, version=version, created_at=datetime.now(timezone.utc), source=source,
-                rows=profile["rows"], profile=profile))
+            conn.execute(
+                insert(ml_reference_profiles).values(
+                    model_name=name,
+                    version=version,
+                    created_at=datetime.now(UTC),
+                    source=source,
+                    rows=profile["rows"],
+                    profile=profile,
+                )
+            )
     except IntegrityError:
         log.info("%s v%d already has a reference profile", name, version)
 
@@ -136,7 +153,8 @@ def lineage_profile(settings: Settings, version: ModelVersion, model) -> dict:
     if not spec.task_kind.supervised or "window_days" not in params or test_from is None or params.get("labels_file"):
         raise NoReferenceProfileError(
             f"{version.label} has no reference profile and its lineage cannot rebuild one (registered without a "
-            "label window and split); train a new version, which is profiled when it is registered")
+            "label window and split); train a new version, which is profiled when it is registered"
+        )
     as_of = pd.Timestamp(params["as_of"]).to_pydatetime() if params.get("as_of") else None
     window = LabelWindow(as_of=as_of, window_days=params["window_days"], step_days=params["step_days"])
     try:
@@ -144,8 +162,9 @@ def lineage_profile(settings: Settings, version: ModelVersion, model) -> dict:
         labels = labels[labels["event_timestamp"] >= pd.Timestamp(test_from)]
         training_set = store.training_set(settings, version.feature_service, labels)
     except OwnLensError as err:
-        raise NoReferenceProfileError(f"{version.label} has no reference profile and its lineage cannot rebuild "
-                                      f"one: {err}") from None
+        raise NoReferenceProfileError(
+            f"{version.label} has no reference profile and its lineage cannot rebuild one: {err}"
+        ) from None
     features = list(getattr(model, "feature_names_in_", training_set.features))
     outputs = spec.task_kind.predict(model, feature_matrix(training_set.frame, features))
     return build_profile(training_set.frame, features, outputs)

@@ -26,13 +26,18 @@ log = logging.getLogger(__name__)
 
 def gauges(settings: Settings) -> list[GaugeMetricFamily]:
     """The four gauge families from the newest run of every model and the open alerts."""
-    drift = GaugeMetricFamily("ownlens_feature_drift", "Drift statistic of a feature in the newest monitoring run",
-                              labels=["model", "feature", "test"])
-    live = GaugeMetricFamily("ownlens_live_metric", "Live metric from matured labels, newest as-of day",
-                             labels=["model", "metric"])
+    drift = GaugeMetricFamily(
+        "ownlens_feature_drift",
+        "Drift statistic of a feature in the newest monitoring run",
+        labels=["model", "feature", "test"],
+    )
+    live = GaugeMetricFamily(
+        "ownlens_live_metric", "Live metric from matured labels, newest as-of day", labels=["model", "metric"]
+    )
     open_alerts = GaugeMetricFamily("ownlens_open_alerts", "Open monitoring alerts", labels=["model", "severity"])
-    age = GaugeMetricFamily("ownlens_feature_age_seconds", "Age of the online store's values per feature view",
-                            labels=["view"])
+    age = GaugeMetricFamily(
+        "ownlens_feature_age_seconds", "Age of the online store's values per feature view", labels=["view"]
+    )
     rows = latest(settings)
     for r in rows.itertuples():
         if r.kind in ("drift", "output_drift") and r.feature is not None:
@@ -45,8 +50,9 @@ def gauges(settings: Settings) -> list[GaugeMetricFamily]:
         age.add_metric([view], group["value"].min())
     a = ml_alerts.c
     with get_engine(settings).connect() as conn:
-        counts = conn.execute(select(a.model_name, a.severity, func.count()).where(a.status == "open")
-                              .group_by(a.model_name, a.severity)).all()
+        counts = conn.execute(
+            select(a.model_name, a.severity, func.count()).where(a.status == "open").group_by(a.model_name, a.severity)
+        ).all()
     for model, severity, n in counts:
         open_alerts.add_metric([model, severity], n)
     return [drift, live, open_alerts, age]

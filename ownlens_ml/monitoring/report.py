@@ -36,8 +36,9 @@ def _bin_labels(column: dict, bins: int) -> list[str]:
 
 
 def _histograms(run, folder: Path) -> list[str]:
-    drifted = list(dict.fromkeys(m.feature for m in run.measurements
-                                 if m.kind in ("drift", "output_drift") and m.status == ALERT))
+    drifted = list(
+        dict.fromkeys(m.feature for m in run.measurements if m.kind in ("drift", "output_drift") and m.status == ALERT)
+    )
     shown = drifted[:MAX_HISTOGRAMS] or [OUTPUT]
     columns = {**run.profile["features"], OUTPUT: run.profile.get("output")} if run.profile else {}
     shown = [f for f in shown if columns.get(f) is not None]
@@ -56,17 +57,26 @@ def _histograms(run, folder: Path) -> list[str]:
     fig.tight_layout()
     fig.savefig(folder / "drift_histograms.png", dpi=110)
     plt.close(fig)
-    title = "## Drifted features: reference against current" if drifted else \
-        "## No feature drifted: the model's output, reference against current"
+    title = (
+        "## Drifted features: reference against current"
+        if drifted
+        else "## No feature drifted: the model's output, reference against current"
+    )
     return [title, "drift_histograms.png"]
 
 
 def _history(settings: Settings, model: str) -> pd.DataFrame:
     t = ml_model_monitoring.c
     with get_engine(settings).connect() as conn:
-        rows = conn.execute(select(t.metric, t.value, t.threshold, t.window_start, t.computed_at, t.details)
-                            .where(t.model_name == model, t.kind == "performance", t.status.in_(("ok", "alert")))
-                            .order_by(t.computed_at)).mappings().all()
+        rows = (
+            conn.execute(
+                select(t.metric, t.value, t.threshold, t.window_start, t.computed_at, t.details)
+                .where(t.model_name == model, t.kind == "performance", t.status.in_(("ok", "alert")))
+                .order_by(t.computed_at)
+            )
+            .mappings()
+            .all()
+        )
     frame = pd.DataFrame(rows, columns=["metric", "value", "threshold", "window_start", "computed_at", "details"])
     return frame.drop_duplicates(["metric", "window_start"], keep="last")
 
@@ -74,8 +84,13 @@ def _history(settings: Settings, model: str) -> pd.DataFrame:
 def _live(settings: Settings, run, folder: Path) -> list[str]:
     history = _history(settings, run.model)
     if history.empty:
-        return ["## Live performance", "", "No matured labels yet: " + "; ".join(
-            n for n in run.notes if "mature" in n) if run.notes else "No matured labels yet."]
+        return [
+            "## Live performance",
+            "",
+            "No matured labels yet: " + "; ".join(n for n in run.notes if "mature" in n)
+            if run.notes
+            else "No matured labels yet.",
+        ]
     metrics = list(dict.fromkeys(history["metric"]))
     fig, axes = plt.subplots(1, len(metrics), figsize=(5.5 * len(metrics), 4), squeeze=False)
     for ax, metric in zip(axes[0], metrics):
@@ -84,8 +99,15 @@ def _live(settings: Settings, run, folder: Path) -> list[str]:
         high = rows["details"].map(lambda d: (d or {}).get("high", np.nan)).astype(float)
         when = pd.to_datetime(rows["window_start"], utc=True)
         value = rows["value"].to_numpy(float)
-        ax.errorbar(when.to_numpy(), value, yerr=[value - low.to_numpy(), high.to_numpy() - value], fmt="o-",
-                    color=MODEL_COLOR, capsize=3, label="live (95 % bootstrap interval)")
+        ax.errorbar(
+            when.to_numpy(),
+            value,
+            yerr=[value - low.to_numpy(), high.to_numpy() - value],
+            fmt="o-",
+            color=MODEL_COLOR,
+            capsize=3,
+            label="live (95 % bootstrap interval)",
+        )
         if rows["threshold"].notna().any():
             ax.axhline(rows["threshold"].dropna().iloc[-1], color=OTHER_COLORS[0], ls="--", label="registered")
         ax.set_xlim(when.min() - pd.Timedelta(days=3), when.max() + pd.Timedelta(days=3))
@@ -106,8 +128,13 @@ def _skew(run, folder: Path) -> list[str]:
     fig, ax = plt.subplots(figsize=(10, max(3, 0.22 * len(rows))))
     y = np.arange(len(rows))
     ax.barh(y, [m.value for m in rows], color=MODEL_COLOR, label="unexplained (skew)")
-    ax.barh(y, [m.details["explained_rate"] for m in rows], left=[m.value for m in rows], color=REFERENCE_COLOR,
-            label="explained by snapshot cadence / TTL")
+    ax.barh(
+        y,
+        [m.details["explained_rate"] for m in rows],
+        left=[m.value for m in rows],
+        color=REFERENCE_COLOR,
+        label="explained by snapshot cadence / TTL",
+    )
     ax.axvline(rows[0].threshold, color=OTHER_COLORS[0], ls="--", lw=1, label="limit")
     ax.set_yticks(y, names, fontsize=7)
     _style(ax, f"Served against offline values ({rows[0].details['sampled']} sampled rows)", "share of rows", "")
@@ -124,9 +151,10 @@ def _freshness(run, folder: Path) -> list[str]:
         return []
     frame = pd.DataFrame([{"view": m.feature, "metric": m.metric, "hours": m.value / 3600} for m in rows])
     table = frame.pivot(index="view", columns="metric", values="hours").rename(
-        columns={"online_age_seconds": "online store", "snapshot_age_seconds": "newest snapshot"})
+        columns={"online_age_seconds": "online store", "snapshot_age_seconds": "newest snapshot"}
+    )
     fig, ax = plt.subplots(figsize=(8, 0.5 * len(table) + 1.5))
-    table.plot.barh(ax=ax, color=[MODEL_COLOR, REFERENCE_COLOR][:len(table.columns)])
+    table.plot.barh(ax=ax, color=[MODEL_COLOR, REFERENCE_COLOR][: len(table.columns)])
     limit = next((m.threshold for m in rows if m.threshold is not None), None)
     if limit is not None:
         ax.axvline(limit / 3600, color=OTHER_COLORS[0], ls="--", lw=1, label="online limit")
@@ -142,16 +170,34 @@ def write_monitoring_report(settings: Settings, run) -> Path:
     """Write ``report.md`` and its plots for one monitoring run; returns the report's path."""
     folder = settings.reports_dir / run.model / "monitoring" / f"{run.end - pd.Timedelta(days=1):%Y-%m-%d}-{run.source}"
     folder.mkdir(parents=True, exist_ok=True)
-    flagged = pd.DataFrame([{"check": m.kind, "metric": m.metric, "feature": m.feature, "value": round(m.value, 4),
-                             "threshold": None if m.threshold is None else round(m.threshold, 4), "status": m.status}
-                            for m in run.measurements if m.status in (ALERT, NOTICE)])
+    flagged = pd.DataFrame(
+        [
+            {
+                "check": m.kind,
+                "metric": m.metric,
+                "feature": m.feature,
+                "value": round(m.value, 4),
+                "threshold": None if m.threshold is None else round(m.threshold, 4),
+                "status": m.status,
+            }
+            for m in run.measurements
+            if m.status in (ALERT, NOTICE)
+        ]
+    )
     last = run.end - pd.Timedelta(days=1)
-    lines = [f"# {run.model} v{run.version}: monitoring", "",
-             f"{run.rows:,} {run.source} predictions with as-of {run.start:%Y-%m-%d}..{last:%Y-%m-%d}; "
-             f"feature service `{get_spec(run.model).feature_service}`. Drift thresholds know the sample size "
-             "(PSI against chi-square(B-1) x (1/N + 1/M)) at a family-wise level; a notice is significant but "
-             "below the effect-size floor.", "",
-             "## Alerts and notices", "", flagged.to_markdown(index=False) if len(flagged) else "None.", ""]
+    lines = [
+        f"# {run.model} v{run.version}: monitoring",
+        "",
+        f"{run.rows:,} {run.source} predictions with as-of {run.start:%Y-%m-%d}..{last:%Y-%m-%d}; "
+        f"feature service `{get_spec(run.model).feature_service}`. Drift thresholds know the sample size "
+        "(PSI against chi-square(B-1) x (1/N + 1/M)) at a family-wise level; a notice is significant but "
+        "below the effect-size floor.",
+        "",
+        "## Alerts and notices",
+        "",
+        flagged.to_markdown(index=False) if len(flagged) else "None.",
+        "",
+    ]
     for part in (_histograms(run, folder), _live(settings, run, folder), _skew(run, folder), _freshness(run, folder)):
         lines += [entry if not entry.endswith(".png") else f"![{entry[:-4]}]({entry})" for entry in part] + [""]
     if run.notes:

@@ -56,23 +56,44 @@ def _plain(value):
     return value
 
 
-def write(conn, model: str, version: int, window: tuple[datetime, datetime], computed_at: datetime,
-          measurements: list[Measurement]) -> None:
+def write(
+    conn,
+    model: str,
+    version: int,
+    window: tuple[datetime, datetime],
+    computed_at: datetime,
+    measurements: list[Measurement],
+) -> None:
     """Insert every measurement of one run (on the caller's transaction); one without a finite value (e.g.
     Spearman of constant predictions) is logged and left out."""
     undefined = [m for m in measurements if not np.isfinite(m.value)]
     for m in undefined:
-        log.warning("%s %s %s of %s is undefined on this window; not recorded", m.kind, m.metric, m.feature or "",
-                    model)
+        log.warning(
+            "%s %s %s of %s is undefined on this window; not recorded", m.kind, m.metric, m.feature or "", model
+        )
     measurements = [m for m in measurements if np.isfinite(m.value)]
     if not measurements:
         return
-    conn.execute(insert(ml_model_monitoring), [
-        {"model_name": model, "version": version, "kind": m.kind, "metric": m.metric, "feature": m.feature,
-         "value": float(m.value),
-         "window_start": (m.window or window)[0], "window_end": (m.window or window)[1], "computed_at": computed_at,
-         "details": _plain(m.details), "threshold": m.threshold, "status": m.status}
-        for m in measurements])
+    conn.execute(
+        insert(ml_model_monitoring),
+        [
+            {
+                "model_name": model,
+                "version": version,
+                "kind": m.kind,
+                "metric": m.metric,
+                "feature": m.feature,
+                "value": float(m.value),
+                "window_start": (m.window or window)[0],
+                "window_end": (m.window or window)[1],
+                "computed_at": computed_at,
+                "details": _plain(m.details),
+                "threshold": m.threshold,
+                "status": m.status,
+            }
+            for m in measurements
+        ],
+    )
 
 
 def latest(settings: Settings, model: str | None = None) -> pd.DataFrame:
@@ -87,11 +108,40 @@ def latest(settings: Settings, model: str | None = None) -> pd.DataFrame:
         newest = newest.where(t.model_name == model)
     newest = newest.subquery()
     c = newest.c
-    query = (select(t.model_name, t.version, t.kind, t.metric, t.feature, t.value, t.threshold, t.status,
-                    t.window_start, t.window_end, t.computed_at)
-             .join(newest, (t.model_name == c.model_name) & (t.kind == c.kind) & (t.metric == c.metric)
-                   & (func.coalesce(t.feature, "") == list(c)[3]) & (t.computed_at == c.at)))
+    query = select(
+        t.model_name,
+        t.version,
+        t.kind,
+        t.metric,
+        t.feature,
+        t.value,
+        t.threshold,
+        t.status,
+        t.window_start,
+        t.window_end,
+        t.computed_at,
+    ).join(
+        newest,
+        (t.model_name == c.model_name)
+        & (t.kind == c.kind)
+        & (t.metric == c.metric)
+        & (func.coalesce(t.feature, "") == list(c)[3])
+        & (t.computed_at == c.at),
+    )
     with engine.connect() as conn:
-        return pd.DataFrame(conn.execute(query).mappings().all(),
-                            columns=["model_name", "version", "kind", "metric", "feature", "value", "threshold",
-                                     "status", "window_start", "window_end", "computed_at"])
+        return pd.DataFrame(
+            conn.execute(query).mappings().all(),
+            columns=[
+                "model_name",
+                "version",
+                "kind",
+                "metric",
+                "feature",
+                "value",
+                "threshold",
+                "status",
+                "window_start",
+                "window_end",
+                "computed_at",
+            ],
+        )

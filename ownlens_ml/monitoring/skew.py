@@ -39,8 +39,9 @@ def _stamp_age(output) -> float | None:
     return min(ages) if ages else None
 
 
-def skew(settings: Settings, service: str, key: str, online: pd.DataFrame, features: list[str],
-         rate: float, sample: int) -> list[Measurement]:
+def skew(
+    settings: Settings, service: str, key: str, online: pd.DataFrame, features: list[str], rate: float, sample: int
+) -> list[Measurement]:
     """Per feature: the share of sampled online rows whose served value the offline path does not reproduce.
 
     Args:
@@ -60,8 +61,9 @@ def skew(settings: Settings, service: str, key: str, online: pd.DataFrame, featu
     redo = differ & ages.notna()
     if redo.any():
         stamped = rows.loc[redo, "as_of"] - pd.to_timedelta(ages[redo], unit="s") + pd.Timedelta(seconds=1)
-        at_stamp = store.training_set(settings, service, pd.DataFrame(
-            {key: entities.loc[redo, key], "event_timestamp": stamped})).frame
+        at_stamp = store.training_set(
+            settings, service, pd.DataFrame({key: entities.loc[redo, key], "event_timestamp": stamped})
+        ).frame
         at_stamp = feature_matrix(at_stamp, features).set_axis(same.index[redo])
         explained.loc[redo] = _same(served.loc[redo], at_stamp).to_numpy()
         offline = offline.astype(object)
@@ -72,15 +74,27 @@ def skew(settings: Settings, service: str, key: str, online: pd.DataFrame, featu
     for f in features:
         skewed = ~same[f] & ~explained[f]
         value = float(skewed.mean())
-        diffs = pd.DataFrame({"entity": rows["entity_id"], "as_of": rows["as_of"],
-                              "served": served[f], "offline": offline[f]})[skewed]
+        diffs = pd.DataFrame(
+            {"entity": rows["entity_id"], "as_of": rows["as_of"], "served": served[f], "offline": offline[f]}
+        )[skewed]
         if pd.api.types.is_numeric_dtype(diffs["served"]) and pd.api.types.is_numeric_dtype(diffs["offline"]):
             diffs = diffs.assign(gap=(diffs["served"] - diffs["offline"]).abs()).sort_values("gap", ascending=False)
-        out.append(Measurement("skew", "mismatch_rate", f, value, rate, ALERT if value > rate else OK, {
-            "sampled": len(rows), "explained_rate": float(explained[f].mean()),
-            "explained_by": "snapshot cadence / materialization lag / TTL: the offline store at the served "
-                            "values' stamp agrees",
-            "compared_at": "the served values' stamp where logged, else as_of",
-            "largest": diffs.head(EXAMPLES).astype({"entity": "int64"}).to_dict("records"),
-        }))
+        out.append(
+            Measurement(
+                "skew",
+                "mismatch_rate",
+                f,
+                value,
+                rate,
+                ALERT if value > rate else OK,
+                {
+                    "sampled": len(rows),
+                    "explained_rate": float(explained[f].mean()),
+                    "explained_by": "snapshot cadence / materialization lag / TTL: the offline store at the served "
+                    "values' stamp agrees",
+                    "compared_at": "the served values' stamp where logged, else as_of",
+                    "largest": diffs.head(EXAMPLES).astype({"entity": "int64"}).to_dict("records"),
+                },
+            )
+        )
     return out

@@ -43,20 +43,27 @@ def dask_client(settings: Settings) -> Iterator:
     try:
         from dask.distributed import Client, LocalCluster
     except ImportError:
-        raise ConfigError("the dask training backend needs dask[distributed]; "
-                          "install the cluster extra: pip install -e '.[cluster]'") from None
+        raise ConfigError(
+            "the dask training backend needs dask[distributed]; install the cluster extra: pip install -e '.[cluster]'"
+        ) from None
     if settings.dask_scheduler:
         try:
             client = Client(settings.dask_scheduler, timeout=10)
         except (OSError, TimeoutError) as exc:
-            raise ConfigError(f"cannot reach the Dask scheduler {settings.dask_scheduler} ({exc}); "
-                              "start it or unset OWNLENS_DASK_SCHEDULER for a local cluster") from None
+            raise ConfigError(
+                f"cannot reach the Dask scheduler {settings.dask_scheduler} ({exc}); "
+                "start it or unset OWNLENS_DASK_SCHEDULER for a local cluster"
+            ) from None
         with client:
             yield client
         return
     # the workers' scratch space: the system temp folder, not the working directory
-    with LocalCluster(n_workers=LOCAL_WORKERS, threads_per_worker=1, dashboard_address=None,
-                      local_directory=tempfile.gettempdir()) as cluster, Client(cluster) as client:
+    with (
+        LocalCluster(
+            n_workers=LOCAL_WORKERS, threads_per_worker=1, dashboard_address=None, local_directory=tempfile.gettempdir()
+        ) as cluster,
+        Client(cluster) as client,
+    ):
         yield client
 
 
@@ -81,8 +88,12 @@ def fit_xgboost_dask(client, model, x: np.ndarray, y: np.ndarray, x_val: np.ndar
     distributed = wrapper(**model.get_params())
     distributed.client = client
     distributed.fit(chunks(x), chunks(y), eval_set=[(chunks(x_val), chunks(y_val))], verbose=False)
-    log.info("xgboost.dask: %d rows on %d workers, best iteration %s", len(x), workers,
-             getattr(distributed, "best_iteration", None))
+    log.info(
+        "xgboost.dask: %d rows on %d workers, best iteration %s",
+        len(x),
+        workers,
+        getattr(distributed, "best_iteration", None),
+    )
     # the saved model carries the scikit-learn attributes (classes, best iteration) with the booster
     with tempfile.TemporaryDirectory() as scratch:
         path = os.path.join(scratch, "model.ubj")

@@ -26,8 +26,18 @@ from ownlens_ml.models.scoring import Scorer, entity_key_text, feature_types, lo
 from ownlens_ml.models.spec import as_utc
 from ownlens_ml.settings import Settings
 
-__all__ = ["CHUNK_ROWS", "BatchResult", "Scorer", "batch_key", "default_as_of", "entity_key_text", "feature_types",
-           "load_scorer", "prepare", "score"]
+__all__ = [
+    "CHUNK_ROWS",
+    "BatchResult",
+    "Scorer",
+    "batch_key",
+    "default_as_of",
+    "entity_key_text",
+    "feature_types",
+    "load_scorer",
+    "prepare",
+    "score",
+]
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +71,16 @@ def default_as_of(settings: Settings) -> datetime:
     return utc_midnight(newest_snapshot(settings))
 
 
-def score(settings: Settings, name: str, as_of: datetime | None = None, *, version: int | str = "champion",
-          entities: pd.DataFrame | None = None, chunk_rows: int = CHUNK_ROWS, progress: bool = False) -> BatchResult:
+def score(
+    settings: Settings,
+    name: str,
+    as_of: datetime | None = None,
+    *,
+    version: int | str = "champion",
+    entities: pd.DataFrame | None = None,
+    chunk_rows: int = CHUNK_ROWS,
+    progress: bool = False,
+) -> BatchResult:
     """Score every entity of the model's population at ``as_of`` into ``ml_model_predictions``.
 
     Features are point-in-time at ``as_of`` from the offline store (``store.training_set``),
@@ -83,8 +101,10 @@ def score(settings: Settings, name: str, as_of: datetime | None = None, *, versi
     """
     spec = get_spec(name)
     if entities is None and spec.population is None:
-        raise ConfigError(f"model {name!r} declares no population (ModelSpec.population); batch scoring "
-                          "needs to know which entities to score")
+        raise ConfigError(
+            f"model {name!r} declares no population (ModelSpec.population); batch scoring "
+            "needs to know which entities to score"
+        )
     started = time.perf_counter()
     as_of = as_utc(as_of or default_as_of(settings)).to_pydatetime()
     _require_inside_snapshots(settings, name, as_of)
@@ -92,28 +112,43 @@ def score(settings: Settings, name: str, as_of: datetime | None = None, *, versi
     entry = scorer.version
     population = (spec.population(settings, as_of) if entities is None else entities).reset_index(drop=True)
     if population.empty:
-        raise EmptyWindowError(f"score {name}: no entities of its population at {as_of:%Y-%m-%d}; "
-                               "choose an --as-of with activity before it")
+        raise EmptyWindowError(
+            f"score {name}: no entities of its population at {as_of:%Y-%m-%d}; "
+            "choose an --as-of with activity before it"
+        )
     keys = list(population.columns)
     batch_id = batch_key(name, entry.version, as_of)
     table = ml_model_predictions
     engine = get_engine(settings)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with job_lock(settings, engine, f"score {name}"), Progress(*columns, disable=not progress) as bar, \
-            engine.begin() as conn:
+    with (
+        job_lock(settings, engine, f"score {name}"),
+        Progress(*columns, disable=not progress) as bar,
+        engine.begin() as conn,
+    ):
         task = bar.add_task(f"scoring {entry.label} as of {as_of:%Y-%m-%d}", total=len(population))
         conn.execute(delete(table).where(table.c.batch_id == batch_id))
         for start in range(0, len(population), chunk_rows):
-            chunk = population.iloc[start:start + chunk_rows]
+            chunk = population.iloc[start : start + chunk_rows]
             rows = store.training_set(settings, entry.feature_service, chunk.assign(event_timestamp=as_of)).frame
             scores = scorer.score_frame(rows)
-            copy_frame(conn, table, pd.DataFrame({
-                "model_name": name, "version": entry.version,
-                "entity_key": _entity_key_texts(rows, keys),
-                "entity_id": rows[keys[0]].astype("int64") if len(keys) == 1 else None,
-                "as_of": as_of, "predicted_at": clock.now(), "score": scores,
-                "source": "batch", "batch_id": batch_id,
-            }))
+            copy_frame(
+                conn,
+                table,
+                pd.DataFrame(
+                    {
+                        "model_name": name,
+                        "version": entry.version,
+                        "entity_key": _entity_key_texts(rows, keys),
+                        "entity_id": rows[keys[0]].astype("int64") if len(keys) == 1 else None,
+                        "as_of": as_of,
+                        "predicted_at": clock.now(),
+                        "score": scores,
+                        "source": "batch",
+                        "batch_id": batch_id,
+                    }
+                ),
+            )
             bar.advance(task, len(chunk))
         written = conn.execute(select(func.count()).select_from(table).where(table.c.batch_id == batch_id)).scalar()
     seconds = time.perf_counter() - started
@@ -127,10 +162,15 @@ def _require_inside_snapshots(settings: Settings, name: str, as_of: datetime) ->
 
     cover = snapshot_cover(settings)
     if cover is None or not cover[0] <= as_of <= cover[1]:
-        known = (f"the feature snapshots cover {cover[0]:%Y-%m-%d}..{cover[1] - pd.Timedelta(days=1):%Y-%m-%d}"
-                 if cover else "there are no feature snapshots")
-        raise EmptyWindowError(f"score {name}: --as-of {as_of:%Y-%m-%d} is outside the data ({known}); "
-                               "choose a day inside it, or run `ownlens-ml features build`")
+        known = (
+            f"the feature snapshots cover {cover[0]:%Y-%m-%d}..{cover[1] - pd.Timedelta(days=1):%Y-%m-%d}"
+            if cover
+            else "there are no feature snapshots"
+        )
+        raise EmptyWindowError(
+            f"score {name}: --as-of {as_of:%Y-%m-%d} is outside the data ({known}); "
+            "choose a day inside it, or run `ownlens-ml features build`"
+        )
 
 
 def _entity_key_texts(frame: pd.DataFrame, keys: list[str]) -> pd.Series:

@@ -88,8 +88,14 @@ def cut_for(settings: Settings, older_than: int | None = None) -> datetime:
     return utc_midnight(clock.today() - timedelta(days=days))
 
 
-def prune(settings: Settings, older_than: int | None = None, *, dry_run: bool = False,
-          batch_rows: int = BATCH_ROWS, progress: bool = False) -> PruneResult:
+def prune(
+    settings: Settings,
+    older_than: int | None = None,
+    *,
+    dry_run: bool = False,
+    batch_rows: int = BATCH_ROWS,
+    progress: bool = False,
+) -> PruneResult:
     """Summarise, then delete, the prediction log's rows older than the retention.
 
     Args:
@@ -109,8 +115,13 @@ def prune(settings: Settings, older_than: int | None = None, *, dry_run: bool = 
     with engine.connect() as conn:
         plan = [(model, day) for model in _models(conn) for day in _old_days(conn, model, cut)]
     summaries, deleted, batches = [], 0, 0
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("model-days"),
-               TimeElapsedColumn())
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("model-days"),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, disable=not progress) as bar:
         task = bar.add_task(f"predictions before {cut:%Y-%m-%d}", total=len(plan))
         for model, day in plan:
@@ -130,8 +141,13 @@ def prune(settings: Settings, older_than: int | None = None, *, dry_run: bool = 
             bar.advance(task)
         bar.update(task, description=f"{'counted' if dry_run else 'pruned'} predictions before {cut:%Y-%m-%d}")
     if not dry_run:
-        log.info("pruned %d prediction rows before %s in %d batches (%d summaries)", deleted, cut.date(), batches,
-                 len(summaries))
+        log.info(
+            "pruned %d prediction rows before %s in %d batches (%d summaries)",
+            deleted,
+            cut.date(),
+            batches,
+            len(summaries),
+        )
     return PruneResult(cut, summaries, deleted, batches, dry_run)
 
 
@@ -140,13 +156,16 @@ def prune(settings: Settings, older_than: int | None = None, *, dry_run: bool = 
 
 def _models(conn: Connection) -> list[str]:
     """Distinct model names by a loose index scan (one index probe per model, not a table scan)."""
-    rows = conn.execute(text(
-        "WITH RECURSIVE m(name) AS ("
-        " SELECT min(model_name) FROM ml_model_predictions"
-        " UNION ALL"
-        " SELECT (SELECT min(model_name) FROM ml_model_predictions WHERE model_name > m.name)"
-        " FROM m WHERE m.name IS NOT NULL)"
-        " SELECT name FROM m WHERE name IS NOT NULL")).scalars()
+    rows = conn.execute(
+        text(
+            "WITH RECURSIVE m(name) AS ("
+            " SELECT min(model_name) FROM ml_model_predictions"
+            " UNION ALL"
+            " SELECT (SELECT min(model_name) FROM ml_model_predictions WHERE model_name > m.name)"
+            " FROM m WHERE m.name IS NOT NULL)"
+            " SELECT name FROM m WHERE name IS NOT NULL"
+        )
+    ).scalars()
     return list(rows)
 
 
@@ -180,8 +199,9 @@ def _rows(engine, model: str, day: datetime) -> int:
 def _summarised_through(conn: Connection, model: str, day: datetime) -> int:
     """The highest prediction id the day's summaries cover (0: none yet)."""
     m = ml_model_monitoring
-    query = select(m.c.details).where(m.c.kind == KIND, m.c.model_name == model, m.c.metric == "daily_predictions",
-                                      m.c.window_start == day)
+    query = select(m.c.details).where(
+        m.c.kind == KIND, m.c.model_name == model, m.c.metric == "daily_predictions", m.c.window_start == day
+    )
     found = conn.execute(query).scalars()
     return max((int(d["last_id"]) for d in found if d and "last_id" in d), default=0)
 
@@ -191,23 +211,31 @@ def _summarise(conn: Connection, model: str, day: datetime) -> list[DaySummary]:
     t = ml_model_predictions
     where = and_(_day(model, day), t.c.prediction_id > _summarised_through(conn, model, day))
     keys = [t.c.version, t.c.source]
-    spans = conn.execute(select(*keys, func.count(), func.min(t.c.prediction_id), func.max(t.c.prediction_id))
-                         .where(where).group_by(*keys)).all()
+    spans = conn.execute(
+        select(*keys, func.count(), func.min(t.c.prediction_id), func.max(t.c.prediction_id))
+        .where(where)
+        .group_by(*keys)
+    ).all()
     if not spans:
         return []
     if conn.dialect.name == "postgresql":
         stats = _score_stats_postgres(conn, where, keys)
     else:
         stats = _score_stats_pandas(conn, where)
-    return [DaySummary(model, int(version), day, source, int(n), int(lo), int(hi), stats.get((version, source), {}))
-            for version, source, n, lo, hi in spans]
+    return [
+        DaySummary(model, int(version), day, source, int(n), int(lo), int(hi), stats.get((version, source), {}))
+        for version, source, n, lo, hi in spans
+    ]
 
 
 def _score_stats_postgres(conn: Connection, where, keys) -> dict[tuple, dict[str, float]]:
     t = ml_model_predictions
     quantiles = func.percentile_cont(text(f"ARRAY[{','.join(map(str, QUANTILES))}]")).within_group(t.c.score)
-    rows = conn.execute(select(*keys, func.count(t.c.score), func.avg(t.c.score), func.stddev_samp(t.c.score),
-                               quantiles).where(where, t.c.score.is_not(None)).group_by(*keys)).all()
+    rows = conn.execute(
+        select(*keys, func.count(t.c.score), func.avg(t.c.score), func.stddev_samp(t.c.score), quantiles)
+        .where(where, t.c.score.is_not(None))
+        .group_by(*keys)
+    ).all()
     return {(version, source): _metrics(n, mean, std, values) for version, source, n, mean, std, values in rows}
 
 
@@ -230,12 +258,18 @@ def _metrics(n: int, mean: float, std: float | None, quantiles) -> dict[str, flo
 
 
 def _monitoring_rows(summary: DaySummary) -> list[dict]:
-    details = {"source": summary.source, "rows": summary.rows, "first_id": summary.first_id,
-               "last_id": summary.last_id}
+    details = {"source": summary.source, "rows": summary.rows, "first_id": summary.first_id, "last_id": summary.last_id}
     now = clock.now()
-    base = {"model_name": summary.model, "version": summary.version, "kind": KIND, "feature": None,
-            "window_start": summary.day, "window_end": summary.day + timedelta(days=1), "computed_at": now,
-            "details": details}
+    base = {
+        "model_name": summary.model,
+        "version": summary.version,
+        "kind": KIND,
+        "feature": None,
+        "window_start": summary.day,
+        "window_end": summary.day + timedelta(days=1),
+        "computed_at": now,
+        "details": details,
+    }
     metrics = {"daily_predictions": float(summary.rows)} | summary.metrics
     return [base | {"metric": metric, "value": value} for metric, value in metrics.items()]
 
@@ -248,8 +282,11 @@ def _delete_day(engine, model: str, day: datetime, batch_rows: int):
     t = ml_model_predictions
     with engine.connect() as conn:
         through = _summarised_through(conn, model, day)
-        lo, hi = conn.execute(select(func.min(t.c.prediction_id), func.max(t.c.prediction_id))
-                              .where(_day(model, day), t.c.prediction_id <= through)).one()
+        lo, hi = conn.execute(
+            select(func.min(t.c.prediction_id), func.max(t.c.prediction_id)).where(
+                _day(model, day), t.c.prediction_id <= through
+            )
+        ).one()
     if lo is None:
         return
     for start in range(lo, hi + 1, batch_rows):

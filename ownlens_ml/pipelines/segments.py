@@ -39,7 +39,9 @@ class SegmentsWritten:
     counts: dict[str, int]
 
 
-def load_segmenter(settings: Settings, version: int | str | None = "champion") -> tuple[registry.ModelVersion, ReaderSegmentation]:
+def load_segmenter(
+    settings: Settings, version: int | str | None = "champion"
+) -> tuple[registry.ModelVersion, ReaderSegmentation]:
     """A registered segmentation version (default: the champion) and its model."""
     return registry.load_model(settings, MODEL, version)
 
@@ -75,9 +77,14 @@ def write_segments(settings: Settings, version: int | str | None = "champion", a
     readers = segment_readers(settings, as_of, active_days=None)
     t = readers["event_timestamp"].iloc[0]
     frame = store.training_set(settings, FEATURE_SERVICE, readers).frame
-    rows = pd.DataFrame({"user_id": frame["user_id"].astype("int64"), "event_timestamp": frame["event_timestamp"],
-                         "segment_name": assign(model, frame).astype(str),
-                         "segment_model_version": entry.version})
+    rows = pd.DataFrame(
+        {
+            "user_id": frame["user_id"].astype("int64"),
+            "event_timestamp": frame["event_timestamp"],
+            "segment_name": assign(model, frame).astype(str),
+            "segment_model_version": entry.version,
+        }
+    )
     _write(settings, rows, t)
     store.materialize(settings, (t - pd.Timedelta(days=1)).to_pydatetime(), t.to_pydatetime(), views=[VIEW])
     counts = rows["segment_name"].value_counts().to_dict()
@@ -90,7 +97,9 @@ def _write(settings: Settings, rows: pd.DataFrame, t: pd.Timestamp) -> None:
         engine = get_engine(settings)
         require_tables(engine, customer_user_segments.name)
         with engine.begin() as conn:
-            conn.execute(delete(customer_user_segments).where(customer_user_segments.c.event_timestamp == t.to_pydatetime()))
+            conn.execute(
+                delete(customer_user_segments).where(customer_user_segments.c.event_timestamp == t.to_pydatetime())
+            )
             copy_frame(conn, customer_user_segments, rows)
         return
     path = settings.offline_dir / f"{customer_user_segments.name}.parquet"

@@ -33,11 +33,12 @@ from ownlens_ml.evaluation.oracle import oracle
 from ownlens_ml.evaluation.report import Evaluation, report_folder, write_report
 from ownlens_ml.models import SPECS, get_spec
 from ownlens_ml.models.baselines import feature_matrix
-from ownlens_ml.models.spec import LabelWindow, ModelSpec, Trained, TrainContext, Trainer
+from ownlens_ml.models.spec import LabelWindow, ModelSpec, TrainContext, Trained, Trainer
 from ownlens_ml.monitoring.profiles import OUTPUT, build_profile, write_profile
 from ownlens_ml.pipelines import distributed
 from ownlens_ml.pipelines.labels import labels_fingerprint, read_labels
-from ownlens_ml.progress import Steps, steps as show_steps
+from ownlens_ml.progress import Steps
+from ownlens_ml.progress import steps as show_steps
 from ownlens_ml.settings import Settings
 
 if TYPE_CHECKING:
@@ -71,13 +72,22 @@ class Split:
     test: pd.DataFrame
 
     def describe(self) -> dict[str, dict]:
-        return {part: {"rows": len(rows), "from": rows["event_timestamp"].min().isoformat(),
-                       "to": rows["event_timestamp"].max().isoformat()}
-                for part, rows in (("train", self.train), ("validation", self.validation), ("test", self.test))}
+        return {
+            part: {
+                "rows": len(rows),
+                "from": rows["event_timestamp"].min().isoformat(),
+                "to": rows["event_timestamp"].max().isoformat(),
+            }
+            for part, rows in (("train", self.train), ("validation", self.validation), ("test", self.test))
+        }
 
 
-def temporal_split(frame: pd.DataFrame, test_fraction: float = TEST_FRACTION,
-                   validation_fraction: float = VALIDATION_FRACTION, classes: tuple = ()) -> Split:
+def temporal_split(
+    frame: pd.DataFrame,
+    test_fraction: float = TEST_FRACTION,
+    validation_fraction: float = VALIDATION_FRACTION,
+    classes: tuple = (),
+) -> Split:
     """Cut at ``event_timestamp`` boundaries (never one timestamp across two parts): the
     newest ~``test_fraction`` of rows test, the ~``validation_fraction`` before validation.
 
@@ -86,8 +96,10 @@ def temporal_split(frame: pd.DataFrame, test_fraction: float = TEST_FRACTION,
     handful of positives is not all left to training (a split that has them is unchanged)."""
     counts = frame.groupby("event_timestamp").size().sort_index()
     if len(counts) < 3:
-        raise EmptyWindowError(f"a temporal split needs at least 3 distinct label times, got {len(counts)}; "
-                               "train on a longer stretch of data")
+        raise EmptyWindowError(
+            f"a temporal split needs at least 3 distinct label times, got {len(counts)}; "
+            "train on a longer stretch of data"
+        )
     at_or_after = counts[::-1].cumsum()[::-1] / counts.sum()
     test_start = at_or_after.index[at_or_after >= test_fraction].max()
     validation_start = at_or_after.index[at_or_after >= test_fraction + validation_fraction].max()
@@ -96,18 +108,24 @@ def temporal_split(frame: pd.DataFrame, test_fraction: float = TEST_FRACTION,
         validation_start = counts.index[1]
         test_start = max(test_start, counts.index[2])
     if classes:
-        test_start, validation_start = _reach_back_for_classes(frame, counts.index, test_start, validation_start,
-                                                               classes)
+        test_start, validation_start = _reach_back_for_classes(
+            frame, counts.index, test_start, validation_start, classes
+        )
     stamps = frame["event_timestamp"]
-    return Split(frame[stamps < validation_start], frame[(stamps >= validation_start) & (stamps < test_start)],
-                 frame[stamps >= test_start])
+    return Split(
+        frame[stamps < validation_start],
+        frame[(stamps >= validation_start) & (stamps < test_start)],
+        frame[stamps >= test_start],
+    )
 
 
 def _reach_back_for_classes(frame: pd.DataFrame, times: pd.Index, test_start, validation_start, classes: tuple):
     """Move the test, then the validation start earlier until each part holds every class (or the
     part before it would be left with a single label time)."""
-    held = {c: frame.loc[frame["label"] == c, "event_timestamp"].value_counts().reindex(times, fill_value=0)
-            for c in classes}
+    held = {
+        c: frame.loc[frame["label"] == c, "event_timestamp"].value_counts().reindex(times, fill_value=0)
+        for c in classes
+    }
 
     def lacks(start, end) -> bool:
         return any(h[(times >= start) & (times < end)].sum() == 0 for h in held.values())
@@ -154,8 +172,14 @@ class TrainResult:
     """Wall time per step: labels, training_set, fit, evaluate, register."""
 
 
-def prepare(settings: Settings, spec: ModelSpec, window: LabelWindow, steps: Steps | None = None,
-            labels: pd.DataFrame | None = None, labels_from: str | None = None) -> Prepared:
+def prepare(
+    settings: Settings,
+    spec: ModelSpec,
+    window: LabelWindow,
+    steps: Steps | None = None,
+    labels: pd.DataFrame | None = None,
+    labels_from: str | None = None,
+) -> Prepared:
     """Labels (the spec's, or the user's) → point-in-time training set → temporal split."""
     from ownlens_ml.features import store  # Feast loads here, so commands that fail earlier fail fast
 
@@ -165,12 +189,24 @@ def prepare(settings: Settings, spec: ModelSpec, window: LabelWindow, steps: Ste
             labels = spec.build_labels(settings, window)
     with steps("training_set", f"{spec.name}: point-in-time features from {spec.feature_service}"):
         training_set = store.training_set(settings, spec.feature_service, labels)
-    return Prepared(spec, window, training_set, temporal_split(training_set.frame, classes=spec.task_kind.classes), labels_from,
-                    labels_fingerprint(labels) if labels_from else None)
+    return Prepared(
+        spec,
+        window,
+        training_set,
+        temporal_split(training_set.frame, classes=spec.task_kind.classes),
+        labels_from,
+        labels_fingerprint(labels) if labels_from else None,
+    )
 
 
-def fit_estimator(estimator, x_train: pd.DataFrame, y_train: np.ndarray, x_val: pd.DataFrame, y_val: np.ndarray,
-                  settings: Settings | None = None):
+def fit_estimator(
+    estimator,
+    x_train: pd.DataFrame,
+    y_train: np.ndarray,
+    x_val: pd.DataFrame,
+    y_val: np.ndarray,
+    settings: Settings | None = None,
+):
     """Fit a pipeline; a final step set up for early stopping watches the validation rows.
 
     With ``settings.train_backend == "dask"`` an XGBoost final step trains through
@@ -227,20 +263,25 @@ def validate(spec: ModelSpec, estimator, features: list[str], x: pd.DataFrame, y
     signature = list(getattr(estimator, "feature_names_in_", []))
     if signature != features:
         missing, extra = sorted(set(features) - set(signature)), sorted(set(signature) - set(features))
-        raise ModelValidationError(f"{spec.name}: input signature differs from {spec.feature_service}: "
-                                   f"missing {missing or 'none'}, unexpected {extra or 'none'}")
+        raise ModelValidationError(
+            f"{spec.name}: input signature differs from {spec.feature_service}: "
+            f"missing {missing or 'none'}, unexpected {extra or 'none'}"
+        )
     outputs = np.asarray(kind.predict(estimator, x), dtype=float)
     problem = kind.check_outputs(outputs) or kind.check_signal(y, outputs)
     if problem:
         raise ModelValidationError(f"{spec.name}: {problem}")
     sample = np.random.default_rng(SEED).permutation(len(x))[:4000]
-    result = permutation_importance(estimator, x.iloc[sample], y[sample], n_repeats=3, random_state=SEED,
-                                    scoring=kind.importance_scoring)
+    result = permutation_importance(
+        estimator, x.iloc[sample], y[sample], n_repeats=3, random_state=SEED, scoring=kind.importance_scoring
+    )
     drops = pd.Series(np.clip(result.importances_mean, 0, None), index=features)
     share = drops / drops.sum() if drops.sum() > 1e-9 else drops
     if share.max() > MAX_IMPORTANCE_SHARE:
-        raise ModelValidationError(f"{spec.name}: feature {share.idxmax()!r} carries {share.max():.0%} of the "
-                                   f"importance (limit {MAX_IMPORTANCE_SHARE:.0%}): check it for label leakage")
+        raise ModelValidationError(
+            f"{spec.name}: feature {share.idxmax()!r} carries {share.max():.0%} of the "
+            f"importance (limit {MAX_IMPORTANCE_SHARE:.0%}): check it for label leakage"
+        )
     return share.sort_values(ascending=False)
 
 
@@ -250,19 +291,27 @@ def oracle_scores(settings: Settings, prepared: Prepared) -> tuple[np.ndarray | 
     if spec.oracle is None:
         return None, f"{spec.name} declares no oracle"
     if prepared.labels_from is not None:
-        return None, (f"labels come from {prepared.labels_from}, not from the generator's process, so the "
-                      "generator's truth does not describe them: the oracle is omitted")
+        return None, (
+            f"labels come from {prepared.labels_from}, not from the generator's process, so the "
+            "generator's truth does not describe them: the oracle is omitted"
+        )
     try:
-        scores = oracle(settings, spec.oracle, prepared.split.test, window_days=prepared.window.window_days,
-                        train=prepared.split.train)
+        scores = oracle(
+            settings,
+            spec.oracle,
+            prepared.split.test,
+            window_days=prepared.window.window_days,
+            train=prepared.split.train,
+        )
     except OwnLensError as err:  # imported data has no latent truth; ids outside it
         log.info("no oracle for %s: %s", spec.name, err)
         return None, f"oracle omitted: {err}"
     return np.asarray(scores, dtype=float), None
 
 
-def _champion_scores(settings: Settings, prepared: Prepared, champion: tuple[registry.ModelVersion, Any] | None,
-                     exclude: int | None) -> tuple[int, np.ndarray] | None:
+def _champion_scores(
+    settings: Settings, prepared: Prepared, champion: tuple[registry.ModelVersion, Any] | None, exclude: int | None
+) -> tuple[int, np.ndarray] | None:
     if champion is None or champion[0].version == exclude:
         return None
     entry, model = champion
@@ -277,8 +326,15 @@ def _champion_scores(settings: Settings, prepared: Prepared, champion: tuple[reg
     return entry.version, spec.task_kind.predict(model, feature_matrix(test, features))
 
 
-def evaluate_holdout(settings: Settings, prepared: Prepared, model, version: int | None, importance: pd.Series,
-                     champion: tuple[registry.ModelVersion, Any] | None, steps: Steps | None = None) -> Evaluation:
+def evaluate_holdout(
+    settings: Settings,
+    prepared: Prepared,
+    model,
+    version: int | None,
+    importance: pd.Series,
+    champion: tuple[registry.ModelVersion, Any] | None,
+    steps: Steps | None = None,
+) -> Evaluation:
     """Score the model, freshly fitted baselines, the champion and the oracle on the test rows."""
     steps = steps or Steps()
     spec, kind = prepared.spec, prepared.spec.task_kind
@@ -303,12 +359,23 @@ def evaluate_holdout(settings: Settings, prepared: Prepared, model, version: int
     else:
         notes.append(why_not)
     test = prepared.split.test["event_timestamp"]
-    holdout = (f"{len(test):,} rows with label times {test.min():%Y-%m-%d}..{test.max():%Y-%m-%d} "
-               f"(training rows before {prepared.split.validation['event_timestamp'].min():%Y-%m-%d})")
-    return Evaluation(spec.name, version, spec.kind, spec.feature_service,
-                      {who: kind.score(y_test, p) for who, p in scores.items()}, holdout,
-                      y=y_test, scores=scores, importance=importance, notes=notes,
-                      positives=positives(spec, prepared.split))
+    holdout = (
+        f"{len(test):,} rows with label times {test.min():%Y-%m-%d}..{test.max():%Y-%m-%d} "
+        f"(training rows before {prepared.split.validation['event_timestamp'].min():%Y-%m-%d})"
+    )
+    return Evaluation(
+        spec.name,
+        version,
+        spec.kind,
+        spec.feature_service,
+        {who: kind.score(y_test, p) for who, p in scores.items()},
+        holdout,
+        y=y_test,
+        scores=scores,
+        importance=importance,
+        notes=notes,
+        positives=positives(spec, prepared.split),
+    )
 
 
 def _lineage_params(prepared: Prepared, estimator) -> dict:
@@ -318,8 +385,11 @@ def _lineage_params(prepared: Prepared, estimator) -> dict:
     params = {
         "seed": SEED,
         "estimator": type(final).__name__,
-        "hyperparameters": {k: v for k, v in final.get_params().items()
-                            if isinstance(v, (bool, int, str)) or (isinstance(v, float) and np.isfinite(v))},
+        "hyperparameters": {
+            k: v
+            for k, v in final.get_params().items()
+            if isinstance(v, (bool, int, str)) or (isinstance(v, float) and np.isfinite(v))
+        },
         "as_of": pd.Timestamp(window.as_of).isoformat() if window.as_of is not None else None,
         "window_days": window.window_days,
         "step_days": window.step_days,
@@ -337,8 +407,10 @@ def positives(spec: ModelSpec, split: Split) -> dict[str, tuple[int, int]]:
     if not spec.task_kind.classes:
         return {}
     one = spec.task_kind.classes[-1]
-    return {part: (int((getattr(split, part)["label"] == one).sum()), len(getattr(split, part)))
-            for part in ("train", "validation", "test")}
+    return {
+        part: (int((getattr(split, part)["label"] == one).sum()), len(getattr(split, part)))
+        for part in ("train", "validation", "test")
+    }
 
 
 def _check_classes(spec: ModelSpec, split: Split) -> None:
@@ -350,7 +422,8 @@ def _check_classes(spec: ModelSpec, split: Split) -> None:
         if missing:
             raise TooFewLabelsError(
                 f"{spec.name}: the {len(labels):,} {part} rows hold no label {missing[0]}; train on more "
-                "entities or a longer stretch of data")
+                "entities or a longer stretch of data"
+            )
     test = split.test["label"]
     for c in spec.task_kind.classes:
         held = int((test == c).sum())
@@ -358,7 +431,8 @@ def _check_classes(spec: ModelSpec, split: Split) -> None:
             raise TooFewLabelsError(
                 f"{spec.name}: too few to judge: the {len(test):,} test rows hold {held} of label {c} "
                 f"(at least {MIN_TEST_POSITIVES} needed); nothing registered: train on more readers or a longer "
-                "stretch of data")
+                "stretch of data"
+            )
 
 
 class TabularTrainer:
@@ -379,9 +453,16 @@ class TabularTrainer:
         stamps = prepared.training_set.frame["event_timestamp"]
         reference = prepared.split.test[prepared.training_set.features].assign(**{OUTPUT: evaluation.scores["model"]})
         params = _lineage_params(prepared, model) | {"train_backend": ctx.settings.train_backend}
-        return Trained(model, evaluation, params, prepared.training_set.fingerprint,
-                       prepared.training_set.definition_hash, stamps.min().to_pydatetime(),
-                       (stamps.max() + pd.Timedelta(days=ctx.window.window_days)).to_pydatetime(), reference)
+        return Trained(
+            model,
+            evaluation,
+            params,
+            prepared.training_set.fingerprint,
+            prepared.training_set.definition_hash,
+            stamps.min().to_pydatetime(),
+            (stamps.max() + pd.Timedelta(days=ctx.window.window_days)).to_pydatetime(),
+            reference,
+        )
 
     def evaluate(self, ctx: TrainContext, version: registry.ModelVersion, model: Any) -> Evaluation:
         """Re-score ``version`` on its own split, rebuilt from its lineage; notes if the data changed since."""
@@ -394,11 +475,13 @@ class TabularTrainer:
             if labels_fingerprint(labels) != params["labels_fingerprint"]:
                 raise ModelValidationError(
                     f"{version.label} was trained on labels from {params['labels_file']}, which changed since; "
-                    "restore the file or train a new version on it")
+                    "restore the file or train a new version on it"
+                )
         prepared = prepare(ctx.settings, ctx.spec, window, ctx.steps, labels, params.get("labels_file"))
         importance = pd.Series(version.metrics.get("importance", {}), dtype=float)
-        evaluation = evaluate_holdout(ctx.settings, prepared, model, version.version, importance,
-                                      ctx.rival(version.version), ctx.steps)
+        evaluation = evaluate_holdout(
+            ctx.settings, prepared, model, version.version, importance, ctx.rival(version.version), ctx.steps
+        )
         return ctx.note_rebuilt(evaluation, version, prepared.training_set.fingerprint, "training rows")
 
 
@@ -421,8 +504,9 @@ def gate_refusals(spec: ModelSpec, metrics: dict[str, dict[str, float]]) -> list
         need = spec.gate.min_gain if who.startswith("champion") else 0.0
         gain = kind.improvement(metric, mine, values[metric])
         if gain <= need:
-            refusals.append(f"{metric} {mine:.4f} does not beat {who} ({values[metric]:.4f}): "
-                            f"short by {need - gain:.4f}")
+            refusals.append(
+                f"{metric} {mine:.4f} does not beat {who} ({values[metric]:.4f}): short by {need - gain:.4f}"
+            )
     return refusals
 
 
@@ -435,8 +519,15 @@ def _reference_profile(trained: Trained) -> dict:
     return build_profile(rows, [c for c in rows.columns if c != OUTPUT], outputs)
 
 
-def _context(settings: Settings, spec: ModelSpec, window: LabelWindow, steps: Steps, notes: list[str],
-             labels: pd.DataFrame | None = None, labels_from: str | None = None) -> TrainContext:
+def _context(
+    settings: Settings,
+    spec: ModelSpec,
+    window: LabelWindow,
+    steps: Steps,
+    notes: list[str],
+    labels: pd.DataFrame | None = None,
+    labels_from: str | None = None,
+) -> TrainContext:
     def champion() -> tuple[registry.ModelVersion, Any] | None:
         try:
             return registry.load_model(settings, spec.name, "champion")
@@ -452,8 +543,15 @@ def _context(settings: Settings, spec: ModelSpec, window: LabelWindow, steps: St
     return TrainContext(settings, spec, window, SEED, steps, champion, labels, labels_from)
 
 
-def train(settings: Settings, name: str, as_of: datetime | None = None, *, promote: bool = True,
-          progress: bool = False, labels_file: Path | None = None) -> TrainResult:
+def train(
+    settings: Settings,
+    name: str,
+    as_of: datetime | None = None,
+    *,
+    promote: bool = True,
+    progress: bool = False,
+    labels_file: Path | None = None,
+) -> TrainResult:
     """Train, evaluate, validate and register a new version of model ``name``.
 
     The new version becomes ``champion`` if ``promote`` and the gate passes, else
@@ -469,11 +567,16 @@ def train(settings: Settings, name: str, as_of: datetime | None = None, *, promo
     labels = None
     if labels_file is not None:
         if not kind.supervised:
-            raise ModelValidationError(f"{spec.name} is a {kind.name} model: it learns without labels, "
-                                       "so --labels does not apply; train it without --labels")
+            raise ModelValidationError(
+                f"{spec.name} is a {kind.name} model: it learns without labels, "
+                "so --labels does not apply; train it without --labels"
+            )
         labels = read_labels(settings, labels_file, spec)
-    run_id = registry.start_run(settings, spec.name, {"as_of": as_of.isoformat() if as_of else None,
-                                                      "labels_file": str(labels_file) if labels_file else None})
+    run_id = registry.start_run(
+        settings,
+        spec.name,
+        {"as_of": as_of.isoformat() if as_of else None, "labels_file": str(labels_file) if labels_file else None},
+    )
     notes: list[str] = []
     try:
         with show_steps(progress) as steps:
@@ -484,13 +587,20 @@ def train(settings: Settings, name: str, as_of: datetime | None = None, *, promo
             refusals = gate_refusals(spec, evaluation.metrics)
             with steps("register", f"{spec.name}: register"):
                 version = registry.register(
-                    settings, run_id, model_name=spec.name, task=spec.kind, estimator=trained.model,
-                    artifact_format=kind.artifact_format, feature_service=spec.feature_service or "",
+                    settings,
+                    run_id,
+                    model_name=spec.name,
+                    task=spec.kind,
+                    estimator=trained.model,
+                    artifact_format=kind.artifact_format,
+                    feature_service=spec.feature_service or "",
                     feature_service_hash=trained.definition_hash or "",
                     training_set_fingerprint=trained.fingerprint,
-                    window_start=trained.window_start, window_end=trained.window_end, params=trained.params,
-                    metrics={"holdout": evaluation.metrics,
-                             "importance": evaluation.importance.round(6).to_dict()})
+                    window_start=trained.window_start,
+                    window_end=trained.window_end,
+                    params=trained.params,
+                    metrics={"holdout": evaluation.metrics, "importance": evaluation.importance.round(6).to_dict()},
+                )
                 write_profile(settings, spec.name, version.version, _reference_profile(trained), "training")
     except BaseException as err:
         registry.fail_run(settings, run_id, f"{type(err).__name__}: {err}")
@@ -502,12 +612,14 @@ def train(settings: Settings, name: str, as_of: datetime | None = None, *, promo
         registry.set_alias(settings, spec.name, "challenger", version.version)
     evaluation.version = version.version
     path = write_report(evaluation, report_folder(settings, spec.name, version.version), spec.metrics, kind.plots)
-    return TrainResult(registry.get_version(settings, spec.name, version.version), evaluation, path,
-                       promoted, refusals, steps.seconds)
+    return TrainResult(
+        registry.get_version(settings, spec.name, version.version), evaluation, path, promoted, refusals, steps.seconds
+    )
 
 
-def train_all(settings: Settings, as_of: datetime | None = None, *, promote: bool = True,
-              progress: bool = False, on_result=None) -> dict[str, TrainResult | OwnLensError]:
+def train_all(
+    settings: Settings, as_of: datetime | None = None, *, promote: bool = True, progress: bool = False, on_result=None
+) -> dict[str, TrainResult | OwnLensError]:
     """Train every declared model in turn; one model's failure does not stop the others.
 
     Returns each model's result, or the error that stopped it. ``on_result(name, outcome)``
@@ -524,8 +636,9 @@ def train_all(settings: Settings, as_of: datetime | None = None, *, promote: boo
     return outcomes
 
 
-def _rescore(settings: Settings, spec: ModelSpec, version: int | str | None,
-             steps: Steps) -> tuple[registry.ModelVersion, Evaluation]:
+def _rescore(
+    settings: Settings, spec: ModelSpec, version: int | str | None, steps: Steps
+) -> tuple[registry.ModelVersion, Evaluation]:
     entry, model = registry.load_model(settings, spec.name, version)
     notes: list[str] = []
     ctx = _context(settings, spec, spec.window, steps, notes)
@@ -534,8 +647,9 @@ def _rescore(settings: Settings, spec: ModelSpec, version: int | str | None,
     return entry, evaluation
 
 
-def evaluate(settings: Settings, name: str, version: int | str | None = None,
-             progress: bool = False) -> tuple[Evaluation, Path]:
+def evaluate(
+    settings: Settings, name: str, version: int | str | None = None, progress: bool = False
+) -> tuple[Evaluation, Path]:
     """Re-score a registered version (default: champion, else newest) on its own holdout."""
     spec = get_spec(name)
     if version is None:
@@ -546,8 +660,9 @@ def evaluate(settings: Settings, name: str, version: int | str | None = None,
             version = None
     with show_steps(progress) as steps:
         entry, evaluation = _rescore(settings, spec, version, steps)
-    path = write_report(evaluation, report_folder(settings, spec.name, entry.version), spec.metrics,
-                        spec.task_kind.plots)
+    path = write_report(
+        evaluation, report_folder(settings, spec.name, entry.version), spec.metrics, spec.task_kind.plots
+    )
     return evaluation, path
 
 

@@ -40,7 +40,28 @@ from ownlens_ml.registry.versions import (
     register,
 )
 
-__all__ = ["ALIASES", "ARTIFACT_FORMAT", "ARTIFACT_FORMATS", "REGISTRY_TABLES", "REQUIRED_METHODS", 
-           "TRUSTED_CLASSES", "TRUSTED_NAMESPACES", "ModelVersion", "dump_estimator", "fail_run", "get_version",
-           "list_versions", "load_estimator", "load_model", "promote", "register", "register_codec",
-           "require_methods", "rollback", "runs", "set_alias", "start_run", "trust_class"]
+__all__ = [
+    "ALIASES",
+    "ARTIFACT_FORMAT",
+    "ARTIFACT_FORMATS",
+    "REGISTRY_TABLES",
+    "REQUIRED_METHODS",
+    "TRUSTED_CLASSES",
+    "TRUSTED_NAMESPACES",
+    "ModelVersion",
+    "dump_estimator",
+    "fail_run",
+    "get_version",
+    "list_versions",
+    "load_estimator",
+    "load_model",
+    "promote",
+    "register",
+    "register_codec",
+    "require_methods",
+    "rollback",
+    "runs",
+    "set_alias",
+    "start_run",
+    "trust_class",
+]

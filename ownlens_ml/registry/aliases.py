@@ -54,8 +54,7 @@ def rollback(settings: Settings, model_name: str) -> ModelVersion:
     ali = ml_model_aliases
     where = (ali.c.model_name == model_name, ali.c.alias == "champion")
     with _engine(settings).begin() as conn:
-        current = conn.execute(select(ali.c.version, ali.c.previous_version).where(*where)
-                               .with_for_update()).first()
+        current = conn.execute(select(ali.c.version, ali.c.previous_version).where(*where).with_for_update()).first()
         if current is None:
             _known_versions(conn, model_name)  # raises for an unknown model
             raise RegistryError(f"cannot roll back {model_name!r}: it has no champion; promote a version first")
@@ -66,8 +65,8 @@ def rollback(settings: Settings, model_name: str) -> ModelVersion:
             )
         # Compare-and-set: on SQLite the read above takes no lock.
         moved = conn.execute(
-            update(ali).where(*where, ali.c.version == current.version,
-                              ali.c.previous_version == current.previous_version)
+            update(ali)
+            .where(*where, ali.c.version == current.version, ali.c.previous_version == current.previous_version)
             .values(version=current.previous_version, previous_version=current.version, updated_at=_now())
         ).rowcount
         if moved != 1:
@@ -85,13 +84,17 @@ def _set_alias(conn: Connection, model_name: str, alias: str, version: int | str
     dialect = {"postgresql": pg_dialect, "sqlite": sqlite_dialect}.get(conn.dialect.name)
     if dialect is None:  # pragma: no cover
         raise RegistryError(f"aliases need PostgreSQL or SQLite, not {conn.dialect.name}")
-    stmt = dialect.insert(ali).values(model_name=model_name, alias=alias, version=number,
-                                      previous_version=None, updated_at=_now())
+    stmt = dialect.insert(ali).values(
+        model_name=model_name, alias=alias, version=number, previous_version=None, updated_at=_now()
+    )
     # One statement, so concurrent promotions serialize on the (model_name, alias) key.
     stmt = stmt.on_conflict_do_update(
         index_elements=[ali.c.model_name, ali.c.alias],
-        set_={"version": stmt.excluded.version, "previous_version": ali.c.version,
-              "updated_at": stmt.excluded.updated_at},
+        set_={
+            "version": stmt.excluded.version,
+            "previous_version": ali.c.version,
+            "updated_at": stmt.excluded.updated_at,
+        },
         where=ali.c.version != stmt.excluded.version,
     )
     conn.execute(stmt)

@@ -29,6 +29,7 @@ TRUSTED_NAMESPACES = ("sklearn", "xgboost", "numpy", "scipy.sparse")
 # must be a scikit-learn estimator whose state is plain data and sklearn/numpy objects.
 TRUSTED_CLASSES: set[str] = set()
 
+
 def _dump_skops(estimator: Any) -> bytes:
     import skops.io as sio
 
@@ -123,9 +124,11 @@ def load_estimator(artifact_format: str, data: bytes, sha256: str) -> Any:
             "artifact was altered or corrupted, refusing to load it (retrain or restore the row)"
         )
     if artifact_format not in ARTIFACT_FORMATS:
-        raise RegistryError(f"unknown artifact format {artifact_format!r}; this registry reads "
-                            f"{', '.join(ARTIFACT_FORMATS)} (a task kind registers its format when "
-                            "ownlens_ml.models is imported)")
+        raise RegistryError(
+            f"unknown artifact format {artifact_format!r}; this registry reads "
+            f"{', '.join(ARTIFACT_FORMATS)} (a task kind registers its format when "
+            "ownlens_ml.models is imported)"
+        )
     return ARTIFACT_FORMATS[artifact_format][1](data)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import subprocess
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Any
 
 import numpy as np
@@ -32,14 +32,14 @@ def _engine(settings: Settings) -> Engine:
 def _now() -> datetime:
     """When a registry row is written: the real time even under a pinned ``clock`` (it orders runs and
     audits changes; it is no data time)."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _as_utc(value: datetime | None) -> datetime | None:
     """Aware UTC datetimes from both backends (SQLite hands back naive UTC)."""
     if value is None:
         return None
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _utc(value: Any, name: str) -> datetime | None:
@@ -99,10 +99,19 @@ def _code_version() -> str:
     """``git rev-parse HEAD`` of the package checkout (``+dirty`` if tracked files differ)."""
     if (PROJECT_ROOT / ".git").exists():
         try:
-            head = subprocess.run(["git", "-C", str(PROJECT_ROOT), "rev-parse", "HEAD"], check=True,
-                                  capture_output=True, text=True, timeout=10).stdout.strip()
-            dirty = subprocess.run(["git", "-C", str(PROJECT_ROOT), "diff", "--quiet", "HEAD", "--"],
-                                   capture_output=True, timeout=30).returncode == 1
+            head = subprocess.run(
+                ["git", "-C", str(PROJECT_ROOT), "rev-parse", "HEAD"],
+                check=True,
+                capture_output=True,
+                text=True,
+                timeout=10,
+            ).stdout.strip()
+            dirty = (
+                subprocess.run(
+                    ["git", "-C", str(PROJECT_ROOT), "diff", "--quiet", "HEAD", "--"], capture_output=True, timeout=30
+                ).returncode
+                == 1
+            )
             if head:
                 return head + ("+dirty" if dirty else "")
         except (OSError, subprocess.SubprocessError) as exc:

@@ -16,8 +16,8 @@ from ownlens_ml.settings import Settings
 log = logging.getLogger(__name__)
 
 
-_RUN_COLUMNS = ["run_id", "model_name", "status", "started_at", "finished_at", "version",
-                "params", "metrics", "error"]
+_RUN_COLUMNS = ["run_id", "model_name", "status", "started_at", "finished_at", "version", "params", "metrics", "error"]
+
 
 def start_run(settings: Settings, model_name: str, params: dict) -> str:
     """Record a training run in state ``running``.
@@ -29,10 +29,15 @@ def start_run(settings: Settings, model_name: str, params: dict) -> str:
     params = _jsonable(params, "params")
     run_id = str(uuid.uuid4())
     with _engine(settings).begin() as conn:
-        conn.execute(insert(ml_model_training_runs).values(
-            run_id=run_id, model_name=model_name, status="running", started_at=_now(),
-            params=params,
-        ))
+        conn.execute(
+            insert(ml_model_training_runs).values(
+                run_id=run_id,
+                model_name=model_name,
+                status="running",
+                started_at=_now(),
+                params=params,
+            )
+        )
     log.info("training run %s started for %s", run_id, model_name)
     return run_id
 
@@ -65,8 +70,7 @@ def fail_run(settings: Settings, run_id: str, error: str) -> None:
 def runs(settings: Settings, model_name: str | None = None) -> pd.DataFrame:
     """Training runs, newest first (one row per run; ``params``/``metrics`` as dicts)."""
     runs_t = ml_model_training_runs
-    query = select(*(runs_t.c[name] for name in _RUN_COLUMNS)).order_by(
-        runs_t.c.started_at.desc(), runs_t.c.run_id)
+    query = select(*(runs_t.c[name] for name in _RUN_COLUMNS)).order_by(runs_t.c.started_at.desc(), runs_t.c.run_id)
     if model_name is not None:
         query = query.where(runs_t.c.model_name == model_name)
     with _engine(settings).connect() as conn:

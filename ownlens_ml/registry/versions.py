@@ -29,6 +29,7 @@ ALIASES = ("champion", "challenger")
 _REGISTER_ATTEMPTS = 5
 _PG_LOCK_CLASS = 0x4F4C  # first key of pg_advisory_xact_lock(int, int): "OL", registry locks
 
+
 @dataclass(frozen=True)
 class ModelVersion:
     """One registered, immutable model version (without its artifact bytes).
@@ -94,20 +95,34 @@ def register(
         UntrustedArtifactError: the estimator contains a type outside the allowlist.
     """
     code_version = code_version or _code_version()
-    _check_lengths(ml_model_registry, model_name=model_name, task=task,
-                   training_set_fingerprint=training_set_fingerprint, code_version=code_version)
+    _check_lengths(
+        ml_model_registry,
+        model_name=model_name,
+        task=task,
+        training_set_fingerprint=training_set_fingerprint,
+        code_version=code_version,
+    )
     # a model that reads no feature service (a rule over raw activity) records none
-    _check_lengths(ml_model_registry, optional=True, feature_service=feature_service,
-                   feature_service_hash=feature_service_hash)
+    _check_lengths(
+        ml_model_registry, optional=True, feature_service=feature_service, feature_service_hash=feature_service_hash
+    )
     params = _jsonable(params, "params")
     metrics = _jsonable(metrics, "metrics")
     artifact_format, artifact = dump_estimator(estimator, artifact_format)
     row = dict(
-        model_name=model_name, task=task, feature_service=feature_service,
-        feature_service_hash=feature_service_hash, training_set_fingerprint=training_set_fingerprint,
-        window_start=_utc(window_start, "window_start"), window_end=_utc(window_end, "window_end"),
-        params=params, metrics=metrics, code_version=code_version, artifact_format=artifact_format,
-        artifact=artifact, artifact_sha256=hashlib.sha256(artifact).hexdigest(),
+        model_name=model_name,
+        task=task,
+        feature_service=feature_service,
+        feature_service_hash=feature_service_hash,
+        training_set_fingerprint=training_set_fingerprint,
+        window_start=_utc(window_start, "window_start"),
+        window_end=_utc(window_end, "window_end"),
+        params=params,
+        metrics=metrics,
+        code_version=code_version,
+        artifact_format=artifact_format,
+        artifact=artifact,
+        artifact_sha256=hashlib.sha256(artifact).hexdigest(),
     )
     engine = _engine(settings)
     for attempt in range(1, _REGISTER_ATTEMPTS + 1):
@@ -130,11 +145,11 @@ def _register_once(conn: Connection, run_id: str, row: dict) -> int:
     runs_t, reg = ml_model_training_runs, ml_model_registry
     model_name = row["model_name"]
     if conn.dialect.name == "postgresql":
-        conn.execute(text("SELECT pg_advisory_xact_lock(:cls, hashtext(:name))"),
-                     {"cls": _PG_LOCK_CLASS, "name": model_name})
+        conn.execute(
+            text("SELECT pg_advisory_xact_lock(:cls, hashtext(:name))"), {"cls": _PG_LOCK_CLASS, "name": model_name}
+        )
     run = conn.execute(
-        select(runs_t.c.model_name, runs_t.c.status).where(runs_t.c.run_id == run_id)
-        .with_for_update()
+        select(runs_t.c.model_name, runs_t.c.status).where(runs_t.c.run_id == run_id).with_for_update()
     ).first()
     if run is None:
         raise RegistryError(f"no training run {run_id!r}; start one with start_run() before register()")
@@ -147,7 +162,8 @@ def _register_once(conn: Connection, run_id: str, row: dict) -> int:
     now = _now()
     conn.execute(insert(reg).values(version=version, created_at=now, **row))
     done = conn.execute(
-        update(runs_t).where(runs_t.c.run_id == run_id, runs_t.c.status == "running")
+        update(runs_t)
+        .where(runs_t.c.run_id == run_id, runs_t.c.status == "running")
         .values(status="succeeded", finished_at=now, version=version, metrics=row["metrics"])
     ).rowcount
     if done != 1:  # pragma: no cover - the row lock above makes this unreachable on PostgreSQL
@@ -198,7 +214,8 @@ def load_model(settings: Settings, model_name: str, version: int | str | None = 
     if needed:
         raise ArtifactIntegrityError(
             f"{info.label}: the artifact holds a {type(estimator).__name__}, which has no {', '.join(needed)} "
-            f"for a {info.task} model; promote or train another version")
+            f"for a {info.task} model; promote or train another version"
+        )
     return info, estimator
 
 
@@ -226,16 +243,19 @@ def _resolve(conn: Connection, model_name: str, version: int | str | None) -> in
         return number
     if isinstance(version, (int, np.integer)) and not isinstance(version, bool):
         if not 1 <= version < 2**63:  # a 64-bit column: a larger number would overflow the driver
-            raise UnknownModelVersionError(f"{_known_versions(conn, model_name)}; no version {version} "
-                                           "(versions are numbers from 1 to 2^63 - 1)")
-        exists = conn.execute(select(reg.c.version).where(
-            reg.c.model_name == model_name, reg.c.version == int(version))).scalar()
+            raise UnknownModelVersionError(
+                f"{_known_versions(conn, model_name)}; no version {version} (versions are numbers from 1 to 2^63 - 1)"
+            )
+        exists = conn.execute(
+            select(reg.c.version).where(reg.c.model_name == model_name, reg.c.version == int(version))
+        ).scalar()
         if exists is None:
             raise UnknownModelVersionError(f"{_known_versions(conn, model_name)}; no version {version}")
         return int(version)
     if isinstance(version, str):
-        number = conn.execute(select(ali.c.version).where(
-            ali.c.model_name == model_name, ali.c.alias == version)).scalar()
+        number = conn.execute(
+            select(ali.c.version).where(ali.c.model_name == model_name, ali.c.alias == version)
+        ).scalar()
         if number is None:
             raise UnknownModelVersionError(f"{_known_versions(conn, model_name)}; no alias {version!r}")
         return number
@@ -245,16 +265,22 @@ def _resolve(conn: Connection, model_name: str, version: int | str | None) -> in
 def _known_versions(conn: Connection, model_name: str) -> str:
     """``model 'churn' has versions 1, 2 and aliases champion -> v2``; raises if no versions."""
     reg = ml_model_registry
-    versions = conn.execute(select(reg.c.version).where(reg.c.model_name == model_name)
-                            .order_by(reg.c.version)).scalars().all()
+    versions = (
+        conn.execute(select(reg.c.version).where(reg.c.model_name == model_name).order_by(reg.c.version))
+        .scalars()
+        .all()
+    )
     if not versions:
         models = conn.execute(select(reg.c.model_name).distinct().order_by(reg.c.model_name)).scalars().all()
         known = f"registered models: {', '.join(models)}" if models else "the registry is empty"
-        raise UnknownModelVersionError(f"no model {model_name!r} in the registry; {known}; "
-                                       f"register one with `ownlens-ml train {model_name}`")
+        raise UnknownModelVersionError(
+            f"no model {model_name!r} in the registry; {known}; register one with `ownlens-ml train {model_name}`"
+        )
     aliases = _aliases_by_version(conn, model_name)
-    pointers = ", ".join(f"{alias} -> v{number}" for (_, number), names in sorted(aliases.items())
-                         for alias in names) or "none"
+    pointers = (
+        ", ".join(f"{alias} -> v{number}" for (_, number), names in sorted(aliases.items()) for alias in names)
+        or "none"
+    )
     return f"model {model_name!r} has versions {', '.join(map(str, versions))} and aliases {pointers}"
 
 
@@ -265,8 +291,9 @@ def _version_columns():
 
 def _read_version(conn: Connection, model_name: str, version: int) -> ModelVersion:
     reg = ml_model_registry
-    row = conn.execute(select(*_version_columns()).where(
-        reg.c.model_name == model_name, reg.c.version == version)).one()
+    row = conn.execute(
+        select(*_version_columns()).where(reg.c.model_name == model_name, reg.c.version == version)
+    ).one()
     return _to_version(row, _aliases_by_version(conn, model_name))
 
 

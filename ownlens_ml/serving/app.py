@@ -35,22 +35,34 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 from prometheus_client import values as prometheus_values
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import select
 
-from ownlens_ml import clock
-from ownlens_ml import registry
+from ownlens_ml import clock, registry
 from ownlens_ml.db import get_engine
 from ownlens_ml.db.schema import brands
-from ownlens_ml.errors import (ConfigError, DatabaseUnavailableError, OwnLensError, RedisUnavailableError,
-                               UnknownModelVersionError)
+from ownlens_ml.errors import (
+    ConfigError,
+    DatabaseUnavailableError,
+    OwnLensError,
+    RedisUnavailableError,
+    UnknownModelVersionError,
+)
 from ownlens_ml.features import store
 from ownlens_ml.models import SPECS
 from ownlens_ml.models.baselines import feature_matrix
-from ownlens_ml.serving import ui
 from ownlens_ml.monitoring.prometheus import install as install_monitoring_gauges
+from ownlens_ml.serving import ui
 from ownlens_ml.serving.prediction_log import Answer, PredictionLog
 from ownlens_ml.serving.predictor import (
     INT64,
@@ -69,17 +81,26 @@ from ownlens_ml.settings import Settings
 log = logging.getLogger(__name__)
 
 REQUESTS = Counter("ownlens_http_requests", "HTTP requests by endpoint and status", ["endpoint", "status"])
-LATENCY = Histogram("ownlens_http_request_seconds", "HTTP request latency by endpoint", ["endpoint"],
-                    buckets=(.0005, .001, .002, .003, .005, .0075, .01, .025, .05, .1, .25, .5, 1.0, 2.5))
-ERRORS = Counter("ownlens_http_errors", "Requests answered with an error, by endpoint and reason", ["endpoint", "reason"])
+LATENCY = Histogram(
+    "ownlens_http_request_seconds",
+    "HTTP request latency by endpoint",
+    ["endpoint"],
+    buckets=(0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
+ERRORS = Counter(
+    "ownlens_http_errors", "Requests answered with an error, by endpoint and reason", ["endpoint", "reason"]
+)
 FALLBACKS = Counter("ownlens_fallbacks", "Answers that fell back (cold start, popularity)", ["model", "reason"])
-STALE = Counter("ownlens_stale_features", "Entity feature views older than their TTL, read as missing", ["model", "view"])
+STALE = Counter(
+    "ownlens_stale_features", "Entity feature views older than their TTL, read as missing", ["model", "view"]
+)
 VERSIONS = Gauge("ownlens_model_version_loaded", "Model version being served", ["model"], multiprocess_mode="max")
-FROZEN = Gauge("ownlens_gc_frozen_objects", "Objects taken out of the garbage collector's scans (gc.freeze)",
-               multiprocess_mode="max")
-_REASONS = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 422: "invalid_request",
-            503: "unavailable"}
-
+FROZEN = Gauge(
+    "ownlens_gc_frozen_objects",
+    "Objects taken out of the garbage collector's scans (gc.freeze)",
+    multiprocess_mode="max",
+)
+_REASONS = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 422: "invalid_request", 503: "unavailable"}
 
 
 def served() -> list[str]:
@@ -92,13 +113,16 @@ def rankers() -> list[str]:
     paths of ``ModelSpec.routes`` by their kind's route (``ANSWERS``)."""
     return [name for name, spec in SPECS.items() if not spec.task_kind.supervised]
 
+
 TRENDING_SECONDS = 60.0
 """How often the trending list, the known brands and a fallback ranking from recent reads are recomputed."""
 MAX_K = 100
 MAX_BODY_DEPTH = 32
 """Deepest nesting of a request body (the deepest valid one nests 3 levels)."""
-SERVE_OPTIONS = {"OWNLENS_SERVE_CHECK_SECONDS": ("check_every", 5.0, 0.1, 3600.0),
-                 "OWNLENS_SERVE_REDIS_TIMEOUT": ("redis_timeout", REDIS_TIMEOUT_SECONDS, 0.01, 60.0)}
+SERVE_OPTIONS = {
+    "OWNLENS_SERVE_CHECK_SECONDS": ("check_every", 5.0, 0.1, 3600.0),
+    "OWNLENS_SERVE_REDIS_TIMEOUT": ("redis_timeout", REDIS_TIMEOUT_SECONDS, 0.01, 60.0),
+}
 """Variable -> (``Serving`` option, default, lowest, highest accepted, in seconds)."""
 
 Id = Annotated[int, Field(strict=True, ge=INT64[0], le=INT64[1])]
@@ -108,11 +132,15 @@ class PredictRequest(BaseModel):
     """Entities to score: ``ids`` for a model with one join key, else ``entities``."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"ids": [17, 42]}]})
-    ids: list[Id] | None = Field(None, min_length=1, max_length=MAX_ENTITIES,
-                                 description="Entity ids, e.g. user ids for a model of readers")
+    ids: list[Id] | None = Field(
+        None, min_length=1, max_length=MAX_ENTITIES, description="Entity ids, e.g. user ids for a model of readers"
+    )
     entities: list[dict[str, Id]] | None = Field(
-        None, min_length=1, max_length=MAX_ENTITIES,
-        description='Join key -> id per entity, e.g. [{"article_id": 5, "author_id": 2}]')
+        None,
+        min_length=1,
+        max_length=MAX_ENTITIES,
+        description='Join key -> id per entity, e.g. [{"article_id": 5, "author_id": 2}]',
+    )
 
     @model_validator(mode="after")
     def _exactly_one(self) -> PredictRequest:
@@ -124,11 +152,14 @@ class PredictRequest(BaseModel):
 class EntityPrediction(BaseModel):
     entity: dict[str, int]
     score: float = Field(description="Probability of the positive class (binary models) or the prediction")
-    cold_start: bool = Field(description="The online store holds nothing for this entity: the score is the "
-                                         "model's answer on all-missing features")
+    cold_start: bool = Field(
+        description="The online store holds nothing for this entity: the score is the "
+        "model's answer on all-missing features"
+    )
     stale_views: list[str] = Field(description="Feature views older than their TTL, read as missing")
-    feature_age_seconds: dict[str, float | None] = Field(description="Per feature view, seconds since its values "
-                                                                     "were stamped (null: none stored)")
+    feature_age_seconds: dict[str, float | None] = Field(
+        description="Per feature view, seconds since its values were stamped (null: none stored)"
+    )
 
 
 class PredictResponse(BaseModel):
@@ -147,12 +178,16 @@ class Article(BaseModel):
 class RecommendationResponse(BaseModel):
     user_id: int
     model: str
-    version: int | None = Field(description="The version that ranked (with no champion yet: the newest "
-                                            "registered one, or null when the ranking is of recent reads)")
+    version: int | None = Field(
+        description="The version that ranked (with no champion yet: the newest "
+        "registered one, or null when the ranking is of recent reads)"
+    )
     champion: bool = Field(description="Ranked by the champion (false: no champion yet, the fallback ranking)")
     articles: list[Article] = Field(description="Best first, at most k")
-    fallback: bool = Field(description="The popularity-recency ranking: the reader has no factors and no history, "
-                                       "or no champion of the model is served yet")
+    fallback: bool = Field(
+        description="The popularity-recency ranking: the reader has no factors and no history, "
+        "or no champion of the model is served yet"
+    )
 
 
 class SegmentResponse(BaseModel):
@@ -160,8 +195,9 @@ class SegmentResponse(BaseModel):
     model: str
     version: int
     segment: str
-    cold_start: bool = Field(description="The online store holds nothing for this reader: the segment of a "
-                                         "reader with no recent activity")
+    cold_start: bool = Field(
+        description="The online store holds nothing for this reader: the segment of a reader with no recent activity"
+    )
     stale_views: list[str] = Field(description="Feature views older than their TTL, read as missing")
 
 
@@ -195,8 +231,9 @@ def _champion(settings: Settings, name: str, redis_handle: RedisHandle) -> Follo
     service = SPECS[name].request_features
 
     def load(entry: registry.ModelVersion, model: Any) -> Loaded:
-        reader = None if service is None else FeatureReader(settings, store.feature_service(settings, service),
-                                                            redis_handle)
+        reader = (
+            None if service is None else FeatureReader(settings, store.feature_service(settings, service), redis_handle)
+        )
         log.info("loaded %s for online answers", entry.label)
         return Loaded(entry, model, reader)
 
@@ -216,13 +253,17 @@ class _Fallback:
         except UnknownModelVersionError:
             newest = None
         self.version = None if newest is None else newest.version
-        self.model = (spec.fallback(settings) if newest is None
-                      else registry.load_model(settings, name, newest.version)[1])
+        self.model = (
+            spec.fallback(settings) if newest is None else registry.load_model(settings, name, newest.version)[1]
+        )
         if reader is None and spec.request_features is not None:
             reader = FeatureReader(settings, store.feature_service(settings, spec.request_features), redis_handle)
         self.reader = reader
-        log.info("no %s champion: serving the popularity-recency ranking %s", name,
-                 "of recent reads" if newest is None else f"of {newest.label}")
+        log.info(
+            "no %s champion: serving the popularity-recency ranking %s",
+            name,
+            "of recent reads" if newest is None else f"of {newest.label}",
+        )
 
     def stale(self, settings: Settings) -> bool:
         """Whether the newest version changed, or a ranking of recent reads is a minute old."""
@@ -236,8 +277,14 @@ class _Fallback:
 class Serving:
     """The models one process serves, loaded off the request path and kept current."""
 
-    def __init__(self, settings: Settings, *, check_every: float = 5.0, redis_timeout: float = REDIS_TIMEOUT_SECONDS,
-                 log_queue: int = 10_000):
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        check_every: float = 5.0,
+        redis_timeout: float = REDIS_TIMEOUT_SECONDS,
+        log_queue: int = 10_000,
+    ):
         self.settings, self.check_every, self.redis_timeout = settings, check_every, redis_timeout
         self.predictors: dict[str, Predictor] = {}
         self.unserved: dict[str, str] = {}
@@ -292,8 +339,9 @@ class Serving:
             self._refresh_brands()
         except DatabaseUnavailableError as exc:
             if self.registry_error is None:  # one line per outage, not one per retry
-                log.error("not ready: the model registry is unreachable (%s); retrying every %.0fs",
-                          exc, self.check_every)
+                log.error(
+                    "not ready: the model registry is unreachable (%s); retrying every %.0fs", exc, self.check_every
+                )
             self.registry_error = str(exc)
             return
         finally:
@@ -313,18 +361,23 @@ class Serving:
             elif ranker:
                 self.champions[name] = _champion(self.settings, name, self.redis)
             else:
-                self.predictors[name] = Predictor(self.settings, name, watch_every=None,
-                                                  redis_timeout=self.redis_timeout)
+                self.predictors[name] = Predictor(
+                    self.settings, name, watch_every=None, redis_timeout=self.redis_timeout
+                )
             self.unserved.pop(name, None)
         except UnknownModelVersionError:
             self.unserved[name] = "no champion yet"
         except DatabaseUnavailableError:
             raise
-        except Exception as exc:  # e.g. an artifact that fails its checksum: say so once, keep serving
+        except Exception as exc:  # noqa: BLE001 - e.g. an artifact that fails its checksum: say so once, keep serving
             problem = f"cannot load its champion ({type(exc).__name__}: {exc})"
             if self.unserved.get(name) != problem:
-                log.warning("%s: %s%s", name, problem,
-                            f"; still serving {predictor.version.label}" if predictor is not None else "")
+                log.warning(
+                    "%s: %s%s",
+                    name,
+                    problem,
+                    f"; still serving {predictor.version.label}" if predictor is not None else "",
+                )
             self.unserved[name] = problem
         VERSIONS.labels(name).set(served[name].version.version if name in served else 0)
 
@@ -382,7 +435,9 @@ class Serving:
         if predictor is None:
             known = ", ".join(sorted([*self.predictors, *self.champions])) or "none"
             waiting = "; ".join(f"{name}: {why}" for name, why in sorted(self.unserved.items()))
-            raise HTTPException(404, f"no model {model!r} is served; known: {known}" + (f" ({waiting})" if waiting else ""))
+            raise HTTPException(
+                404, f"no model {model!r} is served; known: {known}" + (f" ({waiting})" if waiting else "")
+            )
         return predictor
 
     def online_store_reachable(self) -> bool:
@@ -403,8 +458,7 @@ class Serving:
         online = self.online_store_reachable()
         if not online:
             reasons.append("online store unreachable")
-        return Readiness(ready=not reasons, models=self._loaded_versions(),
-                         online_store=online, reasons=reasons)
+        return Readiness(ready=not reasons, models=self._loaded_versions(), online_store=online, reasons=reasons)
 
 
 class _Metrics:
@@ -457,8 +511,9 @@ class _BodyRequest(Request):
             try:
                 text = body.decode("utf-8")
             except UnicodeDecodeError as exc:
-                raise json.JSONDecodeError(f"the body is not UTF-8 text (byte {exc.start}); send UTF-8 JSON",
-                                           "", exc.start) from None
+                raise json.JSONDecodeError(
+                    f"the body is not UTF-8 text (byte {exc.start}); send UTF-8 JSON", "", exc.start
+                ) from None
             deep = json.JSONDecodeError(f"the body nests deeper than {MAX_BODY_DEPTH} levels", "", 0)
             try:
                 parsed = json.loads(text)
@@ -529,10 +584,13 @@ def _docs(app: FastAPI) -> None:
 
     @app.get("/docs", include_in_schema=False)
     async def docs() -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url=app.openapi_url, title=f"{app.title} - Swagger UI",
-                                   swagger_js_url="/docs/assets/swagger-ui-bundle.js",
-                                   swagger_css_url="/docs/assets/swagger-ui.css",
-                                   swagger_favicon_url="/docs/assets/favicon-32x32.png")
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url,
+            title=f"{app.title} - Swagger UI",
+            swagger_js_url="/docs/assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs/assets/swagger-ui.css",
+            swagger_favicon_url="/docs/assets/favicon-32x32.png",
+        )
 
 
 def _serving(request: Request) -> Serving:
@@ -546,10 +604,15 @@ router = APIRouter(route_class=_Route)
 """Every route of the service; each reads the models it answers from through ``ServingDep``."""
 
 
-@router.post("/v1/predict/{model}", response_model=PredictResponse, responses={
-    404: {"description": "Unknown model; the message lists the known ones"},
-    422: {"description": "Malformed body or entity; the field is named"},
-    503: {"description": "The online store did not answer in time"}})
+@router.post(
+    "/v1/predict/{model}",
+    response_model=PredictResponse,
+    responses={
+        404: {"description": "Unknown model; the message lists the known ones"},
+        422: {"description": "Malformed body or entity; the field is named"},
+        503: {"description": "The online store did not answer in time"},
+    },
+)
 def predict(model: str, body: PredictRequest, serving: ServingDep) -> dict:
     """Score one or many entities with the model's champion on its online features."""
     # A plain function, so in Starlette's thread pool: the Redis read blocks (up to the Redis
@@ -568,11 +631,23 @@ def predict(model: str, body: PredictRequest, serving: ServingDep) -> dict:
             FALLBACKS.labels(model, "cold_start").inc()
         for view in r.stale_views:
             STALE.labels(model, view).inc()
-        results.append({"entity": r.entity, "score": r.score, "cold_start": r.cold_start,
-                        "stale_views": r.stale_views, "feature_age_seconds": r.feature_age_seconds})
-    return {"model": prediction.model, "version": prediction.version,
-            "feature_service": prediction.feature_service, "served_at": prediction.served_at,
-            "predictions": results}
+        results.append(
+            {
+                "entity": r.entity,
+                "score": r.score,
+                "cold_start": r.cold_start,
+                "stale_views": r.stale_views,
+                "feature_age_seconds": r.feature_age_seconds,
+            }
+        )
+    return {
+        "model": prediction.model,
+        "version": prediction.version,
+        "feature_service": prediction.feature_service,
+        "served_at": prediction.served_at,
+        "predictions": results,
+    }
+
 
 UserId = Annotated[int, Path(ge=INT64[0], le=INT64[1])]
 Brand = Annotated[int | None, Query(ge=0, le=INT64[1], description="Only this brand (default: the reader's)")]
@@ -593,23 +668,43 @@ def _segment_answer(name: str):
         if cold:
             FALLBACKS.labels(name, "cold_start").inc()
         stale_views = [view for view in reader.views if stale[view][0]]
-        serving.log.record(Answer(name, entry.version, {"user_id": user_id},
-                                  {"segment": segment, "cold_start": cold, "stale_views": stale_views}, now))
-        return {"user_id": user_id, "model": name, "version": entry.version, "segment": segment,
-                "cold_start": cold, "stale_views": stale_views}
+        serving.log.record(
+            Answer(
+                name,
+                entry.version,
+                {"user_id": user_id},
+                {"segment": segment, "cold_start": cold, "stale_views": stale_views},
+                now,
+            )
+        )
+        return {
+            "user_id": user_id,
+            "model": name,
+            "version": entry.version,
+            "segment": segment,
+            "cold_start": cold,
+            "stale_views": stale_views,
+        }
 
-    return segments, dict(response_model=SegmentResponse, responses={
-        404: {"description": f"No {name} champion is served"},
-        422: {"description": "user_id is not a 64-bit integer"},
-        503: {"description": "The online store did not answer in time"}})
+    return segments, dict(
+        response_model=SegmentResponse,
+        responses={
+            404: {"description": f"No {name} champion is served"},
+            422: {"description": "user_id is not a 64-bit integer"},
+            503: {"description": "The online store did not answer in time"},
+        },
+    )
 
 
 def _ranking_answer(name: str):
     """The ranking kind's answer: top-k items for a reader from the champion, or the spec's fallback."""
 
-    def recommendations(user_id: UserId, serving: ServingDep,
-                        k: Annotated[int, Query(ge=1, le=MAX_K, description="How many articles")] = 10,
-                        brand: Brand = None) -> dict:
+    def recommendations(
+        user_id: UserId,
+        serving: ServingDep,
+        k: Annotated[int, Query(ge=1, le=MAX_K, description="How many articles")] = 10,
+        brand: Brand = None,
+    ) -> dict:
         """Top-k articles for a reader: ALS factors, the latest read folded in, or the flagged fallback
         (also for every reader while no champion is served)."""
         serving.check_brand(brand)
@@ -628,28 +723,55 @@ def _ranking_answer(name: str):
         if brand is None and values.get("brand_id", [None])[0] is not None:
             brand = int(values["brand_id"][0])
         answer = model.recommend(user_id, k, brand_id=brand, history=history, personal=champion is not None)
-        articles = [{"article_id": int(a), "score": float(s) if np.isfinite(s) else None}
-                    for a, s in zip(answer.article_ids, answer.scores)]
+        articles = [
+            {"article_id": int(a), "score": float(s) if np.isfinite(s) else None}
+            for a, s in zip(answer.article_ids, answer.scores)
+        ]
         if answer.fallback:
             FALLBACKS.labels(name, "popularity_recency" if champion else "no_champion").inc()
-        serving.log.record(Answer(name, version or 0, {"user_id": user_id},
-                                  {"articles": articles, "fallback": bool(answer.fallback), "k": k,
-                                   "brand": brand, "champion": champion is not None}, now))
-        return {"user_id": user_id, "model": name, "version": version, "champion": champion is not None,
-                "articles": articles, "fallback": bool(answer.fallback)}
+        serving.log.record(
+            Answer(
+                name,
+                version or 0,
+                {"user_id": user_id},
+                {
+                    "articles": articles,
+                    "fallback": bool(answer.fallback),
+                    "k": k,
+                    "brand": brand,
+                    "champion": champion is not None,
+                },
+                now,
+            )
+        )
+        return {
+            "user_id": user_id,
+            "model": name,
+            "version": version,
+            "champion": champion is not None,
+            "articles": articles,
+            "fallback": bool(answer.fallback),
+        }
 
-    return recommendations, dict(response_model=RecommendationResponse, responses={
-        404: {"description": f"Unknown brand, or no {name} version and no recent reads to rank"},
-        422: {"description": "user_id or k out of range; the field is named"},
-        503: {"description": "The online store did not answer in time"}})
+    return recommendations, dict(
+        response_model=RecommendationResponse,
+        responses={
+            404: {"description": f"Unknown brand, or no {name} version and no recent reads to rank"},
+            422: {"description": "user_id or k out of range; the field is named"},
+            503: {"description": "The online store did not answer in time"},
+        },
+    )
 
 
 def _rule_answer(name: str):
     """The rule kind's answer: what the champion rule finds now (``ModelSpec.current``), strongest first."""
 
-    async def trending(serving: ServingDep,
-                       brand: Annotated[int | None, Query(ge=0, le=INT64[1], description="Keep this brand's "
-                                                          "series and the all-brand ones")] = None) -> dict:
+    async def trending(
+        serving: ServingDep,
+        brand: Annotated[
+            int | None, Query(ge=0, le=INT64[1], description="Keep this brand's series and the all-brand ones")
+        ] = None,
+    ) -> dict:
         """What trends now (recomputed once a minute off the request path), strongest first."""
         champion = serving.champion(name)
         serving.check_brand(brand)
@@ -659,17 +781,31 @@ def _rule_answer(name: str):
         if frame is not None and not frame.empty:
             if brand is not None:
                 frame = frame[frame["brand_id"].isin([0, brand])]
-            topics = [{"series": r.series, "brand_id": int(r.brand_id), "category_id": int(r.category_id),
-                       "score": float(r.score), "ratio": float(r.ratio), "since": r.since.to_pydatetime(),
-                       "hours_trending": int(r.hours_trending)} for r in frame.itertuples()]
+            topics = [
+                {
+                    "series": r.series,
+                    "brand_id": int(r.brand_id),
+                    "category_id": int(r.category_id),
+                    "score": float(r.score),
+                    "ratio": float(r.ratio),
+                    "since": r.since.to_pydatetime(),
+                    "hours_trending": int(r.hours_trending),
+                }
+                for r in frame.itertuples()
+            ]
         version = cached[1] if cached else champion.version.version
-        serving.log.record(Answer(name, version, {"brand_id": brand or 0},
-                                  {"topics": [t["series"] for t in topics]}, clock.now()))
+        serving.log.record(
+            Answer(name, version, {"brand_id": brand or 0}, {"topics": [t["series"] for t in topics]}, clock.now())
+        )
         return {"model": name, "version": version, "brand": brand, "topics": topics}
 
-    return trending, dict(response_model=TrendingResponse, responses={
-        404: {"description": f"No {name} champion is served, or an unknown brand"},
-        422: {"description": "brand out of range"}})
+    return trending, dict(
+        response_model=TrendingResponse,
+        responses={
+            404: {"description": f"No {name} champion is served, or an unknown brand"},
+            422: {"description": "brand out of range"},
+        },
+    )
 
 
 ANSWERS = {"clustering": _segment_answer, "ranking": _ranking_answer, "rule": _rule_answer}
@@ -693,11 +829,13 @@ async def healthz() -> dict:
     """The process is up."""
     return {"status": "ok"}
 
+
 @router.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}})
 def readyz(serving: ServingDep):
     """Models are loaded, the registry was reached and the online store answers."""
     state = serving.readiness()
     return JSONResponse(state.model_dump(), status_code=200 if state.ready else 503)
+
 
 @router.get("/metrics")
 def metrics(serving: ServingDep) -> Response:
@@ -712,7 +850,6 @@ def metrics(serving: ServingDep) -> Response:
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
 
-
 def create_app(settings: Settings, **options) -> FastAPI:
     """The service for these settings; ``options`` go to ``Serving`` (check_every, redis_timeout, log_queue)."""
     serving = Serving(settings, **options)
@@ -723,8 +860,13 @@ def create_app(settings: Settings, **options) -> FastAPI:
         yield
         serving.close()  # after uvicorn has finished the requests in flight
 
-    app = FastAPI(title="OwnLens ML prediction service", version="1", lifespan=lifespan, docs_url=None,
-                  description="Online predictions from the registry's champions on the online store's features.")
+    app = FastAPI(
+        title="OwnLens ML prediction service",
+        version="1",
+        lifespan=lifespan,
+        docs_url=None,
+        description="Online predictions from the registry's champions on the online store's features.",
+    )
     app.router.route_class = _Route
     app.state.serving = serving
     app.add_middleware(_Metrics)
@@ -760,8 +902,10 @@ def serve_options(env) -> dict[str, float]:
         except ValueError:
             value = math.nan
         if not low <= value <= high:  # NaN fails too
-            raise ConfigError(f"{variable}={text!r} is not a number of seconds from {low:g} to {high:g}; "
-                              f"set one in that range or unset it (default {default:g})")
+            raise ConfigError(
+                f"{variable}={text!r} is not a number of seconds from {low:g} to {high:g}; "
+                f"set one in that range or unset it (default {default:g})"
+            )
         options[option] = value
     return options
 
@@ -775,15 +919,19 @@ def check_bind(host: str, port: int) -> None:
     try:
         family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
     except (socket.gaierror, UnicodeError, ValueError) as exc:
-        raise ConfigError(f"--host {host!r} is not an address to listen on ({exc}); give an IP address or "
-                          "host name of this machine, e.g. 127.0.0.1 or 0.0.0.0") from None
+        raise ConfigError(
+            f"--host {host!r} is not an address to listen on ({exc}); give an IP address or "
+            "host name of this machine, e.g. 127.0.0.1 or 0.0.0.0"
+        ) from None
     with socket.socket(family, kind, proto) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
         try:
             probe.bind(address)
         except OSError as exc:
-            raise ConfigError(f"cannot listen on {host}:{port} ({exc.strerror}); choose another --port or "
-                              "--host, or stop what listens there") from None
+            raise ConfigError(
+                f"cannot listen on {host}:{port} ({exc.strerror}); choose another --port or "
+                "--host, or stop what listens there"
+            ) from None
 
 
 def run(settings: Settings, host: str, port: int, workers: int = 1) -> None:
@@ -801,8 +949,22 @@ def run(settings: Settings, host: str, port: int, workers: int = 1) -> None:
     serve_options(os.environ)
     check_bind(host, port)
 
-    os.environ.update({"OWNLENS_PROFILE": settings.profile, "OWNLENS_HOME": str(settings.home),
-                       "OWNLENS_DATABASE_URL": settings.database_url, "OWNLENS_REDIS_URL": settings.redis_url,
-                       "OWNLENS_FEATURE_REPO": str(settings.feature_repo), "OWNLENS_FEAST_PROJECT": settings.project})
-    uvicorn.run("ownlens_ml.serving.app:app_from_env", factory=True, host=host, port=port, workers=workers,
-                access_log=False, log_level="info")
+    os.environ.update(
+        {
+            "OWNLENS_PROFILE": settings.profile,
+            "OWNLENS_HOME": str(settings.home),
+            "OWNLENS_DATABASE_URL": settings.database_url,
+            "OWNLENS_REDIS_URL": settings.redis_url,
+            "OWNLENS_FEATURE_REPO": str(settings.feature_repo),
+            "OWNLENS_FEAST_PROJECT": settings.project,
+        }
+    )
+    uvicorn.run(
+        "ownlens_ml.serving.app:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        access_log=False,
+        log_level="info",
+    )

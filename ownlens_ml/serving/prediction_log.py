@@ -53,14 +53,33 @@ def rows_of(answer: Any) -> list[tuple]:
     now = clock.now()
 
     def row(entity: dict[str, int], score: float | None, output: dict, features: dict | None) -> tuple:
-        return (answer.model, answer.version, entity_key_text(entity),
-                next(iter(entity.values())) if len(entity) == 1 else None, answer.served_at, now, score,
-                _json(output), None if features is None else _json(features))
+        return (
+            answer.model,
+            answer.version,
+            entity_key_text(entity),
+            next(iter(entity.values())) if len(entity) == 1 else None,
+            answer.served_at,
+            now,
+            score,
+            _json(output),
+            None if features is None else _json(features),
+        )
 
     if hasattr(answer, "results"):
-        return [row(r.entity, r.score, {"score": r.score, "cold_start": r.cold_start, "stale_views": r.stale_views,
-                                        "feature_age_seconds": r.feature_age_seconds}, r.features)
-                for r in answer.results]
+        return [
+            row(
+                r.entity,
+                r.score,
+                {
+                    "score": r.score,
+                    "cold_start": r.cold_start,
+                    "stale_views": r.stale_views,
+                    "feature_age_seconds": r.feature_age_seconds,
+                },
+                r.features,
+            )
+            for r in answer.results
+        ]
     return [row(answer.entity, None, answer.output, None)]
 
 
@@ -82,8 +101,9 @@ class PredictionLog:
         flush_seconds: how long the writer waits after an answer before writing what queued.
     """
 
-    def __init__(self, settings: Settings, *, max_queue: int = 10_000, batch_rows: int = 500,
-                 flush_seconds: float = 0.5):
+    def __init__(
+        self, settings: Settings, *, max_queue: int = 10_000, batch_rows: int = 500, flush_seconds: float = 0.5
+    ):
         self.settings = settings
         self.batch_rows, self.flush_seconds = batch_rows, flush_seconds
         self._queue: queue.Queue = queue.Queue(max_queue)
@@ -126,7 +146,7 @@ class PredictionLog:
             for i, answer in enumerate(answers):
                 rows += _size(answer)
                 if rows >= self.batch_rows or i == len(answers) - 1:
-                    self._write(answers[start:i + 1])
+                    self._write(answers[start : i + 1])
                     start, rows = i + 1, 0
             if len(answers) < len(batch):
                 return
@@ -137,12 +157,16 @@ class PredictionLog:
             frame = pd.DataFrame(rows, columns=COLUMNS).astype({"entity_id": "Int64", "score": "float64"})
             with get_engine(self.settings).begin() as conn:
                 copy_frame(conn, ml_model_predictions, frame.assign(source="online"))
-        except Exception as exc:  # the database is down or refuses: drop, count, say so once per outage
+        except Exception as exc:  # noqa: BLE001 - the database is down or refuses: drop, count, say so once per outage
             DROPPED.labels("database").inc(len(rows))
             if not self._failing:
-                log.warning("prediction log: dropped %d rows, the database refused them (%s: %s); "
-                            "dropping and counting until it accepts again", len(rows), type(exc).__name__,
-                            str(exc).splitlines()[0])
+                log.warning(
+                    "prediction log: dropped %d rows, the database refused them (%s: %s); "
+                    "dropping and counting until it accepts again",
+                    len(rows),
+                    type(exc).__name__,
+                    str(exc).splitlines()[0],
+                )
             self._failing = True
             return
         if self._failing:

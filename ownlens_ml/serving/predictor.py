@@ -17,20 +17,21 @@ features (what the model says of a reader it knows nothing about), and flagged
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import threading
 import time
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 import redis
 from feast import FeatureService
+from feast.errors import FeastObjectNotFoundException
 
-from ownlens_ml import clock
-from ownlens_ml import registry
+from ownlens_ml import clock, registry
 from ownlens_ml.errors import OwnLensError, ValidationError
 from ownlens_ml.features import online, store
 from ownlens_ml.features import redis_layout as layout
@@ -115,7 +116,7 @@ class FeatureReader:
         for projection in service.feature_view_projections:
             try:
                 view = fs.get_feature_view(projection.name)
-            except Exception:  # an on-demand view: its outputs follow its sources' freshness
+            except FeastObjectNotFoundException:  # an on-demand view: its outputs follow its sources' freshness
                 odfv = fs.get_on_demand_feature_view(projection.name)
                 for feature in projection.features:
                     self.derived[feature.name] = list(odfv.source_feature_view_projections)
@@ -125,7 +126,9 @@ class FeatureReader:
             for feature in projection.features:
                 self.derived[feature.name] = [view.name]
 
-    def read(self, rows: dict[str, list[int]], now: float) -> tuple[dict[str, list], dict[str, list], dict[str, list[bool]]]:
+    def read(
+        self, rows: dict[str, list[int]], now: float
+    ) -> tuple[dict[str, list], dict[str, list], dict[str, list[bool]]]:
         """Feature values (stale ones as None), per-view ages in seconds and per-view staleness flags.
 
         Raises:
@@ -141,8 +144,9 @@ class FeatureReader:
         return result.values, ages, result.stale
 
     def _read_sdk(self, rows: dict[str, list[int]], now: float):
-        vectors = store.online_features(self.settings, self.service, rows,
-                                        request_time=datetime.fromtimestamp(now, timezone.utc), engine="feast")
+        vectors = store.online_features(
+            self.settings, self.service, rows, request_time=datetime.fromtimestamp(now, UTC), engine="feast"
+        )
         frame = vectors.frame.astype(object).where(vectors.frame.notna(), None)
         values = {c: frame[c].tolist() for c in frame.columns}
         n = len(frame)
@@ -159,10 +163,8 @@ class FeatureReader:
         return values, ages, stale
 
     def warm_up(self) -> None:
-        try:
+        with contextlib.suppress(OwnLensError):  # Redis down at load time: the model loads, /readyz says why
             self.read({k: [0] for k in self.join_keys}, clock.now().timestamp())
-        except OwnLensError:  # Redis down at load time: the model still loads, /readyz says why
-            pass
 
 
 @dataclass(frozen=True)
@@ -233,16 +235,24 @@ class Predictor:
         DatabaseUnavailableError: the registry cannot be reached.
     """
 
-    def __init__(self, settings: Settings, model: str, *, alias: str = "champion",
-                 watch_every: float | None = 5.0, redis_timeout: float = REDIS_TIMEOUT_SECONDS):
+    def __init__(
+        self,
+        settings: Settings,
+        model: str,
+        *,
+        alias: str = "champion",
+        watch_every: float | None = 5.0,
+        redis_timeout: float = REDIS_TIMEOUT_SECONDS,
+    ):
         self.settings, self.model, self.alias = settings, model, alias
         self.redis = RedisHandle(settings, redis_timeout)
         self._follower = Follower(settings, model, alias, self._load, self.redis)
         self._stop = threading.Event()
         self._watch = None
         if watch_every:
-            self._watch = threading.Thread(target=self._watch_loop, args=(watch_every,), daemon=True,
-                                           name=f"predictor-{model}")
+            self._watch = threading.Thread(
+                target=self._watch_loop, args=(watch_every,), daemon=True, name=f"predictor-{model}"
+            )
             self._watch.start()
 
     def _load(self, version: registry.ModelVersion, model: Any) -> Loaded:
@@ -250,8 +260,12 @@ class Predictor:
         reader = FeatureReader(self.settings, service, self.redis)
         reader.warm_up()
         loaded = Loaded(version, model, reader, prepare(version, model, service))
-        log.info("loaded %s (%s) for online scoring%s", version.label, version.feature_service,
-                 "" if loaded.scorer.booster is None else " with the booster shortcut")
+        log.info(
+            "loaded %s (%s) for online scoring%s",
+            version.label,
+            version.feature_service,
+            "" if loaded.scorer.booster is None else " with the booster shortcut",
+        )
         return loaded
 
     @property
@@ -281,10 +295,15 @@ class Predictor:
             try:
                 self.refresh()
                 failing = False
-            except Exception as exc:  # keep serving the loaded version; say so once per outage
+            except Exception as exc:  # noqa: BLE001 - keep serving the loaded version; say so once per outage
                 if not failing:
-                    log.warning("%s: cannot check the %s alias (%s); still serving %s", self.model, self.alias,
-                                exc, self.version.label)
+                    log.warning(
+                        "%s: cannot check the %s alias (%s); still serving %s",
+                        self.model,
+                        self.alias,
+                        exc,
+                        self.version.label,
+                    )
                 failing = True
 
     def close(self) -> None:
@@ -292,8 +311,9 @@ class Predictor:
         if self._watch is not None:
             self._watch.join(timeout=5)
 
-    def predict(self, ids: list[int] | None = None, *, entities: list[dict[str, int]] | None = None,
-                now: datetime | None = None) -> Prediction:
+    def predict(
+        self, ids: list[int] | None = None, *, entities: list[dict[str, int]] | None = None, now: datetime | None = None
+    ) -> Prediction:
         """Scores for one or many entities from the online store, in one round trip.
 
         Args:
@@ -317,11 +337,16 @@ class Predictor:
         results = []
         for i in range(n):
             entity_ages = {view: ages[view][i] for view in reader.views}
-            results.append(EntityScore(
-                {k: rows[k][i] for k in reader.join_keys}, scores[i],
-                all(age is None for age in entity_ages.values()),
-                [view for view in reader.views if stale[view][i]], entity_ages,
-                {f: values[f][i] for f in features}))
+            results.append(
+                EntityScore(
+                    {k: rows[k][i] for k in reader.join_keys},
+                    scores[i],
+                    all(age is None for age in entity_ages.values()),
+                    [view for view in reader.views if stale[view][i]],
+                    entity_ages,
+                    {f: values[f][i] for f in features},
+                )
+            )
         version = loaded.version
         return Prediction(self.model, version.version, version.feature_service, moment, results)
 
@@ -370,8 +395,9 @@ def entity_rows(keys: list[str], ids: list[int] | None, entities: list[dict[str,
     rows: dict[str, list] = {k: [] for k in keys}
     for i, entity in enumerate(entities):
         if set(entity) != set(keys):
-            raise InvalidEntityError(f"entities[{i}]: join keys must be exactly {keys}, got {sorted(entity)}",
-                                     ("entities", i))
+            raise InvalidEntityError(
+                f"entities[{i}]: join keys must be exactly {keys}, got {sorted(entity)}", ("entities", i)
+            )
         for key in keys:
             value = entity[key]
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or not INT64[0] <= value <= INT64[1]:

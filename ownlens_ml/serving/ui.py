@@ -29,18 +29,41 @@ from sqlalchemy.exc import NoSuchTableError
 from ownlens_ml import registry
 from ownlens_ml.db import get_engine
 from ownlens_ml.errors import OwnLensError
-from ownlens_ml.models import SPECS
 from ownlens_ml.evaluation.report import report_folder
+from ownlens_ml.models import SPECS
 from ownlens_ml.settings import Settings
 
 HERE = Path(__file__).parent
 TEMPLATES = HERE / "templates"
 STYLESHEET = HERE / "static" / "ui.css"
 IMAGES = {".png", ".svg", ".jpg", ".jpeg"}
-MONITORING_COLUMNS = ("model_name", "version", "kind", "metric", "feature", "value", "threshold", "status",
-                      "window_start", "window_end", "computed_at", "details")
-ALERT_COLUMNS = ("alert_id", "model_name", "rule", "severity", "metric", "feature", "status", "message",
-                 "created_at", "last_seen_at", "resolved_at")
+MONITORING_COLUMNS = (
+    "model_name",
+    "version",
+    "kind",
+    "metric",
+    "feature",
+    "value",
+    "threshold",
+    "status",
+    "window_start",
+    "window_end",
+    "computed_at",
+    "details",
+)
+ALERT_COLUMNS = (
+    "alert_id",
+    "model_name",
+    "rule",
+    "severity",
+    "metric",
+    "feature",
+    "status",
+    "message",
+    "created_at",
+    "last_seen_at",
+    "resolved_at",
+)
 MONITORING_ROWS = 200
 """Rows of ``ml_model_monitoring`` listed on a model's page (newest first); the plots use all."""
 PLOT_SERIES = 8
@@ -60,13 +83,16 @@ def router(settings: Settings) -> APIRouter:
 
     def html_page(route):
         """A page route whose database problems (unreachable, no schema) are a 503 page saying what is wrong."""
+
         @functools.wraps(route)
         def guarded(request: Request, *args, **kwargs) -> HTMLResponse:
             try:
                 return route(request, *args, **kwargs)
             except OwnLensError as exc:
-                return page(request, "error.html", 503, title="Database unavailable",
-                            message=f"{type(exc).__name__}: {exc}")
+                return page(
+                    request, "error.html", 503, title="Database unavailable", message=f"{type(exc).__name__}: {exc}"
+                )
+
         return guarded
 
     @pages.get("", response_class=HTMLResponse)
@@ -91,10 +117,16 @@ def router(settings: Settings) -> APIRouter:
             return not_found(request, f"no model {model!r}; known: {', '.join(sorted(SPECS))}")
         monitoring = _monitoring(settings, model)
         metrics = sorted(monitoring["metric"].unique()) if not monitoring.empty else []
-        return page(request, "model.html", title=model, card=_model_card(model, versions, _open_alerts(settings)),
-                    metrics=metrics, monitoring=_rows(monitoring.head(MONITORING_ROWS)),
-                    monitoring_total=len(monitoring),
-                    columns=[c for c in MONITORING_COLUMNS if c in monitoring.columns and c != "details"])
+        return page(
+            request,
+            "model.html",
+            title=model,
+            card=_model_card(model, versions, _open_alerts(settings)),
+            metrics=metrics,
+            monitoring=_rows(monitoring.head(MONITORING_ROWS)),
+            monitoring_total=len(monitoring),
+            columns=[c for c in MONITORING_COLUMNS if c in monitoring.columns and c != "details"],
+        )
 
     @pages.get("/models/{model}/v{version}", response_class=HTMLResponse)
     @html_page
@@ -109,8 +141,15 @@ def router(settings: Settings) -> APIRouter:
         if report.is_file():
             base = f"/ui/reports/{model}/v{version}/"
             html = _render(markdown, report.read_text(), base)
-        return page(request, "report.html", title=entry.label, entry=entry, card=_model_card(model, [entry]),
-                    report=html, folder=folder)
+        return page(
+            request,
+            "report.html",
+            title=entry.label,
+            entry=entry,
+            card=_model_card(model, [entry]),
+            report=html,
+            folder=folder,
+        )
 
     @pages.get("/reports/{model}/v{version}/{name:path}")
     def report_file(model: str, version: int, name: str) -> FileResponse:
@@ -156,8 +195,11 @@ def _monitoring(settings: Settings, model: str) -> pd.DataFrame:
     if table is None:
         return pd.DataFrame(columns=["metric"])
     columns = [table.c[c] for c in MONITORING_COLUMNS if c in table.c]
-    query = select(*columns).where(table.c.model_name == model).order_by(
-        table.c.computed_at.desc(), table.c.window_end.desc(), table.c.metric, table.c.feature)
+    query = (
+        select(*columns)
+        .where(table.c.model_name == model)
+        .order_by(table.c.computed_at.desc(), table.c.window_end.desc(), table.c.metric, table.c.feature)
+    )
     with engine.connect() as conn:
         frame = pd.DataFrame(conn.execute(query).mappings().all(), columns=[c.name for c in columns])
     for column in ("window_start", "window_end", "computed_at"):
@@ -183,20 +225,35 @@ def _model_card(name: str, versions: list[registry.ModelVersion], alerts: pd.Dat
     rows = []
     for v in sorted(versions, key=lambda v: -v.version):
         model_metrics = v.metrics.get("holdout", {}).get("model", {})
-        rows.append({"version": v.version, "aliases": v.aliases, "created_at": v.created_at, "task": v.task,
-                     "feature_service": v.feature_service, "sha": v.artifact_sha256[:12],
-                     "metrics": {m: model_metrics.get(m) for m in headline}})
+        rows.append(
+            {
+                "version": v.version,
+                "aliases": v.aliases,
+                "created_at": v.created_at,
+                "task": v.task,
+                "feature_service": v.feature_service,
+                "sha": v.artifact_sha256[:12],
+                "metrics": {m: model_metrics.get(m) for m in headline},
+            }
+        )
     mine = alerts[alerts["model_name"] == name] if alerts is not None and not alerts.empty else pd.DataFrame()
-    return {"name": name, "kind": spec.kind if spec else (versions[0].task if versions else ""),
-            "headline": headline, "versions": rows, "alerts": _rows(mine),
-            "champion": next((r["version"] for r in rows if "champion" in r["aliases"]), None),
-            "challenger": next((r["version"] for r in rows if "challenger" in r["aliases"]), None)}
+    return {
+        "name": name,
+        "kind": spec.kind if spec else (versions[0].task if versions else ""),
+        "headline": headline,
+        "versions": rows,
+        "alerts": _rows(mine),
+        "champion": next((r["version"] for r in rows if "champion" in r["aliases"]), None),
+        "challenger": next((r["version"] for r in rows if "challenger" in r["aliases"]), None),
+    }
 
 
 def _rows(frame: pd.DataFrame) -> list[dict]:
     """Records for a template, missing values as None."""
-    return [{k: (None if not isinstance(v, (list, dict)) and pd.isna(v) else v) for k, v in row.items()}
-            for row in frame.to_dict("records")]
+    return [
+        {k: (None if not isinstance(v, (list, dict)) and pd.isna(v) else v) for k, v in row.items()}
+        for row in frame.to_dict("records")
+    ]
 
 
 # --- rendering ----------------------------------------------------------------------------
@@ -236,7 +293,7 @@ def _plot(frame: pd.DataFrame, title: str) -> bytes:
         if i == PLOT_SERIES:
             break
         rows = rows.sort_values("window_end")
-        line, = ax.plot(rows["window_end"], rows["value"], marker="o", markersize=3, linewidth=1.4, label=label)
+        (line,) = ax.plot(rows["window_end"], rows["value"], marker="o", markersize=3, linewidth=1.4, label=label)
         if "threshold" in rows and rows["threshold"].notna().any():
             ax.plot(rows["window_end"], rows["threshold"], linestyle="--", linewidth=1, color=line.get_color())
     ax.set_title(title, fontsize=10, loc="left")

@@ -12,9 +12,22 @@ from ownlens_ml.models.spec import ModelSpec
 
 def churn_estimator(seed: int) -> Pipeline:
     """Gradient-boosted trees; XGBoost handles missing values itself, so no imputation."""
-    return boosted(XGBClassifier(n_estimators=1500, max_depth=4, learning_rate=0.02, subsample=0.8,
-                                 colsample_bytree=0.8, min_child_weight=50, reg_lambda=10.0, tree_method="hist",
-                                 early_stopping_rounds=50, eval_metric="logloss", n_jobs=2, random_state=seed))
+    return boosted(
+        XGBClassifier(
+            n_estimators=1500,
+            max_depth=4,
+            learning_rate=0.02,
+            subsample=0.8,
+            colsample_bytree=0.8,
+            min_child_weight=50,
+            reg_lambda=10.0,
+            tree_method="hist",
+            early_stopping_rounds=50,
+            eval_metric="logloss",
+            n_jobs=2,
+            random_state=seed,
+        )
+    )
 
 
 SPEC = ModelSpec(

@@ -18,9 +18,22 @@ WINDOW_DAYS = 7
 
 def engagement_estimator(seed: int) -> Pipeline:
     """Gradient-boosted trees on the reader's engagement, habits and recency features."""
-    return boosted(XGBRegressor(n_estimators=2000, max_depth=4, learning_rate=0.03, subsample=0.8,
-                                colsample_bytree=0.8, min_child_weight=10, reg_lambda=5.0, tree_method="hist",
-                                early_stopping_rounds=60, eval_metric="rmse", n_jobs=2, random_state=seed))
+    return boosted(
+        XGBRegressor(
+            n_estimators=2000,
+            max_depth=4,
+            learning_rate=0.03,
+            subsample=0.8,
+            colsample_bytree=0.8,
+            min_child_weight=10,
+            reg_lambda=5.0,
+            tree_method="hist",
+            early_stopping_rounds=60,
+            eval_metric="rmse",
+            n_jobs=2,
+            random_state=seed,
+        )
+    )
 
 
 class SameAsLastWeek(RegressorMixin, BaseEstimator):
@@ -55,5 +68,5 @@ SPEC = ModelSpec(
     window=LabelWindow(as_of=None, window_days=WINDOW_DAYS, step_days=7),
     description="How many engaged minutes will a reader active in the last 30 days read in the next 7?",
     label_description=f"engaged minutes in sessions starting within {WINDOW_DAYS} days of T, for readers "
-                      "active in the 30 days before T",
+    "active in the 30 days before T",
 )

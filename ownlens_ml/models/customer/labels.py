@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import datetime
 
-
 import numpy as np
 import pandas as pd
 from sqlalchemy import func, select, text
@@ -50,7 +49,8 @@ def as_of_dates(visits: pd.DataFrame, window: LabelWindow, model: str) -> list[p
     if not dates:
         raise EmptyWindowError(
             f"{model}: sessions cover {first.date()}..{last.date()}; labels need {HISTORY_DAYS} days of history "
-            f"and a closed {window.window_days}-day outcome window before {cutoff.date()}")
+            f"and a closed {window.window_days}-day outcome window before {cutoff.date()}"
+        )
     return dates[::-1]
 
 
@@ -62,8 +62,11 @@ def lapsed_labels(settings: Settings, window: LabelWindow) -> pd.DataFrame:
         after = visits["day"].between(t, t + pd.Timedelta(days=window.window_days), inclusive="left")
         active = _active(visits, t)
         returned = visits.loc[after, "user_id"].unique()
-        frames.append(pd.DataFrame({"user_id": active, "event_timestamp": t,
-                                    "label": (~pd.Index(active).isin(returned)).astype("int64")}))
+        frames.append(
+            pd.DataFrame(
+                {"user_id": active, "event_timestamp": t, "label": (~pd.Index(active).isin(returned)).astype("int64")}
+            )
+        )
     return pd.concat(frames, ignore_index=True).sort_values(["event_timestamp", "user_id"], ignore_index=True)
 
 
@@ -75,8 +78,11 @@ def subscription_starts(settings: Settings) -> pd.Series:
     with engine.connect() as conn:
         rows = conn.execute(select(u.user_id, u.subscribed_at)).all()
     frame = pd.DataFrame(rows, columns=["user_id", "subscribed_at"])
-    return pd.Series(pd.to_datetime(frame["subscribed_at"], utc=True).to_numpy(),
-                     index=frame["user_id"].astype("int64").to_numpy(), name="subscribed_at")
+    return pd.Series(
+        pd.to_datetime(frame["subscribed_at"], utc=True).to_numpy(),
+        index=frame["user_id"].astype("int64").to_numpy(),
+        name="subscribed_at",
+    )
 
 
 def conversion_labels(settings: Settings, window: LabelWindow) -> pd.DataFrame:
@@ -90,8 +96,11 @@ def conversion_labels(settings: Settings, window: LabelWindow) -> pd.DataFrame:
         since = pd.DatetimeIndex(subscribed.reindex(active).to_numpy())
         free = since.isna() | (since >= t)
         converts = (since >= t) & (since < t + pd.Timedelta(days=window.window_days))
-        frames.append(pd.DataFrame({"user_id": active[free], "event_timestamp": t,
-                                    "label": np.asarray(converts[free], dtype="int64")}))
+        frames.append(
+            pd.DataFrame(
+                {"user_id": active[free], "event_timestamp": t, "label": np.asarray(converts[free], dtype="int64")}
+            )
+        )
     return pd.concat(frames, ignore_index=True).sort_values(["event_timestamp", "user_id"], ignore_index=True)
 
 
@@ -123,8 +132,15 @@ def engagement_labels(settings: Settings, window: LabelWindow) -> pd.DataFrame:
         active = _active(visits, t)
         after = daily[daily["day"].between(t, t + pd.Timedelta(days=window.window_days), inclusive="left")]
         minutes = after.groupby("user_id")["minutes"].sum()
-        frames.append(pd.DataFrame({"user_id": active, "event_timestamp": t,
-                                    "label": minutes.reindex(active, fill_value=0.0).to_numpy(dtype=float)}))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "user_id": active,
+                    "event_timestamp": t,
+                    "label": minutes.reindex(active, fill_value=0.0).to_numpy(dtype=float),
+                }
+            )
+        )
     return pd.concat(frames, ignore_index=True).sort_values(["event_timestamp", "user_id"], ignore_index=True)
 
 

@@ -77,8 +77,9 @@ class Recommendation(NamedTuple):
 
 def confidence(seconds: np.ndarray, params: RecommenderParams) -> np.ndarray:
     """Confidence of reads from their engaged seconds (see the module docstring)."""
-    return (1.0 + params.alpha * np.log1p(np.maximum(np.asarray(seconds, dtype=np.float64), 0) / params.seconds_scale)
-            ).astype(np.float32)
+    return (
+        1.0 + params.alpha * np.log1p(np.maximum(np.asarray(seconds, dtype=np.float64), 0) / params.seconds_scale)
+    ).astype(np.float32)
 
 
 class Recommender:
@@ -91,9 +92,20 @@ class Recommender:
     ``popularity_`` at ``as_of_`` and each reader's ``user_brand_``.
     """
 
-    ARRAYS = ("user_ids_", "item_ids_", "user_factors", "item_factors", "user_items_indptr", "user_items_indices",
-              "user_items_data", "user_brand_", "catalogue_ids_", "catalogue_brand_", "catalogue_published_",
-              "popularity_")
+    ARRAYS = (
+        "user_ids_",
+        "item_ids_",
+        "user_factors",
+        "item_factors",
+        "user_items_indptr",
+        "user_items_indices",
+        "user_items_data",
+        "user_brand_",
+        "catalogue_ids_",
+        "catalogue_brand_",
+        "catalogue_published_",
+        "popularity_",
+    )
 
     def __init__(self, params: RecommenderParams = RecommenderParams()):
         self.params = params
@@ -118,29 +130,39 @@ class Recommender:
         cut = int(pd.Timestamp(as_of).timestamp())
         reads = reads[reads["last_at"].to_numpy() < cut]
         if reads.empty:
-            raise ValidationError(f"no reads before {as_of} to train the recommender on; "
-                                  "choose a later --as-of, or import page views")
+            raise ValidationError(
+                f"no reads before {as_of} to train the recommender on; choose a later --as-of, or import page views"
+            )
         users, u = np.unique(reads["user_id"].to_numpy(np.int64), return_inverse=True)
         items, i = np.unique(reads["article_id"].to_numpy(np.int64), return_inverse=True)
-        matrix = sp.csr_matrix((confidence(reads["seconds"].to_numpy(), p), (u, i)), shape=(len(users), len(items)),
-                               dtype=np.float32)
+        matrix = sp.csr_matrix(
+            (confidence(reads["seconds"].to_numpy(), p), (u, i)), shape=(len(users), len(items)), dtype=np.float32
+        )
         self.als_ = self._als()
         with threadpool_limits(1, "blas"):
             self.als_.fit(matrix, show_progress=False)
         self.user_ids_, self.item_ids_, self.user_items_ = users, items, matrix
         self._set_catalogue(reads, catalogue, as_of)
         # a reader's brand: the brand of the articles they read most (readers read one brand)
-        brands, b = np.unique(self.catalogue_brand_[np.maximum(positions(items, self.catalogue_ids_), 0)][i],
-                              return_inverse=True)
+        brands, b = np.unique(
+            self.catalogue_brand_[np.maximum(positions(items, self.catalogue_ids_), 0)][i], return_inverse=True
+        )
         votes = np.bincount(u * len(brands) + b, minlength=len(users) * len(brands)).reshape(len(users), -1)
         self.user_brand_ = brands[votes.argmax(axis=1)].astype(np.int64)
         self._prepare()
-        log.info("ALS fitted on %d readers x %d articles (%d reads) before %s", len(users), len(items), matrix.nnz, as_of)
+        log.info(
+            "ALS fitted on %d readers x %d articles (%d reads) before %s", len(users), len(items), matrix.nnz, as_of
+        )
         return self
 
     @classmethod
-    def prior(cls, reads: pd.DataFrame, catalogue: pd.DataFrame, as_of: pd.Timestamp,
-              params: RecommenderParams = RecommenderParams()) -> Recommender:
+    def prior(
+        cls,
+        reads: pd.DataFrame,
+        catalogue: pd.DataFrame,
+        as_of: pd.Timestamp,
+        params: RecommenderParams = RecommenderParams(),
+    ) -> Recommender:
         """A recommender without factors, for before any version is trained: every reader gets the
         popularity-recency fallback of ``reads`` at ``as_of`` (same arguments as ``fit``).
 
@@ -176,8 +198,14 @@ class Recommender:
         # alpha is applied by ``confidence``; implicit's own alpha stays 1. implicit parallelises
         # itself and asks for a single-threaded BLAS (it warns otherwise)
         with threadpool_limits(1, "blas"):
-            return AlternatingLeastSquares(factors=p.factors, regularization=p.regularization, alpha=1.0,
-                                           iterations=p.iterations, random_state=p.seed, num_threads=p.threads)
+            return AlternatingLeastSquares(
+                factors=p.factors,
+                regularization=p.regularization,
+                alpha=1.0,
+                iterations=p.iterations,
+                random_state=p.seed,
+                num_threads=p.threads,
+            )
 
     def _popularity(self, reads: pd.DataFrame, cut: int) -> np.ndarray:
         """Decayed reads at the cut-off plus a recency bonus, so unread new articles can rank too."""
@@ -186,8 +214,9 @@ class Recommender:
         weight = reads["reads"].to_numpy() if "reads" in reads else np.ones(len(reads))
         pos = positions(reads["article_id"].to_numpy(np.int64), self.catalogue_ids_)
         ok = pos >= 0
-        decayed = np.bincount(pos[ok], (weight * 0.5 ** (age_read / p.popularity_half_life_hours))[ok],
-                              minlength=len(self.catalogue_ids_))
+        decayed = np.bincount(
+            pos[ok], (weight * 0.5 ** (age_read / p.popularity_half_life_hours))[ok], minlength=len(self.catalogue_ids_)
+        )
         age = (cut - self.catalogue_published_) / HOUR
         return np.log1p(decayed) + np.exp(-np.maximum(age, 0) / max(p.max_age_hours, 1.0))
 
@@ -202,8 +231,9 @@ class Recommender:
             order = np.argsort(ids, kind="stable")
             self.catalogue_ids_ = ids[order]
             self.catalogue_brand_ = np.concatenate([self.catalogue_brand_, new["brand_id"].to_numpy(np.int64)])[order]
-            self.catalogue_published_ = np.concatenate([self.catalogue_published_,
-                                                        new["published_at"].to_numpy(np.int64)])[order]
+            self.catalogue_published_ = np.concatenate(
+                [self.catalogue_published_, new["published_at"].to_numpy(np.int64)]
+            )[order]
             # no reads yet: the recency bonus of an article just published (see _popularity)
             self.popularity_ = np.concatenate([self.popularity_, np.ones(len(new))])[order]
             self._prepare()
@@ -227,10 +257,17 @@ class Recommender:
         published, pos = self.by_brand_.get(-1 if brand_id is None else int(brand_id), (np.zeros(0, np.int64),) * 2)
         now_s = int(pd.Timestamp(now if now is not None else self.as_of_).timestamp())
         lo = np.searchsorted(published, now_s - self.params.max_age_hours * HOUR, side="right")
-        return pos[lo:np.searchsorted(published, now_s, side="right")]
+        return pos[lo : np.searchsorted(published, now_s, side="right")]
 
-    def recommend(self, user_id: int, k: int = 10, brand_id: int | None = None, history=None,
-                  now: pd.Timestamp | None = None, personal: bool = True) -> Recommendation:
+    def recommend(
+        self,
+        user_id: int,
+        k: int = 10,
+        brand_id: int | None = None,
+        history=None,
+        now: pd.Timestamp | None = None,
+        personal: bool = True,
+    ) -> Recommendation:
         """Top-``k`` articles for one reader.
 
         Args:
@@ -246,14 +283,28 @@ class Recommender:
         Returns:
             ``Recommendation(article_ids, scores, fallback)``: at most ``k`` of each.
         """
-        got = self.recommend_many(np.array([user_id], np.int64), k, None if brand_id is None else [brand_id],
-                                  [history], now, fold_in=personal, personal=personal)
+        got = self.recommend_many(
+            np.array([user_id], np.int64),
+            k,
+            None if brand_id is None else [brand_id],
+            [history],
+            now,
+            fold_in=personal,
+            personal=personal,
+        )
         keep = got.article_ids[0] >= 0
         return Recommendation(got.article_ids[0][keep], got.scores[0][keep], bool(got.fallback[0]))
 
-    def recommend_many(self, user_ids, k: int = 10, brand_ids=None, histories: list | None = None,
-                       now: pd.Timestamp | None = None, fold_in: bool = True, personal: bool = True
-                       ) -> Recommendation:
+    def recommend_many(
+        self,
+        user_ids,
+        k: int = 10,
+        brand_ids=None,
+        histories: list | None = None,
+        now: pd.Timestamp | None = None,
+        fold_in: bool = True,
+        personal: bool = True,
+    ) -> Recommendation:
         """Top-``k`` for many readers: ``(readers, k)`` article ids (-1 pads), scores, and fallback flags.
 
         A reader's score for a candidate is implicit's, user factors . item factors (for a
@@ -267,18 +318,23 @@ class Recommender:
         n = len(user_ids)
         histories = list(histories) if histories is not None else [None] * n
         upos = positions(user_ids, self.user_ids_)
-        brands = (np.asarray(brand_ids, np.int64) if brand_ids is not None
-                  else np.where(upos >= 0, self.user_brand_[np.maximum(upos, 0)], -1))
+        brands = (
+            np.asarray(brand_ids, np.int64)
+            if brand_ids is not None
+            else np.where(upos >= 0, self.user_brand_[np.maximum(upos, 0)], -1)
+        )
         extra_ids, extra_seconds = zip(*(_history_rows(h, self.params) for h in histories)) if n else ((), ())
         has_history = np.array([len(e) > 0 for e in extra_ids], bool)
-        route = np.where(upos >= 0, 0, np.where(has_history & fold_in, 1, 2))   # factors, fold-in, fallback
+        route = np.where(upos >= 0, 0, np.where(has_history & fold_in, 1, 2))  # factors, fold-in, fallback
         if not personal:
             route[:] = 2
         vectors = np.zeros((n, self.params.factors), np.float32)
         vectors[route == 0] = np.asarray(self.als_.user_factors)[upos[route == 0]]
         if (route == 1).any():
-            vectors[route == 1] = self._fold_in([extra_ids[i] for i in np.flatnonzero(route == 1)],
-                                                [extra_seconds[i] for i in np.flatnonzero(route == 1)])
+            vectors[route == 1] = self._fold_in(
+                [extra_ids[i] for i in np.flatnonzero(route == 1)],
+                [extra_seconds[i] for i in np.flatnonzero(route == 1)],
+            )
         out_ids = np.full((n, k), -1, np.int64)
         out_scores = np.full((n, k), np.nan, np.float32)
         factors = np.asarray(self.als_.item_factors)
@@ -302,8 +358,8 @@ class Recommender:
                         # taste (ALS) times how read the piece is right now: log(taste) + w * popularity-recency
                         score = np.log(np.maximum(score, 1e-4)) + self.params.popularity_weight * self.popularity_[pos]
                 top = _top(score, k)
-                out_ids[r, :top.size] = self.catalogue_ids_[pos[top]]
-                out_scores[r, :top.size] = score[top]
+                out_ids[r, : top.size] = self.catalogue_ids_[pos[top]]
+                out_scores[r, : top.size] = score[top]
         return Recommendation(out_ids, out_scores, route == 2)
 
     def score_items(self, user_id: int, article_ids, history=None) -> np.ndarray:
@@ -332,7 +388,7 @@ class Recommender:
         if upos < 0:
             return np.zeros(0, np.int64)
         m = self.user_items_
-        return self.item_ids_[m.indices[m.indptr[upos]:m.indptr[upos + 1]]]
+        return self.item_ids_[m.indices[m.indptr[upos] : m.indptr[upos + 1]]]
 
     def _fold_in(self, ids: list[np.ndarray], seconds: list[np.ndarray]) -> np.ndarray:
         """User factors for readers without them, from their histories (implicit's ``recalculate_user``)."""
@@ -343,19 +399,22 @@ class Recommender:
         matrix = sp.csr_matrix((conf[ok], (rows[ok], pos[ok])), shape=(len(ids), len(self.item_ids_)), dtype=np.float32)
         return np.asarray(self.als_.recalculate_user(np.arange(len(ids)), matrix))
 
-
     # --- artifact ---------------------------------------------------------------------------
 
     def to_arrays(self) -> tuple[dict[str, np.ndarray], dict]:
         """The fitted state as plain numeric arrays and a JSON-safe dict (the ``als-npz`` artifact)."""
         arrays = {
-            "user_ids_": self.user_ids_, "item_ids_": self.item_ids_,
-            "user_factors": np.asarray(self.als_.user_factors), "item_factors": np.asarray(self.als_.item_factors),
+            "user_ids_": self.user_ids_,
+            "item_ids_": self.item_ids_,
+            "user_factors": np.asarray(self.als_.user_factors),
+            "item_factors": np.asarray(self.als_.item_factors),
             "user_items_indptr": self.user_items_.indptr.astype(np.int64),
             "user_items_indices": self.user_items_.indices.astype(np.int64),
             "user_items_data": self.user_items_.data.astype(np.float32),
-            "user_brand_": self.user_brand_, "catalogue_ids_": self.catalogue_ids_,
-            "catalogue_brand_": self.catalogue_brand_, "catalogue_published_": self.catalogue_published_,
+            "user_brand_": self.user_brand_,
+            "catalogue_ids_": self.catalogue_ids_,
+            "catalogue_brand_": self.catalogue_brand_,
+            "catalogue_published_": self.catalogue_published_,
             "popularity_": self.popularity_,
         }
         return arrays, {"params": asdict(self.params), "as_of": self.as_of_.isoformat()}
@@ -374,11 +433,15 @@ class Recommender:
         n_users, n_items = len(arrays["user_ids_"]), len(arrays["item_ids_"])
         uf, itf = arrays["user_factors"], arrays["item_factors"]
         if uf.shape != (n_users, rec.params.factors) or itf.shape != (n_items, rec.params.factors):
-            raise ValidationError(f"recommender factors {uf.shape}, {itf.shape} do not match {n_users} readers, "
-                                  f"{n_items} articles and {rec.params.factors} factors")
+            raise ValidationError(
+                f"recommender factors {uf.shape}, {itf.shape} do not match {n_users} readers, "
+                f"{n_items} articles and {rec.params.factors} factors"
+            )
         rec.user_ids_, rec.item_ids_ = arrays["user_ids_"].astype(np.int64), arrays["item_ids_"].astype(np.int64)
-        rec.user_items_ = sp.csr_matrix((arrays["user_items_data"], arrays["user_items_indices"],
-                                         arrays["user_items_indptr"]), shape=(n_users, n_items))
+        rec.user_items_ = sp.csr_matrix(
+            (arrays["user_items_data"], arrays["user_items_indices"], arrays["user_items_indptr"]),
+            shape=(n_users, n_items),
+        )
         rec.als_ = rec._als()
         rec.als_.user_factors, rec.als_.item_factors = uf.astype(np.float32), itf.astype(np.float32)
         for name in ("user_brand_", "catalogue_ids_", "catalogue_brand_", "catalogue_published_", "popularity_"):
@@ -395,8 +458,9 @@ def recent_prior(settings: Settings, params: RecommenderParams = RecommenderPara
         EmptyWindowError: no page view in that window.
     """
     now = pd.Timestamp(clock.now())
-    reads = engaged_reads(settings, start=(now - pd.Timedelta(hours=params.max_age_hours)).to_pydatetime(),
-                          end=now.to_pydatetime())
+    reads = engaged_reads(
+        settings, start=(now - pd.Timedelta(hours=params.max_age_hours)).to_pydatetime(), end=now.to_pydatetime()
+    )
     return Recommender.prior(reads, articles(settings), now, params)
 
 
@@ -421,8 +485,9 @@ def _top(score: np.ndarray, k: int) -> np.ndarray:
 # --- evaluation ---------------------------------------------------------------------------------
 
 
-def score_holdout(h: Holdout, models: dict[str, Recommender], oracle=None, k: int = 10
-                  ) -> tuple[dict[str, dict[str, float]], dict[str, list[float]]]:
+def score_holdout(
+    h: Holdout, models: dict[str, Recommender], oracle=None, k: int = 10
+) -> tuple[dict[str, dict[str, float]], dict[str, list[float]]]:
     """Metrics at ``k`` and NDCG@k curves of ``models`` (e.g. "model", a champion), popularity
     (readers in the 24 hours before ``as_of``), recency and, if given, the oracle
     (``(user_ids, article_ids) -> scores``) on one holdout."""
@@ -446,8 +511,9 @@ def score_holdout(h: Holdout, models: dict[str, Recommender], oracle=None, k: in
     return metrics, {who: ndcg_curve(top, h.relevant) for who, top in tops.items()}
 
 
-def fold_in_check(h: Holdout, catalogue: pd.DataFrame, params: RecommenderParams, share: float = 0.25,
-                  k: int = 10) -> dict[str, dict[str, float]]:
+def fold_in_check(
+    h: Holdout, catalogue: pd.DataFrame, params: RecommenderParams, share: float = 0.25, k: int = 10
+) -> dict[str, dict[str, float]]:
     """Readers left out of a second fit, answered by folding their history in and by the fallback.
 
     A seeded ``share`` of the holdout's readers (with at least two reads) is removed from
@@ -465,8 +531,9 @@ def fold_in_check(h: Holdout, catalogue: pd.DataFrame, params: RecommenderParams
     sub = h.relevant[np.flatnonzero(out)]
     result = {}
     for name, fold in (("fold_in", True), ("fallback", False)):
-        ids = model.recommend_many(h.readers[out], k, h.brands[out], [h.histories[i] for i in np.flatnonzero(out)],
-                                   h.as_of, fold_in=fold).article_ids
+        ids = model.recommend_many(
+            h.readers[out], k, h.brands[out], [h.histories[i] for i in np.flatnonzero(out)], h.as_of, fold_in=fold
+        ).article_ids
         pos = np.where(ids >= 0, positions(ids.ravel(), h.catalogue_ids).reshape(ids.shape), -1)
         result[name] = ranking_metrics(pos, sub, len(h.candidates), k)
     return result
@@ -526,12 +593,19 @@ class RecommendationTrainer:
         with ctx.steps("catalogue", f"{ctx.spec.name}: article side features from {ctx.spec.feature_service}"):
             known = articles(settings)
             known = known[known["published_at"] < int(as_of.timestamp())]
-            rows = store.training_set(settings, ctx.spec.feature_service,
-                                      pd.DataFrame({"article_id": known["article_id"].to_numpy(), "event_timestamp": as_of}))
+            rows = store.training_set(
+                settings,
+                ctx.spec.feature_service,
+                pd.DataFrame({"article_id": known["article_id"].to_numpy(), "event_timestamp": as_of}),
+            )
             frame = rows.frame.dropna(subset=["brand_id", "published_at_epoch"])
-            catalogue = pd.DataFrame({"article_id": frame["article_id"].to_numpy(np.int64),
-                                      "brand_id": frame["brand_id"].to_numpy(np.int64),
-                                      "published_at": frame["published_at_epoch"].to_numpy(np.int64)})
+            catalogue = pd.DataFrame(
+                {
+                    "article_id": frame["article_id"].to_numpy(np.int64),
+                    "brand_id": frame["brand_id"].to_numpy(np.int64),
+                    "published_at": frame["published_at_epoch"].to_numpy(np.int64),
+                }
+            )
         holdout = build_holdout(train, test, catalogue, as_of, self.params.max_age_hours)
         return _Split(train, test, catalogue, holdout, _fingerprint(train, rows.fingerprint), rows.definition_hash)
 
@@ -543,8 +617,13 @@ class RecommendationTrainer:
             models[f"champion_v{champion[0].version}"] = champion[1]
 
         def truth(users, items):
-            return oracle(ctx.settings, ctx.spec.oracle, pd.DataFrame({"user_id": users, "article_id": items}),
-                          as_of=h.as_of, horizon_hours=self.horizon_hours)
+            return oracle(
+                ctx.settings,
+                ctx.spec.oracle,
+                pd.DataFrame({"user_id": users, "article_id": items}),
+                as_of=h.as_of,
+                horizon_hours=self.horizon_hours,
+            )
 
         judge = truth if ctx.spec.oracle else None
         with ctx.steps("evaluate", f"{ctx.spec.name}: rank for {len(h.readers):,} readers beside the baselines"):
@@ -555,19 +634,35 @@ class RecommendationTrainer:
                 metrics, curves = score_holdout(h, models, None)
             check = fold_in_check(h, split.catalogue, model.params)
         if check:
-            metrics["model"].update({"fold_in_ndcg@10": check["fold_in"]["ndcg@10"],
-                                     "fallback_ndcg@10": check["fallback"]["ndcg@10"],
-                                     "fold_in_readers": check["fold_in"]["readers"]})
-            notes.append(f"readers without factors ({check['fold_in']['readers']:,} left out of a second fit): "
-                         f"NDCG@10 {check['fold_in']['ndcg@10']:.4f} with their history folded in, "
-                         f"{check['fallback']['ndcg@10']:.4f} from the popularity-recency fallback")
+            metrics["model"].update(
+                {
+                    "fold_in_ndcg@10": check["fold_in"]["ndcg@10"],
+                    "fallback_ndcg@10": check["fallback"]["ndcg@10"],
+                    "fold_in_readers": check["fold_in"]["readers"],
+                }
+            )
+            notes.append(
+                f"readers without factors ({check['fold_in']['readers']:,} left out of a second fit): "
+                f"NDCG@10 {check['fold_in']['ndcg@10']:.4f} with their history folded in, "
+                f"{check['fallback']['ndcg@10']:.4f} from the popularity-recency fallback"
+            )
         if "oracle" in metrics:
             gap = metrics["oracle"]["ndcg@10"] - metrics["model"]["ndcg@10"]
             notes.append(f"distance to the oracle (true affinity x quality x recency): NDCG@10 {gap:.4f} below it")
-        notes.append("relevant: the candidates a reader read in the "
-                     f"{self.horizon_hours:g} hours after the split; popularity = readers in the 24 hours before it")
-        return Evaluation(ctx.spec.name, version, ctx.spec.kind, ctx.spec.feature_service, metrics, h.describe(),
-                          notes=notes, extras={"ndcg_curves": curves, "ks": list(KS)})
+        notes.append(
+            "relevant: the candidates a reader read in the "
+            f"{self.horizon_hours:g} hours after the split; popularity = readers in the 24 hours before it"
+        )
+        return Evaluation(
+            ctx.spec.name,
+            version,
+            ctx.spec.kind,
+            ctx.spec.feature_service,
+            metrics,
+            h.describe(),
+            notes=notes,
+            extras={"ndcg_curves": curves, "ks": list(KS)},
+        )
 
     def train(self, ctx: TrainContext) -> Trained:
         """Fit on the reads before T and evaluate on the readers who read after it."""
@@ -577,19 +672,32 @@ class RecommendationTrainer:
             model = Recommender(params).fit(split.train, split.catalogue, split.holdout.as_of)
         evaluation = self._evaluation(ctx, split, model, None)
         first = pd.Timestamp(int(split.train["last_at"].min()), unit="s", tz="UTC")
-        lineage = {"recommender": asdict(params), "as_of": split.holdout.as_of.isoformat(),
-                   "horizon_hours": self.horizon_hours, "catalogue_service": ctx.spec.feature_service,
-                   "readers": int(len(model.user_ids_)), "articles": int(len(model.item_ids_)),
-                   "reads": int(len(split.train))}
-        return Trained(model, evaluation, lineage, split.fingerprint, split.definition_hash, first.to_pydatetime(),
-                       (split.holdout.as_of + pd.Timedelta(hours=self.horizon_hours)).to_pydatetime())
+        lineage = {
+            "recommender": asdict(params),
+            "as_of": split.holdout.as_of.isoformat(),
+            "horizon_hours": self.horizon_hours,
+            "catalogue_service": ctx.spec.feature_service,
+            "readers": int(len(model.user_ids_)),
+            "articles": int(len(model.item_ids_)),
+            "reads": int(len(split.train)),
+        }
+        return Trained(
+            model,
+            evaluation,
+            lineage,
+            split.fingerprint,
+            split.definition_hash,
+            first.to_pydatetime(),
+            (split.holdout.as_of + pd.Timedelta(hours=self.horizon_hours)).to_pydatetime(),
+        )
 
     def evaluate(self, ctx: TrainContext, version, model: Recommender) -> Evaluation:
         """Re-score a registered version on its own split (rebuilt from its lineage)."""
         trainer = RecommendationTrainer(self.params, version.params.get("horizon_hours", self.horizon_hours))
         split = trainer._split(ctx, ctx.lineage_as_of(version))
-        return ctx.note_rebuilt(trainer._evaluation(ctx, split, model, version.version), version, split.fingerprint,
-                                "reads")
+        return ctx.note_rebuilt(
+            trainer._evaluation(ctx, split, model, version.version), version, split.fingerprint, "reads"
+        )
 
 
 SPEC = ModelSpec(
@@ -604,6 +712,8 @@ SPEC = ModelSpec(
     fallback=recent_prior,
     oracle="recommendation",
     description="Which ten articles will a reader read next? Implicit ALS on engaged reads",
-    label_description=("relevant = the candidate articles (the reader's brand, published in the 72 hours "
-                       "before T, not read before) the reader read in the 24 hours after T"),
+    label_description=(
+        "relevant = the candidate articles (the reader's brand, published in the 72 hours "
+        "before T, not read before) the reader read in the 24 hours after T"
+    ),
 )

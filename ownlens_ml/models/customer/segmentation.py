@@ -29,7 +29,7 @@ from ownlens_ml.evaluation.oracle import oracle
 from ownlens_ml.evaluation.report import Evaluation
 from ownlens_ml.models.baselines import feature_matrix
 from ownlens_ml.models.customer.labels import HISTORY_DAYS, visit_days
-from ownlens_ml.models.spec import ModelSpec, Trained, TrainContext, as_utc
+from ownlens_ml.models.spec import ModelSpec, TrainContext, Trained, as_utc
 from ownlens_ml.settings import Settings
 
 if TYPE_CHECKING:
@@ -39,11 +39,25 @@ log = logging.getLogger(__name__)
 
 SESSIONS = "sessions_30d"
 """How much evidence a reader's habits rest on: per-session values are shrunk by it."""
-SEGMENT_FEATURES = (SESSIONS, "minutes_per_session_30d", "avg_scroll_depth_30d", "mobile_share_30d",
-                    "weekend_share_30d", "morning_share_30d", "newsletter_subscriber", "category_diversity_30d")
+SEGMENT_FEATURES = (
+    SESSIONS,
+    "minutes_per_session_30d",
+    "avg_scroll_depth_30d",
+    "mobile_share_30d",
+    "weekend_share_30d",
+    "morning_share_30d",
+    "newsletter_subscriber",
+    "category_diversity_30d",
+)
 """The habits segments are drawn from: how often, how deep, on what, when, by which channel, how broad."""
-PER_SESSION = ("minutes_per_session_30d", "avg_scroll_depth_30d", "mobile_share_30d", "weekend_share_30d",
-               "morning_share_30d", "category_diversity_30d")
+PER_SESSION = (
+    "minutes_per_session_30d",
+    "avg_scroll_depth_30d",
+    "mobile_share_30d",
+    "weekend_share_30d",
+    "morning_share_30d",
+    "category_diversity_30d",
+)
 LOG_SCALE = (SESSIONS, "minutes_per_session_30d")
 OCCASIONAL = "occasional"
 """The name of readers with too few sessions to show a habit; never a cluster's name."""
@@ -81,9 +95,18 @@ class ReaderSegmentation(ClusterMixin, BaseEstimator):
         random_state: seed of KMeans and of the silhouette sample.
     """
 
-    def __init__(self, k_min: int = 3, k_max: int = 8, silhouette_tolerance: float = 0.01, min_sessions: int = 2,
-                 prior_sessions: float = 2.0, max_match_distance: float = 2.0, n_init: int = 10,
-                 silhouette_sample: int = 5000, random_state: int | None = 0):
+    def __init__(
+        self,
+        k_min: int = 3,
+        k_max: int = 8,
+        silhouette_tolerance: float = 0.01,
+        min_sessions: int = 2,
+        prior_sessions: float = 2.0,
+        max_match_distance: float = 2.0,
+        n_init: int = 10,
+        silhouette_sample: int = 5000,
+        random_state: int | None = 0,
+    ):
         self.k_min = k_min
         self.k_max = k_max
         self.silhouette_tolerance = silhouette_tolerance
@@ -114,7 +137,8 @@ class ReaderSegmentation(ClusterMixin, BaseEstimator):
         if eligible.sum() < 10 * self.k_max:
             raise ValidationError(
                 f"segmentation needs at least {10 * self.k_max} readers with {self.min_sessions}+ sessions in "
-                f"30 days to try up to {self.k_max} segments; got {int(eligible.sum())} (train on more readers)")
+                f"30 days to try up to {self.k_max} segments; got {int(eligible.sum())} (train on more readers)"
+            )
         rows = X.loc[eligible, list(SEGMENT_FEATURES)].astype(float)
         self.prior_ = {c: float(np.nanmean(rows[c])) if rows[c].notna().any() else 0.0 for c in PER_SESSION}
         habits = self._habits(rows, fill=False)
@@ -125,8 +149,9 @@ class ReaderSegmentation(ClusterMixin, BaseEstimator):
         sample = min(len(z), self.silhouette_sample)
         for k in range(self.k_min, self.k_max + 1):
             models[k] = KMeans(n_clusters=k, n_init=self.n_init, random_state=self.random_state).fit(z)
-            self.k_curve_[k] = float(silhouette_score(z, models[k].labels_, sample_size=sample,
-                                                      random_state=self.random_state))
+            self.k_curve_[k] = float(
+                silhouette_score(z, models[k].labels_, sample_size=sample, random_state=self.random_state)
+            )
         best = max(self.k_curve_.values())
         self.n_segments_ = max(k for k, s in self.k_curve_.items() if s >= best - self.silhouette_tolerance)
         self.kmeans_ = models[self.n_segments_]
@@ -134,8 +159,13 @@ class ReaderSegmentation(ClusterMixin, BaseEstimator):
         self.centroids_ = self.scaler_.inverse_transform(self.kmeans_.cluster_centers_)
         self.segment_shares_ = (np.bincount(self.kmeans_.labels_, minlength=self.n_segments_) / len(z)).tolist()
         self.segment_names_, self.inherited_ = self._names(previous)
-        log.info("segmentation: %d segments (silhouette %.3f) over %d readers: %s", self.n_segments_,
-                 self.k_curve_[self.n_segments_], len(z), ", ".join(self.segment_names_))
+        log.info(
+            "segmentation: %d segments (silhouette %.3f) over %d readers: %s",
+            self.n_segments_,
+            self.k_curve_[self.n_segments_],
+            len(z),
+            ", ".join(self.segment_names_),
+        )
         return self
 
     def _check_frame(self, X: pd.DataFrame) -> None:
@@ -197,7 +227,9 @@ class ReaderSegmentation(ClusterMixin, BaseEstimator):
         raw = pd.DataFrame(self.centroids_, columns=list(SEGMENT_FEATURES))
         for c in LOG_SCALE:
             raw[c] = np.expm1(raw[c])
-        frame = pd.concat([pd.DataFrame({"segment": self.segment_names_, "share": self.segment_shares_}), z, raw], axis=1)
+        frame = pd.concat(
+            [pd.DataFrame({"segment": self.segment_names_, "share": self.segment_shares_}), z, raw], axis=1
+        )
         return frame.set_index("segment")
 
     # --- assignment ------------------------------------------------------------------------
@@ -258,8 +290,9 @@ def segment_readers(settings: Settings, as_of=None, active_days: int | None = HI
         seen &= visits["day"] >= t - pd.Timedelta(days=active_days)
     users = np.sort(visits.loc[seen, "user_id"].unique())
     if len(users) == 0:
-        raise EmptyWindowError(f"segmentation: no reader visited in the {active_days} days before {t.date()}; "
-                              "choose a later --as-of")
+        raise EmptyWindowError(
+            f"segmentation: no reader visited in the {active_days} days before {t.date()}; choose a later --as-of"
+        )
     # one timestamp unit whatever ``as_of`` was parsed from, so a rebuilt frame fingerprints the same
     stamps = pd.Series(t, index=range(len(users))).astype("datetime64[ns, UTC]")
     return pd.DataFrame({"user_id": users.astype("int64"), "event_timestamp": stamps})
@@ -293,9 +326,12 @@ def _silhouette(z: np.ndarray, labels: np.ndarray, sample: int) -> float | None:
     return float(silhouette_score(z, labels, sample_size=min(len(z), sample), random_state=0))
 
 
-def segmentation_metrics(model: ReaderSegmentation, x: pd.DataFrame,
-                         champion: tuple[ModelVersion, ReaderSegmentation] | None,
-                         truth: np.ndarray | None) -> tuple[dict[str, dict[str, float]], dict]:
+def segmentation_metrics(
+    model: ReaderSegmentation,
+    x: pd.DataFrame,
+    champion: tuple[ModelVersion, ReaderSegmentation] | None,
+    truth: np.ndarray | None,
+) -> tuple[dict[str, dict[str, float]], dict]:
     """Silhouette, adjusted Rand index vs the latent segments, and name stability.
 
     Name stability is the share of readers whose segment name a retrain keeps: against the
@@ -312,28 +348,39 @@ def segmentation_metrics(model: ReaderSegmentation, x: pd.DataFrame,
     rows = names != OCCASIONAL
     z = model.standardise(x.loc[rows])
     labels = {"model": names[rows]}
-    extras: dict = {"k_curve": {int(k): v for k, v in model.k_curve_.items()}, "k": int(model.n_segments_),
-                    "k_tolerance": model.silhouette_tolerance, "profile": model.profile()}
+    extras: dict = {
+        "k_curve": {int(k): v for k, v in model.k_curve_.items()},
+        "k": int(model.n_segments_),
+        "k_tolerance": model.silhouette_tolerance,
+        "profile": model.profile(),
+    }
     if champion is not None:
         entry, previous = champion
         labels[f"champion_v{entry.version}"] = previous.predict(x)[rows]
         extras["previous"] = entry.label
-        extras["transitions"] = pd.crosstab(pd.Series(labels[f"champion_v{entry.version}"], name="previous"),
-                                            pd.Series(labels["model"], name="segment"))
+        extras["transitions"] = pd.crosstab(
+            pd.Series(labels[f"champion_v{entry.version}"], name="previous"), pd.Series(labels["model"], name="segment")
+        )
     if truth is not None:
         labels["oracle"] = np.asarray(truth, dtype=object)[rows]
     metrics: dict[str, dict[str, float]] = {}
     for who, lab in labels.items():
-        values = {"silhouette": _silhouette(z, lab, model.silhouette_sample), "rows": int(rows.sum()),
-                  "segments": len(set(lab))}
+        values = {
+            "silhouette": _silhouette(z, lab, model.silhouette_sample),
+            "rows": int(rows.sum()),
+            "segments": len(set(lab)),
+        }
         if truth is not None:
             values["adjusted_rand"] = float(adjusted_rand_score(labels["oracle"], lab))
         metrics[who] = {k: v for k, v in values.items() if v is not None}
     if champion is not None:
         reference = labels[f"champion_v{champion[0].version}"]
     else:  # no earlier version: a refit with another seed at the same k, naming from this one
-        refit = clone(model).set_params(random_state=(model.random_state or 0) + 1, k_min=model.n_segments_,
-                                        k_max=model.n_segments_).fit(x, previous=model)
+        refit = (
+            clone(model)
+            .set_params(random_state=(model.random_state or 0) + 1, k_min=model.n_segments_, k_max=model.n_segments_)
+            .fit(x, previous=model)
+        )
         reference = refit.predict(x)[rows]
     metrics["model"]["name_stability"] = float(np.mean(reference == labels["model"]))
     return metrics, extras
@@ -354,19 +401,34 @@ class SegmentationTrainer:
         evaluation = self._evaluate(ctx, model, None, frame, x, champion)
         t = readers["event_timestamp"].iloc[0]
         final = {k: v for k, v in model.get_params().items() if isinstance(v, (bool, int, float, str))}
-        params = {"seed": ctx.seed, "estimator": type(model).__name__, "hyperparameters": final,
-                  "as_of": t.isoformat(), "readers": len(frame), "segments": model.segment_names_,
-                  "k_curve": {str(k): v for k, v in model.k_curve_.items()},
-                  "names_inherited_from": champion[0].version if champion else None}
-        return Trained(model, evaluation, params, training_set.fingerprint, training_set.definition_hash,
-                       (t - pd.Timedelta(days=HISTORY_DAYS)).to_pydatetime(), t.to_pydatetime(),
-                       x.assign(__output__=model.predict(x)))
+        params = {
+            "seed": ctx.seed,
+            "estimator": type(model).__name__,
+            "hyperparameters": final,
+            "as_of": t.isoformat(),
+            "readers": len(frame),
+            "segments": model.segment_names_,
+            "k_curve": {str(k): v for k, v in model.k_curve_.items()},
+            "names_inherited_from": champion[0].version if champion else None,
+        }
+        return Trained(
+            model,
+            evaluation,
+            params,
+            training_set.fingerprint,
+            training_set.definition_hash,
+            (t - pd.Timedelta(days=HISTORY_DAYS)).to_pydatetime(),
+            t.to_pydatetime(),
+            x.assign(__output__=model.predict(x)),
+        )
 
     def evaluate(self, ctx: TrainContext, version: ModelVersion, model: ReaderSegmentation) -> Evaluation:
         """Re-score ``version`` on the readers it was fitted on (rebuilt at its T); notes if the data changed."""
         readers = segment_readers(ctx.settings, ctx.lineage_as_of(version))
         frame, x, training_set = self._features(ctx, readers)
-        evaluation = self._evaluate(ctx, model, version.version, frame, x, ctx.rival(version.version, ReaderSegmentation))
+        evaluation = self._evaluate(
+            ctx, model, version.version, frame, x, ctx.rival(version.version, ReaderSegmentation)
+        )
         return ctx.note_rebuilt(evaluation, version, training_set.fingerprint, "readers and features")
 
     @staticmethod
@@ -379,8 +441,14 @@ class SegmentationTrainer:
         return training_set.frame, feature_matrix(training_set.frame, training_set.features), training_set
 
     @staticmethod
-    def _evaluate(ctx: TrainContext, model: ReaderSegmentation, version: int | None, frame: pd.DataFrame,
-                  x: pd.DataFrame, champion) -> Evaluation:
+    def _evaluate(
+        ctx: TrainContext,
+        model: ReaderSegmentation,
+        version: int | None,
+        frame: pd.DataFrame,
+        x: pd.DataFrame,
+        champion,
+    ) -> Evaluation:
         spec, notes = ctx.spec, []
         truth = None
         try:
@@ -391,14 +459,19 @@ class SegmentationTrainer:
             metrics, extras = segmentation_metrics(model, x, champion, truth)
         t = frame["event_timestamp"].iloc[0]
         clustered = metrics["model"]["rows"]
-        holdout = (f"{clustered:,} readers with {model.min_sessions}+ sessions in the {HISTORY_DAYS} days before "
-                   f"{t:%Y-%m-%d} ({len(frame) - clustered:,} more active readers are {OCCASIONAL!r}); "
-                   f"{model.n_segments_} segments")
+        holdout = (
+            f"{clustered:,} readers with {model.min_sessions}+ sessions in the {HISTORY_DAYS} days before "
+            f"{t:%Y-%m-%d} ({len(frame) - clustered:,} more active readers are {OCCASIONAL!r}); "
+            f"{model.n_segments_} segments"
+        )
         if champion is None:
-            notes.append("no other champion to compare with: name stability is measured against a refit with "
-                         "another seed (names passed on by centroid matching)")
-        return Evaluation(spec.name, version, spec.kind, spec.feature_service, metrics, holdout,
-                          notes=notes, extras=extras)
+            notes.append(
+                "no other champion to compare with: name stability is measured against a refit with "
+                "another seed (names passed on by centroid matching)"
+            )
+        return Evaluation(
+            spec.name, version, spec.kind, spec.feature_service, metrics, holdout, notes=notes, extras=extras
+        )
 
 
 SPEC = ModelSpec(

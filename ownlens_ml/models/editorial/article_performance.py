@@ -12,9 +12,22 @@ from ownlens_ml.models.spec import LabelWindow, ModelSpec
 
 def article_performance_estimator(seed: int) -> Pipeline:
     """Gradient-boosted trees on content, author track record and the first hours' performance."""
-    return boosted(XGBRegressor(n_estimators=2000, max_depth=4, learning_rate=0.03, subsample=0.8,
-                                colsample_bytree=0.8, min_child_weight=10, reg_lambda=5.0, tree_method="hist",
-                                early_stopping_rounds=60, eval_metric="rmse", n_jobs=2, random_state=seed))
+    return boosted(
+        XGBRegressor(
+            n_estimators=2000,
+            max_depth=4,
+            learning_rate=0.03,
+            subsample=0.8,
+            colsample_bytree=0.8,
+            min_child_weight=10,
+            reg_lambda=5.0,
+            tree_method="hist",
+            early_stopping_rounds=60,
+            eval_metric="rmse",
+            n_jobs=2,
+            random_state=seed,
+        )
+    )
 
 
 def author_mean(seed: int) -> dict[str, GroupMeanRegressor]:

@@ -28,14 +28,19 @@ def first_week_labels(settings: Settings, window: LabelWindow) -> pd.DataFrame:
     a, p = schema.articles.c, schema.article_daily_performance.c
     require_tables(engine, schema.articles.name, schema.article_daily_performance.name)
     with engine.connect() as conn:
-        articles = pd.DataFrame(conn.execute(select(a.article_id, a.author_id, a.published_at)).all(),
-                                columns=["article_id", "author_id", "published_at"])
-        daily = pd.DataFrame(conn.execute(select(p.article_id, p.date, p.page_views)).all(),
-                             columns=["article_id", "date", "page_views"])
+        articles = pd.DataFrame(
+            conn.execute(select(a.article_id, a.author_id, a.published_at)).all(),
+            columns=["article_id", "author_id", "published_at"],
+        )
+        daily = pd.DataFrame(
+            conn.execute(select(p.article_id, p.date, p.page_views)).all(), columns=["article_id", "date", "page_views"]
+        )
         first, last = conn.execute(select(func.min(p.date), func.max(p.date))).one()
     if daily.empty or articles.empty:
-        raise EmptyWindowError("article_performance: no articles with daily performance; run `ownlens-ml data "
-                               "generate` or import articles and article_daily_performance first")
+        raise EmptyWindowError(
+            "article_performance: no articles with daily performance; run `ownlens-ml data "
+            "generate` or import articles and article_daily_performance first"
+        )
     first, last = pd.Timestamp(first, tz="UTC"), pd.Timestamp(last, tz="UTC")
     data_end = last + pd.Timedelta(days=1)
     cutoff = window.cutoff(first, data_end, "article_performance")
@@ -44,19 +49,26 @@ def first_week_labels(settings: Settings, window: LabelWindow) -> pd.DataFrame:
     closes = publish_day + pd.Timedelta(days=window.window_days)
     articles = articles[(publish_day > first) & (closes <= cutoff)]
     if articles.empty:
-        raise EmptyWindowError(f"article_performance: daily performance covers {first.date()}..{last.date()}; "
-                               f"no article's first {window.window_days} days closed before {cutoff.date()}")
+        raise EmptyWindowError(
+            f"article_performance: daily performance covers {first.date()}..{last.date()}; "
+            f"no article's first {window.window_days} days closed before {cutoff.date()}"
+        )
     daily["date"] = pd.to_datetime(daily["date"]).dt.tz_localize("UTC")
     daily = daily.merge(articles[["article_id", "published_at"]], on="article_id")
     age = (daily["date"] - daily["published_at"].dt.floor("D")).dt.days
     views = daily[(age >= 0) & (age < window.window_days)].groupby("article_id")["page_views"].sum()
-    return pd.DataFrame({
-        "article_id": articles["article_id"].astype("int64").to_numpy(),
-        "author_id": articles["author_id"].astype("int64").to_numpy(),
-        "event_timestamp": (articles["published_at"] + pd.Timedelta(hours=EARLY_HOURS)).to_numpy(),
-        "label": np.log1p(articles["article_id"].map(views).fillna(0).to_numpy(dtype=float)),
-    }).assign(event_timestamp=lambda f: pd.to_datetime(f["event_timestamp"], utc=True)).sort_values(
-        ["event_timestamp", "article_id"], ignore_index=True)
+    return (
+        pd.DataFrame(
+            {
+                "article_id": articles["article_id"].astype("int64").to_numpy(),
+                "author_id": articles["author_id"].astype("int64").to_numpy(),
+                "event_timestamp": (articles["published_at"] + pd.Timedelta(hours=EARLY_HOURS)).to_numpy(),
+                "label": np.log1p(articles["article_id"].map(views).fillna(0).to_numpy(dtype=float)),
+            }
+        )
+        .assign(event_timestamp=lambda f: pd.to_datetime(f["event_timestamp"], utc=True))
+        .sort_values(["event_timestamp", "article_id"], ignore_index=True)
+    )
 
 
 def articles_at_label_time(settings: Settings, as_of: datetime) -> pd.DataFrame:
@@ -69,6 +81,9 @@ def articles_at_label_time(settings: Settings, as_of: datetime) -> pd.DataFrame:
     require_tables(engine, schema.articles.name)
     since, until = t - pd.Timedelta(hours=2 * EARLY_HOURS), t - pd.Timedelta(hours=EARLY_HOURS)
     with engine.connect() as conn:
-        rows = conn.execute(select(a.article_id, a.author_id).where(
-            a.published_at >= since.to_pydatetime(), a.published_at < until.to_pydatetime()).order_by(a.article_id)).all()
+        rows = conn.execute(
+            select(a.article_id, a.author_id)
+            .where(a.published_at >= since.to_pydatetime(), a.published_at < until.to_pydatetime())
+            .order_by(a.article_id)
+        ).all()
     return pd.DataFrame(rows, columns=["article_id", "author_id"]).astype("int64")

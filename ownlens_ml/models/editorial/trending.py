@@ -72,8 +72,15 @@ class TrendingRule:
     """Articles older than this are no longer supply."""
 
     def validate(self) -> None:
-        if not (self.half_life_hours > 0 and self.windows and min(self.windows) >= 1 and self.min_reads >= 1
-                and self.min_ratio >= 1 and self.min_score > 0 and self.lookback_days >= 2):
+        if not (
+            self.half_life_hours > 0
+            and self.windows
+            and min(self.windows) >= 1
+            and self.min_reads >= 1
+            and self.min_ratio >= 1
+            and self.min_score > 0
+            and self.lookback_days >= 2
+        ):
             raise ValidationError(f"trending rule parameters out of range: {self}")
 
     def to_json(self) -> bytes:
@@ -84,11 +91,15 @@ class TrendingRule:
         """The rule stored by ``to_json``; ValidationError for anything else."""
         try:
             doc = json.loads(data)
-            rule = cls(**{**doc["params"], "windows": tuple(doc["params"]["windows"])}) if doc.get("rule") == "trending" else None
+            rule = (
+                cls(**{**doc["params"], "windows": tuple(doc["params"]["windows"])})
+                if doc.get("rule") == "trending"
+                else None
+            )
         except (ValueError, KeyError, TypeError) as exc:
             raise ValidationError(f"not a trending rule document: {exc}") from None
         if rule is None:
-            raise ValidationError("not a trending rule document (no \"rule\": \"trending\")")
+            raise ValidationError('not a trending rule document (no "rule": "trending")')
         rule.validate()
         return rule
 
@@ -116,8 +127,12 @@ class Series:
         return self.parent if self.supply is None else self.parent * self.supply
 
 
-def series_from_hourly(hourly: pd.DataFrame, categories: dict[int, str] | None = None,
-                       articles: pd.DataFrame | None = None, rule: TrendingRule = TrendingRule()) -> Series:
+def series_from_hourly(
+    hourly: pd.DataFrame,
+    categories: dict[int, str] | None = None,
+    articles: pd.DataFrame | None = None,
+    rule: TrendingRule = TrendingRule(),
+) -> Series:
     """Series (every category overall, and per brand) from ``reads.hourly_reads`` rows.
 
     ``articles`` (``reads.articles`` rows: brand_id, category_id, published_at in epoch
@@ -129,14 +144,26 @@ def series_from_hourly(hourly: pd.DataFrame, categories: dict[int, str] | None =
     brands = np.sort(hourly["brand_id"].unique())
     cats = np.sort(hourly["category_id"].unique())
     cube = np.zeros((len(hours), len(brands), len(cats)))
-    np.add.at(cube, (hourly["hour"].to_numpy() - hours[0], np.searchsorted(brands, hourly["brand_id"]),
-                     np.searchsorted(cats, hourly["category_id"])), hourly["reads"].to_numpy())
+    np.add.at(
+        cube,
+        (
+            hourly["hour"].to_numpy() - hours[0],
+            np.searchsorted(brands, hourly["brand_id"]),
+            np.searchsorted(cats, hourly["category_id"]),
+        ),
+        hourly["reads"].to_numpy(),
+    )
     name = (categories or {}).get
     overall = cube.sum(axis=1)
     per_brand = cube.reshape(len(hours), -1)
     reads = np.concatenate([overall, per_brand], axis=1)
-    parent = np.concatenate([np.repeat(overall.sum(axis=1, keepdims=True), len(cats), axis=1),
-                             np.repeat(cube.sum(axis=2), len(cats), axis=1)], axis=1)
+    parent = np.concatenate(
+        [
+            np.repeat(overall.sum(axis=1, keepdims=True), len(cats), axis=1),
+            np.repeat(cube.sum(axis=2), len(cats), axis=1),
+        ],
+        axis=1,
+    )
     brand_id = np.concatenate([np.zeros(len(cats), np.int64), np.repeat(brands, len(cats))])
     category_id = np.concatenate([cats, np.tile(cats, len(brands))])
     names = [f"{name(int(c), f'category{c}')}" + (f"@brand{b}" if b else "") for b, c in zip(brand_id, category_id)]
@@ -144,8 +171,9 @@ def series_from_hourly(hourly: pd.DataFrame, categories: dict[int, str] | None =
     return Series(hours, names, brand_id, category_id, reads, parent, share)
 
 
-def supply(hours: np.ndarray, brands: np.ndarray, cats: np.ndarray, articles: pd.DataFrame,
-           rule: TrendingRule = TrendingRule()) -> np.ndarray:
+def supply(
+    hours: np.ndarray, brands: np.ndarray, cats: np.ndarray, articles: pd.DataFrame, rule: TrendingRule = TrendingRule()
+) -> np.ndarray:
     """(hours, series) each series' share of its parent's article supply x the parent's categories.
 
     A brand-category's supply in an hour is its articles of the last ``supply_days``, each
@@ -159,8 +187,8 @@ def supply(hours: np.ndarray, brands: np.ndarray, cats: np.ndarray, articles: pd
     b = np.searchsorted(brands, articles["brand_id"].to_numpy())
     c = np.searchsorted(cats, articles["category_id"].to_numpy())
     keep = (b < len(brands)) & (c < len(cats))
-    keep &= (brands[np.minimum(b, len(brands) - 1)] == articles["brand_id"].to_numpy())
-    keep &= (cats[np.minimum(c, len(cats) - 1)] == articles["category_id"].to_numpy())
+    keep &= brands[np.minimum(b, len(brands) - 1)] == articles["brand_id"].to_numpy()
+    keep &= cats[np.minimum(c, len(cats) - 1)] == articles["category_id"].to_numpy()
     pub, cell = pub[keep], b[keep] * len(cats) + c[keep]
     n_cells = len(brands) * len(cats)
     span_days = max((pub.max() - pub.min()) / 24.0, 1.0) if pub.size else 1.0
@@ -177,8 +205,9 @@ def supply(hours: np.ndarray, brands: np.ndarray, cats: np.ndarray, articles: pd
     cube = mass.reshape(len(hours), len(brands), len(cats))
     overall = cube.sum(axis=1)
     per_brand = cube / np.maximum(cube.sum(axis=2, keepdims=True), 1e-12)
-    share = np.concatenate([overall / np.maximum(overall.sum(axis=1, keepdims=True), 1e-12),
-                            per_brand.reshape(len(hours), -1)], axis=1)
+    share = np.concatenate(
+        [overall / np.maximum(overall.sum(axis=1, keepdims=True), 1e-12), per_brand.reshape(len(hours), -1)], axis=1
+    )
     return share * len(cats)
 
 
@@ -233,18 +262,19 @@ def detect(series: Series, rule: TrendingRule = TrendingRule()) -> Detection:
             lo = max(t + 1 - span, 0)
             # the share expected in each recent hour's slot, shrunk towards the series' overall share
             overall = num.sum(axis=0) / np.maximum(den.sum(axis=0), 1e-12)
-            share = (num[slot[lo:t + 1]] + rule.prior_reads * overall) / (den[slot[lo:t + 1]] + rule.prior_reads)
-            expected_h = share * exposure[lo:t + 1]
+            share = (num[slot[lo : t + 1]] + rule.prior_reads * overall) / (den[slot[lo : t + 1]] + rule.prior_reads)
+            expected_h = share * exposure[lo : t + 1]
             base[t] = expected_h[-1]
-            observed_h = series.reads[lo:t + 1]
+            observed_h = series.reads[lo : t + 1]
             k = np.minimum(windows, t + 1 - lo)
-            expected = np.cumsum(expected_h[::-1], axis=0)[k - 1]      # (windows, series)
+            expected = np.cumsum(expected_h[::-1], axis=0)[k - 1]  # (windows, series)
             observed = np.cumsum(observed_h[::-1], axis=0)[k - 1]
             s = _poisson_score(observed, expected)
             r = observed / np.maximum(expected, 1e-9)
             z = (r - 1.0) / np.sqrt(var + 1.0 / np.maximum(expected, 1e-9))
-            s = np.where((observed >= rule.min_reads) & (r >= rule.min_ratio) & (s >= rule.min_score)
-                         & (z >= rule.min_z), s, 0.0)
+            s = np.where(
+                (observed >= rule.min_reads) & (r >= rule.min_ratio) & (s >= rule.min_score) & (z >= rule.min_z), s, 0.0
+            )
             best = s.argmax(axis=0)
             score[t] = s[best, np.arange(n_series)]
             ratio[t] = r[best, np.arange(n_series)]
@@ -272,8 +302,16 @@ def _episodes(series: Series, flags: np.ndarray, score: np.ndarray, gap: int) ->
         breaks = np.flatnonzero(np.diff(on) > gap + 1)
         for lo, hi in zip(np.r_[0, breaks + 1], np.r_[breaks, on.size - 1]):
             a, b = on[lo], on[hi] + 1
-            rows.append((series.names[j], int(series.brand_id[j]), int(series.category_id[j]),
-                         int(series.hours[a]), int(series.hours[b - 1]) + 1, float(score[a:b, j].max())))
+            rows.append(
+                (
+                    series.names[j],
+                    int(series.brand_id[j]),
+                    int(series.category_id[j]),
+                    int(series.hours[a]),
+                    int(series.hours[b - 1]) + 1,
+                    float(score[a:b, j].max()),
+                )
+            )
     return pd.DataFrame(rows, columns=["series", "brand_id", "category_id", "start_hour", "end_hour", "peak_score"])
 
 
@@ -292,17 +330,27 @@ def current(detection: Detection, brand_id: int | None = None) -> pd.DataFrame:
         start = last
         while start > 0 and d.flags[start - 1, j]:
             start -= 1
-        rows.append((s.names[j], int(s.brand_id[j]), int(s.category_id[j]), float(d.score[last, j]),
-                     float(d.ratio[last, j]), pd.Timestamp(int(s.hours[start]) * HOUR, unit="s", tz="UTC"),
-                     last - start + 1))
-    frame = pd.DataFrame(rows, columns=["series", "brand_id", "category_id", "score", "ratio", "since",
-                                        "hours_trending"])
+        rows.append(
+            (
+                s.names[j],
+                int(s.brand_id[j]),
+                int(s.category_id[j]),
+                float(d.score[last, j]),
+                float(d.ratio[last, j]),
+                pd.Timestamp(int(s.hours[start]) * HOUR, unit="s", tz="UTC"),
+                last - start + 1,
+            )
+        )
+    frame = pd.DataFrame(
+        rows, columns=["series", "brand_id", "category_id", "score", "ratio", "since", "hours_trending"]
+    )
     frame["since"] = pd.to_datetime(frame["since"], utc=True)  # typed even when nothing trends
     return frame.sort_values("score", ascending=False, ignore_index=True)
 
 
-def trending_now(settings: Settings, rule: TrendingRule = TrendingRule(), brand_id: int | None = None,
-                 at: datetime | None = None) -> pd.DataFrame:
+def trending_now(
+    settings: Settings, rule: TrendingRule = TrendingRule(), brand_id: int | None = None, at: datetime | None = None
+) -> pd.DataFrame:
     """The trending list at ``at`` (default: the newest hour with reads), strongest first.
 
     Reads ``rule.lookback_days`` of hourly page views before ``at`` to warm each series'
@@ -318,7 +366,9 @@ def trending_now(settings: Settings, rule: TrendingRule = TrendingRule(), brand_
         end = pd.Timestamp(int(latest + 1) * HOUR, unit="s", tz="UTC")
     start = end - pd.Timedelta(days=rule.lookback_days)
     hourly = hourly_reads(settings, start.to_pydatetime(), end.to_pydatetime())
-    return current(detect(series_from_hourly(hourly, category_names(settings), articles(settings), rule), rule), brand_id)
+    return current(
+        detect(series_from_hourly(hourly, category_names(settings), articles(settings), rule), rule), brand_id
+    )
 
 
 def category_names(settings: Settings) -> dict[int, str]:
@@ -362,9 +412,18 @@ def score_bursts(detection: Detection, bursts: pd.DataFrame, grace_hours: int = 
     matched = np.zeros(len(ep), bool)
     for i, burst in b.iterrows():
         same_cat = ep["category_id"].to_numpy() == burst["category_id"]
-        overlap = (ep["start_hour"].to_numpy() < burst["end_hour"] + grace_hours) & (ep["end_hour"].to_numpy() > burst["start_hour"])
-        related = same_cat & overlap & ((ep["brand_id"].to_numpy() == burst["brand_id"]) | (ep["brand_id"].to_numpy() == 0)
-                                         | (burst["brand_id"] == 0))
+        overlap = (ep["start_hour"].to_numpy() < burst["end_hour"] + grace_hours) & (
+            ep["end_hour"].to_numpy() > burst["start_hour"]
+        )
+        related = (
+            same_cat
+            & overlap
+            & (
+                (ep["brand_id"].to_numpy() == burst["brand_id"])
+                | (ep["brand_id"].to_numpy() == 0)
+                | (burst["brand_id"] == 0)
+            )
+        )
         matched |= related
         own = related & (ep["brand_id"].to_numpy() == burst["brand_id"])
         if related.any():
@@ -389,7 +448,8 @@ def score_bursts(detection: Detection, bursts: pd.DataFrame, grace_hours: int = 
         "false_alarm_share": float((~matched).mean()) if len(ep) else 0.0,
         "false_alarms_per_series_day": false_alarms / max(series_days, 1e-9),
         "median_hours_to_detect": float(np.nanmedian(b.loc[strong & b["found"], "hours_to_detect"]))
-        if (strong & b["found"]).any() else float("nan"),
+        if (strong & b["found"]).any()
+        else float("nan"),
         "bursts": len(b),
         "bursts_2x": int(strong.sum()),
         "episodes": len(ep),
@@ -402,8 +462,11 @@ def score_bursts(detection: Detection, bursts: pd.DataFrame, grace_hours: int = 
 
 def recall_by_lift(per_burst: pd.DataFrame) -> pd.DataFrame:
     """The detection curve: bursts and the share found, by lift bin."""
-    return per_burst.groupby("lift_bin", sort=False).agg(bursts=("found", "size"), found=("found", "mean"),
-                                                         median_hours=("hours_to_detect", "median")).sort_index()
+    return (
+        per_burst.groupby("lift_bin", sort=False)
+        .agg(bursts=("found", "size"), found=("found", "mean"), median_hours=("hours_to_detect", "median"))
+        .sort_index()
+    )
 
 
 # --- the trainer the engine calls (rule kind) -----------------------------------------------------
@@ -420,17 +483,27 @@ def _panels(detection: Detection, per_burst: pd.DataFrame) -> list[dict]:
     volume = pd.Series(s.reads.mean(axis=0), index=s.names)
     picks = [n for n in counts.index if "@" not in n][:2] + [n for n in counts.index if "@" in n][:1]
     quiet = volume.reindex(counts.index).dropna().sort_values()
-    picks += [n for n in quiet.index if n not in picks][:PANELS - len(picks)]
+    picks += [n for n in quiet.index if n not in picks][: PANELS - len(picks)]
     panels = []
     for name in picks[:PANELS]:
         j = s.names.index(name)
         mine = per_burst[per_burst["series"] == name]
-        panels.append({
-            "series": name, "hours": s.hours.tolist(), "reads": s.reads[:, j].tolist(),
-            "expected": detection.expected[:, j].tolist(),
-            "bursts": [(int(a), int(b), float(c)) for a, b, c in mine[["start_hour", "end_hour", "lift"]].itertuples(index=False)],
-            "detected": [(int(a), int(b)) for a, b in ep.loc[ep["series"] == name, ["start_hour", "end_hour"]].itertuples(index=False)],
-        })
+        panels.append(
+            {
+                "series": name,
+                "hours": s.hours.tolist(),
+                "reads": s.reads[:, j].tolist(),
+                "expected": detection.expected[:, j].tolist(),
+                "bursts": [
+                    (int(a), int(b), float(c))
+                    for a, b, c in mine[["start_hour", "end_hour", "lift"]].itertuples(index=False)
+                ],
+                "detected": [
+                    (int(a), int(b))
+                    for a, b in ep.loc[ep["series"] == name, ["start_hour", "end_hour"]].itertuples(index=False)
+                ],
+            }
+        )
     return panels
 
 
@@ -456,32 +529,44 @@ class TrendingTrainer:
         try:
             bursts = oracle(ctx.settings, ctx.spec.oracle, None)
         except NoTruthError as err:
-            raise ModelValidationError(f"{ctx.spec.name} is scored against the generator's injected bursts and this "
-                                       f"data has none ({err}); its parameters cannot be judged") from None
+            raise ModelValidationError(
+                f"{ctx.spec.name} is scored against the generator's injected bursts and this "
+                f"data has none ({err}); its parameters cannot be judged"
+            ) from None
         rules = {"model": rule, "naive_ratio": NAIVE}
         champion = ctx.rival(version)
         if champion is not None:
             rules[f"champion_v{champion[0].version}"] = champion[1]
         metrics, found = {}, {}
-        with ctx.steps("evaluate", f"{ctx.spec.name}: detect over {series.reads.shape[1]} series x "
-                                   f"{len(series.hours):,} hours"):
+        with ctx.steps(
+            "evaluate", f"{ctx.spec.name}: detect over {series.reads.shape[1]} series x {len(series.hours):,} hours"
+        ):
             for who, r in rules.items():
                 detection = detect(series, r)
                 metrics[who], per_burst = score_bursts(detection, bursts)
                 if who == "model":
                     mine, found = detection, per_burst
         curve = recall_by_lift(found)
-        notes = [(f"judged by the oracle: the generator's {len(found)} injected bursts; a burst is found when an "
-                  "episode on its own series overlaps it (up to 6 hours after its end); an episode overlapping no "
-                  "burst of its category is a false alarm"),
-                 "lift = the series' expected reads with the burst over those without it (the generator's truth)",
-                 "recall by lift: " + ", ".join(f"{k}: {v['found']:.0%} of {int(v['bursts'])}"
-                                                for k, v in curve.iterrows())]
+        notes = [
+            (
+                f"judged by the oracle: the generator's {len(found)} injected bursts; a burst is found when an "
+                "episode on its own series overlaps it (up to 6 hours after its end); an episode overlapping no "
+                "burst of its category is a false alarm"
+            ),
+            "lift = the series' expected reads with the burst over those without it (the generator's truth)",
+            "recall by lift: " + ", ".join(f"{k}: {v['found']:.0%} of {int(v['bursts'])}" for k, v in curve.iterrows()),
+        ]
         first = pd.Timestamp(int(series.hours[0]) * HOUR, unit="s", tz="UTC")
-        holdout = (f"{series.reads.shape[1]} series x {len(series.hours):,} hours from {first:%Y-%m-%d} "
-                   f"({metrics['model']['bursts']} bursts, {metrics['model']['bursts_2x']} of 2x or more)")
-        extras = {"recall_by_lift": {k: {"bursts": int(v["bursts"]), "found": float(v["found"])}
-                                     for k, v in curve.iterrows()}, "activity": _panels(mine, found)}
+        holdout = (
+            f"{series.reads.shape[1]} series x {len(series.hours):,} hours from {first:%Y-%m-%d} "
+            f"({metrics['model']['bursts']} bursts, {metrics['model']['bursts_2x']} of 2x or more)"
+        )
+        extras = {
+            "recall_by_lift": {
+                k: {"bursts": int(v["bursts"]), "found": float(v["found"])} for k, v in curve.iterrows()
+            },
+            "activity": _panels(mine, found),
+        }
         return Evaluation(ctx.spec.name, version, ctx.spec.kind, None, metrics, holdout, notes=notes, extras=extras)
 
     def train(self, ctx: TrainContext) -> Trained:
@@ -490,15 +575,20 @@ class TrendingTrainer:
         evaluation = self._evaluation(ctx, series, self.rule, None)
         start = pd.Timestamp(int(series.hours[0]) * HOUR, unit="s", tz="UTC")
         end = pd.Timestamp(int(series.hours[-1] + 1) * HOUR, unit="s", tz="UTC")
-        lineage = {"rule": asdict(self.rule), "as_of": end.isoformat() if ctx.window.as_of is not None else None,
-                   "series": len(series.names), "hours": len(series.hours)}
+        lineage = {
+            "rule": asdict(self.rule),
+            "as_of": end.isoformat() if ctx.window.as_of is not None else None,
+            "series": len(series.names),
+            "hours": len(series.hours),
+        }
         return Trained(self.rule, evaluation, lineage, fingerprint, None, start.to_pydatetime(), end.to_pydatetime())
 
     def evaluate(self, ctx: TrainContext, version, model: TrendingRule) -> Evaluation:
         """Re-score a registered rule on the activity of its lineage."""
         series, fingerprint = self._series(ctx, ctx.lineage_as_of(version), model)
-        return ctx.note_rebuilt(self._evaluation(ctx, series, model, version.version), version, fingerprint,
-                                "activity series")
+        return ctx.note_rebuilt(
+            self._evaluation(ctx, series, model, version.version), version, fingerprint, "activity series"
+        )
 
 
 SPEC = ModelSpec(
@@ -506,13 +596,14 @@ SPEC = ModelSpec(
     kind="rule",
     feature_service=None,
     entity_key=("series",),
-    metrics=("f1_2x", "recall_2x", "precision", "false_alarms_per_series_day", "median_hours_to_detect",
-             "recall_all"),
+    metrics=("f1_2x", "recall_2x", "precision", "false_alarms_per_series_day", "median_hours_to_detect", "recall_all"),
     trainer=TrendingTrainer(),
     route="/v1/trending",
     current=trending_now,
     oracle="trending",
     description="Which categories (overall and per brand) are reading far above their own baseline right now?",
-    label_description=("a burst = hours in which a category's reads rise above what its own decayed, "
-                       "hour-of-week share of its parent's reads predicts (Poisson and own-noise tests, volume floor)"),
+    label_description=(
+        "a burst = hours in which a category's reads rise above what its own decayed, "
+        "hour-of-week share of its parent's reads predicts (Poisson and own-noise tests, volume floor)"
+    ),
 )
