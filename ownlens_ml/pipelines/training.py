@@ -11,6 +11,7 @@ current champion and the oracle. Other kinds bring their own trainer (``spec.tra
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.inspection import permutation_importance
 
 from ownlens_ml import registry
@@ -341,7 +343,9 @@ def evaluate_holdout(
     x_train, y_train = prepared.xy("train")
     x_test, y_test = prepared.xy("test")
     scores = {"model": kind.predict(model, x_test)}
-    with steps("baselines", f"{spec.name}: baselines on the same split"):
+    with steps("baselines", f"{spec.name}: baselines on the same split"), warnings.catch_warnings():
+        # the baselines are untuned on purpose: a network that stops at its iteration cap is one of them
+        warnings.simplefilter("ignore", ConvergenceWarning)
         for name, baseline in kind.baselines(SEED).items():
             scores[name] = kind.predict(baseline.fit(x_train, y_train), x_test)
         if spec.extra_baselines is not None:
